@@ -1,0 +1,36 @@
+# Two commands for a fresh machine: `make app` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export HOLIDAYS_DIR ?= $(CURDIR)/data/holidays
+
+.PHONY: app test install index lint clean
+
+install: $(STAMP)
+
+# Reinstall only when a requirements file changes: a second `make` costs nothing.
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+index: $(STAMP)
+	$(PY) -m search_lab.build_index --if-missing
+
+app: $(STAMP)
+	-$(MAKE) --no-print-directory index
+	$(VENV)/bin/streamlit run app.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf outputs .cache indexes

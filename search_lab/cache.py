@@ -1,0 +1,110 @@
+"""On-disk feature cache keyed by everything the vectors depend on; writes are atomic.
+
+A key hashes the dataset fingerprint (file names, sizes, mtimes) and the feature's name and
+parameters, so changing the metric or index reuses features and changing any feature parameter
+re-extracts. Concurrent jobs needing the same features take a file lock: one extracts, the
+others wait and read its result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1  # bump when the extraction code changes what vectors mean
+
+
+@dataclass
+class Features:
+    """Descriptors of a collection: row i of ``vectors`` belongs to ``names[i]``.
+
+    ``skipped`` maps each unreadable file's name to the reason it was skipped.
+    """
+
+    names: list[str]
+    vectors: np.ndarray
+    skipped: dict[str, str]
+    seconds: float = 0.0
+
+
+def cache_key(**parts: Any) -> str:
+    """Stable hash of JSON-serialisable ``parts`` (sorted keys)."""
+    blob = json.dumps({"v": FORMAT_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class FeatureCache:
+    """Feature matrices stored as ``<dir>/<key>.npz`` with a checksum that detects corruption."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory)
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.npz"
+
+    @contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Exclusive lock for extracting ``key`` (other processes wait for it)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.directory / f"{key}.lock")):
+            yield
+
+    def get(self, key: str) -> Features | None:
+        """Cached features for ``key``, or None if absent; a corrupt file is removed and ignored."""
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                vectors = data["vectors"]
+                meta = json.loads(bytes(data["meta"]).decode())
+            if hashlib.sha256(vectors.tobytes()).hexdigest() != meta["sha256"]:
+                raise ValueError("checksum mismatch")
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+            log.warning("feature cache file %s is corrupt (%s): extracting again", path, err)
+            path.unlink(missing_ok=True)
+            return None
+        return Features(meta["names"], vectors, meta["skipped"], meta.get("seconds", 0.0))
+
+    def put(self, key: str, features: Features) -> None:
+        """Store ``features`` under ``key`` atomically."""
+        vectors = np.ascontiguousarray(features.vectors, dtype=np.float32)
+        meta = {
+            "names": features.names,
+            "skipped": features.skipped,
+            "seconds": features.seconds,
+            "sha256": hashlib.sha256(vectors.tobytes()).hexdigest(),
+        }
+        buffer = io.BytesIO()
+        np.savez(buffer, vectors=vectors, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+        atomic_write_bytes(self.path(key), buffer.getvalue())

@@ -1,0 +1,213 @@
+"""A built search engine: features + post-processing + index, saved as a self-describing folder.
+
+``build_engine(cfg)`` indexes a dataset; ``engine.save(dir)`` writes the index files, the item
+names, the resolved config, the post-processing state, the dimension, the build time and the
+dataset fingerprint, atomically; ``SearchEngine.load(dir)`` checks all of it and answers queries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_lab import __version__
+from search_lab.cache import FeatureCache
+from search_lab.data import load_dataset
+from search_lab.errors import IndexMismatchError
+from search_lab.extract import build_extractor, cached_features, load_for
+from search_lab.features import Extractor
+from search_lab.indexes import Index, search_views
+from search_lab.postprocess import PostProcessor
+from search_lab.results import read_json, write_json
+
+MANIFEST = "manifest.json"
+POST_STATE = "post.npz"
+FORMAT = 1
+
+
+@dataclass
+class Hit:
+    """One search result: rank (from 1), item id, file name relative to the root, distance."""
+
+    rank: int
+    id: int
+    name: str
+    distance: float
+
+
+@dataclass
+class SearchEngine:
+    """An index over a collection plus everything needed to turn a query image into a vector."""
+
+    manifest: dict[str, Any]
+    index: Index
+    post: PostProcessor
+    _extractor: Extractor | None = field(default=None, repr=False)
+
+    @property
+    def names(self) -> list[str]:
+        return self.manifest["names"]
+
+    @property
+    def root(self) -> Path:
+        return Path(self.manifest["root"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.manifest["config"]
+
+    @property
+    def extractor(self) -> Extractor:
+        """The feature extractor the index was built with (created on first use)."""
+        if self._extractor is None:
+            self._extractor = build_extractor(self.config["feature"])
+        return self._extractor
+
+    def describe(self) -> str:
+        """The configuration in plain words, e.g. ``hsv features, cosine distance, exact search``."""
+        index = self.config["index"]
+        extra = f" ({index['n_trees']} trees)" if "n_trees" in index else ""
+        return (f"{self.config['feature']['name']} features, {self.config['metric']['name']} distance, "
+                f"{index['name']} search{extra}, {len(self.names)} images")
+
+    def vectorize(self, source: str | os.PathLike | bytes, rotations: bool = False) -> list[np.ndarray]:
+        """Post-processed descriptor of a query image (and of its 90/180/270-degree turns)."""
+        turns = (0, 1, 2, 3) if rotations else (0,)
+        images = [load_for(self.extractor, source, t) for t in turns]
+        return [self.post.transform(v) for v in self.extractor.extract_batch(images)]
+
+    def search_vectors(self, views: list[np.ndarray], k: int) -> list[Hit]:
+        """Top-k hits for a query given as one or more post-processed views."""
+        ids, dists = search_views(self.index, [np.atleast_2d(v) for v in views], k)
+        return [Hit(r + 1, int(i), self.names[int(i)], float(d)) for r, (i, d) in enumerate(zip(ids[0], dists[0]))]
+
+    def query(self, source: str | os.PathLike | bytes, k: int = 10, *, rotations: bool = False) -> tuple[list[Hit], float]:
+        """Top-k hits for an image file or bytes, and the seconds taken (extraction included)."""
+        start = time.perf_counter()
+        hits = self.search_vectors(self.vectorize(source, rotations), k)
+        return hits, time.perf_counter() - start
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the engine into ``directory`` atomically: built in a temporary folder, then renamed."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+        try:
+            self.index.save(tmp)
+            np.savez(tmp / POST_STATE, **self.post.state)
+            write_json(tmp / MANIFEST, self.manifest)  # written last: its presence marks completeness
+            _replace_dir(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, *, expect: dict[str, Any] | None = None) -> SearchEngine:
+        """Load and check an engine folder; ``expect`` may pin ``feature``, ``metric`` or ``dim``.
+
+        Raises
+        ------
+        IndexMismatchError
+            If the folder is incomplete, of another format, or does not match ``expect``.
+        """
+        directory = Path(directory)
+        if not (directory / MANIFEST).is_file():
+            raise IndexMismatchError(
+                f"{directory} is not a built index (no {MANIFEST}); build one with `python -m search_lab.build_index`"
+            )
+        manifest = read_json(directory / MANIFEST)
+        if manifest.get("format") != FORMAT:
+            raise IndexMismatchError(f"{directory} has index format {manifest.get('format')}, expected {FORMAT}")
+        _check_expectations(directory, manifest, expect or {})
+        cfg = manifest["config"]
+        from search_lab.evaluate import make_index, make_post
+
+        index = make_index(cfg)
+        index.load(directory)
+        if index.dim != manifest["dim"] or index.size != len(manifest["names"]):
+            raise IndexMismatchError(
+                f"{directory}: index holds {index.size} vectors of dimension {index.dim}, manifest says "
+                f"{len(manifest['names'])} of dimension {manifest['dim']}"
+            )
+        post = make_post(cfg)
+        with np.load(directory / POST_STATE) as state:
+            post.state = {k: state[k] for k in state.files}
+        return cls(manifest, index, post)
+
+
+def _check_expectations(directory: Path, manifest: dict[str, Any], expect: dict[str, Any]) -> None:
+    """Raise IndexMismatchError naming the first expected value the manifest contradicts."""
+    actual = {
+        "feature": manifest["config"]["feature"],
+        "metric": manifest["config"]["metric"]["name"],
+        "dim": manifest["dim"],
+    }
+    for key, wanted in expect.items():
+        if wanted is not None and actual[key] != wanted:
+            raise IndexMismatchError(f"{directory} was built with {key} {actual[key]!r}, but {wanted!r} was asked for")
+
+
+def _replace_dir(tmp: Path, directory: Path) -> None:
+    """Move ``tmp`` to ``directory``, replacing an older one; a reader never sees a half-built folder."""
+    old = None
+    if directory.exists():
+        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_engine(cfg: dict[str, Any]) -> SearchEngine:
+    """Extract (or read cached) features of the configured dataset and index them."""
+    from search_lab.evaluate import check_config, make_index, make_post
+
+    check_config(cfg)
+    data = load_dataset(cfg["dataset"]["root"], layout=cfg["dataset"].get("layout", "auto"))
+    cache = FeatureCache(cfg["cache_dir"]) if cfg.get("cache_dir") else None
+    fingerprint = data.fingerprint()
+    feats, _ = cached_features(
+        cache, data.root, data.names, fingerprint, cfg["feature"],
+        workers=cfg.get("workers"), progress=cfg.get("progress", True),
+    )
+    start = time.perf_counter()
+    post = make_post(cfg)
+    vectors = post.fit_transform(feats.vectors)
+    index = make_index(cfg)
+    index.build(vectors)
+    manifest = {
+        "format": FORMAT,
+        "version": __version__,
+        "config": cfg,
+        "root": str(data.root.resolve()),
+        "names": feats.names,
+        "skipped": feats.skipped,
+        "dim": int(vectors.shape[1]),
+        "fingerprint": fingerprint,
+        "build_s": time.perf_counter() - start,
+        "extract_s": feats.seconds,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    return SearchEngine(manifest, index, post)
+
+
+def list_engines(parent: str | os.PathLike) -> list[Path]:
+    """Index folders under ``parent`` that hold a manifest, sorted by name."""
+    parent = Path(parent)
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir() if (p / MANIFEST).is_file() and not p.name.startswith("."))
+
+
+def manifest_of(directory: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of an index folder (without loading the index)."""
+    return json.loads((Path(directory) / MANIFEST).read_text())

@@ -1,0 +1,141 @@
+"""Evaluate one configuration on a retrieval dataset: ``python -m search_lab.evaluate [overrides]``.
+
+Extracts (or reads cached) features, applies the post-processing chain, builds the configured
+index, ranks the collection for every query and writes ``metrics.json`` and ``rankings.dat``
+into the Hydra output folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+
+from search_lab import indexes
+from search_lab.cache import FeatureCache
+from search_lab.data import Dataset, load_dataset
+from search_lab.errors import ConfigError
+from search_lab.extract import build_extractor, cached_features
+from search_lab.indexes import Index, search_views
+from search_lab.metrics import score_rankings
+from search_lab.postprocess import PostProcessor
+from search_lab.results import METRICS_FILE, RANKINGS_FILE, summary_lines, write_json, write_rankings
+
+log = logging.getLogger(__name__)
+
+
+def check_config(cfg: dict[str, Any]) -> None:
+    """Fail before any work on values no component would accept (each raises ConfigError)."""
+    ks = cfg["eval"]["k"]
+    if not ks or any(not isinstance(k, int) or k <= 0 for k in ks):
+        raise ConfigError(f"eval.k must be a list of positive integers, got {ks}")
+    depth = cfg["eval"].get("depth")
+    if depth is not None and (not isinstance(depth, int) or depth <= 0):
+        raise ConfigError(f"eval.depth must be a positive integer or null, got {depth}")
+    build_extractor(cfg["feature"])
+    make_index(cfg)
+    make_post(cfg)
+
+
+def make_index(cfg: dict[str, Any]) -> Index:
+    """The empty index described by ``cfg["index"]`` and ``cfg["metric"]``."""
+    params = dict(cfg["index"])
+    return indexes.create(params.pop("name"), metric=cfg["metric"]["name"], **params)
+
+
+def make_post(cfg: dict[str, Any]) -> PostProcessor:
+    """The (unfitted) post-processing chain described by ``cfg["post"]``."""
+    try:
+        return PostProcessor(**cfg.get("post", {}))
+    except TypeError as err:
+        raise ConfigError(f"post: {err}") from err
+
+
+def rotated_queries(cfg, data, cache, names, post) -> list[np.ndarray]:
+    """Post-processed query descriptors for 1, 2 and 3 quarter turns (rotation-robust search)."""
+    out = []
+    for turns in (1, 2, 3):
+        feats, _ = cached_features(
+            cache, data.root, names, data.fingerprint(), cfg["feature"],
+            rotation=turns, workers=cfg.get("workers"), progress=cfg.get("progress", True),
+        )
+        rows = {n: i for i, n in enumerate(feats.names)}
+        out.append(post.transform(feats.vectors[[rows[n] for n in names]]))
+    return out
+
+
+def run(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """Evaluate ``cfg`` and write its results into ``out_dir``; returns the metrics dict."""
+    check_config(cfg)
+    data = load_dataset(cfg["dataset"]["root"], layout=cfg["dataset"].get("layout", "auto"))
+    cache = FeatureCache(cfg["cache_dir"]) if cfg.get("cache_dir") else None
+    t0 = time.perf_counter()
+    feats, cached = cached_features(
+        cache, data.root, data.names, data.fingerprint(), cfg["feature"],
+        workers=cfg.get("workers"), progress=cfg.get("progress", True),
+    )
+    extract_s = time.perf_counter() - t0
+    if len(feats.names) == 0:
+        raise ConfigError(f"no image of {data.root} could be read")
+
+    t0 = time.perf_counter()
+    post = make_post(cfg)
+    vectors = post.fit_transform(feats.vectors)
+    index = make_index(cfg)
+    index.build(vectors)
+    build_s = time.perf_counter() - t0
+
+    metrics, rankings = search_and_score(cfg, data, feats.names, vectors, index, post, cache)
+    metrics.update(
+        n_images=len(feats.names), n_skipped=len(feats.skipped), skipped=feats.skipped,
+        features_cached=cached, extract_s=extract_s, build_s=build_s, dim=int(vectors.shape[1]),
+        config=cfg,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_rankings(out_dir / RANKINGS_FILE, rankings)
+    write_json(out_dir / METRICS_FILE, metrics)
+    print("\n".join([f"results in {out_dir}", *summary_lines(metrics)]))
+    return metrics
+
+
+def search_and_score(cfg, data: Dataset, names, vectors, index, post, cache) -> tuple[dict, list]:
+    """Rank the collection for every readable query and score the rankings."""
+    row = {name: i for i, name in enumerate(names)}
+    queries = [q for q in data.queries if data.names[q] in row]
+    if len(queries) < len(data.queries):
+        log.warning("%d queries could not be read and are left out", len(data.queries) - len(queries))
+    query_names = [data.names[q] for q in queries]
+    views = [vectors[[row[n] for n in query_names]]]
+    if cfg["eval"].get("rotations"):
+        views += rotated_queries(cfg, data, cache, query_names, post)
+    depth = min((cfg["eval"].get("depth") or len(names)) + 1, len(names))
+
+    t0 = time.perf_counter()
+    ids, _ = search_views(index, views, depth)
+    search_s = time.perf_counter() - t0
+
+    id_of = {name: i for i, name in enumerate(data.names)}
+    dataset_ids = np.array([id_of[n] for n in names])
+    ranked = {q: [int(i) for i in dataset_ids[r] if i != q] for q, r in zip(queries, ids, strict=True)}
+    metrics = score_rankings(ranked, {q: data.relevant[q] for q in queries}, cfg["eval"]["k"])
+    metrics["per_query_ap"] = {data.names[q]: ap for q, ap in metrics.pop("ap").items()}
+    metrics["search_s"] = search_s
+    rankings = [(data.names[q], [data.names[i] for i in ranked[q]]) for q in queries]
+    return metrics, rankings
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    """Hydra entry point; returns mAP for sweepers that optimise it."""
+    from search_lab.cli import run_job
+
+    return run_job(run, cfg)["map"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Colour features: HSV histograms computed through a precomputed RGB-to-bin lookup table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+from search_lab.errors import ConfigError
+from search_lab.features.base import Extractor, register
+
+LUT_BITS = 7  # RGB quantised to 7 bits per channel before the lookup: 2**21 table entries
+LAYOUTS = ("global", "grid2x2", "grid3x3", "center_surround")
+MODES = ("joint", "marginal")
+
+
+def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
+    """HSV of an (..., 3) float array in [0, 1]; hue in [0, 1), saturation and value in [0, 1]."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    value = rgb.max(axis=-1)
+    chroma = value - rgb.min(axis=-1)
+    safe = np.where(chroma > 0, chroma, 1.0)
+    hue = np.where(
+        value == r, ((g - b) / safe) % 6.0, np.where(value == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0)
+    )
+    hue = np.where(chroma > 0, hue / 6.0, 0.0) % 1.0
+    saturation = np.where(value > 0, chroma / np.where(value > 0, value, 1.0), 0.0)
+    return np.stack([hue, saturation, value], axis=-1)
+
+
+@lru_cache(maxsize=8)
+def bin_lut(bins: tuple[int, int, int]) -> np.ndarray:
+    """Joint HSV bin of every 7-bit-quantised RGB colour, as a flat uint16 table of 2**21 entries.
+
+    Built once per process and per bin setting; an image's histogram is then one table lookup
+    and one ``bincount``, which keeps extraction close to JPEG decoding speed.
+    """
+    levels = 1 << LUT_BITS
+    centres = (np.arange(levels, dtype=np.float32) + 0.5) / levels
+    r, g, b = np.meshgrid(centres, centres, centres, indexing="ij")
+    hsv = rgb_to_hsv(np.stack([r, g, b], axis=-1).reshape(-1, 3))
+    nh, ns, nv = bins
+    h = np.floor(hsv[:, 0] * nh).astype(np.int64) % nh
+    s = np.minimum(np.floor(hsv[:, 1] * ns).astype(np.int64), ns - 1)
+    v = np.minimum(np.floor(hsv[:, 2] * nv).astype(np.int64), nv - 1)
+    return ((h * ns + s) * nv + v).astype(np.uint16)
+
+
+def bin_image(image: np.ndarray, bins: tuple[int, int, int]) -> np.ndarray:
+    """Joint HSV bin index of every pixel of an (H, W, 3) uint8 RGB image, shape (H, W)."""
+    q = (image >> (8 - LUT_BITS)).astype(np.uint32)
+    index = (q[..., 0] << (2 * LUT_BITS)) | (q[..., 1] << LUT_BITS) | q[..., 2]
+    return bin_lut(bins)[index]
+
+
+@lru_cache(maxsize=32)
+def region_map(height: int, width: int, layout: str) -> tuple[np.ndarray, int]:
+    """Region label of every pixel for a spatial layout, and the number of regions.
+
+    ``center_surround`` is an ellipse covering the middle of the image plus the four corner
+    quadrants outside it (five regions), a layout that keeps the subject apart from the background.
+    """
+    rows, cols = np.mgrid[0:height, 0:width]
+    if layout == "global":
+        return np.zeros((height, width), np.int64), 1
+    if layout.startswith("grid"):
+        n = int(layout[4])
+        labels = (rows * n // height) * n + cols * n // width
+        return labels.astype(np.int64), n * n
+    cy, cx = (height - 1) / 2, (width - 1) / 2
+    inside = ((rows - cy) / (0.75 * height / 2)) ** 2 + ((cols - cx) / (0.75 * width / 2)) ** 2 <= 1
+    quadrant = (rows > cy).astype(np.int64) * 2 + (cols > cx) + 1
+    return np.where(inside, 0, quadrant).astype(np.int64), 5
+
+
+@register("hsv")
+class HSVHistogram(Extractor):
+    """HSV colour histogram: joint 3-D or per-channel marginals, optionally per spatial region.
+
+    Parameters
+    ----------
+    bins : sequence of 3 ints
+        Bins for hue, saturation and value.
+    mode : {"joint", "marginal"}
+        One joint histogram of ``prod(bins)`` cells, or three concatenated 1-D histograms.
+    layout : {"global", "grid2x2", "grid3x3", "center_surround"}
+        Spatial regions whose histograms are concatenated.
+    sqrt : bool
+        Square-root (Hellinger) mapping of the normalised histogram.
+    max_side : int
+        Images are decoded no larger than this: colour statistics need no more.
+
+    Each region's histogram sums to 1 and the concatenation is divided by the number of
+    regions, so the vector sums to 1 before the optional square root.
+    """
+
+    def __init__(
+        self,
+        *,
+        bins: Sequence[int] = (8, 12, 3),
+        mode: str = "joint",
+        layout: str = "global",
+        sqrt: bool = True,
+        max_side: int = 512,
+    ) -> None:
+        bins = tuple(int(b) for b in bins)
+        if len(bins) != 3 or min(bins) <= 0:
+            raise ConfigError(f"hsv: bins must be three positive integers (H, S, V), got {list(bins)}")
+        if bins[0] * bins[1] * bins[2] > 65535:
+            raise ConfigError(f"hsv: at most 65535 joint bins, got {list(bins)}")
+        if mode not in MODES:
+            raise ConfigError(f"hsv: unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+        if layout not in LAYOUTS:
+            raise ConfigError(f"hsv: unknown layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
+        if max_side <= 0:
+            raise ConfigError(f"hsv: max_side must be positive, got {max_side}")
+        self.bins, self.mode, self.layout, self.sqrt = bins, mode, layout, bool(sqrt)
+        self.max_side = int(max_side)
+
+    def extract(self, image: np.ndarray) -> np.ndarray:
+        """Histogram vector of one (H, W, 3) uint8 RGB image; sums to 1 before ``sqrt``."""
+        n_bins = self.bins[0] * self.bins[1] * self.bins[2]
+        labels, n_regions = region_map(image.shape[0], image.shape[1], self.layout)
+        codes = bin_image(image, self.bins).astype(np.int64)
+        if n_regions > 1:
+            codes += labels * n_bins
+        hist = np.bincount(codes.ravel(), minlength=n_regions * n_bins).reshape(n_regions, *self.bins)
+        if self.mode == "marginal":
+            hist = np.concatenate([hist.sum(axis=(2, 3)), hist.sum(axis=(1, 3)), hist.sum(axis=(1, 2))], 1)
+        hist = hist.reshape(n_regions, -1).astype(np.float64)
+        hist /= np.maximum(hist.sum(axis=1, keepdims=True), 1.0) * n_regions
+        if self.mode == "marginal":
+            hist /= 3.0
+        out = hist.ravel()
+        return (np.sqrt(out) if self.sqrt else out).astype(np.float32)

@@ -1,0 +1,82 @@
+"""The one results writer and reader: metrics.json, rankings.dat (Holidays format), summaries.
+
+Every file is written atomically (temporary file, then rename), so an interrupted run never
+leaves a half-written result that a sweep or the app would read as finished.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from search_lab.cache import atomic_write_bytes
+
+METRICS_FILE = "metrics.json"
+RANKINGS_FILE = "rankings.dat"
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf become null, numpy scalars and tuples become plain values."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: str | Path, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    path = Path(path)
+    atomic_write_bytes(path, (json.dumps(_clean(data), indent=2) + "\n").encode())
+    return path
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    """Read a JSON file written by :func:`write_json`."""
+    return json.loads(Path(path).read_text())
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` atomically (tables, reports)."""
+    path = Path(path)
+    atomic_write_bytes(path, text.encode())
+    return path
+
+
+def rankings_lines(rankings: Iterable[tuple[str, Sequence[str]]]) -> str:
+    """Holidays result format: ``QUERY 0 IMG0 1 IMG1 ...`` per query, ranks from 0."""
+    lines = []
+    for query, results in rankings:
+        pairs = " ".join(f"{rank} {name}" for rank, name in enumerate(results))
+        lines.append(f"{query} {pairs}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def write_rankings(path: str | Path, rankings: Iterable[tuple[str, Sequence[str]]]) -> Path:
+    """Write rankings (query name, result names best first) in the official Holidays format."""
+    return write_text(path, rankings_lines(rankings))
+
+
+def summary_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """A one-screen human summary of a metrics dict."""
+    ks = list(metrics.get("precision_at", {}))
+    lines = [
+        f"mAP            {metrics['map']:.4f}   ({metrics['n_queries']} queries, "
+        f"{metrics['n_images']} images, {metrics['n_skipped']} skipped)",
+        "precision@k    " + "  ".join(f"@{k} {metrics['precision_at'][k]:.4f}" for k in ks),
+        "recall@k       " + "  ".join(f"@{k} {metrics['recall_at'][k]:.4f}" for k in ks),
+    ]
+    if "ann_recall_at" in metrics:
+        lines.append("ANN recall@k   " + "  ".join(f"@{k} {v:.4f}" for k, v in metrics["ann_recall_at"].items()))
+    timing = "  ".join(f"{key[:-2]} {metrics[key]:.2f}s" for key in ("extract_s", "build_s", "search_s") if key in metrics)
+    lines.append(f"time           {timing}")
+    if metrics.get("skipped"):
+        lines.append("skipped        " + ", ".join(sorted(metrics["skipped"])))
+    return lines
