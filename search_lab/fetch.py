@@ -377,12 +377,16 @@ def _extract_tar(archive: Path, staging: Path) -> int:
     with tarfile.open(archive, "r:*") as tar:
         for member in tar:
             _check_member(member.name, archive)
-            if member.issym() or member.islnk() or not (member.isfile() or member.isdir()):
+            if not (member.isfile() or member.isdir()):  # links, devices, fifos
                 raise DatasetError(f"{archive}: refusing link or special member {member.name!r}")
             image = _image_name(member.name) if member.isfile() else None
             if image is not None:
                 _write_new(tar.extractfile(member), staging / image, archive)
                 count += 1
+        # tarfile stops at the first empty header; reading the compressed stream to its end
+        # makes a truncated or damaged .tar.gz fail (EOFError, CRC) instead of passing short.
+        while tar.fileobj is not None and tar.fileobj.read(1 << 20):
+            pass
     return count
 
 

@@ -240,3 +240,15 @@ def _scale_float(values: np.ndarray) -> np.ndarray:
     if clean.size and clean.min() >= 0.0 and clean.max() <= 1.0:
         clean = clean * 255.0
     return np.rint(np.clip(clean, 0.0, 255.0)).astype(np.uint8)
+
+
+def shrink(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """An already-loaded (H, W, 3) image shrunk, as ``load_image`` would, so neither side exceeds ``max_side``.
+
+    Used when one decoded image serves extractors that need different sizes (``combo``).
+    """
+    if max_side is None or max(image.shape[:2]) <= max_side:
+        return image
+    img = Image.fromarray(np.ascontiguousarray(image))
+    img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    return np.asarray(img)

@@ -117,7 +117,7 @@ def server(blobs: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> Iterator
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
     state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield state
     httpd.shutdown()
@@ -146,7 +146,9 @@ def test_fetch_downloads_and_extracts_flat(server: Server, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("remove_root", [False, True])
-def test_second_fetch_downloads_nothing(server: Server, tmp_path: Path, remove_root: bool) -> None:
+def test_second_fetch_downloads_nothing(
+    server: Server, tmp_path: Path, remove_root: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "holidays"
     fetch(root, archives=server.archives())
     seen = len(server.requests)
@@ -154,6 +156,8 @@ def test_second_fetch_downloads_nothing(server: Server, tmp_path: Path, remove_r
         for path in root.iterdir():
             path.unlink()
         root.rmdir()
+    else:  # a complete root is not even extracted again
+        monkeypatch.setattr(fetch_mod, "_extract_to", None)
     assert fetch(root, archives=server.archives()) == 3
     assert len(server.requests) == seen
     assert _images(root) == ARCHIVE_1 | ARCHIVE_2

@@ -317,6 +317,41 @@ def _build_lite(weights: str | None) -> torch.nn.Module:
     return model
 
 
+def _fuse_lite(model: torch.nn.Module) -> torch.nn.Module:
+    """Fold every BatchNorm of an eval-mode EfficientNet-Lite into its conv, in place.
+
+    Same outputs (up to float rounding), about a third less time on CPU: no BatchNorm passes, and
+    stride-1 convs use PyTorch's own symmetric padding -- identical to TF "same" padding for odd
+    kernels -- instead of an explicit ``F.pad`` copy of the input.
+    """
+    import torch
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    def fused(conv: torch.nn.Conv2d, bn: torch.nn.BatchNorm2d) -> torch.nn.Conv2d:
+        conv = fuse_conv_bn_eval(conv, bn)
+        k = conv.kernel_size[0]
+        if tuple(conv.stride) != (1, 1) or k % 2 == 0 or conv.kernel_size[1] != k or k == 1:
+            return conv  # 1x1 convs need no padding; strided ones need TF's asymmetric padding
+        plain = torch.nn.Conv2d(
+            conv.in_channels, conv.out_channels, k, padding=k // 2, groups=conv.groups
+        )
+        plain.weight, plain.bias = conv.weight, conv.bias
+        return plain.eval()
+
+    model.eval()
+    model._conv_stem = fused(model._conv_stem, model._bn0)
+    model._conv_head = fused(model._conv_head, model._bn1)
+    model._bn0 = model._bn1 = torch.nn.Identity()
+    for block in model._blocks:
+        if hasattr(block, "_expand_conv"):
+            block._expand_conv = fused(block._expand_conv, block._bn0)
+            block._bn0 = torch.nn.Identity()
+        block._depthwise_conv = fused(block._depthwise_conv, block._bn1)
+        block._project_conv = fused(block._project_conv, block._bn2)
+        block._bn1 = block._bn2 = torch.nn.Identity()
+    return model
+
+
 def _build_torchvision(backbone: str, weights: str | None, download: bool) -> torch.nn.Module:
     from torchvision.models import get_model, get_model_weights
 
@@ -345,7 +380,7 @@ def _trunk(backbone: str, layer: str, model: torch.nn.Module) -> Forward:
     import torch
 
     if backbone == "efficientnet_lite0":
-        return model.extract_features
+        return _fuse_lite(model).extract_features
     if backbone == "resnet50":
         parts = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
         parts = parts[: parts.index(layer) + 1]
@@ -373,6 +408,8 @@ def load_model(
         Maps a (N, 3, H, W) float32 batch to (N, C, h, w) feature maps (conv layers) or (N, D)
         activations (fully connected layers).
     """
+    import torch
+
     spec = BACKBONES[backbone]
     layer = layer or spec.default_layer
     key = (backbone, _weights_key(weights), layer)
@@ -383,6 +420,8 @@ def load_model(
             else:
                 model = _build_torchvision(backbone, weights, download)
             model.eval()
+            # NHWC is markedly faster for oneDNN convolutions on CPU (depthwise ones above all)
+            model.to(memory_format=torch.channels_last)
             trunk = _trunk(backbone, layer, model)
             if hasattr(trunk, "eval"):
                 trunk.eval()
@@ -529,7 +568,9 @@ class CNNFeature(Extractor):
 
     def _describe(self, batch: torch.Tensor) -> np.ndarray:
         """(N, dim) unnormalised descriptors of one batch of same-shape inputs."""
-        features = self._forward(batch)
+        import torch
+
+        features = self._forward(batch.contiguous(memory_format=torch.channels_last))
         if features.ndim == 4:
             features = pool(features, self.pooling, self.gem_p)
         return features.float().numpy()

@@ -92,7 +92,7 @@ class HSVHistogram(Extractor):
         Images are decoded no larger than this: colour statistics need no more.
 
     Each region's histogram sums to 1 and the concatenation is divided by the number of
-    regions, so the vector sums to 1 before the optional square root.
+    regions (and by 3 for the marginals), so the vector sums to 1 before the optional square root.
     """
 
     def __init__(
@@ -129,8 +129,6 @@ class HSVHistogram(Extractor):
         if self.mode == "marginal":
             hist = np.concatenate([hist.sum(axis=(2, 3)), hist.sum(axis=(1, 3)), hist.sum(axis=(1, 2))], 1)
         hist = hist.reshape(n_regions, -1).astype(np.float64)
-        hist /= np.maximum(hist.sum(axis=1, keepdims=True), 1.0) * n_regions
-        if self.mode == "marginal":
-            hist /= 3.0
+        hist /= np.maximum(hist.sum(axis=1, keepdims=True), 1.0) * n_regions  # marginals: 3x pixels
         out = hist.ravel()
         return (np.sqrt(out) if self.sqrt else out).astype(np.float32)

@@ -1,0 +1,52 @@
+"""Shared fixtures: the Holidays subset, composed configs, a private feature cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+@pytest.fixture(scope="session")
+def holidays_dir() -> Path:
+    """The dataset named by HOLIDAYS_DIR; skipped when absent, except in CI where that fails."""
+    value = os.environ.get("HOLIDAYS_DIR")
+    path = Path(value) if value else None
+    if path is None or not path.is_dir():
+        reason = f"HOLIDAYS_DIR is unset or not a folder ({value!r}); point it at holidays-small"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs the dataset: {reason}")
+        pytest.skip(reason)
+    return path
+
+
+def compose_config(overrides: list[str], name: str = "config") -> dict[str, Any]:
+    """Resolved plain-dict config from ``conf/`` with Hydra's compose API."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, holidays_dir: Path):
+    """Factory for configs on the real dataset with a private cache and no progress bar."""
+
+    def make(*overrides: str, cache: Path | None = None, name: str = "config") -> dict[str, Any]:
+        return compose_config(
+            [
+                f"dataset.root={holidays_dir}",
+                f"cache_dir={cache or tmp_path / 'cache'}",
+                "progress=false",
+                *overrides,
+            ],
+            name,
+        )
+
+    return make

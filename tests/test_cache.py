@@ -1,0 +1,46 @@
+"""Feature cache: keys, atomic writes, corruption detection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search_lab.cache import FeatureCache, Features, cache_key
+
+
+def sample() -> Features:
+    return Features(["a.jpg", "b.jpg"], np.arange(6, dtype=np.float32).reshape(2, 3), {"c.jpg": "truncated"}, 1.5)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    cache = FeatureCache(tmp_path)
+    cache.put("k", sample())
+    got = cache.get("k")
+    assert got.names == ["a.jpg", "b.jpg"] and got.skipped == {"c.jpg": "truncated"}
+    np.testing.assert_array_equal(got.vectors, sample().vectors)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_key_depends_on_every_part() -> None:
+    base = cache_key(fingerprint="f", feature={"name": "hsv", "bins": [8, 12, 3]})
+    assert base == cache_key(feature={"bins": [8, 12, 3], "name": "hsv"}, fingerprint="f")
+    assert base != cache_key(fingerprint="f", feature={"name": "hsv", "bins": [8, 12, 4]})
+    assert base != cache_key(fingerprint="g", feature={"name": "hsv", "bins": [8, 12, 3]})
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupt_file_is_detected_and_removed(tmp_path: Path, damage: str) -> None:
+    cache = FeatureCache(tmp_path)
+    cache.put("k", sample())
+    path = cache.path("k")
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:  # change one float inside the stored vectors: only the checksum notices
+        offset = data.find(np.float32(5).tobytes())
+        data[offset : offset + 4] = np.float32(7).tobytes()
+    path.write_bytes(bytes(data))
+    assert cache.get("k") is None
+    assert not path.exists()
