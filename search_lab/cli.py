@@ -1,4 +1,4 @@
-"""Glue shared by the Hydra entry points: plain-dict configs, output folders, one-line errors."""
+"""Glue for the Hydra entry points: plain-dict configs, output dirs, resume, one-line errors."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from search_lab.errors import SearchLabError
@@ -17,10 +18,24 @@ log = logging.getLogger(__name__)
 
 
 def run_job(run: Callable[[dict[str, Any], Path], Any], cfg: DictConfig) -> Any:
-    """Call ``run(config_dict, output_dir)``; a SearchLabError becomes one line and exit status 2."""
-    out = Path(HydraConfig.get().runtime.output_dir)
+    """Call ``run(config_dict, output_dir)``; a SearchLabError becomes one line and exit status 2.
+
+    In a multirun (``-m``), a job whose output folder already holds a ``metrics.json`` computed
+    from the same configuration (``progress``, ``workers``, ``cache_dir`` aside) is not run
+    again: its saved metrics are returned. That is how an interrupted sweep resumes when the
+    same command is re-run with the same ``hydra.sweep.dir``.
+    """
+    hydra_cfg = HydraConfig.get()
+    out = Path(hydra_cfg.runtime.output_dir)
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            from search_lab.sweep import finished_metrics
+
+            done = finished_metrics(out, config)
+            if done is not None:
+                log.info("skipping finished job %s (metrics.json has the same config)", out)
+                return done
         return run(config, out)
     except SearchLabError as err:
         print(f"error: {err}", file=sys.stderr)

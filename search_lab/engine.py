@@ -87,7 +87,8 @@ class SearchEngine:
     def search_vectors(self, views: list[np.ndarray], k: int) -> list[Hit]:
         """Top-k hits for a query given as one or more post-processed views."""
         ids, dists = search_views(self.index, [np.atleast_2d(v) for v in views], k)
-        return [Hit(r + 1, int(i), self.names[int(i)], float(d)) for r, (i, d) in enumerate(zip(ids[0], dists[0]))]
+        found = [(int(i), float(d)) for i, d in zip(ids[0], dists[0], strict=True) if i >= 0]  # -1: padding
+        return [Hit(r + 1, i, self.names[i], d) for r, (i, d) in enumerate(found)]
 
     def query(self, source: str | os.PathLike | bytes, k: int = 10, *, rotations: bool = False) -> tuple[list[Hit], float]:
         """Top-k hits for an image file or bytes, and the seconds taken (extraction included)."""

@@ -121,12 +121,61 @@ def search_and_score(cfg, data: Dataset, names, vectors, index, post, cache) -> 
 
     id_of = {name: i for i, name in enumerate(data.names)}
     dataset_ids = np.array([id_of[n] for n in names])
-    ranked = {q: [int(i) for i in dataset_ids[r] if i != q] for q, r in zip(queries, ids, strict=True)}
+    ranked = {  # ids < 0 pad rows an approximate index could not fill: not results
+        q: [int(i) for i in dataset_ids[r[r >= 0]] if i != q]
+        for q, r in zip(queries, ids, strict=True)
+    }
     metrics = score_rankings(ranked, {q: data.relevant[q] for q in queries}, cfg["eval"]["k"])
     metrics["per_query_ap"] = {data.names[q]: ap for q, ap in metrics.pop("ap").items()}
     metrics["search_s"] = search_s
+    metrics.update(index_fidelity(index, vectors, [row[n] for n in query_names], cfg["eval"]["k"]))
     rankings = [(data.names[q], [data.names[i] for i in ranked[q]]) for q in queries]
     return metrics, rankings
+
+
+def index_fidelity(
+    index: Index, vectors: np.ndarray, query_rows: list[int], ks: list[int]
+) -> dict[str, Any]:
+    """Per-query latency of ``index`` and, if it is approximate, its recall of exact search.
+
+    Every query (the collection vector ``vectors[row]``, without rotated views) is searched
+    alone for its top ``max(ks) + 1``, timing the ``search`` call only. For an approximate
+    index the same top lists are compared with :class:`~search_lab.indexes.ExactIndex` on the
+    same vectors and metric, the query itself left out of both.
+
+    Returns
+    -------
+    dict
+        ``query_ms_p50`` and ``query_ms_p95`` (milliseconds per query) and, for approximate
+        indexes only, ``ann_recall_at``: str(k) -> mean share of the exact top-k that the
+        index's top-k contains.
+    """
+    depth = min(max(ks) + 1, index.size)
+    found, ms = [], []
+    for r in query_rows:
+        query = vectors[r : r + 1]
+        start = time.perf_counter()
+        ids, _ = index.search(query, depth)
+        ms.append(1e3 * (time.perf_counter() - start))
+        found.append(ids[0])
+    out: dict[str, Any] = {
+        "query_ms_p50": float(np.percentile(ms, 50)) if ms else 0.0,
+        "query_ms_p95": float(np.percentile(ms, 95)) if ms else 0.0,
+    }
+    if index.exact or not query_rows:
+        return out
+    baseline = indexes.create("exact", metric=index.metric)
+    baseline.build(vectors)
+    truth, _ = baseline.search(vectors[query_rows], depth)
+    shares: dict[str, list[float]] = {str(k): [] for k in ks}
+    for r, approx, exact in zip(query_rows, found, truth, strict=True):
+        approx = [i for i in approx if i >= 0 and i != r]
+        exact = [i for i in exact if i != r]
+        for k in ks:
+            if exact[:k]:
+                shares[str(k)].append(len(set(approx[:k]) & set(exact[:k])) / len(exact[:k]))
+    out["ann_recall_at"] = {k: float(np.mean(v)) if v else 1.0 for k, v in shares.items()}
+    return out
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -1,4 +1,9 @@
-"""Search indexes behind one interface: ``build``, ``search``, ``save``, ``load``; created by name."""
+"""Search indexes behind one interface: ``build``, ``search``, ``save``, ``load``; made by name.
+
+``ExactIndex`` compares every query with every item (the baseline); ``AnnoyIndex`` searches a
+forest of random-projection trees (approximate, memory-mapped from disk). Both return distances
+in the configured metric's own units, so rankings and scores never depend on the index.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import annoy
 import numpy as np
 
 from search_lab.distances import check_metric, pairwise
 from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.results import read_json, write_json
+
+PAD_ID = -1
+"""Id that pads a result row when an approximate index finds fewer than ``k`` items."""
 
 
 class Index:
@@ -20,6 +30,8 @@ class Index:
     """
 
     kind: ClassVar[str] = ""
+    exact: ClassVar[bool] = False
+    """True when :meth:`search` is exhaustive (no fidelity to measure against a baseline)."""
 
     def __init__(self, *, metric: str) -> None:
         self.metric = check_metric(metric)
@@ -33,7 +45,9 @@ class Index:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Nearest ``k`` items of each (Q, D) query: ids (Q, k') int64 and distances (Q, k') float.
 
-        ``k'`` is ``min(k, N)``; rows are sorted by increasing distance.
+        ``k'`` is ``min(k, N)``; rows are sorted by increasing distance. An approximate index
+        may find fewer than ``k'`` items for a query: the row then ends with ``PAD_ID`` (-1)
+        ids and ``inf`` distances, so callers must drop ids < 0.
         """
         raise NotImplementedError
 
@@ -55,9 +69,22 @@ class Index:
 
 
 def search_views(index: Index, views: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k of every query over several views of it (e.g. rotations); each item keeps its best distance.
+    """Top-k of every query over several views of it (e.g. rotations), each item at its best.
 
-    ``views`` are (Q, D) matrices whose row q describes query q; with one view this is ``search``.
+    Parameters
+    ----------
+    index : Index
+        A built index.
+    views : list of ndarray
+        (Q, D) matrices whose row q describes query q; with one view this is ``index.search``.
+    k : int
+        Results wanted per query.
+
+    Returns
+    -------
+    ids, distances : ndarray
+        (Q, min(k, N)) arrays sorted by distance; each id appears at most once per row. Rows
+        with fewer distinct items are padded with ``PAD_ID`` and ``inf``, like ``search``.
     """
     results = [index.search(view, k) for view in views]
     if len(results) == 1:
@@ -65,24 +92,26 @@ def search_views(index: Index, views: list[np.ndarray], k: int) -> tuple[np.ndar
     ids_all = np.concatenate([ids for ids, _ in results], axis=1)
     d_all = np.concatenate([d for _, d in results], axis=1)
     k = min(k, index.size)
-    out_ids = np.empty((len(ids_all), k), np.int64)
-    out_d = np.empty((len(ids_all), k))
+    out_ids = np.full((len(ids_all), k), PAD_ID, np.int64)
+    out_d = np.full((len(ids_all), k), np.inf)
     for q in range(len(ids_all)):
-        order = np.argsort(d_all[q], kind="stable")
-        _, first = np.unique(ids_all[q][order], return_index=True)
+        found = ids_all[q] >= 0  # padding is not an item: it must not be merged or ranked
+        ids, d = ids_all[q][found], d_all[q][found]
+        order = np.argsort(d, kind="stable")
+        _, first = np.unique(ids[order], return_index=True)
         best = order[np.sort(first)][:k]
-        out_ids[q], out_d[q] = ids_all[q][best], d_all[q][best]
+        out_ids[q, : len(best)], out_d[q, : len(best)] = ids[best], d[best]
     return out_ids, out_d
 
 
-I = TypeVar("I", bound=type[Index])
+IndexT = TypeVar("IndexT", bound=type[Index])
 _REGISTRY: dict[str, Callable[..., Index]] = {}
 
 
-def register(kind: str) -> Callable[[I], I]:
+def register(kind: str) -> Callable[[IndexT], IndexT]:
     """Class decorator that makes an index creatable by ``kind``."""
 
-    def wrap(cls: I) -> I:
+    def wrap(cls: IndexT) -> IndexT:
         cls.kind = kind
         _REGISTRY[kind] = cls
         return cls
@@ -96,7 +125,7 @@ def available() -> list[str]:
 
 
 def create(kind: str, *, metric: str, **params: Any) -> Index:
-    """Build an empty index of type ``kind``; unknown names raise ConfigError listing the valid ones."""
+    """An empty index of type ``kind``; unknown names raise ConfigError listing the valid ones."""
     if kind not in _REGISTRY:
         raise ConfigError(f"unknown index {kind!r}; choose one of: {', '.join(available())}")
     try:
@@ -112,6 +141,8 @@ class ExactIndex(Index):
     Queries are processed in blocks of ``block`` rows so memory stays bounded at
     ``block x N`` distances.
     """
+
+    exact = True
 
     def __init__(self, *, metric: str, block: int = 256) -> None:
         super().__init__(metric=metric)
@@ -131,7 +162,11 @@ class ExactIndex(Index):
         dists = np.empty((len(queries), k), np.float64)
         for start in range(0, len(queries), self.block):
             d = pairwise(self.metric, queries[start : start + self.block], self.vectors)
-            top = np.argpartition(d, k - 1, axis=1)[:, :k] if k < self.size else np.tile(np.arange(self.size), (len(d), 1))
+            top = (
+                np.argpartition(d, k - 1, axis=1)[:, :k]
+                if k < self.size
+                else np.tile(np.arange(self.size), (len(d), 1))
+            )
             order = np.take_along_axis(d, top, 1).argsort(axis=1, kind="stable")
             top = np.take_along_axis(top, order, 1)
             ids[start : start + len(d)] = top
@@ -146,3 +181,211 @@ class ExactIndex(Index):
         if not path.is_file():
             raise IndexMismatchError(f"{directory} holds no exact index (vectors.npy missing)")
         self.build(np.load(path, mmap_mode="r"))
+
+
+def _cosine_from_angular(d: np.ndarray) -> np.ndarray:
+    """Annoy's angular distance is sqrt(2 (1 - cos)), so 1 - cos = d**2 / 2."""
+    return 0.5 * d * d
+
+
+def _same(d: np.ndarray) -> np.ndarray:
+    """Annoy's euclidean and manhattan distances are already ours."""
+    return d
+
+
+def _dot_from_inner(d: np.ndarray) -> np.ndarray:
+    """Annoy's ``dot`` reports the inner product; our ``dot`` metric is its negative."""
+    return -d
+
+
+ANNOY_METRICS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
+    "cosine": ("angular", _cosine_from_angular),
+    "euclidean": ("euclidean", _same),
+    "manhattan": ("manhattan", _same),
+    "dot": ("dot", _dot_from_inner),
+}
+"""Our metric -> (Annoy's metric name, map from Annoy's reported distance to ours)."""
+
+
+def _int_param(name: str, value: Any, *, allowed: str, ok: Callable[[int], bool]) -> int:
+    """``value`` if it is an int passing ``ok``; else ConfigError saying what is ``allowed``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not ok(value):
+        raise ConfigError(f"annoy index: {name} must be {allowed}, got {value!r}")
+    return value
+
+
+@register("annoy")
+class AnnoyIndex(Index):
+    """Approximate search with Annoy: a forest of random-projection trees, memory-mapped from disk.
+
+    Parameters
+    ----------
+    metric : str
+        ``cosine``, ``euclidean``, ``manhattan`` or ``dot`` (Annoy's ``angular``, ``euclidean``,
+        ``manhattan``, ``dot``); any other metric raises ConfigError listing these.
+    n_trees : int
+        Trees in the forest: more trees give higher recall, a larger file and a slower build.
+    search_k : int
+        Tree nodes inspected per query; -1 is Annoy's default, ``k * n_trees``. Larger gives
+        higher recall and slower queries. With ``k = N`` the default visits every leaf, so
+        ranking the whole collection is as exhaustive as exact search.
+    seed : int or None
+        Seed of the random splits (``set_seed``); None keeps Annoy's built-in seed. A build is
+        reproducible for one seed *and* one ``n_jobs``: each build thread draws its own stream.
+    n_jobs : int
+        Threads that build trees; -1 uses every core.
+
+    Notes
+    -----
+    Annoy's rules: items cannot be added after ``build`` (so ``build`` makes a new forest),
+    ids are 0..N-1 in row order, and a query may receive fewer than ``k`` items when
+    ``search_k`` is small; such rows are padded with ``PAD_ID`` and ``inf``. ``save`` writes
+    ``annoy.ann`` (the forest) and ``annoy.json`` (what it holds); ``load`` checks one against
+    the other and memory-maps the forest without reading it, so loading is instant and the
+    pages are shared between processes using the same file.
+    """
+
+    FOREST_FILE: ClassVar[str] = "annoy.ann"
+    META_FILE: ClassVar[str] = "annoy.json"
+
+    def __init__(
+        self,
+        *,
+        metric: str,
+        n_trees: int = 50,
+        search_k: int = -1,
+        seed: int | None = None,
+        n_jobs: int = -1,
+    ) -> None:
+        super().__init__(metric=metric)
+        if self.metric not in ANNOY_METRICS:
+            raise ConfigError(
+                f"annoy index does not support metric {self.metric!r}; "
+                f"choose one of: {', '.join(sorted(ANNOY_METRICS))} (or index=exact)"
+            )
+        self.n_trees = _int_param("n_trees", n_trees, allowed="a positive integer", ok=_positive)
+        self.search_k = _int_param(
+            "search_k", search_k, allowed="-1 (Annoy's default) or positive", ok=_minus1_or_positive
+        )
+        self.n_jobs = _int_param(
+            "n_jobs", n_jobs, allowed="-1 (every core) or positive", ok=_minus1_or_positive
+        )
+        if seed is not None:
+            _int_param("seed", seed, allowed="null or a non-negative integer", ok=_non_negative)
+        self.seed = seed
+        self.annoy_metric, self._to_metric = ANNOY_METRICS[self.metric]
+        self._forest: annoy.AnnoyIndex | None = None
+
+    def build(self, vectors: np.ndarray) -> None:
+        """Index the rows of an (N, D) matrix as items 0..N-1 and grow ``n_trees`` trees."""
+        vectors = np.asarray(vectors, np.float32)
+        if vectors.ndim != 2:
+            raise ValueError(f"annoy index: expected an (N, D) matrix, got shape {vectors.shape}")
+        forest = annoy.AnnoyIndex(vectors.shape[1], self.annoy_metric)
+        if self.seed is not None:
+            forest.set_seed(self.seed)
+        for i, row in enumerate(vectors):
+            forest.add_item(i, row)
+        forest.build(self.n_trees, n_jobs=self.n_jobs)
+        self._forest = forest
+        self.size, self.dim = vectors.shape
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Approximate top-k per query, distances converted to the configured metric.
+
+        Queries are answered one at a time (Annoy has no batch call); see :meth:`Index.search`
+        for shapes and padding.
+        """
+        if self._forest is None:
+            raise RuntimeError("annoy index: call build() or load() before search()")
+        queries = self._check_queries(queries)
+        k = max(0, min(int(k), self.size))
+        ids = np.full((len(queries), k), PAD_ID, np.int64)
+        dists = np.full((len(queries), k), np.inf)
+        if k == 0:
+            return ids, dists
+        for q, row in enumerate(queries):
+            found, d = self._forest.get_nns_by_vector(row, k, self.search_k, True)
+            ids[q, : len(found)] = found
+            dists[q, : len(found)] = self._to_metric(np.asarray(d, np.float64))
+        return ids, dists
+
+    def save(self, directory: Path) -> None:
+        """Write ``annoy.ann`` and ``annoy.json`` (metric, dim, size, trees, file size).
+
+        Annoy re-opens the written file memory-mapped, so the index keeps working afterwards.
+        """
+        if self._forest is None:
+            raise RuntimeError("annoy index: nothing to save, call build() first")
+        path = Path(directory) / self.FOREST_FILE
+        self._forest.save(str(path))
+        meta = {
+            "metric": self.metric,
+            "annoy_metric": self.annoy_metric,
+            "dim": self.dim,
+            "size": self.size,
+            "n_trees": self.n_trees,
+            "bytes": path.stat().st_size,
+        }
+        write_json(Path(directory) / self.META_FILE, meta)
+
+    def load(self, directory: Path) -> None:
+        """Memory-map ``annoy.ann`` after checking it against ``annoy.json`` and the config.
+
+        Raises
+        ------
+        IndexMismatchError
+            If a file is missing or unreadable, the forest was built for another metric or
+            number of trees, or its size on disk is not the one recorded when it was saved
+            (Annoy itself would happily map a file of the wrong dimension as garbage).
+        """
+        directory = Path(directory)
+        path, meta_path = directory / self.FOREST_FILE, directory / self.META_FILE
+        rebuild = "rebuild it with `python -m search_lab.build_index index=annoy`"
+        if not path.is_file() or not meta_path.is_file():
+            raise IndexMismatchError(
+                f"{directory} holds no Annoy index ({self.FOREST_FILE} or {self.META_FILE} "
+                f"missing); {rebuild}"
+            )
+        try:
+            meta = read_json(meta_path)
+            dim, size, n_trees = int(meta["dim"]), int(meta["size"]), int(meta["n_trees"])
+            metric, n_bytes = meta["metric"], int(meta["bytes"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise IndexMismatchError(f"{meta_path} is unreadable ({err!r}); {rebuild}") from err
+        if metric != self.metric:
+            raise IndexMismatchError(
+                f"{path} was built for metric {metric!r}, but {self.metric!r} was asked for"
+            )
+        if n_trees != self.n_trees:
+            raise IndexMismatchError(
+                f"{path} holds {n_trees} trees, but the configuration says {self.n_trees}"
+            )
+        if path.stat().st_size != n_bytes:
+            raise IndexMismatchError(
+                f"{path} has {path.stat().st_size} bytes, {n_bytes} were written: the file is "
+                f"truncated or was replaced; {rebuild}"
+            )
+        forest = annoy.AnnoyIndex(dim, self.annoy_metric)
+        try:
+            forest.load(str(path), prefault=False)  # mmap, pages read on demand
+        except OSError as err:
+            raise IndexMismatchError(f"{path} cannot be read by Annoy ({err}); {rebuild}") from err
+        if forest.get_n_items() != size or forest.get_n_trees() != n_trees:
+            raise IndexMismatchError(
+                f"{path} holds {forest.get_n_items()} items in {forest.get_n_trees()} trees, "
+                f"{self.META_FILE} says {size} in {n_trees}; {rebuild}"
+            )
+        self._forest, self.dim, self.size = forest, dim, size
+
+
+def _positive(value: int) -> bool:
+    return value > 0
+
+
+def _non_negative(value: int) -> bool:
+    return value >= 0
+
+
+def _minus1_or_positive(value: int) -> bool:
+    return value == -1 or value > 0

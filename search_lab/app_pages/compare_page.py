@@ -1,0 +1,62 @@
+"""Compare: one query against several built indexes side by side, with AP and result overlap."""
+
+import pandas as pd
+import streamlit as st
+
+from search_lab import app_support as sup
+from search_lab.app_pages import widgets as ui
+
+st.title("Compare")
+with ui.user_errors():
+    choices = {c.path.name: c for c in sup.index_choices(sup.indexes_dir())}
+    if not choices:
+        ui.offer_build(sup.indexes_dir())
+        st.stop()
+    picked = st.multiselect(
+        "Configurations (built indexes)",
+        list(choices),
+        default=list(choices)[:3],
+        key="compare_indexes",
+    )
+    if len(picked) < 2:
+        st.info("Pick two or more indexes to compare them (build more with `feature=...`).")
+    if not picked:
+        st.stop()
+    engines = {name: ui.engine_for(choices[name]) for name in picked}
+    first = engines[picked[0]]
+    dataset = ui.dataset_of(first)
+    left, right = st.columns([3, 1])
+    with right:
+        k = st.slider("Results shown", 1, 30, 8, key="compare_k")
+    with left:
+        query = ui.pick_query("compare", first, dataset)
+    if query is None:
+        st.stop()
+    results = {
+        name: sup.search(engine, query.source(engine), k, ui.dataset_of(engine), query.dataset_name)
+        for name, engine in engines.items()
+    }
+
+    st.subheader(f"Results for {query.label}")
+    ui.show_image(ui.query_thumb(query, first), f"query: {query.label}", width=200)
+    for column, (name, result) in zip(st.columns(len(results)), results.items(), strict=True):
+        with column:
+            st.markdown(f"**{name}**")
+            st.caption(sup.describe(engines[name].config, len(engines[name].names)))
+            ui.result_metrics(result)
+            ui.result_grid(engines[name], result.hits, result.relevant, columns=2)
+
+    st.subheader(f"Overlap of the top {k}")
+    names = {name: [hit.name for hit in r.hits] for name, r in results.items()}
+    st.dataframe(pd.DataFrame(sup.overlap_rows(names)), hide_index=True, key="compare_overlap")
+
+    st.subheader("Overall figures")
+    rows = [
+        {**sup.manifest_row(name, engine.manifest), "eval mAP": ui.run_map(engine.config)}
+        for name, engine in engines.items()
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="compare_overall")
+    st.caption(
+        "eval mAP: from the newest evaluation run in outputs/ with the same feature, "
+        "metric, index and post-processing (empty when there is none)."
+    )

@@ -1,0 +1,87 @@
+"""Experiments: the evaluation tables of past runs and sweeps, filtered, charted and diffed."""
+
+import streamlit as st
+
+from search_lab import app_support as sup
+from search_lab.app_pages import widgets as ui
+from search_lab.compare import filter_runs
+
+st.title("Experiments")
+with ui.user_errors():
+    root = sup.outputs_dir()
+    runs = ui.runs_table()
+    if runs.empty:
+        st.info(
+            f"No evaluation run in `{root}` yet. Run one with `python -m search_lab.evaluate`, "
+            "or a sweep with `python -m search_lab.evaluate -m feature=hsv,lbp`."
+        )
+        st.stop()
+
+    st.caption(f"{len(runs)} runs read from `{root}`. Click a column header to sort.")
+    cols = st.columns(4)
+    text = cols[0].text_input("Name contains", key="exp_text")
+    choices = {
+        column: cols[i].multiselect(
+            column.capitalize(), sorted(runs[column].dropna().unique()), key=f"exp_{column}"
+        )
+        for i, column in enumerate(("feature", "metric", "index"), start=1)
+    }
+    expression = st.text_input(
+        "Filter expression (optional)",
+        key="exp_filter",
+        placeholder="e.g. map>=0.5 or index.n_trees=50",
+    )
+    shown = sup.filter_table(runs, text, choices)
+    if expression.strip():
+        shown = filter_runs(shown, [expression])
+    shown = shown.reset_index(drop=True)
+    st.dataframe(
+        shown,
+        hide_index=True,
+        key="exp_table",
+        column_config={"run": st.column_config.TextColumn("run folder")},
+    )
+    if shown.empty:
+        st.warning("No run passes these filters.")
+        st.stop()
+
+    st.subheader("mAP per configuration")
+    st.bar_chart(
+        shown, x="name", y="map", horizontal=True, sort="-map", height=max(200, 28 * len(shown))
+    )
+
+    st.subheader("Precision at k")
+    st.altair_chart(ui.precision_chart(shown), key="exp_precision")
+
+    st.subheader("ANN recall against query latency")
+    points = sup.ann_vs_latency(shown)
+    if points is None:
+        st.caption(
+            "No run has both a query latency and an ANN recall yet (evaluate an "
+            "`index=annoy` configuration to see the trade-off)."
+        )
+    else:
+        frame, recall = points
+        st.scatter_chart(
+            frame,
+            x="query_ms_p50",
+            y=recall,
+            color="index",
+            x_label="query latency p50 (ms)",
+            y_label=f"ANN recall ({recall})",
+        )
+
+    st.subheader("Two runs side by side")
+    labels = [sup.run_label(row) for row in shown.to_dict("records")]
+    left, right = st.columns(2)
+    a = left.selectbox(
+        "Run A (baseline)", range(len(shown)), format_func=labels.__getitem__, key="exp_a"
+    )
+    b = right.selectbox(
+        "Run B",
+        range(len(shown)),
+        index=min(1, len(shown) - 1),
+        format_func=labels.__getitem__,
+        key="exp_b",
+    )
+    st.table(sup.run_pair(shown, a, b))

@@ -1,0 +1,266 @@
+"""Widgets and cached loaders the app's pages share.
+
+Engines are loaded once per index folder and manifest version (``st.cache_resource``) and
+shared by every session; thumbnails are small JPEGs cached with ``st.cache_data``. Uploads stay
+in memory: their bytes go straight to the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from search_lab import app_support as sup
+from search_lab.compare import load_runs
+from search_lab.data import Dataset, default_root, load_dataset
+from search_lab.engine import Hit, SearchEngine
+from search_lab.errors import DatasetError, ImageLoadError, SearchLabError
+
+GRID_COLUMNS = 5
+DATASET_QUERY = "Dataset query"
+UPLOAD = "Upload an image"
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Show a user-fixable error (any SearchLabError) as one message box, never a traceback."""
+    try:
+        yield
+    except SearchLabError as err:
+        st.error(str(err), icon=":material/error:")
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the index…")
+def _load_engine(path: str, mtime_ns: int) -> SearchEngine:
+    """The engine in ``path``, warmed up; a new ``mtime_ns`` (of its manifest) reloads it.
+
+    One query on an indexed image creates the extractor and its imports, so the query times
+    shown to users measure queries, not start-up.
+    """
+    engine = SearchEngine.load(path)
+    if engine.names:
+        with suppress(SearchLabError):  # the collection's files are gone: uploads still work
+            engine.query(engine.root / engine.names[0], 1)
+    return engine
+
+
+def engine_for(choice: sup.IndexChoice) -> SearchEngine:
+    """The shared, cached engine of a listed index."""
+    return _load_engine(str(choice.path.resolve()), choice.mtime_ns)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _load_dataset(root: str, layout: str, mtime_ns: int) -> Dataset:
+    """The dataset in ``root``; ``mtime_ns`` (of the folder) makes added files show up."""
+    return load_dataset(root, layout=layout)
+
+
+def dataset_at(root: Path, layout: str = "auto") -> Dataset:
+    """The cached dataset in ``root``; raises DatasetError if there is none."""
+    mtime = root.stat().st_mtime_ns if root.is_dir() else 0
+    return _load_dataset(str(root), layout, mtime)
+
+
+def dataset_of(engine: SearchEngine) -> Dataset | None:
+    """The dataset an engine was built on (for ground truth), or None if it is gone."""
+    try:
+        return dataset_at(engine.root, engine.config["dataset"].get("layout", "auto"))
+    except DatasetError:
+        return None
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _thumb(path: str, mtime_ns: int) -> bytes:
+    return sup.thumbnail_jpeg(path)
+
+
+def thumb(root: Path, names: Sequence[str], name: str) -> bytes | None:
+    """Cached thumbnail of a collection image (None if it can no longer be read)."""
+    try:
+        path = sup.collection_path(root, names, name)
+        return _thumb(str(path), path.stat().st_mtime_ns)
+    except (ImageLoadError, OSError):
+        return None
+
+
+def show_image(image: bytes | None, caption: str, width: int | str = "stretch") -> None:
+    """A thumbnail with its caption, or the caption alone if the image is unreadable."""
+    if image is None:
+        st.caption(f"{caption} (image unavailable)")
+    else:
+        st.image(image, caption=caption, width=width)
+
+
+def offer_build(parent: Path) -> None:
+    """Say how to build an index (the exact command) and offer a button building the default one."""
+    st.warning(f"No index is built in `{parent}` yet.", icon=":material/info:")
+    st.markdown(
+        "Build the default one (HSV colour histogram, cosine distance, exact search) "
+        "in a terminal, in the project folder:"
+    )
+    st.code(
+        sup.build_command(parent, os.environ.get("HOLIDAYS_DIR")), language="bash", wrap_lines=True
+    )
+    try:
+        data = dataset_at(default_root())
+    except DatasetError:
+        st.error(
+            f"No dataset at `{default_root()}` either: get one with `{sup.FETCH_COMMAND}` "
+            "(or set HOLIDAYS_DIR)."
+        )
+        return
+    label = f"Build the default index now ({len(data.names)} images)"
+    if st.button(label, key="build_default", type="primary"):
+        build_default(parent)
+
+
+def build_default(parent: Path) -> None:
+    """Build the default index into ``parent`` with a progress bar, then reload the page."""
+    bar = st.progress(0.0, text="starting")
+    for fraction, step in sup.build_steps(sup.default_build_config(parent)):
+        bar.progress(fraction, text=step)
+    st.session_state["built_message"] = step
+    st.rerun()
+
+
+def pick_index(key: str) -> sup.IndexChoice | None:
+    """A select box over the built indexes with the choice in plain words; None if there is none."""
+    parent = sup.indexes_dir()
+    if message := st.session_state.pop("built_message", None):
+        st.success(message)
+    choices = {c.path.name: c for c in sup.index_choices(parent)}
+    if not choices:
+        offer_build(parent)
+        return None
+    name = st.selectbox("Index", list(choices), key=key, help=f"built indexes in {parent}")
+    words = sup.plain_words(choices[name].config)
+    st.caption(
+        f"**Feature:** {words['feature']} · **Metric:** {words['metric']} · "
+        f"**Search:** {words['index']}"
+    )
+    return choices[name]
+
+
+@dataclass(frozen=True)
+class Query:
+    """A chosen query: a dataset image (by name) or the bytes of an upload."""
+
+    label: str
+    data: bytes | None = None
+    dataset_name: str | None = None
+
+    def source(self, engine: SearchEngine) -> Path | bytes:
+        """What to hand ``engine.query``: the upload's bytes or the indexed file's path."""
+        if self.data is not None:
+            return self.data
+        return sup.collection_path(engine.root, engine.names, self.dataset_name or "")
+
+
+def pick_query(prefix: str, engine: SearchEngine, dataset: Dataset | None) -> Query | None:
+    """Radio between a dataset query and an upload; None until an image is chosen."""
+    queries = sup.dataset_queries(dataset, engine.names) if dataset is not None else []
+    modes = [DATASET_QUERY, UPLOAD] if queries else [UPLOAD]
+    mode = st.radio("Query", modes, horizontal=True, key=f"{prefix}_source")
+    if mode == DATASET_QUERY:
+        name = st.selectbox("Dataset query", queries, key=f"{prefix}_query")
+        return Query(name, dataset_name=name)
+    upload = st.file_uploader(
+        "Image to search with (jpg, png or webp; drag and drop works)",
+        type=list(sup.UPLOAD_TYPES),
+        key=f"{prefix}_upload",
+        max_upload_size=sup.MAX_UPLOAD_MB,
+    )
+    if upload is None:
+        st.info("Upload an image to search the index with it.")
+        return None
+    return Query(sup.safe_label(upload.name), data=upload.getvalue())
+
+
+def query_thumb(query: Query, engine: SearchEngine) -> bytes | None:
+    """Thumbnail of the query image (from the upload's bytes or the collection)."""
+    if query.data is not None:
+        return sup.thumbnail_jpeg(query.data)
+    return thumb(engine.root, engine.names, query.dataset_name or "")
+
+
+def result_metrics(result: sup.Result) -> None:
+    """Query time and, for a dataset query, its average precision and relevant images found."""
+    cols = st.columns(3)
+    cols[0].metric(
+        "Query time",
+        f"{result.seconds * 1e3:.1f} ms",
+        help=f"feature extraction and ranking of {result.ranked} images",
+    )
+    if result.ap is not None and result.relevant is not None:
+        cols[1].metric(
+            "Average precision", f"{result.ap:.3f}", help="Holidays AP, whole index ranked"
+        )
+        found = sum(hit.name in result.relevant for hit in result.hits)
+        cols[2].metric("Relevant shown", f"{found} of {len(result.relevant)}")
+
+
+def result_grid(
+    engine: SearchEngine,
+    hits: Sequence[Hit],
+    relevant: frozenset[str] | None,
+    columns: int = GRID_COLUMNS,
+) -> None:
+    """The hits as rows of thumbnails captioned with rank, file name, distance and relevance."""
+    for row in sup.chunked(hits, columns):
+        for cell, hit in zip(st.columns(columns), row, strict=False):
+            with cell:
+                mark = None if relevant is None else hit.name in relevant
+                show_image(thumb(engine.root, engine.names, hit.name), sup.caption(hit, mark))
+                if mark:
+                    st.markdown(":green-badge[:material/check: relevant]")
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading runs…")
+def _runs(root: str, signature: tuple[tuple[str, int], ...]) -> pd.DataFrame:
+    """The runs table; ``signature`` (metrics files and mtimes) makes a new run show up."""
+    return load_runs([root] if signature else [])
+
+
+def runs_table() -> pd.DataFrame:
+    """Evaluation runs and sweeps under the outputs folder, best mAP first (maybe empty)."""
+    root = sup.outputs_dir()
+    return _runs(str(root), sup.runs_signature(root))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _run_map(signature: tuple[tuple[str, int], ...], config_json: str) -> float | None:
+    return sup.matching_run_map(runs_table(), json.loads(config_json))
+
+
+def run_map(config: dict) -> float | None:
+    """mAP of the newest evaluation run with the same search setup as ``config``, if any."""
+    signature = sup.runs_signature(sup.outputs_dir())
+    return _run_map(signature, json.dumps(config, sort_keys=True)) if signature else None
+
+
+def precision_chart(runs: pd.DataFrame) -> alt.Chart:
+    """Grouped horizontal bars: precision@k of every run, k in numeric order."""
+    at_k = sorted(
+        (c for c in runs.columns if str(c).startswith("P@")),
+        key=lambda c: float(str(c).partition("@")[2]),
+    )
+    long = runs.melt(id_vars="name", value_vars=at_k, var_name="k", value_name="precision")
+    return (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=alt.X("precision:Q", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("name:N", title=None, sort=list(runs["name"])),
+            yOffset=alt.YOffset("k:N", sort=at_k),
+            color=alt.Color("k:N", sort=at_k),
+            tooltip=["name", "k", alt.Tooltip("precision:Q", format=".4f")],
+        )
+    )

@@ -1,0 +1,424 @@
+"""Plain helpers behind the Streamlit app: locations, plain words, scores, overlaps, thumbnails.
+
+Nothing here imports Streamlit, so every function is unit-tested on its own
+(``tests/test_app_support.py``); the pages in :mod:`search_lab.app_pages` only lay results out.
+Image paths are only ever built from names a loaded index or dataset holds
+(:func:`collection_path`), never from text a user typed.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+from PIL import Image
+
+from search_lab.compare import DIFF_PREFIX, diff_to_baseline, format_cell
+from search_lab.data import Dataset, load_dataset
+from search_lab.engine import Hit, SearchEngine, build_engine, list_engines, manifest_of
+from search_lab.errors import ImageLoadError
+from search_lab.images import ImageSource, load_image
+from search_lab.metrics import average_precision, positive_ranks
+from search_lab.results import METRICS_FILE, read_json
+
+INDEXES_ENV = "SEARCH_LAB_INDEXES"
+OUTPUTS_ENV = "SEARCH_LAB_OUTPUTS"
+DEFAULT_INDEXES = Path("indexes")
+DEFAULT_OUTPUTS = Path("outputs")
+DEFAULT_INDEX_NAME = "hsv-cosine-exact"
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+BUILD_COMMAND = "python -m search_lab.build_index"
+FETCH_COMMAND = "python -m search_lab.data fetch"
+THUMB_SIDE = 256
+UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp")
+MAX_UPLOAD_MB = 20
+
+FEATURE_WORDS = {
+    "hsv": "HSV colour histogram",
+    "lbp": "local binary patterns (texture)",
+    "hog": "histogram of oriented gradients (shape)",
+    "edges": "edge-orientation histogram (shape)",
+    "cnn": "CNN embedding",
+    "combo": "weighted combination of features",
+}
+METRIC_WORDS = {
+    "cosine": "cosine distance",
+    "euclidean": "Euclidean (L2) distance",
+    "manhattan": "Manhattan (L1) distance",
+    "chi2": "chi-squared distance",
+    "dot": "dot-product distance",
+}
+INDEX_WORDS = {
+    "exact": "exact search (every image compared)",
+    "annoy": "approximate search (Annoy)",
+}
+
+T = TypeVar("T")
+
+
+def indexes_dir() -> Path:
+    """Folder holding the built indexes: ``$SEARCH_LAB_INDEXES``, else ``indexes``."""
+    return Path(os.environ.get(INDEXES_ENV) or DEFAULT_INDEXES)
+
+
+def outputs_dir() -> Path:
+    """Folder holding evaluation runs and sweeps: ``$SEARCH_LAB_OUTPUTS``, else ``outputs``."""
+    return Path(os.environ.get(OUTPUTS_ENV) or DEFAULT_OUTPUTS)
+
+
+@dataclass(frozen=True)
+class IndexChoice:
+    """A built index folder as the app lists it: path, its manifest's mtime, label and config."""
+
+    path: Path
+    mtime_ns: int
+    label: str
+    config: dict[str, Any]
+
+
+def index_choices(parent: str | os.PathLike) -> list[IndexChoice]:
+    """Every built index under ``parent`` with a plain-words label, sorted by folder name."""
+    choices = []
+    for path in list_engines(parent):
+        manifest = manifest_of(path)
+        mtime = (path / "manifest.json").stat().st_mtime_ns
+        label = f"{path.name} — {describe(manifest['config'], len(manifest['names']))}"
+        choices.append(IndexChoice(path, mtime, label, manifest["config"]))
+    return choices
+
+
+def plain_words(config: Mapping[str, Any]) -> dict[str, str]:
+    """Feature, metric and index type of a config in words, e.g. ``HSV colour histogram``."""
+    feature, metric, index = config["feature"], config["metric"], config["index"]
+    index_text = INDEX_WORDS.get(index["name"], f"{index['name']} index")
+    if "n_trees" in index:
+        index_text += f", {index['n_trees']} trees"
+    return {
+        "feature": FEATURE_WORDS.get(feature["name"], f"{feature['name']} features"),
+        "metric": METRIC_WORDS.get(metric["name"], f"{metric['name']} distance"),
+        "index": index_text,
+    }
+
+
+def describe(config: Mapping[str, Any], n_images: int) -> str:
+    """One line: ``HSV colour histogram, cosine distance, exact search (...), 648 images``."""
+    words = plain_words(config)
+    return f"{words['feature']}, {words['metric']}, {words['index']}, {n_images} images"
+
+
+def build_command(parent: Path, dataset_env: str | None = None) -> str:
+    """The exact shell command that builds the default index into ``parent``.
+
+    ``dataset_env`` is the ``HOLIDAYS_DIR`` the app runs with, repeated so the command reads
+    the same dataset.
+    """
+    prefix = f"HOLIDAYS_DIR={dataset_env} " if dataset_env else ""
+    suffix = "" if parent == DEFAULT_INDEXES else f" index_dir={parent / DEFAULT_INDEX_NAME}"
+    return f"{prefix}{BUILD_COMMAND}{suffix}"
+
+
+def default_build_config(parent: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The resolved ``conf/build_index.yaml`` config writing the default index into ``parent``."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    wanted = ["progress=false", f"index_dir={parent / DEFAULT_INDEX_NAME}", *overrides]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("build_index", overrides=wanted)
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def build_steps(cfg: dict[str, Any]) -> Iterator[tuple[float, str]]:
+    """Build and save the index ``cfg`` describes, yielding (fraction done, next step) pairs.
+
+    The steps are coarse but honest: the bar moves when a step finishes, not on a timer.
+    """
+    yield 0.0, "reading the dataset"
+    data = load_dataset(cfg["dataset"]["root"], layout=cfg["dataset"].get("layout", "auto"))
+    yield 0.1, f"extracting {cfg['feature']['name']} features of {len(data.names)} images"
+    engine = build_engine(cfg)
+    yield 0.9, f"saving to {cfg['index_dir']}"
+    engine.save(cfg["index_dir"])
+    yield 1.0, f"built {cfg['index_dir']}: {len(engine.manifest['skipped'])} files skipped"
+
+
+def collection_path(root: Path, names: Sequence[str] | frozenset[str], name: str) -> Path:
+    """``root / name`` for a name the index or dataset holds; anything else is refused.
+
+    Raises
+    ------
+    ImageLoadError
+        If ``name`` is not one of ``names`` or would lead outside ``root``.
+    """
+    if name not in names:
+        raise ImageLoadError(f"{name!r} is not an image of this collection")
+    path = (root / name).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise ImageLoadError(f"{name!r} lies outside the collection folder {root}")
+    return path
+
+
+def thumbnail_jpeg(source: ImageSource, max_side: int = THUMB_SIDE, quality: int = 85) -> bytes:
+    """A small JPEG of an image (longer side at most ``max_side``), through the project loader."""
+    pixels = load_image(source, max_side=max_side)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def safe_label(name: str, limit: int = 80) -> str:
+    """An uploaded file's name fit for display: letters, digits, ``._- `` only, at most ``limit``.
+
+    Page text is rendered as Markdown, so a crafted file name must not become a link or image.
+    """
+    cleaned = re.sub(r"[^\w.\- ]", "_", name).strip() or "upload"
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def dataset_queries(dataset: Dataset, indexed: Sequence[str]) -> list[str]:
+    """Names of the dataset's queries that the index holds (so they can be looked up)."""
+    held = set(indexed)
+    return [dataset.names[q] for q in dataset.queries if dataset.names[q] in held]
+
+
+def relevant_names(dataset: Dataset, query: str) -> frozenset[str]:
+    """Ground truth of a dataset query: the names of its relevant images (empty if not a query)."""
+    qid = dataset.names.index(query) if query in dataset.names else -1
+    return frozenset(dataset.names[i] for i in dataset.relevant.get(qid, ()))
+
+
+def query_ap(dataset: Dataset, query: str, ranking: Sequence[str]) -> float | None:
+    """Holidays average precision of a full ranking (names, best first) for a dataset query.
+
+    The query itself is ignored wherever it appears, as in the benchmark; returns None when
+    ``query`` has no ground truth. Rank the whole index for an honest figure: relevant images
+    missing from ``ranking`` count as never retrieved.
+    """
+    id_of = {name: i for i, name in enumerate(dataset.names)}
+    qid = id_of.get(query)
+    if qid is None or qid not in dataset.relevant:
+        return None
+    relevant = dataset.relevant[qid]
+    ids = [id_of[name] for name in ranking if name in id_of]
+    return average_precision(positive_ranks(ids, qid, relevant), len(relevant))
+
+
+def without_query(hits: Sequence[Hit], query: str) -> list[Hit]:
+    """The hits with the query image itself left out and the ranks renumbered from 1."""
+    kept = [hit for hit in hits if hit.name != query]
+    return [Hit(rank, hit.id, hit.name, hit.distance) for rank, hit in enumerate(kept, start=1)]
+
+
+@dataclass
+class Result:
+    """What a query shows: top hits, seconds taken, and for a dataset query its AP and ground truth.
+
+    ``ranked`` is how many images the engine ranked (the whole index for a dataset query).
+    """
+
+    hits: list[Hit]
+    seconds: float
+    ranked: int
+    ap: float | None = None
+    relevant: frozenset[str] | None = None
+
+
+def search(
+    engine: SearchEngine,
+    source: Path | bytes,
+    k: int,
+    dataset: Dataset | None = None,
+    query: str | None = None,
+) -> Result:
+    """Top ``k`` hits of ``source``; for a dataset query ``query``, also its Holidays AP.
+
+    A dataset query ranks the whole index so the AP is the benchmark's, then shows the top
+    ``k`` with the query image itself left out. Raises ImageLoadError for unreadable sources.
+    """
+    truth = relevant_names(dataset, query) if dataset is not None and query else frozenset()
+    depth = len(engine.names) if truth else k
+    hits, seconds = engine.query(source, depth)
+    hits = [hit for hit in hits if hit.id >= 0]  # an approximate index may pad with -1
+    if not truth:
+        return Result(hits[:k], seconds, depth)
+    ap = query_ap(dataset, query, [hit.name for hit in hits])
+    return Result(without_query(hits, query)[:k], seconds, depth, ap, truth)
+
+
+def caption(hit: Hit, relevant: bool | None = None) -> str:
+    """Caption of a result thumbnail: rank, file name, distance, and a tick when relevant."""
+    mark = "✓ " if relevant else ""
+    return f"{mark}#{hit.rank} {hit.name} · d={hit.distance:.4f}"
+
+
+def overlap(a: Sequence[str], b: Sequence[str]) -> tuple[int, float]:
+    """Shared items of two result lists and their Jaccard index |A ∩ B| / |A ∪ B|."""
+    set_a, set_b = set(a), set(b)
+    union = set_a | set_b
+    shared = len(set_a & set_b)
+    return shared, (shared / len(union) if union else 1.0)
+
+
+def overlap_rows(results: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+    """Pairwise overlap of several named result lists: one row per pair."""
+    rows = []
+    for (name_a, a), (name_b, b) in itertools.combinations(results.items(), 2):
+        shared, jaccard = overlap(a, b)
+        rows.append(
+            {
+                "A": name_a,
+                "B": name_b,
+                "shared": shared,
+                "of": max(len(a), len(b)),
+                "jaccard": round(jaccard, 3),
+            }
+        )
+    return rows
+
+
+def chunked(items: Sequence[T], size: int) -> list[list[T]]:
+    """Rows of a grid: ``items`` cut into lists of at most ``size``."""
+    if size < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def manifest_row(name: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The overall figures of a built index, one table row (for the Compare page)."""
+    words = plain_words(manifest["config"])
+    return {
+        "index": name,
+        "feature": words["feature"],
+        "metric": words["metric"],
+        "search": words["index"],
+        "eval mAP": None,
+        "images": len(manifest["names"]),
+        "skipped": len(manifest.get("skipped", {})),
+        "dim": manifest.get("dim"),
+        "extract_s": round(float(manifest.get("extract_s", 0.0)), 2),
+        "build_s": round(float(manifest.get("build_s", 0.0)), 3),
+        "created": manifest.get("created", ""),
+    }
+
+
+SETUP_KEYS = ("feature", "metric", "index", "post")
+
+
+def same_setup(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two configs describe the same search (feature, metric, index, post-processing)."""
+    return all(a.get(key) == b.get(key) for key in SETUP_KEYS)
+
+
+def _plain_evaluation(config: Mapping[str, Any]) -> bool:
+    """Whether a run ranked plain queries over the whole collection (as the app does)."""
+    evaluation = config.get("eval") or {}
+    return not evaluation.get("rotations") and evaluation.get("depth") is None
+
+
+def matching_run_map(runs: pd.DataFrame, config: Mapping[str, Any]) -> float | None:
+    """mAP of the newest run in ``runs`` (a ``load_runs`` table) evaluating ``config``'s search.
+
+    A run matches when its saved config has the same feature, metric, index and
+    post-processing, the same dataset folder, and plain queries ranked over the whole
+    collection. None when no run matches.
+    """
+    matches = []
+    root = str((config.get("dataset") or {}).get("root"))
+    for run, value in zip(runs.get("run", []), runs.get("map", []), strict=True):
+        path = Path(run) / METRICS_FILE
+        try:
+            saved = read_json(path).get("config") or {}
+            mtime = path.stat().st_mtime
+        except (OSError, ValueError):
+            continue
+        same_data = str((saved.get("dataset") or {}).get("root")) == root
+        if same_setup(saved, config) and same_data and _plain_evaluation(saved):
+            matches.append((mtime, float(value)))
+    return max(matches)[1] if matches else None
+
+
+def run_label(row: Mapping[str, Any]) -> str:
+    """How a run is offered in a picker: its name and its folder (names can repeat)."""
+    return f"{row['name']}  ({Path(str(row['run'])).name})"
+
+
+def filter_table(
+    runs: pd.DataFrame, text: str, choices: Mapping[str, Sequence[str]]
+) -> pd.DataFrame:
+    """Rows whose name contains ``text`` (any case) and whose columns take one of ``choices``.
+
+    An empty choice list leaves that column unfiltered.
+    """
+    keep = runs["name"].astype(str).str.contains(text.strip(), case=False, regex=False)
+    for column, allowed in choices.items():
+        if allowed:
+            keep &= runs[column].isin(list(allowed))
+    return runs[keep]
+
+
+def run_pair(runs: pd.DataFrame, a: int, b: int) -> pd.DataFrame:
+    """Two runs (row positions ``a`` and ``b``) side by side, with B − A for every result.
+
+    Every cell is text formatted like the comparison tables; rows where both runs agree on a
+    parameter are kept so the table shows the whole configuration.
+    """
+    diffed = diff_to_baseline(runs, a)
+    label_a, label_b = f"A: {runs['name'].iloc[a]}", f"B: {runs['name'].iloc[b]}"
+    if label_a == label_b:
+        label_b += " "  # two runs of one configuration still need two columns
+    rows = {}
+    for column in runs.columns:
+        delta = diffed[DIFF_PREFIX + column].iloc[b] if DIFF_PREFIX + column in diffed else None
+        rows[str(column)] = {
+            label_a: format_cell(str(column), runs[column].iloc[a]),
+            label_b: format_cell(str(column), runs[column].iloc[b]),
+            "B − A": format_cell(DIFF_PREFIX + str(column), delta),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def ann_vs_latency(runs: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
+    """Points for the ANN-recall-against-latency chart, and the recall column used.
+
+    Uses the largest-k ``ANN-R@k`` column; exact runs count as recall 1. None when no run
+    has both a latency and an ANN recall.
+    """
+    ann = [c for c in runs.columns if str(c).startswith("ANN-R@")]
+    if not ann or "query_ms_p50" not in runs.columns:
+        return None
+    column = max(ann, key=lambda c: float(str(c).partition("@")[2]))
+    points = runs[["name", "index", "query_ms_p50", column]].copy()
+    points.loc[points["index"] == "exact", column] = points[column].fillna(1.0)
+    points = points.dropna(subset=["query_ms_p50", column])
+    return (points, column) if len(points) else None
+
+
+def skipped_rows(manifests: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Files each index skipped as unreadable: one row per (index, file) with the reason."""
+    return [
+        {"index": index, "file": name, "reason": reason}
+        for index, manifest in manifests.items()
+        for name, reason in sorted(manifest.get("skipped", {}).items())
+    ]
+
+
+def group_sizes(dataset: Dataset) -> dict[str, int]:
+    """Number of images in each group of the dataset."""
+    sizes: dict[str, int] = {}
+    for group in dataset.groups:
+        sizes[group] = sizes.get(group, 0) + 1
+    return sizes
+
+
+def runs_signature(root: Path) -> tuple[tuple[str, int], ...]:
+    """(path, mtime) of every ``metrics.json`` under ``root``: changes when a run is added."""
+    if not root.is_dir():
+        return ()
+    return tuple(sorted((str(p), p.stat().st_mtime_ns) for p in root.rglob("metrics.json")))

@@ -1,0 +1,302 @@
+"""Unit tests for search_lab.app_support: the app's Streamlit-free helpers, on hand-made inputs."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from search_lab import app_support as sup
+from search_lab.data import Dataset
+from search_lab.engine import Hit
+from search_lab.errors import ImageLoadError
+
+CONFIG = {
+    "feature": {"name": "hsv", "bins": [8, 12, 3]},
+    "metric": {"name": "cosine"},
+    "index": {"name": "exact", "block": 256},
+    "post": {"l2": True},
+}
+
+
+def _dataset(root: Path = Path("/nowhere")) -> Dataset:
+    """Two groups: a (query), b, c in group 1; d (query) and e in group 2."""
+    return Dataset(
+        root=root,
+        names=("a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"),
+        groups=("1", "1", "1", "2", "2"),
+        queries=(0, 3),
+        relevant={0: frozenset({1, 2}), 3: frozenset({4})},
+    )
+
+
+class _FakeEngine:
+    """Just enough of SearchEngine for ``search``: names and a query returning fixed hits."""
+
+    def __init__(self, order: list[str]) -> None:
+        self.names = sorted(order)
+        self.order = order
+        self.asked: list[int] = []
+
+    def query(self, source: object, k: int) -> tuple[list[Hit], float]:
+        self.asked.append(k)
+        hits = [Hit(r + 1, self.names.index(n), n, 0.1 * r) for r, n in enumerate(self.order)]
+        return hits[:k], 0.002
+
+
+def test_dirs_follow_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(sup.INDEXES_ENV, raising=False)
+    monkeypatch.delenv(sup.OUTPUTS_ENV, raising=False)
+    assert sup.indexes_dir() == Path("indexes")
+    assert sup.outputs_dir() == Path("outputs")
+    monkeypatch.setenv(sup.INDEXES_ENV, str(tmp_path / "i"))
+    monkeypatch.setenv(sup.OUTPUTS_ENV, str(tmp_path / "o"))
+    assert sup.indexes_dir() == tmp_path / "i"
+    assert sup.outputs_dir() == tmp_path / "o"
+
+
+def test_plain_words_and_describe() -> None:
+    words = sup.plain_words(CONFIG)
+    assert words == {
+        "feature": "HSV colour histogram",
+        "metric": "cosine distance",
+        "index": "exact search (every image compared)",
+    }
+    annoy = {**CONFIG, "index": {"name": "annoy", "n_trees": 50}}
+    assert sup.plain_words(annoy)["index"] == "approximate search (Annoy), 50 trees"
+    unknown = {**CONFIG, "feature": {"name": "sift"}, "metric": {"name": "hamming"}}
+    assert sup.plain_words(unknown)["feature"] == "sift features"
+    assert sup.plain_words(unknown)["metric"] == "hamming distance"
+    assert sup.describe(CONFIG, 648).endswith(", 648 images")
+
+
+def test_build_command() -> None:
+    assert sup.build_command(Path("indexes")) == "python -m search_lab.build_index"
+    assert sup.build_command(Path("/x/idx"), "/data/h") == (
+        "HOLIDAYS_DIR=/data/h python -m search_lab.build_index index_dir=/x/idx/hsv-cosine-exact"
+    )
+
+
+def test_default_build_config_targets_parent(tmp_path: Path) -> None:
+    cfg = sup.default_build_config(tmp_path, ["cache_dir=/c"])
+    assert cfg["index_dir"] == str(tmp_path / "hsv-cosine-exact")
+    assert cfg["feature"]["name"] == "hsv" and cfg["metric"]["name"] == "cosine"
+    assert cfg["progress"] is False and cfg["cache_dir"] == "/c"
+
+
+def test_index_choices_lists_manifests(tmp_path: Path) -> None:
+    built = tmp_path / "hsv-cosine-exact"
+    built.mkdir()
+    (built / "manifest.json").write_text(json.dumps({"config": CONFIG, "names": ["a", "b"]}))
+    (tmp_path / "half-built").mkdir()
+    [choice] = sup.index_choices(tmp_path)
+    assert choice.path == built and choice.config == CONFIG
+    assert "HSV colour histogram" in choice.label and "2 images" in choice.label
+    assert sup.index_choices(tmp_path / "missing") == []
+
+
+def test_collection_path_refuses_foreign_names(tmp_path: Path) -> None:
+    names = ["a.jpg", "../secret.jpg", "/etc/passwd"]
+    assert sup.collection_path(tmp_path, names, "a.jpg") == (tmp_path / "a.jpg").resolve()
+    with pytest.raises(ImageLoadError, match="not an image of this collection"):
+        sup.collection_path(tmp_path, names, "b.jpg")
+    for name in ("../secret.jpg", "/etc/passwd"):
+        with pytest.raises(ImageLoadError, match="outside"):
+            sup.collection_path(tmp_path, names, name)
+
+
+def test_thumbnail_is_a_small_jpeg() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (1000, 500), (200, 10, 10)).save(buffer, format="PNG")
+    thumb = Image.open(io.BytesIO(sup.thumbnail_jpeg(buffer.getvalue(), max_side=100)))
+    assert thumb.format == "JPEG" and thumb.size == (100, 50)
+
+
+def test_thumbnail_of_garbage_raises_image_load_error() -> None:
+    with pytest.raises(ImageLoadError, match="not a recognised image format"):
+        sup.thumbnail_jpeg(b"not an image")
+
+
+def test_ground_truth_helpers() -> None:
+    data = _dataset()
+    assert sup.dataset_queries(data, ["a.jpg", "b.jpg"]) == ["a.jpg"]
+    assert sup.relevant_names(data, "a.jpg") == {"b.jpg", "c.jpg"}
+    assert sup.relevant_names(data, "b.jpg") == frozenset()
+    assert sup.group_sizes(data) == {"1": 3, "2": 2}
+
+
+def test_query_ap_by_hand() -> None:
+    data = _dataset()
+    # Query a first (ignored), b relevant at rank 0, d not, c relevant at rank 2:
+    # (1 + 1) / 4 + (1/2 + 2/3) / 4 = 19/24.
+    ranking = ["a.jpg", "b.jpg", "d.jpg", "c.jpg", "e.jpg"]
+    assert sup.query_ap(data, "a.jpg", ranking) == pytest.approx(19 / 24)
+    assert sup.query_ap(data, "a.jpg", ["b.jpg", "c.jpg"]) == pytest.approx(1.0)
+    assert sup.query_ap(data, "a.jpg", ["b.jpg"]) == pytest.approx(0.5)  # c never retrieved
+    assert sup.query_ap(data, "b.jpg", ranking) is None  # not a query
+    assert sup.query_ap(data, "zzz.jpg", ranking) is None
+
+
+def test_without_query_renumbers() -> None:
+    hits = [Hit(1, 0, "a.jpg", 0.0), Hit(2, 1, "b.jpg", 0.5), Hit(3, 2, "c.jpg", 0.7)]
+    kept = sup.without_query(hits, "a.jpg")
+    assert [(h.rank, h.name) for h in kept] == [(1, "b.jpg"), (2, "c.jpg")]
+
+
+def test_search_dataset_query_ranks_everything_and_scores() -> None:
+    data = _dataset()
+    engine = _FakeEngine(["a.jpg", "b.jpg", "d.jpg", "c.jpg", "e.jpg"])
+    result = sup.search(engine, Path("a.jpg"), 2, data, "a.jpg")  # type: ignore[arg-type]
+    assert engine.asked == [5]  # the whole index, for an honest AP
+    assert [h.name for h in result.hits] == ["b.jpg", "d.jpg"]
+    assert result.ap == pytest.approx(19 / 24)
+    assert result.relevant == {"b.jpg", "c.jpg"} and result.ranked == 5
+
+
+def test_search_upload_asks_for_k_only() -> None:
+    engine = _FakeEngine(["b.jpg", "a.jpg", "c.jpg"])
+    result = sup.search(engine, b"bytes", 2)  # type: ignore[arg-type]
+    assert engine.asked == [2]
+    assert [h.name for h in result.hits] == ["b.jpg", "a.jpg"]
+    assert result.ap is None and result.relevant is None
+
+
+def test_caption() -> None:
+    hit = Hit(3, 7, "100001.jpg", 0.12345)
+    assert sup.caption(hit) == "#3 100001.jpg · d=0.1235"
+    assert sup.caption(hit, True) == "✓ #3 100001.jpg · d=0.1235"
+    assert sup.caption(hit, False) == "#3 100001.jpg · d=0.1235"
+
+
+def test_overlap() -> None:
+    assert sup.overlap(["a", "b", "c"], ["b", "c", "d"]) == (2, pytest.approx(0.5))
+    assert sup.overlap(["a"], ["b"]) == (0, 0.0)
+    assert sup.overlap([], []) == (0, 1.0)
+    rows = sup.overlap_rows({"x": ["a", "b"], "y": ["b", "c"], "z": ["a", "b"]})
+    assert [(r["A"], r["B"], r["shared"], r["jaccard"]) for r in rows] == [
+        ("x", "y", 1, 0.333),
+        ("x", "z", 2, 1.0),
+        ("y", "z", 1, 0.333),
+    ]
+
+
+def test_chunked() -> None:
+    assert sup.chunked([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
+    assert sup.chunked([], 3) == []
+    with pytest.raises(ValueError, match="positive"):
+        sup.chunked([1], 0)
+
+
+def test_manifest_rows_and_skipped() -> None:
+    manifest = {
+        "config": CONFIG,
+        "names": ["a", "b"],
+        "skipped": {"z.jpg": "truncated"},
+        "dim": 288,
+        "extract_s": 1.234,
+        "build_s": 0.0123,
+        "created": "today",
+    }
+    row = sup.manifest_row("hsv", manifest)
+    assert row["images"] == 2 and row["skipped"] == 1 and row["dim"] == 288
+    assert row["feature"] == "HSV colour histogram" and row["extract_s"] == 1.23
+    assert sup.skipped_rows({"hsv": manifest, "lbp": {"skipped": {}}}) == [
+        {"index": "hsv", "file": "z.jpg", "reason": "truncated"}
+    ]
+
+
+def test_same_setup_ignores_dataset_and_runtime_keys() -> None:
+    other = {**CONFIG, "workers": 4, "dataset": {"root": "/x"}, "progress": True}
+    assert sup.same_setup(CONFIG, other)
+    assert not sup.same_setup(CONFIG, {**CONFIG, "metric": {"name": "euclidean"}})
+
+
+def test_runs_signature(tmp_path: Path) -> None:
+    assert sup.runs_signature(tmp_path / "missing") == ()
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text("{}")
+    [(path, _)] = sup.runs_signature(tmp_path)
+    assert path == str(run / "metrics.json")
+
+
+def test_safe_label_defuses_markdown() -> None:
+    assert sup.safe_label("100000.jpg") == "100000.jpg"
+    assert sup.safe_label("![x](http://evil/a.png)") == "__x__http___evil_a.png_"
+    assert sup.safe_label("***") == "___"
+    assert sup.safe_label("") == "upload"
+    assert len(sup.safe_label("a" * 500)) == 80
+
+
+def _runs_table(tmp_path: Path) -> pd.DataFrame:
+    """A load_runs-like table of three runs whose folders hold their saved configs."""
+    rows = []
+    for name, metric, index, value, rotations in [
+        ("a", "cosine", "exact", 0.50, False),
+        ("b", "cosine", "annoy", 0.45, False),
+        ("c", "cosine", "exact", 0.60, True),
+    ]:
+        run = tmp_path / name
+        run.mkdir()
+        config = {
+            **CONFIG,
+            "metric": {"name": metric},
+            "dataset": {"root": "/d"},
+            "eval": {"rotations": rotations, "depth": None},
+        }
+        if index == "annoy":
+            config["index"] = {"name": "annoy", "n_trees": 10}
+        (run / "metrics.json").write_text(json.dumps({"map": value, "config": config}))
+        rows.append(
+            {
+                "run": str(run),
+                "name": f"run-{name}",
+                "feature": "hsv",
+                "metric": metric,
+                "index": index,
+                "map": value,
+                "P@1": value,
+                "query_ms_p50": 1.0 + value,
+                "ANN-R@1": 0.9 if index == "annoy" else None,
+                "ANN-R@10": 0.8 if index == "annoy" else None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_matching_run_map_needs_same_setup_data_and_plain_queries(tmp_path: Path) -> None:
+    runs = _runs_table(tmp_path)
+    config = {**CONFIG, "dataset": {"root": "/d"}}
+    assert sup.matching_run_map(runs, config) == 0.50  # c used rotations, b another index
+    assert sup.matching_run_map(runs, {**config, "dataset": {"root": "/other"}}) is None
+    assert sup.matching_run_map(runs.iloc[0:0], config) is None
+
+
+def test_filter_table(tmp_path: Path) -> None:
+    runs = _runs_table(tmp_path)
+    assert sup.filter_table(runs, "", {})["name"].tolist() == ["run-a", "run-b", "run-c"]
+    assert sup.filter_table(runs, "RUN-B", {})["name"].tolist() == ["run-b"]
+    assert sup.filter_table(runs, "", {"index": ["exact"], "metric": []})["name"].tolist() == [
+        "run-a",
+        "run-c",
+    ]
+
+
+def test_run_pair_shows_differences(tmp_path: Path) -> None:
+    runs = _runs_table(tmp_path)
+    pair = sup.run_pair(runs, 0, 2)
+    assert list(pair.columns) == ["A: run-a", "B: run-c", "B − A"]
+    assert pair.loc["map"].tolist() == ["0.5000", "0.6000", "+0.1000"]
+    assert pair.loc["name", "B − A"] == ""
+    assert len(set(sup.run_pair(runs, 1, 1).columns)) == 3  # one run against itself
+
+
+def test_ann_vs_latency_uses_largest_k_and_counts_exact_as_one(tmp_path: Path) -> None:
+    frame, column = sup.ann_vs_latency(_runs_table(tmp_path))
+    assert column == "ANN-R@10"
+    assert frame[column].tolist() == [1.0, 0.8, 1.0]
+    assert sup.ann_vs_latency(pd.DataFrame({"name": [], "index": []})) is None

@@ -1,0 +1,236 @@
+"""Tests for search_lab.engine: saved index folders load with checks and are written atomically.
+
+Engines are assembled from small seeded vectors (no images), except the end-to-end test that
+runs ``build_index`` with Annoy on holidays-small.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from search_lab import engine as engine_module
+from search_lab.engine import FORMAT, MANIFEST, SearchEngine, list_engines
+from search_lab.errors import IndexMismatchError
+from search_lab.evaluate import make_index, make_post
+from search_lab.indexes import AnnoyIndex
+from search_lab.results import read_json, write_json
+
+REPO = Path(__file__).resolve().parents[1]
+HSV = {"name": "hsv", "bins": [8, 12, 3], "mode": "joint", "layout": "global", "sqrt": True}
+EXACT = {"name": "exact", "block": 256}
+ANNOY = {"name": "annoy", "n_trees": 5, "search_k": -1, "seed": 0, "n_jobs": 1}
+
+
+def vectors(n: int = 40, dim: int = 12, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, dim)).astype(np.float32)
+
+
+def make_engine(items: np.ndarray, index: dict[str, Any], metric: str = "cosine") -> SearchEngine:
+    """An engine over ``items`` as ``build_engine`` would make it, without images."""
+    cfg = {
+        "feature": HSV,
+        "metric": {"name": metric},
+        "index": index,
+        "post": {"power": 1.0, "l2": False, "pca_dim": None, "whiten": False},
+    }
+    post = make_post(cfg)
+    built = make_index(cfg)
+    built.build(post.fit_transform(items))
+    manifest = {
+        "format": FORMAT,
+        "config": cfg,
+        "root": "/nowhere",
+        "names": [f"{i:03d}.jpg" for i in range(len(items))],
+        "skipped": {},
+        "dim": int(items.shape[1]),
+    }
+    return SearchEngine(manifest, built, post)
+
+
+@pytest.mark.parametrize("index", [EXACT, ANNOY], ids=["exact", "annoy"])
+def test_save_load_round_trip(tmp_path: Path, index: dict[str, Any]) -> None:
+    items = vectors()
+    engine = make_engine(items, index)
+    target = engine.save(tmp_path / "engine")
+    loaded = SearchEngine.load(target, expect={"feature": HSV, "metric": "cosine", "dim": 12})
+    assert loaded.names == engine.names
+    for q in items[:5]:
+        assert loaded.search_vectors([q], 5) == engine.search_vectors([q], 5)
+    assert [p.name for p in tmp_path.iterdir()] == ["engine"]  # no temporary folder left
+
+
+def test_annoy_engine_is_memory_mapped(tmp_path: Path) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc/self/maps")
+    target = make_engine(vectors(), ANNOY).save(tmp_path / "engine")
+    SearchEngine.load(target)
+    assert str((target / AnnoyIndex.FOREST_FILE).resolve()) in Path("/proc/self/maps").read_text()
+
+
+@pytest.mark.parametrize(
+    ("expect", "message"),
+    [
+        ({"feature": {**HSV, "bins": [4, 4, 4]}}, "built with feature"),
+        ({"metric": "euclidean"}, "built with metric 'cosine', but 'euclidean'"),
+        ({"dim": 64}, "built with dim 12, but 64"),
+    ],
+)
+def test_load_rejects_unexpected_feature_metric_dim(
+    tmp_path: Path, expect: dict[str, Any], message: str
+) -> None:
+    target = make_engine(vectors(), ANNOY).save(tmp_path / "engine")
+    with pytest.raises(IndexMismatchError, match=message):
+        SearchEngine.load(target, expect=expect)
+
+
+@pytest.mark.parametrize("index", [EXACT, ANNOY], ids=["exact", "annoy"])
+def test_query_of_wrong_dimension(tmp_path: Path, index: dict[str, Any]) -> None:
+    loaded = SearchEngine.load(make_engine(vectors(), index).save(tmp_path / "engine"))
+    with pytest.raises(IndexMismatchError, match="dimension 5 but the index holds 12-d"):
+        loaded.search_vectors([np.ones(5, np.float32)], 3)
+
+
+def test_load_without_manifest(tmp_path: Path) -> None:
+    with pytest.raises(IndexMismatchError, match="not a built index"):
+        SearchEngine.load(tmp_path)
+
+
+def test_manifest_naming_another_index_type(tmp_path: Path) -> None:
+    target = make_engine(vectors(), EXACT).save(tmp_path / "engine")
+    manifest = read_json(target / MANIFEST)
+    manifest["config"]["index"] = ANNOY
+    write_json(target / MANIFEST, manifest)
+    with pytest.raises(IndexMismatchError, match="holds no Annoy index"):
+        SearchEngine.load(target)
+
+
+def test_manifest_disagreeing_with_the_annoy_file(tmp_path: Path) -> None:
+    target = make_engine(vectors(), ANNOY).save(tmp_path / "engine")
+    manifest = read_json(target / MANIFEST)
+    manifest["dim"] = 13
+    write_json(target / MANIFEST, manifest)
+    with pytest.raises(IndexMismatchError, match="manifest says 40 of dimension 13"):
+        SearchEngine.load(target)
+
+
+def test_annoy_metric_changed_in_manifest(tmp_path: Path) -> None:
+    target = make_engine(vectors(), ANNOY).save(tmp_path / "engine")
+    manifest = read_json(target / MANIFEST)
+    manifest["config"]["metric"] = {"name": "euclidean"}
+    write_json(target / MANIFEST, manifest)
+    with pytest.raises(IndexMismatchError, match="built for metric 'cosine'"):
+        SearchEngine.load(target)
+
+
+# --- atomic writes --------------------------------------------------------------------------
+
+
+def _boom(*args: object, **kwargs: object) -> None:
+    raise OSError("disk full (simulated)")
+
+
+def test_crash_before_manifest_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(engine_module, "write_json", _boom)
+    with pytest.raises(OSError, match="simulated"):
+        make_engine(vectors(), ANNOY).save(tmp_path / "engine")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(IndexMismatchError):
+        SearchEngine.load(tmp_path / "engine")
+
+
+def test_crash_mid_index_write_keeps_previous_version(tmp_path: Path, monkeypatch) -> None:
+    target = make_engine(vectors(40), ANNOY).save(tmp_path / "engine")
+    newer = make_engine(vectors(90, seed=1), ANNOY)
+    original_save = AnnoyIndex.save
+
+    def half_save(self: AnnoyIndex, directory: Path) -> None:
+        original_save(self, directory)
+        path = Path(directory) / AnnoyIndex.FOREST_FILE
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        raise OSError("killed mid-write (simulated)")
+
+    monkeypatch.setattr(AnnoyIndex, "save", half_save)
+    with pytest.raises(OSError, match="simulated"):
+        newer.save(target)
+    assert [p.name for p in tmp_path.iterdir()] == ["engine"]
+    assert len(SearchEngine.load(target).names) == 40
+
+
+def test_hard_kill_mid_save_leaves_nothing_loadable(tmp_path: Path) -> None:
+    """A process killed outright cannot clean up: its temporary folder stays but is never served."""
+    script = textwrap.dedent(
+        f"""
+        import os
+        import numpy as np
+        from search_lab.indexes import AnnoyIndex
+        from tests.test_engine import ANNOY, make_engine, vectors
+
+        def die(self, directory):
+            (directory / "annoy.ann").write_bytes(b"partial")
+            os._exit(9)
+
+        AnnoyIndex.save = die
+        make_engine(vectors(), ANNOY).save({str(tmp_path / "engine")!r})
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, timeout=120)
+    assert done.returncode == 9
+    assert not (tmp_path / "engine").exists()
+    leftovers = list(tmp_path.iterdir())
+    assert leftovers and all(p.name.startswith(".engine.") for p in leftovers)
+    assert list_engines(tmp_path) == []
+    with pytest.raises(IndexMismatchError):
+        SearchEngine.load(tmp_path / "engine")
+
+
+# --- end to end -----------------------------------------------------------------------------
+
+
+def holidays_root() -> Path:
+    """HOLIDAYS_DIR, or skip (fail under CI, where the dataset must be provided)."""
+    root = os.environ.get("HOLIDAYS_DIR")
+    if not root:
+        reason = "HOLIDAYS_DIR is not set; point it at holidays-small for end-to-end tests"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return Path(root)
+
+
+@pytest.mark.slow
+def test_build_index_with_annoy_on_holidays(tmp_path: Path, capsys) -> None:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from search_lab import build_index
+
+    root = holidays_root()
+    target = tmp_path / "indexes" / "hsv-annoy"
+    overrides = [
+        f"dataset.root={root}",
+        f"cache_dir={tmp_path / 'cache'}",
+        f"index_dir={target}",
+        "progress=false",
+        "index=annoy",
+    ]
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = OmegaConf.to_container(compose("build_index", overrides=overrides), resolve=True)
+    assert build_index.run(cfg, tmp_path / "out") == target
+    assert "annoy search (50 trees)" in capsys.readouterr().out
+
+    engine = SearchEngine.load(target, expect={"metric": "cosine", "feature": cfg["feature"]})
+    query = next(n for n in engine.names if n.endswith("00.jpg"))
+    hits, _ = engine.query(root / query, k=5)
+    assert hits[0].name == query and hits[0].distance < 1e-4
+    assert len({h.id for h in hits}) == 5
+    with pytest.raises(IndexMismatchError, match="metric"):
+        SearchEngine.load(target, expect={"metric": "euclidean"})

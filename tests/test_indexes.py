@@ -1,0 +1,360 @@
+"""Tests for search_lab.indexes: exact and Annoy indexes, search_views, and Annoy end to end.
+
+Units use hand-made vectors or small seeded clustered sets; the end-to-end test evaluates
+Annoy against exact search on holidays-small through ``search_lab.evaluate.run``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search_lab import indexes
+from search_lab.distances import pairwise
+from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.indexes import PAD_ID, AnnoyIndex, ExactIndex, search_views
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def clustered(n: int, dim: int = 16, *, seed: int = 0, centers: int = 20) -> np.ndarray:
+    """``n`` float32 vectors around ``centers`` random centres (spread 0.3); seeded."""
+    rng = np.random.default_rng(seed)
+    means = np.random.default_rng(12345).standard_normal((centers, dim))
+    labels = rng.integers(0, centers, n)
+    return (means[labels] + 0.3 * rng.standard_normal((n, dim))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def items() -> np.ndarray:
+    return clustered(600)
+
+
+@pytest.fixture(scope="module")
+def queries() -> np.ndarray:
+    return clustered(60, seed=1)
+
+
+def exact_ids(metric: str, items: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    index = ExactIndex(metric=metric)
+    index.build(items)
+    return index.search(queries, k)[0]
+
+
+# --- registry -------------------------------------------------------------------------------
+
+
+def test_registry_has_exact_and_annoy() -> None:
+    assert {"exact", "annoy"} <= set(indexes.available())
+
+
+def test_unknown_index_lists_choices() -> None:
+    with pytest.raises(ConfigError, match="choose one of: annoy, exact"):
+        indexes.create("faiss", metric="cosine")
+
+
+@pytest.mark.parametrize("kind", indexes.available())
+def test_every_index_returns_sorted_rows_and_caps_k(kind: str, items: np.ndarray) -> None:
+    index = indexes.create(kind, metric="euclidean")
+    index.build(items[:30])
+    ids, dists = index.search(items[:4], 50)
+    assert ids.shape == dists.shape == (4, 30)
+    assert ids.dtype == np.int64
+    assert np.all(np.diff(dists, axis=1) >= 0)
+    assert np.array_equal(ids[:, 0], np.arange(4))  # each item is its own nearest
+    assert all(len(set(row)) == 30 for row in ids)
+
+
+@pytest.mark.parametrize("kind", indexes.available())
+def test_every_index_rejects_a_query_of_the_wrong_dimension(kind: str, items: np.ndarray) -> None:
+    index = indexes.create(kind, metric="euclidean")
+    index.build(items)
+    with pytest.raises(IndexMismatchError, match="dimension 5 but the index holds 16-d"):
+        index.search(np.ones((1, 5), np.float32), 3)
+
+
+# --- exact ----------------------------------------------------------------------------------
+
+SQUARE = np.array([[0, 0], [1, 0], [3, 0], [0, 2]], np.float32)
+
+
+def test_exact_ranks_by_hand() -> None:
+    index = ExactIndex(metric="euclidean", block=1)
+    index.build(SQUARE)
+    ids, dists = index.search(np.array([[0.9, 0.0], [0.0, 1.9]]), 3)
+    assert ids.tolist() == [[1, 0, 2], [3, 0, 1]]
+    np.testing.assert_allclose(dists[0], [0.1, 0.9, 2.1], atol=1e-6)
+    np.testing.assert_allclose(dists[1], [0.1, 1.9, np.hypot(1, 1.9)], atol=1e-6)
+
+
+def test_exact_k_larger_than_collection_returns_everything_in_order() -> None:
+    index = ExactIndex(metric="manhattan")
+    index.build(SQUARE)
+    ids, dists = index.search(np.array([[2.6, 0.0]]), 10)
+    assert ids.tolist() == [[2, 1, 0, 3]]
+    np.testing.assert_allclose(dists[0], [0.4, 1.6, 2.6, 4.6], atol=1e-6)
+
+
+def test_exact_rejects_bad_block() -> None:
+    with pytest.raises(ConfigError, match="block must be positive"):
+        indexes.create("exact", metric="cosine", block=0)
+
+
+# --- annoy against exact --------------------------------------------------------------------
+
+
+def test_annoy_agrees_with_exact_on_clustered_vectors(
+    items: np.ndarray, queries: np.ndarray
+) -> None:
+    index = AnnoyIndex(metric="euclidean", n_trees=20, seed=1, n_jobs=1)
+    index.build(items)
+    ids, _ = index.search(queries, 10)
+    truth = exact_ids("euclidean", items, queries, 10)
+    assert np.mean(ids[:, 0] == truth[:, 0]) >= 0.95
+    recall = np.mean([len(set(a) & set(t)) / 10 for a, t in zip(ids, truth, strict=True)])
+    assert recall >= 0.95
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "manhattan", "dot"])
+def test_annoy_distances_are_in_the_metric_units(
+    metric: str, items: np.ndarray, queries: np.ndarray
+) -> None:
+    index = AnnoyIndex(metric=metric, n_trees=10, seed=0, n_jobs=1)
+    index.build(items)
+    ids, dists = index.search(queries, 8)
+    assert (ids >= 0).all()
+    expected = np.stack(
+        [pairwise(metric, q[None], items[row])[0] for q, row in zip(queries, ids, strict=True)]
+    )
+    np.testing.assert_allclose(dists, expected, rtol=1e-4, atol=1e-5)
+    assert np.all(np.diff(dists, axis=1) >= -1e-6)
+
+
+def test_annoy_cosine_of_identical_direction_is_zero() -> None:
+    index = AnnoyIndex(metric="cosine", n_trees=2)
+    index.build(np.array([[1, 0], [0, 1], [3, 0.0]], np.float32))
+    ids, dists = index.search(np.array([[2.0, 0.0]]), 3)
+    assert set(ids[0, :2]) == {0, 2}
+    np.testing.assert_allclose(dists[0], [0, 0, 1], atol=1e-6)
+
+
+def test_annoy_dot_prefers_long_aligned_vectors() -> None:
+    index = AnnoyIndex(metric="dot", n_trees=2)
+    index.build(np.array([[1, 0], [0, 1], [3, 0.0]], np.float32))
+    ids, dists = index.search(np.array([[1.0, 0.1]]), 3)
+    assert ids[0].tolist() == [2, 0, 1]
+    np.testing.assert_allclose(dists[0], [-3.0, -1.0, -0.1], atol=1e-6)
+
+
+def test_annoy_pads_rows_it_cannot_fill() -> None:
+    rng = np.random.default_rng(3)
+    index = AnnoyIndex(metric="euclidean", n_trees=1, search_k=1, seed=0)
+    index.build(rng.standard_normal((300, 2)).astype(np.float32))  # tiny leaves in 2-d
+    ids, dists = index.search(rng.standard_normal((5, 2)).astype(np.float32), 100)
+    assert ids.shape == (5, 100)
+    assert (ids == PAD_ID).any(), "search_k=1 should leave rows short"
+    for row, d in zip(ids, dists, strict=True):
+        n = int((row >= 0).sum())
+        assert (row[n:] == PAD_ID).all() and np.isinf(d[n:]).all()
+        assert np.isfinite(d[:n]).all() and len(set(row[:n])) == n
+
+
+def test_annoy_build_is_reproducible_for_a_seed(items: np.ndarray, queries: np.ndarray) -> None:
+    def run(seed: int) -> np.ndarray:
+        index = AnnoyIndex(metric="euclidean", n_trees=3, search_k=30, seed=seed, n_jobs=1)
+        index.build(items)
+        return index.search(queries, 10)[0]
+
+    assert np.array_equal(run(7), run(7))
+
+
+def test_annoy_build_replaces_the_forest(items: np.ndarray) -> None:
+    index = AnnoyIndex(metric="euclidean", n_trees=2)
+    index.build(items)
+    index.build(items[:10, :4])
+    assert (index.size, index.dim) == (10, 4)
+    assert index.search(items[:1, :4], 50)[0].shape == (1, 10)
+
+
+def test_annoy_search_before_build_says_so() -> None:
+    with pytest.raises(RuntimeError, match="build"):
+        AnnoyIndex(metric="cosine").search(np.ones((1, 3)), 1)
+
+
+# --- annoy configuration errors -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", ["chi2"])
+def test_annoy_unsupported_metric_lists_supported(metric: str) -> None:
+    with pytest.raises(ConfigError, match="cosine, dot, euclidean, manhattan"):
+        indexes.create("annoy", metric=metric)
+
+
+def test_unknown_metric_lists_metrics() -> None:
+    with pytest.raises(ConfigError, match="unknown metric 'hamming'"):
+        indexes.create("annoy", metric="hamming")
+
+
+def test_annoy_unknown_parameter_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"index 'annoy'.*trees"):
+        indexes.create("annoy", metric="cosine", trees=10)
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [
+        ("n_trees", 0),
+        ("n_trees", 2.5),
+        ("n_trees", True),
+        ("search_k", 0),
+        ("search_k", -2),
+        ("n_jobs", 0),
+        ("seed", -1),
+        ("seed", "x"),
+    ],
+)
+def test_annoy_bad_parameter_values(param: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=f"annoy index: {param} must be"):
+        indexes.create("annoy", metric="cosine", **{param: value})
+
+
+# --- annoy files ----------------------------------------------------------------------------
+
+
+def test_annoy_save_load_round_trip_is_memory_mapped(
+    tmp_path: Path, items: np.ndarray, queries: np.ndarray
+) -> None:
+    index = AnnoyIndex(metric="cosine", n_trees=5, seed=3)
+    index.build(items)
+    index.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annoy.ann", "annoy.json"]
+    loaded = AnnoyIndex(metric="cosine", n_trees=5)
+    loaded.load(tmp_path)
+    assert (loaded.size, loaded.dim) == (600, 16)
+    for a, b in zip(index.search(queries, 10), loaded.search(queries, 10), strict=True):
+        np.testing.assert_array_equal(a, b)
+    if sys.platform.startswith("linux"):
+        maps = Path("/proc/self/maps").read_text()
+        assert str((tmp_path / "annoy.ann").resolve()) in maps
+
+
+@pytest.fixture
+def saved(tmp_path: Path, items: np.ndarray) -> Path:
+    index = AnnoyIndex(metric="euclidean", n_trees=4, seed=0)
+    index.build(items)
+    index.save(tmp_path)
+    return tmp_path
+
+
+def test_annoy_load_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(IndexMismatchError, match=r"holds no Annoy index .*build_index"):
+        AnnoyIndex(metric="euclidean").load(tmp_path)
+
+
+def test_annoy_load_other_metric(saved: Path) -> None:
+    with pytest.raises(IndexMismatchError, match="built for metric 'euclidean', but 'cosine'"):
+        AnnoyIndex(metric="cosine", n_trees=4).load(saved)
+
+
+def test_annoy_load_other_tree_count(saved: Path) -> None:
+    with pytest.raises(IndexMismatchError, match="holds 4 trees"):
+        AnnoyIndex(metric="euclidean", n_trees=50).load(saved)
+
+
+def test_annoy_load_truncated_file(saved: Path) -> None:
+    path = saved / "annoy.ann"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(IndexMismatchError, match="truncated or was replaced"):
+        AnnoyIndex(metric="euclidean", n_trees=4).load(saved)
+
+
+def test_annoy_load_unreadable_forest(saved: Path) -> None:
+    # right size, wrong content: Annoy must reject it or the item count must disagree
+    path = saved / "annoy.ann"
+    path.write_bytes(b"\0" * path.stat().st_size)
+    with pytest.raises(IndexMismatchError):
+        AnnoyIndex(metric="euclidean", n_trees=4).load(saved)
+
+
+def test_annoy_load_corrupt_metadata(saved: Path) -> None:
+    (saved / "annoy.json").write_text("{not json")
+    with pytest.raises(IndexMismatchError, match=r"annoy\.json is unreadable"):
+        AnnoyIndex(metric="euclidean", n_trees=4).load(saved)
+
+
+# --- search_views ---------------------------------------------------------------------------
+
+
+def test_search_views_keeps_the_best_distance_per_item() -> None:
+    index = ExactIndex(metric="euclidean")
+    index.build(SQUARE)
+    upright = np.array([[0.9, 0.0]])  # near item 1, then 0, 2, 3
+    turned = np.array([[0.0, 1.8]])  # near item 3, then 0
+    ids, dists = search_views(index, [upright, turned], 3)
+    assert ids.tolist() == [[1, 3, 0]]
+    np.testing.assert_allclose(dists[0], [0.1, 0.2, 0.9], atol=1e-6)
+
+
+def test_search_views_ignores_padding() -> None:
+    rng = np.random.default_rng(3)
+    index = AnnoyIndex(metric="euclidean", n_trees=1, search_k=1, seed=0)
+    index.build(rng.standard_normal((300, 2)).astype(np.float32))
+    views = [rng.standard_normal((4, 2)).astype(np.float32) for _ in range(3)]
+    ids, dists = search_views(index, views, 100)
+    assert ids.shape == (4, 100)
+    for row, d in zip(ids, dists, strict=True):
+        n = int((row >= 0).sum())
+        assert n > 0 and (row[n:] == PAD_ID).all() and np.isinf(d[n:]).all()
+        assert len(set(row[:n])) == n and np.all(np.diff(d[:n]) >= 0)
+
+
+def test_single_view_is_plain_search(items: np.ndarray, queries: np.ndarray) -> None:
+    index = ExactIndex(metric="cosine")
+    index.build(items)
+    for a, b in zip(search_views(index, [queries], 5), index.search(queries, 5), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+# --- end to end on holidays-small -----------------------------------------------------------
+
+
+def holidays_root() -> Path:
+    """HOLIDAYS_DIR, or skip (fail under CI, where the dataset must be provided)."""
+    root = os.environ.get("HOLIDAYS_DIR")
+    if not root:
+        reason = "HOLIDAYS_DIR is not set; point it at holidays-small for end-to-end tests"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return Path(root)
+
+
+def composed(overrides: list[str]) -> dict:
+    """The evaluation config composed by Hydra, resolved to plain values."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.mark.slow
+def test_annoy_matches_exact_on_holidays(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from search_lab.evaluate import run
+
+    root = holidays_root()
+    cache = tmp_path_factory.mktemp("cache")
+    common = [f"dataset.root={root}", f"cache_dir={cache}", "progress=false", "metric=cosine"]
+    exact = run(composed([*common, "index=exact"]), tmp_path_factory.mktemp("exact"))
+    ann = run(composed([*common, "index=annoy", "index.n_trees=50"]), tmp_path_factory.mktemp("a"))
+    assert "ann_recall_at" not in exact
+    assert set(ann["ann_recall_at"]) == {"1", "5", "10"}
+    assert ann["ann_recall_at"]["10"] >= 0.95
+    assert abs(ann["map"] - exact["map"]) <= 0.01
+    for metrics in (exact, ann):
+        assert 0 < metrics["query_ms_p50"] <= metrics["query_ms_p95"]
