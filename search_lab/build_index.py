@@ -7,6 +7,7 @@ that ``SearchEngine.load`` checks and serves.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,10 @@ def run(cfg: dict[str, Any], out_dir: Path) -> Path:
     target = Path(cfg["index_dir"])
     engine.save(target)
     skipped = len(engine.manifest["skipped"])
-    print(f"built {target}: {engine.describe()}; {skipped} files skipped"
-          + (f" ({', '.join(sorted(engine.manifest['skipped']))})" if skipped else ""))
+    print(
+        f"built {target}: {engine.describe()}; {skipped} files skipped"
+        + (f" ({', '.join(sorted(engine.manifest['skipped']))})" if skipped else "")
+    )
     return target
 
 
@@ -38,4 +41,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from search_lab.cli import check_choices
+
+    check_choices(sys.argv[1:])
     main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,31 @@ from omegaconf import DictConfig, OmegaConf
 from search_lab.errors import SearchLabError
 
 log = logging.getLogger(__name__)
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+_GROUP_CHOICE = re.compile(r"^[+~]{0,2}([A-Za-z_]\w*)=([\w.,-]+)$")
+
+
+def check_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
+    """Exit with one line if a ``group=option`` argument names an option that does not exist.
+
+    Hydra reports that case with a multi-line message; checking the config folder first turns
+    ``feature=colour`` into ``error: unknown feature 'colour'; choose one of: ...``. Sweep lists
+    (``feature=hsv,lbp``) are checked item by item.
+    """
+    for arg in argv:
+        match = _GROUP_CHOICE.match(arg)
+        if not match or not (conf_dir / match.group(1)).is_dir():
+            continue
+        group, values = match.groups()
+        options = sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+        for value in values.split(","):
+            if value not in options:
+                print(
+                    f"error: unknown {group} {value!r}; choose one of: {', '.join(options)}",
+                    file=sys.stderr,
+                )
+                sys.exit(2)
 
 
 def run_job(run: Callable[[dict[str, Any], Path], Any], cfg: DictConfig) -> Any:

@@ -74,7 +74,9 @@ class Dataset:
 
 
 def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    return (
+        path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    )
 
 
 def _holidays_groups(root: Path) -> tuple[list[str], list[str], set[str]]:
@@ -120,7 +122,9 @@ def load_dataset(root: str | os.PathLike | None = None, *, layout: str = "auto")
     """
     root = Path(root) if root else default_root()
     if layout not in LAYOUTS:
-        raise DatasetError(f"unknown dataset layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
+        raise DatasetError(
+            f"unknown dataset layout {layout!r}; choose one of: {', '.join(LAYOUTS)}"
+        )
     if not root.is_dir():
         raise DatasetError(
             f"dataset folder {root} does not exist; set HOLIDAYS_DIR or dataset.root, "
@@ -135,7 +139,9 @@ def load_dataset(root: str | os.PathLike | None = None, *, layout: str = "auto")
     return _with_ground_truth(root, names, groups, query_names)
 
 
-def _with_ground_truth(root: Path, names: list[str], groups: list[str], query_names: set[str]) -> Dataset:
+def _with_ground_truth(
+    root: Path, names: list[str], groups: list[str], query_names: set[str]
+) -> Dataset:
     """Attach queries and relevance sets: relevant = the rest of the query's group."""
     members: dict[str, list[int]] = defaultdict(list)
     for i, group in enumerate(groups):
@@ -165,8 +171,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m search_lab.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="download INRIA Holidays (or import a local copy)")
-    fetch.add_argument("--dest", type=Path, default=None, help="dataset root (default: $HOLIDAYS_DIR or data/holidays)")
-    fetch.add_argument("--from", dest="source", type=Path, default=None, help="local folder or archive to import")
+    fetch.add_argument(
+        "--dest",
+        type=Path,
+        default=None,
+        help="dataset root (default: $HOLIDAYS_DIR or data/holidays)",
+    )
+    fetch.add_argument(
+        "--from", dest="source", type=Path, default=None, help="local folder or archive to import"
+    )
     info = sub.add_parser("info", help="print a dataset's counts")
     info.add_argument("root", nargs="?", type=Path, default=None)
     return parser.parse_args(argv)
@@ -185,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{count} images in {root}")
         else:
             data = load_dataset(args.root)
-            print(f"{data.root}: {len(data.names)} images, {len(set(data.groups))} groups, "
-                  f"{len(data.queries)} queries, {len(data.lonely)} without relevant images")
+            print(
+                f"{data.root}: {len(data.names)} images, {len(set(data.groups))} groups, "
+                f"{len(data.queries)} queries, {len(data.lonely)} without relevant images"
+            )
     except SearchLabError as err:
         print(f"search_lab.data: error: {err}", file=sys.stderr)
         return 2

@@ -18,7 +18,11 @@ def _norms(x: np.ndarray) -> np.ndarray:
 
 def euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """L2 distance, through ||a||^2 + ||b||^2 - 2 a.b (one matrix product)."""
-    sq = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2.0 * (a @ b.T)
+    sq = (
+        np.einsum("ij,ij->i", a, a)[:, None]
+        + np.einsum("ij,ij->i", b, b)[None, :]
+        - 2.0 * (a @ b.T)
+    )
     return np.sqrt(np.maximum(sq, 0.0))
 
 

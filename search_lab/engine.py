@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,10 +76,14 @@ class SearchEngine:
         """The configuration in plain words, e.g. ``hsv features, cosine distance, exact search``."""
         index = self.config["index"]
         extra = f" ({index['n_trees']} trees)" if "n_trees" in index else ""
-        return (f"{self.config['feature']['name']} features, {self.config['metric']['name']} distance, "
-                f"{index['name']} search{extra}, {len(self.names)} images")
+        return (
+            f"{self.config['feature']['name']} features, {self.config['metric']['name']} distance, "
+            f"{index['name']} search{extra}, {len(self.names)} images"
+        )
 
-    def vectorize(self, source: str | os.PathLike | bytes, rotations: bool = False) -> list[np.ndarray]:
+    def vectorize(
+        self, source: str | os.PathLike | bytes, rotations: bool = False
+    ) -> list[np.ndarray]:
         """Post-processed descriptor of a query image (and of its 90/180/270-degree turns)."""
         turns = (0, 1, 2, 3) if rotations else (0,)
         images = [load_for(self.extractor, source, t) for t in turns]
@@ -87,10 +92,14 @@ class SearchEngine:
     def search_vectors(self, views: list[np.ndarray], k: int) -> list[Hit]:
         """Top-k hits for a query given as one or more post-processed views."""
         ids, dists = search_views(self.index, [np.atleast_2d(v) for v in views], k)
-        found = [(int(i), float(d)) for i, d in zip(ids[0], dists[0], strict=True) if i >= 0]  # -1: padding
+        found = [
+            (int(i), float(d)) for i, d in zip(ids[0], dists[0], strict=True) if i >= 0
+        ]  # -1: padding
         return [Hit(r + 1, i, self.names[i], d) for r, (i, d) in enumerate(found)]
 
-    def query(self, source: str | os.PathLike | bytes, k: int = 10, *, rotations: bool = False) -> tuple[list[Hit], float]:
+    def query(
+        self, source: str | os.PathLike | bytes, k: int = 10, *, rotations: bool = False
+    ) -> tuple[list[Hit], float]:
         """Top-k hits for an image file or bytes, and the seconds taken (extraction included)."""
         start = time.perf_counter()
         hits = self.search_vectors(self.vectorize(source, rotations), k)
@@ -100,11 +109,17 @@ class SearchEngine:
         """Write the engine into ``directory`` atomically: built in a temporary folder, then renamed."""
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+        _remove_stale(directory)
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent)
+        )
+        tmp.chmod(0o755)  # mkdtemp's 0700 would keep other users' app processes from the mmap
         try:
             self.index.save(tmp)
             np.savez(tmp / POST_STATE, **self.post.state)
-            write_json(tmp / MANIFEST, self.manifest)  # written last: its presence marks completeness
+            write_json(
+                tmp / MANIFEST, self.manifest
+            )  # written last: its presence marks completeness
             _replace_dir(tmp, directory)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -112,7 +127,9 @@ class SearchEngine:
         return directory
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, *, expect: dict[str, Any] | None = None) -> SearchEngine:
+    def load(
+        cls, directory: str | os.PathLike, *, expect: dict[str, Any] | None = None
+    ) -> SearchEngine:
         """Load and check an engine folder; ``expect`` may pin ``feature``, ``metric`` or ``dim``.
 
         Raises
@@ -125,9 +142,14 @@ class SearchEngine:
             raise IndexMismatchError(
                 f"{directory} is not a built index (no {MANIFEST}); build one with `python -m search_lab.build_index`"
             )
-        manifest = read_json(directory / MANIFEST)
+        try:
+            manifest = read_json(directory / MANIFEST)
+        except (OSError, ValueError) as err:
+            raise IndexMismatchError(f"{directory / MANIFEST} is unreadable: {err}") from err
         if manifest.get("format") != FORMAT:
-            raise IndexMismatchError(f"{directory} has index format {manifest.get('format')}, expected {FORMAT}")
+            raise IndexMismatchError(
+                f"{directory} has index format {manifest.get('format')}, expected {FORMAT}"
+            )
         _check_expectations(directory, manifest, expect or {})
         cfg = manifest["config"]
         from search_lab.evaluate import make_index, make_post
@@ -140,8 +162,11 @@ class SearchEngine:
                 f"{len(manifest['names'])} of dimension {manifest['dim']}"
             )
         post = make_post(cfg)
-        with np.load(directory / POST_STATE) as state:
-            post.state = {k: state[k] for k in state.files}
+        try:
+            with np.load(directory / POST_STATE) as state:
+                post.state = {k: state[k] for k in state.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as err:  # missing, truncated, not npz
+            raise IndexMismatchError(f"{directory / POST_STATE} is missing or unreadable") from err
         return cls(manifest, index, post)
 
 
@@ -154,7 +179,16 @@ def _check_expectations(directory: Path, manifest: dict[str, Any], expect: dict[
     }
     for key, wanted in expect.items():
         if wanted is not None and actual[key] != wanted:
-            raise IndexMismatchError(f"{directory} was built with {key} {actual[key]!r}, but {wanted!r} was asked for")
+            raise IndexMismatchError(
+                f"{directory} was built with {key} {actual[key]!r}, but {wanted!r} was asked for"
+            )
+
+
+def _remove_stale(directory: Path, age_s: float = 600.0) -> None:
+    """Delete temporary build folders of ``directory`` left by a killed build (older than ``age_s``)."""
+    for stale in directory.parent.glob(f".{directory.name}.*.tmp"):
+        if time.time() - stale.stat().st_mtime > age_s:
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _replace_dir(tmp: Path, directory: Path) -> None:
@@ -177,8 +211,13 @@ def build_engine(cfg: dict[str, Any]) -> SearchEngine:
     cache = FeatureCache(cfg["cache_dir"]) if cfg.get("cache_dir") else None
     fingerprint = data.fingerprint()
     feats, _ = cached_features(
-        cache, data.root, data.names, fingerprint, cfg["feature"],
-        workers=cfg.get("workers"), progress=cfg.get("progress", True),
+        cache,
+        data.root,
+        data.names,
+        fingerprint,
+        cfg["feature"],
+        workers=cfg.get("workers"),
+        progress=cfg.get("progress", True),
     )
     start = time.perf_counter()
     post = make_post(cfg)
@@ -206,7 +245,9 @@ def list_engines(parent: str | os.PathLike) -> list[Path]:
     parent = Path(parent)
     if not parent.is_dir():
         return []
-    return sorted(p for p in parent.iterdir() if (p / MANIFEST).is_file() and not p.name.startswith("."))
+    return sorted(
+        p for p in parent.iterdir() if (p / MANIFEST).is_file() and not p.name.startswith(".")
+    )
 
 
 def manifest_of(directory: str | os.PathLike) -> dict[str, Any]:

@@ -8,6 +8,7 @@ into the Hydra output folder.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,13 @@ from search_lab.extract import build_extractor, cached_features
 from search_lab.indexes import Index, search_views
 from search_lab.metrics import score_rankings
 from search_lab.postprocess import PostProcessor
-from search_lab.results import METRICS_FILE, RANKINGS_FILE, summary_lines, write_json, write_rankings
+from search_lab.results import (
+    METRICS_FILE,
+    RANKINGS_FILE,
+    summary_lines,
+    write_json,
+    write_rankings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +68,14 @@ def rotated_queries(cfg, data, cache, names, post) -> list[np.ndarray]:
     out = []
     for turns in (1, 2, 3):
         feats, _ = cached_features(
-            cache, data.root, names, data.fingerprint(), cfg["feature"],
-            rotation=turns, workers=cfg.get("workers"), progress=cfg.get("progress", True),
+            cache,
+            data.root,
+            names,
+            data.fingerprint(),
+            cfg["feature"],
+            rotation=turns,
+            workers=cfg.get("workers"),
+            progress=cfg.get("progress", True),
         )
         rows = {n: i for i, n in enumerate(feats.names)}
         out.append(post.transform(feats.vectors[[rows[n] for n in names]]))
@@ -76,8 +89,13 @@ def run(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     cache = FeatureCache(cfg["cache_dir"]) if cfg.get("cache_dir") else None
     t0 = time.perf_counter()
     feats, cached = cached_features(
-        cache, data.root, data.names, data.fingerprint(), cfg["feature"],
-        workers=cfg.get("workers"), progress=cfg.get("progress", True),
+        cache,
+        data.root,
+        data.names,
+        data.fingerprint(),
+        cfg["feature"],
+        workers=cfg.get("workers"),
+        progress=cfg.get("progress", True),
     )
     extract_s = time.perf_counter() - t0
     if len(feats.names) == 0:
@@ -92,8 +110,13 @@ def run(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
 
     metrics, rankings = search_and_score(cfg, data, feats.names, vectors, index, post, cache)
     metrics.update(
-        n_images=len(feats.names), n_skipped=len(feats.skipped), skipped=feats.skipped,
-        features_cached=cached, extract_s=extract_s, build_s=build_s, dim=int(vectors.shape[1]),
+        n_images=len(feats.names),
+        n_skipped=len(feats.skipped),
+        skipped=feats.skipped,
+        features_cached=cached,
+        extract_s=extract_s + metrics["rotations_extract_s"],
+        build_s=build_s,
+        dim=int(vectors.shape[1]),
         config=cfg,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -108,11 +131,15 @@ def search_and_score(cfg, data: Dataset, names, vectors, index, post, cache) -> 
     row = {name: i for i, name in enumerate(names)}
     queries = [q for q in data.queries if data.names[q] in row]
     if len(queries) < len(data.queries):
-        log.warning("%d queries could not be read and are left out", len(data.queries) - len(queries))
+        log.warning(
+            "%d queries could not be read and are left out", len(data.queries) - len(queries)
+        )
     query_names = [data.names[q] for q in queries]
     views = [vectors[[row[n] for n in query_names]]]
+    t0 = time.perf_counter()
     if cfg["eval"].get("rotations"):
         views += rotated_queries(cfg, data, cache, query_names, post)
+    rotations_s = time.perf_counter() - t0
     depth = min((cfg["eval"].get("depth") or len(names)) + 1, len(names))
 
     t0 = time.perf_counter()
@@ -128,6 +155,7 @@ def search_and_score(cfg, data: Dataset, names, vectors, index, post, cache) -> 
     metrics = score_rankings(ranked, {q: data.relevant[q] for q in queries}, cfg["eval"]["k"])
     metrics["per_query_ap"] = {data.names[q]: ap for q, ap in metrics.pop("ap").items()}
     metrics["search_s"] = search_s
+    metrics["rotations_extract_s"] = rotations_s  # rotated query views (eval.rotations)
     metrics.update(index_fidelity(index, vectors, [row[n] for n in query_names], cfg["eval"]["k"]))
     rankings = [(data.names[q], [data.names[i] for i in ranked[q]]) for q in queries]
     return metrics, rankings
@@ -168,12 +196,12 @@ def index_fidelity(
     baseline.build(vectors)
     truth, _ = baseline.search(vectors[query_rows], depth)
     shares: dict[str, list[float]] = {str(k): [] for k in ks}
-    for r, approx, exact in zip(query_rows, found, truth, strict=True):
-        approx = [i for i in approx if i >= 0 and i != r]
-        exact = [i for i in exact if i != r]
+    for r, approx_ids, exact_ids in zip(query_rows, found, truth, strict=True):
+        got = [i for i in approx_ids if i >= 0 and i != r]  # padding and the query left out
+        want = [i for i in exact_ids if i != r]
         for k in ks:
-            if exact[:k]:
-                shares[str(k)].append(len(set(approx[:k]) & set(exact[:k])) / len(exact[:k]))
+            if want[:k]:
+                shares[str(k)].append(len(set(got[:k]) & set(want[:k])) / len(want[:k]))
     out["ann_recall_at"] = {k: float(np.mean(v)) if v else 1.0 for k, v in shares.items()}
     return out
 
@@ -187,4 +215,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    from search_lab.cli import check_choices
+
+    check_choices(sys.argv[1:])
     main()

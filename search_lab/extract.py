@@ -42,7 +42,9 @@ def build_extractor(feature_cfg: Mapping[str, Any]) -> Extractor:
     return create(name, **params)
 
 
-def load_for(extractor: Extractor, path: str | os.PathLike | bytes, rotation: int = 0) -> np.ndarray:
+def load_for(
+    extractor: Extractor, path: str | os.PathLike | bytes, rotation: int = 0
+) -> np.ndarray:
     """Load an image as ``extractor`` needs it, turned by ``rotation`` quarter turns anticlockwise."""
     image = load_image(path, max_side=extractor.max_side)
     return np.ascontiguousarray(np.rot90(image, rotation)) if rotation % 4 else image
@@ -69,12 +71,16 @@ def _parallel(paths: Sequence[Path], feature_cfg: dict, rotation: int, workers: 
         yield from map(_extract_file, paths)
         return
     chunk = max(1, min(16, len(paths) // (workers * 8)))
-    ctx = get_context("fork") if "fork" in get_all_start_methods() else None  # no re-imports per worker
+    ctx = (
+        get_context("fork") if "fork" in get_all_start_methods() else None
+    )  # no re-imports per worker
     with ProcessPoolExecutor(workers, ctx, _init_worker, (feature_cfg, rotation)) as pool:
         yield from pool.map(_extract_file, paths, chunksize=chunk)
 
 
-def _batched(paths: Sequence[Path], extractor: Extractor, rotation: int, batch: int = 16) -> Iterator:
+def _batched(
+    paths: Sequence[Path], extractor: Extractor, rotation: int, batch: int = 16
+) -> Iterator:
     """Results for extractors that parallelise internally (CNN): load a batch, extract it at once."""
     for start in range(0, len(paths), batch):
         images, errors = [], []
@@ -108,8 +114,14 @@ def extract_files(
         results = _parallel(paths, feature_cfg, rotation, min(workers, max(1, len(paths))))
     else:
         results = _batched(paths, extractor, rotation, int(feature_cfg.get("batch_size", 16)))
-    bar = tqdm(results, total=len(paths), unit="img", desc=f"extract {feature_cfg['name']}",
-               disable=not progress, leave=False)
+    bar = tqdm(
+        results,
+        total=len(paths),
+        unit="img",
+        desc=f"extract {feature_cfg['name']}",
+        disable=not progress,
+        leave=False,
+    )
     kept, vectors, skipped = [], [], {}
     for name, (vector, error) in zip(names, bar, strict=True):
         if error is None:
@@ -140,17 +152,26 @@ def cached_features(
     """
     feature_cfg = dict(feature_cfg)
     if feature_cfg["name"] == "combo":
-        return _combo_features(cache, root, names, fingerprint, feature_cfg, rotation, workers, progress)
+        return _combo_features(
+            cache, root, names, fingerprint, feature_cfg, rotation, workers, progress
+        )
     if cache is None:
-        return extract_files(root, names, feature_cfg, rotation=rotation, workers=workers, progress=progress), False
+        return extract_files(
+            root, names, feature_cfg, rotation=rotation, workers=workers, progress=progress
+        ), False
     key = cache_key(
-        fingerprint=fingerprint, names=cache_key(names=list(names)), feature=feature_cfg, rotation=rotation
+        fingerprint=fingerprint,
+        names=cache_key(names=list(names)),
+        feature=feature_cfg,
+        rotation=rotation,
     )
     with cache.lock(key):
         hit = cache.get(key)
         if hit is not None:
             return hit, True
-        features = extract_files(root, names, feature_cfg, rotation=rotation, workers=workers, progress=progress)
+        features = extract_files(
+            root, names, feature_cfg, rotation=rotation, workers=workers, progress=progress
+        )
         cache.put(key, features)
         return features, False
 
@@ -162,8 +183,14 @@ def _combo_features(cache, root, names, fingerprint, feature_cfg, rotation, work
     blocks, all_hit, skipped, seconds = [], True, {}, 0.0
     for part in parts:
         features, hit = cached_features(
-            cache, root, names, fingerprint, feature_cfg[part],
-            rotation=rotation, workers=workers, progress=progress,
+            cache,
+            root,
+            names,
+            fingerprint,
+            feature_cfg[part],
+            rotation=rotation,
+            workers=workers,
+            progress=progress,
         )
         blocks.append(features)
         all_hit &= hit

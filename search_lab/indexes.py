@@ -238,8 +238,10 @@ class AnnoyIndex(Index):
     Notes
     -----
     Annoy's rules: items cannot be added after ``build`` (so ``build`` makes a new forest),
-    ids are 0..N-1 in row order, and a query may receive fewer than ``k`` items when
-    ``search_k`` is small; such rows are padded with ``PAD_ID`` and ``inf``. ``save`` writes
+    ids are 0..N-1 in row order, and a query may receive fewer than ``k`` items when an
+    explicit ``search_k`` is small; such rows are padded with ``PAD_ID`` and ``inf``. (With
+    ``search_k=-1`` a row is always full: an item sits in one leaf per tree, so ``k * n_trees``
+    candidates hold at least ``k`` distinct items, or every leaf was visited.) ``save`` writes
     ``annoy.ann`` (the forest) and ``annoy.json`` (what it holds); ``load`` checks one against
     the other and memory-maps the forest without reading it, so loading is instant and the
     pages are shared between processes using the same file.

@@ -11,7 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 
-def positive_ranks(ranking: Iterable[int], query: int, relevant: frozenset[int] | set[int]) -> list[int]:
+def positive_ranks(
+    ranking: Iterable[int], query: int, relevant: frozenset[int] | set[int]
+) -> list[int]:
     """0-based ranks of the relevant images in ``ranking``, the query itself skipped.
 
     As in the official ``holidays_map.py``: when the query appears in its own result list it

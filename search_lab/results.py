@@ -74,8 +74,15 @@ def summary_lines(metrics: Mapping[str, Any]) -> list[str]:
         "recall@k       " + "  ".join(f"@{k} {metrics['recall_at'][k]:.4f}" for k in ks),
     ]
     if "ann_recall_at" in metrics:
-        lines.append("ANN recall@k   " + "  ".join(f"@{k} {v:.4f}" for k, v in metrics["ann_recall_at"].items()))
-    timing = "  ".join(f"{key[:-2]} {metrics[key]:.2f}s" for key in ("extract_s", "build_s", "search_s") if key in metrics)
+        lines.append(
+            "ANN recall@k   "
+            + "  ".join(f"@{k} {v:.4f}" for k, v in metrics["ann_recall_at"].items())
+        )
+    timing = "  ".join(
+        f"{key[:-2]} {metrics[key]:.2f}s"
+        for key in ("extract_s", "build_s", "search_s")
+        if key in metrics
+    )
     lines.append(f"time           {timing}")
     if metrics.get("skipped"):
         lines.append("skipped        " + ", ".join(sorted(metrics["skipped"])))

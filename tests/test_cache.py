@@ -11,7 +11,12 @@ from search_lab.cache import FeatureCache, Features, cache_key
 
 
 def sample() -> Features:
-    return Features(["a.jpg", "b.jpg"], np.arange(6, dtype=np.float32).reshape(2, 3), {"c.jpg": "truncated"}, 1.5)
+    return Features(
+        ["a.jpg", "b.jpg"],
+        np.arange(6, dtype=np.float32).reshape(2, 3),
+        {"c.jpg": "truncated"},
+        1.5,
+    )
 
 
 def test_round_trip(tmp_path: Path) -> None:

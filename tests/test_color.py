@@ -69,12 +69,22 @@ def test_spatial_layouts_see_where_colours_are() -> None:
 
 def test_vector_length_does_not_depend_on_image_size() -> None:
     extractor = create("hsv")
-    assert extractor.extract(solid((1, 2, 3), (10, 10))).shape == extractor.extract(solid((1, 2, 3), (99, 7))).shape
+    assert (
+        extractor.extract(solid((1, 2, 3), (10, 10))).shape
+        == extractor.extract(solid((1, 2, 3), (99, 7))).shape
+    )
 
 
 @pytest.mark.parametrize(
     "params",
-    [{"bins": [0, 12, 3]}, {"bins": [8, 12]}, {"mode": "both"}, {"layout": "spiral"}, {"max_side": 0}, {"colour": 1}],
+    [
+        {"bins": [0, 12, 3]},
+        {"bins": [8, 12]},
+        {"mode": "both"},
+        {"layout": "spiral"},
+        {"max_side": 0},
+        {"colour": 1},
+    ],
 )
 def test_bad_parameters(params: dict) -> None:
     with pytest.raises(ConfigError, match="hsv"):

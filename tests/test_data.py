@@ -19,10 +19,26 @@ def touch(root: Path, *names: str) -> None:
 
 
 def test_holidays_layout(tmp_path: Path) -> None:
-    touch(tmp_path, "100000.jpg", "100001.jpg", "100002.JPEG", "100100.png", "100101.jpg",
-          "README.txt", "notes.jpg", "100200.jpg")
+    touch(
+        tmp_path,
+        "100000.jpg",
+        "100001.jpg",
+        "100002.JPEG",
+        "100100.png",
+        "100101.jpg",
+        "README.txt",
+        "notes.jpg",
+        "100200.jpg",
+    )
     data = load_dataset(tmp_path)
-    assert data.names == ("100000.jpg", "100001.jpg", "100002.JPEG", "100100.png", "100101.jpg", "100200.jpg")
+    assert data.names == (
+        "100000.jpg",
+        "100001.jpg",
+        "100002.JPEG",
+        "100100.png",
+        "100101.jpg",
+        "100200.jpg",
+    )
     assert [data.names[q] for q in data.queries] == ["100000.jpg", "100100.png"]
     assert data.relevant[0] == {1, 2}
     assert data.relevant[3] == {4}

@@ -71,8 +71,9 @@ def test_annoy_engine_is_memory_mapped(tmp_path: Path) -> None:
     if not sys.platform.startswith("linux"):
         pytest.skip("reads /proc/self/maps")
     target = make_engine(vectors(), ANNOY).save(tmp_path / "engine")
-    SearchEngine.load(target)
+    loaded = SearchEngine.load(target)  # kept alive: the mapping lasts as long as the index
     assert str((target / AnnoyIndex.FOREST_FILE).resolve()) in Path("/proc/self/maps").read_text()
+    assert loaded.index.size == 40
 
 
 @pytest.mark.parametrize(
@@ -195,42 +196,37 @@ def test_hard_kill_mid_save_leaves_nothing_loadable(tmp_path: Path) -> None:
 # --- end to end -----------------------------------------------------------------------------
 
 
-def holidays_root() -> Path:
-    """HOLIDAYS_DIR, or skip (fail under CI, where the dataset must be provided)."""
-    root = os.environ.get("HOLIDAYS_DIR")
-    if not root:
-        reason = "HOLIDAYS_DIR is not set; point it at holidays-small for end-to-end tests"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return Path(root)
-
-
 @pytest.mark.slow
-def test_build_index_with_annoy_on_holidays(tmp_path: Path, capsys) -> None:
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
+def test_build_index_with_annoy_on_holidays(
+    make_config, holidays_dir: Path, tmp_path: Path, capsys
+) -> None:
     from search_lab import build_index
 
-    root = holidays_root()
     target = tmp_path / "indexes" / "hsv-annoy"
-    overrides = [
-        f"dataset.root={root}",
-        f"cache_dir={tmp_path / 'cache'}",
-        f"index_dir={target}",
-        "progress=false",
-        "index=annoy",
-    ]
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = OmegaConf.to_container(compose("build_index", overrides=overrides), resolve=True)
+    cfg = make_config("index=annoy", f"index_dir={target}", name="build_index")
     assert build_index.run(cfg, tmp_path / "out") == target
     assert "annoy search (50 trees)" in capsys.readouterr().out
 
     engine = SearchEngine.load(target, expect={"metric": "cosine", "feature": cfg["feature"]})
     query = next(n for n in engine.names if n.endswith("00.jpg"))
-    hits, _ = engine.query(root / query, k=5)
+    hits, _ = engine.query(holidays_dir / query, k=5)
     assert hits[0].name == query and hits[0].distance < 1e-4
     assert len({h.id for h in hits}) == 5
     with pytest.raises(IndexMismatchError, match="metric"):
         SearchEngine.load(target, expect={"metric": "euclidean"})
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: (d / "post.npz").unlink(), "post.npz is missing or unreadable"),
+        (lambda d: (d / "post.npz").write_bytes(b"PK\x03\x04 cut"), "post.npz is missing"),
+        (lambda d: (d / MANIFEST).write_text('{"format": 1,'), "manifest.json is unreadable"),
+    ],
+    ids=["post-missing", "post-truncated", "manifest-corrupt"],
+)
+def test_damaged_folder_is_a_mismatch(tmp_path: Path, damage, message: str) -> None:
+    target = make_engine(vectors(), ANNOY).save(tmp_path / "engine")
+    damage(target)
+    with pytest.raises(IndexMismatchError, match=message):
+        SearchEngine.load(target)

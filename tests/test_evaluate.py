@@ -45,24 +45,37 @@ def official_map(rankings_file: Path, image_dir: Path) -> float:
 
 
 @pytest.mark.slow
-def test_default_config_reaches_the_map_bound(make_config, holidays_dir: Path, tmp_path: Path) -> None:
+def test_default_config_reaches_the_map_bound(
+    make_config, holidays_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     metrics = run(make_config(), out)
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["map"] >= 0.55
     assert saved["n_queries"] == 240 and saved["n_images"] == 648 and saved["n_skipped"] == 0
-    assert set(saved["precision_at"]) == {"1", "5", "10"} and set(saved["recall_at"]) == {"1", "5", "10"}
+    assert set(saved["precision_at"]) == {"1", "5", "10"} and set(saved["recall_at"]) == {
+        "1",
+        "5",
+        "10",
+    }
     assert all(saved[key] >= 0 for key in ("extract_s", "build_s", "search_s"))
     assert saved["config"]["feature"]["name"] == "hsv"
     lines = (out / "rankings.dat").read_text().splitlines()
     assert len(lines) == 240
     first = lines[0].split()
-    assert first[0] == "100000.jpg" and first[1:3] == ["0", "100001.jpg"]  # easy query ranks its match first
+    assert first[0] == "100000.jpg" and first[1:3] == [
+        "0",
+        "100001.jpg",
+    ]  # easy query ranks its match first
     assert len(first) == 1 + 2 * 647  # every other image is ranked
-    assert official_map(out / "rankings.dat", holidays_dir) == pytest.approx(metrics["map"], abs=5e-4)
+    assert official_map(out / "rankings.dat", holidays_dir) == pytest.approx(
+        metrics["map"], abs=5e-4
+    )
 
 
-def test_changing_only_the_metric_extracts_nothing(make_config, tmp_path: Path, monkeypatch) -> None:
+def test_changing_only_the_metric_extracts_nothing(
+    make_config, tmp_path: Path, monkeypatch
+) -> None:
     first = run(make_config("feature.bins=[4,4,2]"), tmp_path / "a")
     assert first["features_cached"] is False
 
@@ -79,7 +92,14 @@ def test_changing_only_the_metric_extracts_nothing(make_config, tmp_path: Path, 
 def test_bad_images_are_skipped_counted_and_listed(holidays_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    for name in ["100000.jpg", "100001.jpg", "100100.jpg", "100101.jpg", "100200.jpg", "100201.jpg"]:
+    for name in [
+        "100000.jpg",
+        "100001.jpg",
+        "100100.jpg",
+        "100101.jpg",
+        "100200.jpg",
+        "100201.jpg",
+    ]:
         shutil.copy(holidays_dir / name, data / name)
     (data / "100101.jpg").write_bytes((holidays_dir / "100101.jpg").read_bytes()[:500])  # truncated
     (data / "100201.jpg").write_text("not an image")
@@ -89,7 +109,9 @@ def test_bad_images_are_skipped_counted_and_listed(holidays_dir: Path, tmp_path:
     metrics = run(cfg, tmp_path / "out")
     assert metrics["n_images"] == 4 and metrics["n_skipped"] == 2
     assert set(metrics["skipped"]) == {"100101.jpg", "100201.jpg"}
-    assert metrics["n_queries"] == 3  # queries whose relevant image is unreadable still count (AP 0)
+    assert (
+        metrics["n_queries"] == 3
+    )  # queries whose relevant image is unreadable still count (AP 0)
     assert metrics["per_query_ap"]["100100.jpg"] == 0.0
 
 
@@ -105,8 +127,18 @@ def test_bad_images_are_skipped_counted_and_listed(holidays_dir: Path, tmp_path:
 )
 def test_bad_configuration_fails_with_one_line(override: str, message: str, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "search_lab.evaluate", override, f"hydra.run.dir={tmp_path}", "progress=false"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "search_lab.evaluate",
+            override,
+            f"hydra.run.dir={tmp_path}",
+            "progress=false",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "HOLIDAYS_DIR": os.environ.get("HOLIDAYS_DIR", "/nowhere/holidays")},
     )
     assert proc.returncode == 2

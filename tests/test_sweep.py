@@ -192,12 +192,14 @@ def test_write_summary_and_callback(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow
 def test_sweep_job_folders_are_named_by_overrides(basic_sweep) -> None:
     sweep_dir, _, _ = basic_sweep
     jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert jobs == [f"feature.bins=[2,2,2],{job}" for job in JOBS]
 
 
+@pytest.mark.slow
 def test_summary_rows_equal_each_jobs_metrics(basic_sweep) -> None:
     sweep_dir, _, output = basic_sweep
     rows = list(csv.DictReader((sweep_dir / SUMMARY_CSV).open()))
@@ -218,6 +220,7 @@ def test_summary_rows_equal_each_jobs_metrics(basic_sweep) -> None:
     assert all(Path(row["run"]).name in markdown for row in rows)
 
 
+@pytest.mark.slow
 def test_rerun_resumes_only_missing_jobs(basic_sweep, tmp_path: Path, holidays_dir: Path) -> None:
     original, cache, _ = basic_sweep
     sweep_dir = tmp_path / "sweep"
@@ -235,6 +238,7 @@ def test_rerun_resumes_only_missing_jobs(basic_sweep, tmp_path: Path, holidays_d
     assert (lost / "metrics.json").is_file() and (sweep_dir / SUMMARY_CSV).is_file()
 
 
+@pytest.mark.slow
 def test_joblib_jobs_share_one_extraction(tmp_path: Path, holidays_dir: Path) -> None:
     """Two parallel jobs need the same features: one extracts under the lock, the other reads."""
     sweep_dir, cache = tmp_path / "sweep", tmp_path / "cache"
@@ -246,6 +250,7 @@ def test_joblib_jobs_share_one_extraction(tmp_path: Path, holidays_dir: Path) ->
     assert (sweep_dir / SUMMARY_MD).is_file()
 
 
+@pytest.mark.slow
 def test_submitit_local_runs_the_cluster_code_path(
     basic_sweep, tmp_path: Path, holidays_dir: Path
 ) -> None:

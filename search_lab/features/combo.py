@@ -32,8 +32,13 @@ class Combo(Extractor):
     the Hydra config fills them from ``conf/feature/<part>.yaml``.
     """
 
-    def __init__(self, *, parts: Sequence[str], weights: Sequence[float] | None = None,
-                 **part_params: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        *,
+        parts: Sequence[str],
+        weights: Sequence[float] | None = None,
+        **part_params: Mapping[str, Any],
+    ) -> None:
         parts = list(parts)
         if not parts:
             raise ConfigError("combo: parts must name at least one feature")

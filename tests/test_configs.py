@@ -1,0 +1,42 @@
+"""Every config option of every group, and every experiment, composes and builds its parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from search_lab.evaluate import check_config
+from search_lab.extract import build_extractor
+from tests.conftest import CONF, compose_config
+
+GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml")) for group in ("dataset", "feature", "index", "metric")}
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+CASES = [f"{group}={option}" for group, options in GROUPS.items() for option in options]
+
+
+@pytest.mark.parametrize("override", CASES)
+def test_group_option_composes(override: str) -> None:
+    cfg = compose_config([override])
+    group, option = override.split("=")
+    assert cfg[group]["name" if group != "dataset" else "layout"]
+    if group == "feature":
+        assert cfg["feature"]["name"] == option
+        build_extractor(cfg["feature"])  # YAML defaults are accepted by the constructor
+    elif group == "index" or group == "metric":
+        if not (group == "metric" and option == "chi2"):
+            check_config(cfg)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_composes(name: str) -> None:
+    cfg = compose_config([f"+experiment={name}"])
+    assert (Path(CONF) / "experiment" / f"{name}.yaml").read_text().startswith("# @package _global_")
+    check_config(cfg)
+
+
+def test_annoy_refuses_chi2() -> None:
+    from search_lab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="chi2"):
+        check_config(compose_config(["index=annoy", "metric=chi2"]))
