@@ -18,10 +18,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 # The default index (hsv, cosine, exact); rebuilt only when missing.
 index: $(STAMP)
-	@test -f indexes/hsv-cosine-exact/manifest.json || $(PY) -m search_lab.build_index
+	@test -f indexes/hsv-cosine-exact/manifest.json || $(PY) -m search_lab.build_index || true
 
 app: $(STAMP)
-	-$(MAKE) --no-print-directory index
+	@$(MAKE) --no-print-directory index
 	$(VENV)/bin/streamlit run app.py
 
 lint: $(STAMP)

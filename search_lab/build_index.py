@@ -1,4 +1,4 @@
-"""Build a search index for the app and for queries: ``python -m search_lab.build_index [overrides]``.
+"""Build a search index for the app: ``python -m search_lab.build_index [overrides]``.
 
 Writes a self-describing folder (``index_dir``, default ``indexes/<feature>-<metric>-<index>``)
 that ``SearchEngine.load`` checks and serves.

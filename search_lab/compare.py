@@ -183,6 +183,8 @@ def _row(metrics_file: Path, metrics: Mapping[str, Any]) -> tuple[dict[str, Any]
     for key in (*LATENCY_COLUMNS, *TIME_COLUMNS, *COUNT_COLUMNS):
         if key in metrics:
             row[key] = metrics[key]
+    if metrics.get("features_cached") is False and metrics.get("extract_s"):
+        row["img_per_s"] = metrics.get("n_images", 0) / metrics["extract_s"]  # cold extraction only
     params = []
     for key, value in overrides:
         if "." in key and key not in NAME_EXCLUDED_KEYS and not key.startswith("hydra."):
@@ -208,7 +210,12 @@ def _ordered_columns(present: set[str], params: Iterable[str]) -> list[str]:
     at_cols = sorted((c for c in present if c.partition("@")[0] + "@" in prefixes), key=_k_order)
     order = [*ID_COLUMNS, *dict.fromkeys(params), "map", *at_cols]
     order += [c for c in LATENCY_COLUMNS if c in present]
-    order += [*TIME_COLUMNS, "n_images", "n_skipped"]
+    order += [
+        *TIME_COLUMNS,
+        *(["img_per_s"] if "img_per_s" in present else []),
+        "n_images",
+        "n_skipped",
+    ]
     order += [c for c in ("dim",) if c in present]
     return order
 
@@ -231,7 +238,8 @@ def load_runs(paths: Sequence[str | Path]) -> pd.DataFrame:
         (names from the saved config), one column per dotted parameter any run overrode
         (e.g. ``index.n_trees``; lists as ``"[4,4,4]"``), ``map``, ``P@k`` and ``R@k`` for
         every k found, ``ANN-R@k`` and ``query_ms_p50``/``query_ms_p95`` when any run has
-        them, ``extract_s``, ``build_s``, ``search_s``, ``n_images``, ``n_skipped``, ``dim``.
+        them, ``extract_s``, ``build_s``, ``search_s``, ``img_per_s`` (extraction throughput,
+        for runs that did not read cached features), ``n_images``, ``n_skipped``, ``dim``.
         Missing values are NaN/None. With no run found the frame is empty but has the
         always-present columns.
 

@@ -80,7 +80,7 @@ def _is_image(path: Path) -> bool:
 
 
 def _holidays_groups(root: Path) -> tuple[list[str], list[str], set[str]]:
-    """Names, groups and query names of a flat Holidays folder (GGGGNN.jpg; NN == 00 is the query)."""
+    """Names, groups, queries of a flat Holidays folder (GGGGNN.jpg; GGGG00 is the query)."""
     names, groups, queries = [], [], set()
     for path in sorted(root.iterdir()):
         match = HOLIDAYS_NAME.match(path.name)
@@ -93,7 +93,7 @@ def _holidays_groups(root: Path) -> tuple[list[str], list[str], set[str]]:
 
 
 def _folder_groups(root: Path) -> tuple[list[str], list[str], set[str]]:
-    """Names, groups and query names of a one-subfolder-per-group layout (first file is the query)."""
+    """Names, groups, queries of a one-subfolder-per-group layout (first file is the query)."""
     names, groups, queries = [], [], set()
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = sorted(p.name for p in folder.iterdir() if _is_image(p))

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from search_lab import __version__
-from search_lab.cache import FeatureCache
-from search_lab.data import load_dataset
-from search_lab.errors import IndexMismatchError
+from search_lab import __version__, indexes
+from search_lab.cache import FeatureCache, Features
+from search_lab.data import Dataset, load_dataset
+from search_lab.errors import ConfigError, IndexMismatchError
 from search_lab.extract import build_extractor, cached_features, load_for
 from search_lab.features import Extractor
 from search_lab.indexes import Index, search_views
@@ -73,7 +73,7 @@ class SearchEngine:
         return self._extractor
 
     def describe(self) -> str:
-        """The configuration in plain words, e.g. ``hsv features, cosine distance, exact search``."""
+        """The configuration in plain words: ``hsv features, cosine distance, exact search``."""
         index = self.config["index"]
         extra = f" ({index['n_trees']} trees)" if "n_trees" in index else ""
         return (
@@ -106,7 +106,7 @@ class SearchEngine:
         return hits, time.perf_counter() - start
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the engine into ``directory`` atomically: built in a temporary folder, then renamed."""
+        """Write the engine into ``directory`` atomically: a temporary folder, then a rename."""
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(directory)
@@ -140,7 +140,8 @@ class SearchEngine:
         directory = Path(directory)
         if not (directory / MANIFEST).is_file():
             raise IndexMismatchError(
-                f"{directory} is not a built index (no {MANIFEST}); build one with `python -m search_lab.build_index`"
+                f"{directory} is not a built index (no {MANIFEST}); "
+                "build one with `python -m search_lab.build_index`"
             )
         try:
             manifest = read_json(directory / MANIFEST)
@@ -152,13 +153,12 @@ class SearchEngine:
             )
         _check_expectations(directory, manifest, expect or {})
         cfg = manifest["config"]
-        from search_lab.evaluate import make_index, make_post
-
         index = make_index(cfg)
         index.load(directory)
         if index.dim != manifest["dim"] or index.size != len(manifest["names"]):
             raise IndexMismatchError(
-                f"{directory}: index holds {index.size} vectors of dimension {index.dim}, manifest says "
+                f"{directory}: index holds {index.size} vectors of dimension {index.dim}, "
+                "manifest says "
                 f"{len(manifest['names'])} of dimension {manifest['dim']}"
             )
         post = make_post(cfg)
@@ -185,14 +185,14 @@ def _check_expectations(directory: Path, manifest: dict[str, Any], expect: dict[
 
 
 def _remove_stale(directory: Path, age_s: float = 600.0) -> None:
-    """Delete temporary build folders of ``directory`` left by a killed build (older than ``age_s``)."""
+    """Delete temporary folders a killed build of ``directory`` left (older than ``age_s``)."""
     for stale in directory.parent.glob(f".{directory.name}.*.tmp"):
         if time.time() - stale.stat().st_mtime > age_s:
             shutil.rmtree(stale, ignore_errors=True)
 
 
 def _replace_dir(tmp: Path, directory: Path) -> None:
-    """Move ``tmp`` to ``directory``, replacing an older one; a reader never sees a half-built folder."""
+    """Move ``tmp`` to ``directory``, replacing an older one; never a half-built folder."""
     old = None
     if directory.exists():
         old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
@@ -202,42 +202,92 @@ def _replace_dir(tmp: Path, directory: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def build_engine(cfg: dict[str, Any]) -> SearchEngine:
-    """Extract (or read cached) features of the configured dataset and index them."""
-    from search_lab.evaluate import check_config, make_index, make_post
+def check_config(cfg: dict[str, Any]) -> None:
+    """Fail before any work on values no component would accept (each raises ConfigError)."""
+    ks = cfg["eval"]["k"]
+    if not ks or any(not isinstance(k, int) or k <= 0 for k in ks):
+        raise ConfigError(f"eval.k must be a list of positive integers, got {ks}")
+    depth = cfg["eval"].get("depth")
+    if depth is not None and (not isinstance(depth, int) or depth <= 0):
+        raise ConfigError(f"eval.depth must be a positive integer or null, got {depth}")
+    build_extractor(cfg["feature"])
+    make_index(cfg)
+    make_post(cfg)
 
+
+def make_index(cfg: dict[str, Any]) -> Index:
+    """The empty index described by ``cfg["index"]`` and ``cfg["metric"]``."""
+    params = dict(cfg["index"])
+    return indexes.create(params.pop("name"), metric=cfg["metric"]["name"], **params)
+
+
+def make_post(cfg: dict[str, Any]) -> PostProcessor:
+    """The (unfitted) post-processing chain described by ``cfg["post"]``."""
+    try:
+        return PostProcessor(**cfg.get("post", {}))
+    except TypeError as err:
+        raise ConfigError(f"post: {err}") from err
+
+
+@dataclass
+class Collection:
+    """A dataset's features, post-processed and indexed: what evaluation and the app both need."""
+
+    data: Dataset
+    cache: FeatureCache | None
+    features: Features
+    cached: bool
+    post: PostProcessor
+    vectors: np.ndarray
+    index: Index
+    extract_s: float
+    build_s: float
+
+
+def index_collection(cfg: dict[str, Any]) -> Collection:
+    """Check ``cfg``, get its dataset's features (cache first), fit the chain, build the index."""
     check_config(cfg)
     data = load_dataset(cfg["dataset"]["root"], layout=cfg["dataset"].get("layout", "auto"))
     cache = FeatureCache(cfg["cache_dir"]) if cfg.get("cache_dir") else None
-    fingerprint = data.fingerprint()
-    feats, _ = cached_features(
+    start = time.perf_counter()
+    feats, cached = cached_features(
         cache,
         data.root,
         data.names,
-        fingerprint,
+        data.fingerprint(),
         cfg["feature"],
         workers=cfg.get("workers"),
         progress=cfg.get("progress", True),
     )
+    extract_s = time.perf_counter() - start
+    if len(feats.names) == 0:
+        raise ConfigError(f"no image of {data.root} could be read")
     start = time.perf_counter()
     post = make_post(cfg)
     vectors = post.fit_transform(feats.vectors)
     index = make_index(cfg)
     index.build(vectors)
+    build_s = time.perf_counter() - start
+    return Collection(data, cache, feats, cached, post, vectors, index, extract_s, build_s)
+
+
+def build_engine(cfg: dict[str, Any]) -> SearchEngine:
+    """Extract (or read cached) features of the configured dataset and index them."""
+    col = index_collection(cfg)
     manifest = {
         "format": FORMAT,
         "version": __version__,
         "config": cfg,
-        "root": str(data.root.resolve()),
-        "names": feats.names,
-        "skipped": feats.skipped,
-        "dim": int(vectors.shape[1]),
-        "fingerprint": fingerprint,
-        "build_s": time.perf_counter() - start,
-        "extract_s": feats.seconds,
+        "root": str(col.data.root.resolve()),
+        "names": col.features.names,
+        "skipped": col.features.skipped,
+        "dim": int(col.vectors.shape[1]),
+        "fingerprint": col.data.fingerprint(),
+        "build_s": col.build_s,
+        "extract_s": col.features.seconds,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    return SearchEngine(manifest, index, post)
+    return SearchEngine(manifest, col.index, col.post)
 
 
 def list_engines(parent: str | os.PathLike) -> list[Path]:

@@ -18,13 +18,11 @@ import numpy as np
 from omegaconf import DictConfig
 
 from search_lab import indexes
-from search_lab.cache import FeatureCache
-from search_lab.data import Dataset, load_dataset
-from search_lab.errors import ConfigError
-from search_lab.extract import build_extractor, cached_features
+from search_lab.data import Dataset
+from search_lab.engine import index_collection
+from search_lab.extract import cached_features
 from search_lab.indexes import Index, search_views
 from search_lab.metrics import score_rankings
-from search_lab.postprocess import PostProcessor
 from search_lab.results import (
     METRICS_FILE,
     RANKINGS_FILE,
@@ -34,33 +32,6 @@ from search_lab.results import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def check_config(cfg: dict[str, Any]) -> None:
-    """Fail before any work on values no component would accept (each raises ConfigError)."""
-    ks = cfg["eval"]["k"]
-    if not ks or any(not isinstance(k, int) or k <= 0 for k in ks):
-        raise ConfigError(f"eval.k must be a list of positive integers, got {ks}")
-    depth = cfg["eval"].get("depth")
-    if depth is not None and (not isinstance(depth, int) or depth <= 0):
-        raise ConfigError(f"eval.depth must be a positive integer or null, got {depth}")
-    build_extractor(cfg["feature"])
-    make_index(cfg)
-    make_post(cfg)
-
-
-def make_index(cfg: dict[str, Any]) -> Index:
-    """The empty index described by ``cfg["index"]`` and ``cfg["metric"]``."""
-    params = dict(cfg["index"])
-    return indexes.create(params.pop("name"), metric=cfg["metric"]["name"], **params)
-
-
-def make_post(cfg: dict[str, Any]) -> PostProcessor:
-    """The (unfitted) post-processing chain described by ``cfg["post"]``."""
-    try:
-        return PostProcessor(**cfg.get("post", {}))
-    except TypeError as err:
-        raise ConfigError(f"post: {err}") from err
 
 
 def rotated_queries(cfg, data, cache, names, post) -> list[np.ndarray]:
@@ -84,38 +55,18 @@ def rotated_queries(cfg, data, cache, names, post) -> list[np.ndarray]:
 
 def run(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """Evaluate ``cfg`` and write its results into ``out_dir``; returns the metrics dict."""
-    check_config(cfg)
-    data = load_dataset(cfg["dataset"]["root"], layout=cfg["dataset"].get("layout", "auto"))
-    cache = FeatureCache(cfg["cache_dir"]) if cfg.get("cache_dir") else None
-    t0 = time.perf_counter()
-    feats, cached = cached_features(
-        cache,
-        data.root,
-        data.names,
-        data.fingerprint(),
-        cfg["feature"],
-        workers=cfg.get("workers"),
-        progress=cfg.get("progress", True),
+    col = index_collection(cfg)
+    feats, vectors, index = col.features, col.vectors, col.index
+    metrics, rankings = search_and_score(
+        cfg, col.data, feats.names, vectors, index, col.post, col.cache
     )
-    extract_s = time.perf_counter() - t0
-    if len(feats.names) == 0:
-        raise ConfigError(f"no image of {data.root} could be read")
-
-    t0 = time.perf_counter()
-    post = make_post(cfg)
-    vectors = post.fit_transform(feats.vectors)
-    index = make_index(cfg)
-    index.build(vectors)
-    build_s = time.perf_counter() - t0
-
-    metrics, rankings = search_and_score(cfg, data, feats.names, vectors, index, post, cache)
     metrics.update(
         n_images=len(feats.names),
         n_skipped=len(feats.skipped),
         skipped=feats.skipped,
-        features_cached=cached,
-        extract_s=extract_s + metrics["rotations_extract_s"],
-        build_s=build_s,
+        features_cached=col.cached,
+        extract_s=col.extract_s + metrics["rotations_extract_s"],
+        build_s=col.build_s,
         dim=int(vectors.shape[1]),
         config=cfg,
     )

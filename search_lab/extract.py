@@ -45,7 +45,7 @@ def build_extractor(feature_cfg: Mapping[str, Any]) -> Extractor:
 def load_for(
     extractor: Extractor, path: str | os.PathLike | bytes, rotation: int = 0
 ) -> np.ndarray:
-    """Load an image as ``extractor`` needs it, turned by ``rotation`` quarter turns anticlockwise."""
+    """Load an image as ``extractor`` needs it, turned ``rotation`` quarter turns anticlockwise."""
     image = load_image(path, max_side=extractor.max_side)
     return np.ascontiguousarray(np.rot90(image, rotation)) if rotation % 4 else image
 
@@ -81,7 +81,7 @@ def _parallel(paths: Sequence[Path], feature_cfg: dict, rotation: int, workers: 
 def _batched(
     paths: Sequence[Path], extractor: Extractor, rotation: int, batch: int = 16
 ) -> Iterator:
-    """Results for extractors that parallelise internally (CNN): load a batch, extract it at once."""
+    """Results for extractors that parallelise internally (CNN): one batch at a time."""
     for start in range(0, len(paths), batch):
         images, errors = [], []
         for path in paths[start : start + batch]:

@@ -243,7 +243,7 @@ def _scale_float(values: np.ndarray) -> np.ndarray:
 
 
 def shrink(image: np.ndarray, max_side: int | None) -> np.ndarray:
-    """An already-loaded (H, W, 3) image shrunk, as ``load_image`` would, so neither side exceeds ``max_side``.
+    """A loaded (H, W, 3) image shrunk as ``load_image`` would: no side above ``max_side``.
 
     Used when one decoded image serves extractors that need different sizes (``combo``).
     """

@@ -29,7 +29,7 @@ def positive_ranks(
 
 
 def average_precision(ranks: Sequence[int], n_relevant: int) -> float:
-    """Average precision by the trapezoid rule of the Holidays benchmark (``score_ap_from_ranks_1``).
+    """Average precision by the Holidays trapezoid rule (``score_ap_from_ranks_1``).
 
     Parameters
     ----------

@@ -92,5 +92,5 @@ def test_bad_parameters(params: dict) -> None:
 
 
 def test_unknown_feature_lists_the_valid_ones() -> None:
-    with pytest.raises(ConfigError, match="choose one of: .*hsv"):
+    with pytest.raises(ConfigError, match=r"choose one of: .*hsv"):
         create("colour")

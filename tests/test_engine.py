@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 
 from search_lab import engine as engine_module
-from search_lab.engine import FORMAT, MANIFEST, SearchEngine, list_engines
+from search_lab.engine import FORMAT, MANIFEST, SearchEngine, list_engines, make_index, make_post
 from search_lab.errors import IndexMismatchError
-from search_lab.evaluate import make_index, make_post
 from search_lab.indexes import AnnoyIndex
 from search_lab.results import read_json, write_json
 

@@ -17,7 +17,9 @@ BOUNDS = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("overrides", "bound"), BOUNDS, ids=["best_handcrafted", "cnn", "best"])
-def test_map_bounds(overrides: list[str], bound: float, make_config, tmp_path_factory, tmp_path: Path) -> None:
+def test_map_bounds(
+    overrides: list[str], bound: float, make_config, tmp_path_factory, tmp_path: Path
+) -> None:
     cache = tmp_path_factory.getbasetemp() / "quality-cache"  # shared: parts are extracted once
     metrics = run(make_config(*overrides, cache=cache), tmp_path)
     assert metrics["n_queries"] == 240

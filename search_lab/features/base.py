@@ -1,4 +1,4 @@
-"""The extractor interface and the one feature registry: `register`, `create(name, **params)`, `available()`."""
+"""The extractor interface and the one feature registry: `register`, `create`, `available`."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class Extractor:
         raise NotImplementedError
 
     def extract_batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """Descriptors of several images as an (N, D) float32 matrix (batched extractors override)."""
+        """Descriptors of several images, (N, D) float32 (batched extractors override this)."""
         return np.stack([self.extract(image) for image in images]).astype(np.float32, copy=False)
 
 

@@ -12,7 +12,7 @@ from search_lab.features.base import Extractor, available, create, register
 
 
 def combine(blocks: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
-    """Concatenate (N, D_i) blocks after L2-normalising each row of each block and scaling by its weight.
+    """Concatenate (N, D_i) blocks, each row L2-normalised per block and scaled by its weight.
 
     Normalising first makes a weight mean the same thing whatever a block's length or scale.
     """
@@ -26,7 +26,7 @@ def combine(blocks: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarra
 
 @register("combo")
 class Combo(Extractor):
-    """Weighted concatenation of ``parts`` (feature names), e.g. ``parts=[hsv, lbp], weights=[1, 0.5]``.
+    """Weighted concatenation of ``parts``, e.g. ``parts=[hsv, lbp], weights=[1, 0.5]``.
 
     Each part's parameters come from a keyword named after it (``hsv={"bins": [8, 12, 3]}``);
     the Hydra config fills them from ``conf/feature/<part>.yaml``.
