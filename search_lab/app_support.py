@@ -12,7 +12,7 @@ import io
 import itertools
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +21,7 @@ import pandas as pd
 from PIL import Image
 
 from search_lab.compare import DIFF_PREFIX, diff_to_baseline, format_cell
-from search_lab.data import Dataset, load_dataset
+from search_lab.data import Dataset
 from search_lab.engine import Hit, SearchEngine, build_engine, list_engines, manifest_of
 from search_lab.errors import ImageLoadError
 from search_lab.images import ImageSource, load_image
@@ -135,18 +135,24 @@ def default_build_config(parent: Path, overrides: Sequence[str] = ()) -> dict[st
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def build_steps(cfg: dict[str, Any]) -> Iterator[tuple[float, str]]:
-    """Build and save the index ``cfg`` describes, yielding (fraction done, next step) pairs.
+def build_with_progress(cfg: dict[str, Any], report: Callable[[float, str], None]) -> str:
+    """Build and save the index ``cfg`` describes, calling ``report(fraction, text)`` as it goes.
 
-    The steps are coarse but honest: the bar moves when a step finishes, not on a timer.
+    The fraction follows the images extracted (a ``combo`` reports each part in turn); returns
+    the closing message.
     """
-    yield 0.0, "reading the dataset"
-    data = load_dataset(cfg["dataset"]["root"], layout=cfg["dataset"].get("layout", "auto"))
-    yield 0.1, f"extracting {cfg['feature']['name']} features of {len(data.names)} images"
-    engine = build_engine(cfg)
-    yield 0.9, f"saving to {cfg['index_dir']}"
+    report(0.0, "reading the dataset")
+    feature = cfg["feature"]["name"]
+
+    def on_image(done: int, total: int) -> None:
+        report(0.05 + 0.85 * done / total, f"extracting {feature} features: {done}/{total} images")
+
+    engine = build_engine(cfg, progress=on_image)
+    report(0.9, f"saving to {cfg['index_dir']}")
     engine.save(cfg["index_dir"])
-    yield 1.0, f"built {cfg['index_dir']}: {len(engine.manifest['skipped'])} files skipped"
+    message = f"built {cfg['index_dir']}: {len(engine.manifest['skipped'])} files skipped"
+    report(1.0, message)
+    return message
 
 
 def collection_path(root: Path, names: Sequence[str] | frozenset[str], name: str) -> Path:

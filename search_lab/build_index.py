@@ -41,7 +41,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from search_lab.cli import check_choices
+    from search_lab.cli import check_overrides
 
-    check_choices(sys.argv[1:])
+    check_overrides(sys.argv[1:], "build_index")
     main()

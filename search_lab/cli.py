@@ -9,9 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from search_lab.errors import SearchLabError
 
@@ -43,6 +46,26 @@ def check_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
                 sys.exit(2)
 
 
+def check_overrides(argv: list[str], config_name: str) -> None:
+    """Exit with one line if the command-line overrides do not compose into a config.
+
+    Hydra reports a typo'd key (``feature.binz=...``) or an unknown option in several lines; this
+    composes the config once before Hydra runs and prints the first line of the problem.
+    Multirun and Hydra's own flags (``-m``, ``--cfg``, ``--help``) are left to Hydra.
+    """
+    check_choices(argv)
+    if any(arg.startswith("-") for arg in argv):
+        return
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            compose(config_name=config_name, overrides=argv, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        lines = str(err).strip().splitlines()
+        hint = f" {lines[1]}" if len(lines) > 1 and lines[1].startswith("To ") else ""
+        print(f"error: {lines[0]}{hint}", file=sys.stderr)
+        sys.exit(2)
+
+
 def run_job(run: Callable[[dict[str, Any], Path], Any], cfg: DictConfig) -> Any:
     """Call ``run(config_dict, output_dir)``; a SearchLabError becomes one line and exit status 2.
 
@@ -65,6 +88,9 @@ def run_job(run: Callable[[dict[str, Any], Path], Any], cfg: DictConfig) -> Any:
         return run(config, out)
     except SearchLabError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # an unwritable cache_dir, index_dir or output folder
+        print(f"error: cannot write {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         sys.exit(2)
     except Exception as err:  # interpolation errors and the like: still one line
         if type(err).__module__.startswith("omegaconf"):

@@ -31,9 +31,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from search_lab.cache import atomic_write_bytes
 from search_lab.errors import SearchLabError
-from search_lab.results import METRICS_FILE, read_json, write_text
+from search_lab.results import METRICS_FILE, read_json, write_bytes, write_text
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +160,10 @@ def _at_columns(metrics: Mapping[str, Any]) -> dict[str, float]:
     """``P@k``, ``R@k`` and ``ANN-R@k`` cells from the ``*_at`` dicts of a metrics file."""
     cells = {}
     for key, prefix in _AT_PREFIXES.items():
-        for k, value in (metrics.get(key) or {}).items():
+        values = metrics.get(key) or {}
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{key} is not an object keyed by k")
+        for k, value in values.items():
             cells[f"{prefix}{k}"] = value
     return cells
 
@@ -262,7 +264,11 @@ def load_runs(paths: Sequence[str | Path]) -> pd.DataFrame:
         if not isinstance(metrics, Mapping) or "map" not in metrics:
             log.warning("skipping %s: no 'map' in it, not a search_lab metrics file", file)
             continue
-        row, row_params = _row(file, metrics)
+        try:
+            row, row_params = _row(file, metrics)
+        except ValueError as err:
+            log.warning("skipping %s: %s", file, err)
+            continue
         rows.append(row)
         params += row_params
     present = {key for row in rows for key in row}
@@ -637,12 +643,15 @@ def write_chart(df: pd.DataFrame, path: str | Path, *, table: pd.DataFrame | Non
     if df.empty or df["map"].notna().sum() == 0:
         raise CompareError("nothing to chart: no run with an mAP")
     suffix = path.suffix.lower()
-    if suffix == ".png":
-        atomic_write_bytes(path, _chart_png(df))
-    elif suffix in (".html", ".htm"):
-        write_text(path, chart_html(df, table=table))
-    else:
+    if suffix not in (".png", ".html", ".htm"):
         raise CompareError(f"chart {path}: use a .png or .html file name")
+    try:
+        if suffix == ".png":
+            write_bytes(path, _chart_png(df))
+        else:
+            write_text(path, chart_html(df, table=table))
+    except OSError as err:
+        raise CompareError(f"cannot write chart {path}: {err.strerror or err}") from err
     return path
 
 

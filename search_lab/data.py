@@ -180,6 +180,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     fetch.add_argument(
         "--from", dest="source", type=Path, default=None, help="local folder or archive to import"
     )
+    fetch.add_argument(
+        "--mirror",
+        default=None,
+        help="base URL serving jpg1.tar.gz and jpg2.tar.gz instead of INRIA",
+    )
     info = sub.add_parser("info", help="print a dataset's counts")
     info.add_argument("root", nargs="?", type=Path, default=None)
     return parser.parse_args(argv)
@@ -191,10 +196,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         if args.command == "fetch":
-            from search_lab.fetch import fetch
+            from search_lab.fetch import ARCHIVES, Archive, fetch
 
             root = args.dest or default_root()
-            count = fetch(root, source=args.source)
+            archives = ARCHIVES
+            if args.mirror:
+                base = args.mirror.rstrip("/")
+                archives = tuple(
+                    Archive(f"{base}/{a.filename}", a.size, a.sha256) for a in ARCHIVES
+                )
+            count = fetch(root, archives=archives, source=args.source)
             print(f"{count} images in {root}")
         else:
             data = load_dataset(args.root)

@@ -39,6 +39,10 @@ def manhattan(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def chi2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Chi-squared distance 0.5 * sum (a - b)^2 / (a + b), for non-negative histograms."""
+    if (a < 0).any() or (b < 0).any():
+        raise ConfigError(
+            "metric chi2 needs non-negative vectors (histograms); these have negatives"
+        )
     out = np.empty((a.shape[0], b.shape[0]))
     for i, row in enumerate(a):  # one row at a time bounds memory to (n_items, dim)
         num = (row[None, :] - b) ** 2

@@ -8,6 +8,7 @@ dataset fingerprint, atomically; ``SearchEngine.load(dir)`` checks all of it and
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -22,12 +23,14 @@ import numpy as np
 from search_lab import __version__, indexes
 from search_lab.cache import FeatureCache, Features
 from search_lab.data import Dataset, load_dataset
-from search_lab.errors import ConfigError, IndexMismatchError
-from search_lab.extract import build_extractor, cached_features, load_for
+from search_lab.errors import ConfigError, DatasetError, IndexMismatchError
+from search_lab.extract import Progress, build_extractor, cached_features, load_for
 from search_lab.features import Extractor
 from search_lab.indexes import Index, search_views
 from search_lab.postprocess import PostProcessor
 from search_lab.results import read_json, write_json
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 POST_STATE = "post.npz"
@@ -71,6 +74,16 @@ class SearchEngine:
         if self._extractor is None:
             self._extractor = build_extractor(self.config["feature"])
         return self._extractor
+
+    def dataset_changed(self) -> bool:
+        """True if the indexed dataset's files (names, sizes, mtimes) differ from build time."""
+        layout = self.config.get("dataset", {}).get("layout", "auto")
+        try:
+            return load_dataset(self.root, layout=layout).fingerprint() != self.manifest.get(
+                "fingerprint"
+            )
+        except DatasetError:
+            return True
 
     def describe(self) -> str:
         """The configuration in plain words: ``hsv features, cosine distance, exact search``."""
@@ -167,7 +180,15 @@ class SearchEngine:
                 post.state = {k: state[k] for k in state.files}
         except (OSError, ValueError, zipfile.BadZipFile) as err:  # missing, truncated, not npz
             raise IndexMismatchError(f"{directory / POST_STATE} is missing or unreadable") from err
-        return cls(manifest, index, post)
+        engine = cls(manifest, index, post)
+        if engine.dataset_changed():
+            log.warning(
+                "%s was built from %s as it was then; the files have changed since "
+                "(rebuild the index to include them)",
+                directory,
+                engine.root,
+            )
+        return engine
 
 
 def _check_expectations(directory: Path, manifest: dict[str, Any], expect: dict[str, Any]) -> None:
@@ -194,6 +215,11 @@ def _remove_stale(directory: Path, age_s: float = 600.0) -> None:
 def _replace_dir(tmp: Path, directory: Path) -> None:
     """Move ``tmp`` to ``directory``, replacing an older one; never a half-built folder."""
     old = None
+    if directory.exists() and any(directory.iterdir()) and not (directory / MANIFEST).is_file():
+        raise ConfigError(
+            f"{directory} exists and is not an index folder: refusing to replace it; "
+            "choose another index_dir"
+        )
     if directory.exists():
         old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
         os.replace(directory, old)
@@ -202,17 +228,29 @@ def _replace_dir(tmp: Path, directory: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def check_config(cfg: dict[str, Any]) -> None:
     """Fail before any work on values no component would accept (each raises ConfigError)."""
-    ks = cfg["eval"]["k"]
-    if not ks or any(not isinstance(k, int) or k <= 0 for k in ks):
-        raise ConfigError(f"eval.k must be a list of positive integers, got {ks}")
-    depth = cfg["eval"].get("depth")
-    if depth is not None and (not isinstance(depth, int) or depth <= 0):
-        raise ConfigError(f"eval.depth must be a positive integer or null, got {depth}")
+    ks, ev = cfg["eval"]["k"], cfg["eval"]
+    if not isinstance(ks, list) or not ks or not all(_positive_int(k) for k in ks):
+        raise ConfigError(f"eval.k must be a list of positive integers, got {ks!r}")
+    if ev.get("depth") is not None and not _positive_int(ev["depth"]):
+        raise ConfigError(f"eval.depth must be a positive integer or null, got {ev['depth']!r}")
+    if not isinstance(ev.get("rotations", False), bool):
+        raise ConfigError(f"eval.rotations must be true or false, got {ev['rotations']!r}")
+    if cfg.get("workers") is not None and not _positive_int(cfg["workers"]):
+        raise ConfigError(f"workers must be a positive integer or null, got {cfg['workers']!r}")
     build_extractor(cfg["feature"])
     make_index(cfg)
-    make_post(cfg)
+    post = make_post(cfg)
+    if cfg["metric"]["name"] == "chi2" and post.pca_dim is not None:
+        raise ConfigError(
+            "metric chi2 needs non-negative histograms; PCA (post.pca_dim) makes "
+            "negative values: use another metric or drop post.pca_dim"
+        )
 
 
 def make_index(cfg: dict[str, Any]) -> Index:
@@ -244,7 +282,7 @@ class Collection:
     build_s: float
 
 
-def index_collection(cfg: dict[str, Any]) -> Collection:
+def index_collection(cfg: dict[str, Any], progress: Progress | None = None) -> Collection:
     """Check ``cfg``, get its dataset's features (cache first), fit the chain, build the index."""
     check_config(cfg)
     data = load_dataset(cfg["dataset"]["root"], layout=cfg["dataset"].get("layout", "auto"))
@@ -257,7 +295,7 @@ def index_collection(cfg: dict[str, Any]) -> Collection:
         data.fingerprint(),
         cfg["feature"],
         workers=cfg.get("workers"),
-        progress=cfg.get("progress", True),
+        progress=cfg.get("progress", True) if progress is None else progress,
     )
     extract_s = time.perf_counter() - start
     if len(feats.names) == 0:
@@ -271,9 +309,12 @@ def index_collection(cfg: dict[str, Any]) -> Collection:
     return Collection(data, cache, feats, cached, post, vectors, index, extract_s, build_s)
 
 
-def build_engine(cfg: dict[str, Any]) -> SearchEngine:
-    """Extract (or read cached) features of the configured dataset and index them."""
-    col = index_collection(cfg)
+def build_engine(cfg: dict[str, Any], progress: Progress | None = None) -> SearchEngine:
+    """Extract (or read cached) features of the configured dataset and index them.
+
+    ``progress`` overrides ``cfg["progress"]`` (see :func:`search_lab.extract.extract_files`).
+    """
+    col = index_collection(cfg, progress)
     manifest = {
         "format": FORMAT,
         "version": __version__,
@@ -291,15 +332,31 @@ def build_engine(cfg: dict[str, Any]) -> SearchEngine:
 
 
 def list_engines(parent: str | os.PathLike) -> list[Path]:
-    """Index folders under ``parent`` that hold a manifest, sorted by name."""
+    """Index folders under ``parent`` with a readable manifest, sorted by name.
+
+    A folder whose manifest cannot be read is left out with a warning, so one broken index
+    never hides the others.
+    """
     parent = Path(parent)
     if not parent.is_dir():
         return []
-    return sorted(
-        p for p in parent.iterdir() if (p / MANIFEST).is_file() and not p.name.startswith(".")
-    )
+    found = []
+    for path in sorted(p for p in parent.iterdir() if (p / MANIFEST).is_file()):
+        if path.name.startswith("."):
+            continue
+        try:
+            manifest_of(path)
+        except IndexMismatchError as err:
+            log.warning("%s", err)
+            continue
+        found.append(path)
+    return found
 
 
 def manifest_of(directory: str | os.PathLike) -> dict[str, Any]:
-    """The manifest of an index folder (without loading the index)."""
-    return json.loads((Path(directory) / MANIFEST).read_text())
+    """The manifest of an index folder, without loading it (IndexMismatchError if unreadable)."""
+    path = Path(directory) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise IndexMismatchError(f"{path} cannot be read ({err}); rebuild the index") from err

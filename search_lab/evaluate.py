@@ -166,7 +166,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    from search_lab.cli import check_choices
+    from search_lab.cli import check_overrides
 
-    check_choices(sys.argv[1:])
+    check_overrides(sys.argv[1:], "config")
     main()

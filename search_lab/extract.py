@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -28,6 +28,11 @@ from search_lab.images import load_image
 log = logging.getLogger(__name__)
 
 _WORKER: dict[str, Any] = {}
+
+Progress = bool | Callable[[int, int], None]
+
+# Parameters that change how fast vectors are computed, not what they are: kept out of cache keys.
+RUNTIME_PARAMS = frozenset({"threads", "batch_size", "download"})
 
 
 def split_config(feature_cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -102,9 +107,13 @@ def extract_files(
     *,
     rotation: int = 0,
     workers: int | None = None,
-    progress: bool = True,
+    progress: Progress = True,
 ) -> Features:
-    """Descriptors of ``root / name`` for every name; unreadable files are skipped and reported."""
+    """Descriptors of ``root / name`` for every name; unreadable files are skipped and reported.
+
+    ``progress`` is True for a terminal progress bar (images/s), False for none, or a callable
+    given ``(done, total)`` after every image (the app's progress bar).
+    """
     feature_cfg = dict(feature_cfg)
     extractor = build_extractor(feature_cfg)
     paths = [Path(root) / name for name in names]
@@ -119,11 +128,13 @@ def extract_files(
         total=len(paths),
         unit="img",
         desc=f"extract {feature_cfg['name']}",
-        disable=not progress,
+        disable=progress is not True,
         leave=False,
     )
     kept, vectors, skipped = [], [], {}
-    for name, (vector, error) in zip(names, bar, strict=True):
+    for done, (name, (vector, error)) in enumerate(zip(names, bar, strict=True), 1):
+        if callable(progress):
+            progress(done, len(names))
         if error is None:
             kept.append(name)
             vectors.append(vector)
@@ -143,7 +154,7 @@ def cached_features(
     *,
     rotation: int = 0,
     workers: int | None = None,
-    progress: bool = True,
+    progress: Progress = True,
 ) -> tuple[Features, bool]:
     """Features of ``names`` from the cache, extracting (and storing) them on a miss.
 
@@ -162,7 +173,7 @@ def cached_features(
     key = cache_key(
         fingerprint=fingerprint,
         names=cache_key(names=list(names)),
-        feature=feature_cfg,
+        feature={k: v for k, v in feature_cfg.items() if k not in RUNTIME_PARAMS},
         rotation=rotation,
     )
     with cache.lock(key):

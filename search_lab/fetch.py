@@ -460,6 +460,7 @@ def _staging(root: Path) -> Iterator[Path]:
     """A temporary folder next to ``root`` (same file system), removed on exit."""
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}{_STAGING}", dir=root.parent))
+    staging.chmod(0o755)  # it becomes the dataset folder: readable like any other (mkdtemp: 0700)
     try:
         yield staging
     finally:

@@ -130,7 +130,9 @@ def create(kind: str, *, metric: str, **params: Any) -> Index:
         raise ConfigError(f"unknown index {kind!r}; choose one of: {', '.join(available())}")
     try:
         return _REGISTRY[kind](metric=metric, **params)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # unexpected keyword, or a value of the wrong type
+        if isinstance(err, ConfigError):
+            raise
         raise ConfigError(f"index {kind!r}: {err}") from err
 
 

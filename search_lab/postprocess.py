@@ -49,6 +49,16 @@ class PostProcessor:
     state: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        for name in ("l2", "whiten"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"post.{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.power, int | float) or isinstance(self.power, bool):
+            raise ConfigError(f"post.power must be a positive number, got {self.power!r}")
+        ok_dim = isinstance(self.pca_dim, int) and not isinstance(self.pca_dim, bool)
+        if self.pca_dim is not None and not ok_dim:
+            raise ConfigError(
+                f"post.pca_dim must be a positive integer or null, got {self.pca_dim!r}"
+            )
         if self.power <= 0:
             raise ConfigError(f"post.power must be positive, got {self.power}")
         if self.pca_dim is not None and self.pca_dim <= 0:

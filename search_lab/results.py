@@ -50,6 +50,13 @@ def write_text(path: str | Path, text: str) -> Path:
     return path
 
 
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write binary ``data`` (a chart image) atomically."""
+    path = Path(path)
+    atomic_write_bytes(path, data)
+    return path
+
+
 def rankings_lines(rankings: Iterable[tuple[str, Sequence[str]]]) -> str:
     """Holidays result format: ``QUERY 0 IMG0 1 IMG1 ...`` per query, ranks from 0."""
     lines = []

@@ -300,3 +300,25 @@ def test_ann_vs_latency_uses_largest_k_and_counts_exact_as_one(tmp_path: Path) -
     assert column == "ANN-R@10"
     assert frame[column].tolist() == [1.0, 0.8, 1.0]
     assert sup.ann_vs_latency(pd.DataFrame({"name": [], "index": []})) is None
+
+
+def test_build_with_progress_reports_every_image(holidays_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from search_lab.app_support import build_with_progress
+    from tests.conftest import compose_config
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("100000.jpg", "100001.jpg", "100100.jpg", "100101.jpg"):
+        shutil.copy(holidays_dir / name, data / name)
+    cfg = compose_config(
+        [f"dataset.root={data}", f"cache_dir={tmp_path / 'c'}", f"index_dir={tmp_path / 'idx'}"],
+        "build_index",
+    )
+    reports: list[tuple[float, str]] = []
+    message = build_with_progress(cfg, lambda fraction, text: reports.append((fraction, text)))
+    fractions = [f for f, _ in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert sum("/4 images" in text for _, text in reports) == 4
+    assert "built" in message and (tmp_path / "idx" / "manifest.json").is_file()

@@ -49,3 +49,24 @@ def test_corrupt_file_is_detected_and_removed(tmp_path: Path, damage: str) -> No
     path.write_bytes(bytes(data))
     assert cache.get("k") is None
     assert not path.exists()
+
+
+def test_runtime_parameters_do_not_change_the_key(tmp_path: Path, monkeypatch) -> None:
+    import search_lab.extract as extract
+
+    calls = []
+
+    def fake_extract(root, names, cfg, **kwargs):  # records what would be extracted
+        calls.append(cfg)
+        return Features(list(names), np.ones((len(names), 2), np.float32), {})
+
+    monkeypatch.setattr(extract, "extract_files", fake_extract)
+    cache = FeatureCache(tmp_path)
+    cnn = {"name": "cnn", "size": 224, "threads": 1, "batch_size": 8}
+    extract.cached_features(cache, tmp_path, ["a.jpg"], "fp", cnn)
+    _, hit = extract.cached_features(
+        cache, tmp_path, ["a.jpg"], "fp", {**cnn, "threads": 2, "batch_size": 4}
+    )
+    assert hit and len(calls) == 1
+    _, hit = extract.cached_features(cache, tmp_path, ["a.jpg"], "fp", {**cnn, "size": 320})
+    assert not hit and len(calls) == 2

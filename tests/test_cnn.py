@@ -357,33 +357,3 @@ def test_crop_is_closer_than_an_unrelated_photo(holidays_dir: Path) -> None:
     other = _photo(holidays_dir / "120000.jpg", feature.max_side)
     v_photo, v_crop, v_other = feature.extract_batch([photo, crop, other])
     assert float(v_photo @ v_crop) > float(v_photo @ v_other) + 0.1
-
-
-@pytest.mark.slow
-def test_report_speed(holidays_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """images/s of extract_batch on 64 photos with 2 threads (reported, not asserted).
-
-    Wall-clock rate, and the rate 2 dedicated cores would give judging by the process CPU time
-    (the two differ when other work shares the machine).
-    """
-    names = sorted(p for p in holidays_dir.iterdir() if p.suffix in (".jpg", ".png"))[:64]
-    lines = []
-    for label, params in [
-        ("size 224 gem", {"size": 224}),
-        ("size 224 avg", {"size": 224, "pooling": "avg"}),
-        ("size 224 gem scales [1, 0.707, 1.414]", {"size": 224, "scales": [1.0, 0.707, 1.414]}),
-        ("size 320 gem (default)", {}),
-    ]:
-        feature = create("cnn", threads=2, **params)
-        images = [_photo(p, feature.max_side) for p in names]
-        feature.extract_batch(images[:16])  # warm-up (oneDNN builds kernels per input shape)
-        wall, cpu = time.perf_counter(), time.process_time()
-        out = feature.extract_batch(images)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        assert out.shape == (64, 1280)
-        lines.append(
-            f"cnn efficientnet_lite0 {label}: {len(images) / wall:.1f} images/s "
-            f"({2 * len(images) / cpu:.1f} by CPU time)"
-        )
-    with capsys.disabled():  # shown without -s
-        print("\n" + "\n".join(lines))

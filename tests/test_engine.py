@@ -229,3 +229,41 @@ def test_damaged_folder_is_a_mismatch(tmp_path: Path, damage, message: str) -> N
     damage(target)
     with pytest.raises(IndexMismatchError, match=message):
         SearchEngine.load(target)
+
+
+def test_save_refuses_to_replace_a_folder_that_is_not_an_index(tmp_path: Path) -> None:
+    precious = tmp_path / "photos"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("keep me")
+    from search_lab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not an index folder"):
+        make_engine(vectors(), EXACT).save(precious)
+    assert (precious / "thesis.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+
+
+def test_list_engines_skips_an_unreadable_manifest(tmp_path: Path) -> None:
+    make_engine(vectors(), EXACT).save(tmp_path / "good")
+    broken = make_engine(vectors(), EXACT).save(tmp_path / "broken")
+    (broken / MANIFEST).write_text("{ not json")
+    assert [p.name for p in list_engines(tmp_path)] == ["good"]
+    with pytest.raises(IndexMismatchError, match="cannot be read"):
+        engine_module.manifest_of(broken)
+
+
+def test_load_warns_when_the_dataset_changed(tmp_path: Path, caplog) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("100000.jpg", "100001.jpg"):
+        (data / name).write_bytes(b"x")
+    from search_lab.data import load_dataset
+
+    engine = make_engine(vectors(2), EXACT)
+    engine.manifest.update(root=str(data), fingerprint=load_dataset(data).fingerprint())
+    target = engine.save(tmp_path / "index")
+    assert not SearchEngine.load(target).dataset_changed()
+    (data / "100002.jpg").write_bytes(b"new")
+    with caplog.at_level("WARNING"):
+        assert SearchEngine.load(target).dataset_changed()
+    assert "have changed since" in caplog.text

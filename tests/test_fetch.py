@@ -145,6 +145,16 @@ def test_fetch_downloads_and_extracts_flat(server: Server, tmp_path: Path) -> No
     assert not list(tmp_path.glob(".holidays.partial-*"))
 
 
+def test_command_line_fetch_from_a_mirror(server: Server, tmp_path: Path) -> None:
+    from search_lab.data import main
+
+    root = tmp_path / "holidays"
+    assert main(["fetch", "--dest", str(root), "--mirror", server.base]) == 0
+    assert _images(root) == ARCHIVE_1 | ARCHIVE_2
+    assert main(["info", str(root)]) == 0
+    assert main(["fetch", "--dest", str(tmp_path / "x"), "--from", str(tmp_path / "nope")]) == 2
+
+
 @pytest.mark.parametrize("remove_root", [False, True])
 def test_second_fetch_downloads_nothing(
     server: Server, tmp_path: Path, remove_root: bool, monkeypatch: pytest.MonkeyPatch

@@ -125,9 +125,10 @@ def offer_build(parent: Path) -> None:
 def build_default(parent: Path) -> None:
     """Build the default index into ``parent`` with a progress bar, then reload the page."""
     bar = st.progress(0.0, text="starting")
-    for fraction, step in sup.build_steps(sup.default_build_config(parent)):
-        bar.progress(fraction, text=step)
-    st.session_state["built_message"] = step
+    message = sup.build_with_progress(
+        sup.default_build_config(parent), lambda fraction, text: bar.progress(fraction, text=text)
+    )
+    st.session_state["built_message"] = message
     st.rerun()
 
 

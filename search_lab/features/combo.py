@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,10 @@ class Combo(Extractor):
         parts = list(parts)
         if not parts:
             raise ConfigError("combo: parts must name at least one feature")
-        weights = [1.0] * len(parts) if weights is None else [float(w) for w in weights]
+        weights = [1.0] * len(parts) if weights is None else list(weights)
+        if any(not isinstance(w, Real) or isinstance(w, bool) for w in weights):
+            raise ConfigError(f"combo: weights must be numbers, got {weights!r}")
+        weights = [float(w) for w in weights]
         if len(weights) != len(parts):
             raise ConfigError(f"combo: {len(parts)} parts but {len(weights)} weights")
         if any(w < 0 for w in weights):

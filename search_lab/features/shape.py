@@ -12,11 +12,8 @@ from scipy import ndimage
 from skimage.feature import hog
 
 from search_lab.errors import ConfigError
-from search_lab.features.base import Extractor, register
+from search_lab.features.base import Extractor, check_choice, check_int, check_int_pair, register
 from search_lab.features.texture import (
-    check_choice,
-    check_int,
-    check_int_pair,
     grid_histogram,
     to_grey,
 )

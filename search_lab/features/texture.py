@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
 from skimage.feature import local_binary_pattern
 
 from search_lab.errors import ConfigError
-from search_lab.features.base import Extractor, register
+from search_lab.features.base import Extractor, check_choice, check_int, register
 
 #: ITU-R BT.601 luma weights for R, G, B.
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -92,41 +92,6 @@ def grid_histogram(
     uniform = np.full_like(hist, 1.0 / n_bins)
     hist = np.divide(hist, totals, out=uniform, where=totals > 0)
     return hist.ravel() / (grid * grid)
-
-
-def check_int(feature: str, name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    """``value`` as an int in ``[minimum, maximum]``, else :class:`ConfigError` naming it."""
-    in_range = isinstance(value, Integral) and not isinstance(value, bool)
-    in_range = in_range and value >= minimum and (maximum is None or value <= maximum)
-    if not in_range:
-        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ConfigError(f"{feature}: {name} must be an integer {allowed}, got {value!r}")
-    return int(value)
-
-
-def check_int_pair(feature: str, name: str, value: Any, minimum: int = 1) -> tuple[int, int]:
-    """``value`` (an int or a pair of ints, each >= ``minimum``) as ``(rows, cols)``."""
-    if isinstance(value, Integral) and not isinstance(value, bool):
-        value = (value, value)
-    ok = isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
-    ok = ok and all(
-        isinstance(v, Integral) and not isinstance(v, bool) and v >= minimum for v in value
-    )
-    if not ok:
-        raise ConfigError(
-            f"{feature}: {name} must be a pair of integers >= {minimum} "
-            f"(rows, cols) or one such integer, got {value!r}"
-        )
-    return int(value[0]), int(value[1])
-
-
-def check_choice(feature: str, name: str, value: Any, choices: Sequence[str]) -> str:
-    """``value`` if it is one of ``choices``, else :class:`ConfigError` listing them."""
-    if value not in choices:
-        raise ConfigError(
-            f"{feature}: unknown {name} {value!r}; choose one of: {', '.join(choices)}"
-        )
-    return str(value)
 
 
 def _as_list(value: Any) -> list[Any]:
