@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import annoy
 import numpy as np
 
 from search_lab.distances import check_metric, pairwise
 from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.registry import Registry
 from search_lab.results import read_json, write_json
 
 PAD_ID = -1
@@ -104,36 +105,14 @@ def search_views(index: Index, views: list[np.ndarray], k: int) -> tuple[np.ndar
     return out_ids, out_d
 
 
-IndexT = TypeVar("IndexT", bound=type[Index])
-_REGISTRY: dict[str, Callable[..., Index]] = {}
-
-
-def register(kind: str) -> Callable[[IndexT], IndexT]:
-    """Class decorator that makes an index creatable by ``kind``."""
-
-    def wrap(cls: IndexT) -> IndexT:
-        cls.kind = kind
-        _REGISTRY[kind] = cls
-        return cls
-
-    return wrap
-
-
-def available() -> list[str]:
-    """Names of every registered index type."""
-    return sorted(_REGISTRY)
+INDEXES: Registry[Index] = Registry("index", attr="kind")
+register = INDEXES.register
+available = INDEXES.available
 
 
 def create(kind: str, *, metric: str, **params: Any) -> Index:
     """An empty index of type ``kind``; unknown names raise ConfigError listing the valid ones."""
-    if kind not in _REGISTRY:
-        raise ConfigError(f"unknown index {kind!r}; choose one of: {', '.join(available())}")
-    try:
-        return _REGISTRY[kind](metric=metric, **params)
-    except (TypeError, ValueError) as err:  # unexpected keyword, or a value of the wrong type
-        if isinstance(err, ConfigError):
-            raise
-        raise ConfigError(f"index {kind!r}: {err}") from err
+    return INDEXES.create(kind, metric=metric, **params)
 
 
 @register("exact")

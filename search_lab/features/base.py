@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from numbers import Integral
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from search_lab.errors import ConfigError
+from search_lab.registry import Registry
 
 
 class Extractor:
@@ -87,41 +88,7 @@ def check_bool(feature: str, name: str, value: Any) -> bool:
     return value
 
 
-E = TypeVar("E", bound=type[Extractor])
-_REGISTRY: dict[str, Callable[..., Extractor]] = {}
-
-
-def register(name: str) -> Callable[[E], E]:
-    """Class decorator that makes an extractor creatable by ``name``."""
-
-    def wrap(cls: E) -> E:
-        if name in _REGISTRY:
-            raise ValueError(f"feature {name!r} is registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return wrap
-
-
-def available() -> list[str]:
-    """Names of every registered feature, sorted."""
-    return sorted(_REGISTRY)
-
-
-def create(name: str, **params: Any) -> Extractor:
-    """Build the extractor registered as ``name`` with ``params``.
-
-    Raises
-    ------
-    ConfigError
-        If ``name`` is unknown (the message lists the valid names) or a parameter is invalid.
-    """
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown feature {name!r}; choose one of: {', '.join(available())}")
-    try:
-        return _REGISTRY[name](**params)
-    except (TypeError, ValueError) as err:  # unexpected keyword, or a value of the wrong type
-        if isinstance(err, ConfigError):
-            raise
-        raise ConfigError(f"feature {name!r}: {err}") from err
+FEATURES: Registry[Extractor] = Registry("feature")
+register = FEATURES.register
+available = FEATURES.available
+create = FEATURES.create
