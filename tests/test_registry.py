@@ -22,7 +22,7 @@ def test_register_create_and_errors() -> None:
     assert things.create("box", size=3).size == 3
     with pytest.raises(ConfigError, match="unknown thing 'bag'; choose one of: box"):
         things.create("bag")
-    with pytest.raises(ConfigError, match="thing 'box': .*colour"):
+    with pytest.raises(ConfigError, match=r"thing 'box': .*colour"):
         things.create("box", colour="red")
     with pytest.raises(ConfigError, match="thing 'box'"):
         things.create("box", size="large")
