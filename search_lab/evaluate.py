@@ -18,11 +18,13 @@ import numpy as np
 from omegaconf import DictConfig
 
 from search_lab import indexes
+from search_lab.cache import FeatureCache
 from search_lab.data import Dataset
 from search_lab.engine import index_collection
 from search_lab.extract import cached_features
 from search_lab.indexes import Index, search_views
 from search_lab.metrics import score_rankings
+from search_lab.postprocess import PostProcessor
 from search_lab.results import (
     METRICS_FILE,
     RANKINGS_FILE,
@@ -34,7 +36,13 @@ from search_lab.results import (
 log = logging.getLogger(__name__)
 
 
-def rotated_queries(cfg, data, cache, names, post) -> list[np.ndarray]:
+def rotated_queries(
+    cfg: dict[str, Any],
+    data: Dataset,
+    cache: FeatureCache | None,
+    names: list[str],
+    post: PostProcessor,
+) -> list[np.ndarray]:
     """Post-processed query descriptors for 1, 2 and 3 quarter turns (rotation-robust search)."""
     out = []
     for turns in (1, 2, 3):
@@ -77,7 +85,15 @@ def run(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     return metrics
 
 
-def search_and_score(cfg, data: Dataset, names, vectors, index, post, cache) -> tuple[dict, list]:
+def search_and_score(
+    cfg: dict[str, Any],
+    data: Dataset,
+    names: list[str],
+    vectors: np.ndarray,
+    index: Index,
+    post: PostProcessor,
+    cache: FeatureCache | None,
+) -> tuple[dict[str, Any], list[tuple[str, list[str]]]]:
     """Rank the collection for every readable query and score the rankings."""
     row = {name: i for i, name in enumerate(names)}
     queries = [q for q in data.queries if data.names[q] in row]

@@ -187,7 +187,16 @@ def cached_features(
         return features, False
 
 
-def _combo_features(cache, root, names, fingerprint, feature_cfg, rotation, workers, progress):
+def _combo_features(
+    cache: FeatureCache | None,
+    root: Path,
+    names: Sequence[str],
+    fingerprint: str,
+    feature_cfg: dict[str, Any],
+    rotation: int,
+    workers: int | None,
+    progress: Progress,
+) -> tuple[Features, bool]:
     """Weighted concatenation of each part's features, on the images every part could read."""
     parts, weights = list(feature_cfg["parts"]), list(feature_cfg["weights"])
     build_extractor(feature_cfg)  # validates parts and weights before any extraction

@@ -133,6 +133,11 @@ def test_upload_finds_relevant_match(served_app: str, holidays_dir: Path) -> Non
             )
             expect(page.get_by_text(re.compile(rf"^#2 {re.escape(MATCH)} "))).to_be_visible()
             expect(page.get_by_text("Query time")).to_be_visible()
+            # the run has finished: all 10 results drawn, the "upload an image" prompt gone
+            expect(page.get_by_text(re.compile(r"^#10 \d+\.jpg "))).to_be_visible()
+            expect(page.get_by_text("Upload an image to search the index with it.")).to_have_count(
+                0
+            )
             assert page.get_by_text("Traceback").count() == 0
             page.wait_for_load_state("networkidle")
             SCREENSHOT.parent.mkdir(exist_ok=True)
