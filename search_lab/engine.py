@@ -28,7 +28,7 @@ from search_lab.extract import Progress, build_extractor, cached_features, load_
 from search_lab.features import Extractor
 from search_lab.indexes import Index, search_views
 from search_lab.postprocess import PostProcessor
-from search_lab.results import read_json, write_json
+from search_lab.results import write_json
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +156,7 @@ class SearchEngine:
                 f"{directory} is not a built index (no {MANIFEST}); "
                 "build one with `python -m search_lab.build_index`"
             )
-        try:
-            manifest = read_json(directory / MANIFEST)
-        except (OSError, ValueError) as err:
-            raise IndexMismatchError(f"{directory / MANIFEST} is unreadable: {err}") from err
+        manifest = manifest_of(directory)
         if manifest.get("format") != FORMAT:
             raise IndexMismatchError(
                 f"{directory} has index format {manifest.get('format')}, expected {FORMAT}"
@@ -272,6 +269,7 @@ class Collection:
     """A dataset's features, post-processed and indexed: what evaluation and the app both need."""
 
     data: Dataset
+    fingerprint: str  # of the dataset's file list, computed once (it stats every file)
     cache: FeatureCache | None
     features: Features
     cached: bool
@@ -287,12 +285,13 @@ def index_collection(cfg: dict[str, Any], progress: Progress | None = None) -> C
     check_config(cfg)
     data = load_dataset(cfg["dataset"]["root"], layout=cfg["dataset"].get("layout", "auto"))
     cache = FeatureCache(cfg["cache_dir"]) if cfg.get("cache_dir") else None
+    fingerprint = data.fingerprint()
     start = time.perf_counter()
     feats, cached = cached_features(
         cache,
         data.root,
         data.names,
-        data.fingerprint(),
+        fingerprint,
         cfg["feature"],
         workers=cfg.get("workers"),
         progress=cfg.get("progress", True) if progress is None else progress,
@@ -306,7 +305,9 @@ def index_collection(cfg: dict[str, Any], progress: Progress | None = None) -> C
     index = make_index(cfg)
     index.build(vectors)
     build_s = time.perf_counter() - start
-    return Collection(data, cache, feats, cached, post, vectors, index, extract_s, build_s)
+    return Collection(
+        data, fingerprint, cache, feats, cached, post, vectors, index, extract_s, build_s
+    )
 
 
 def build_engine(cfg: dict[str, Any], progress: Progress | None = None) -> SearchEngine:
@@ -323,7 +324,7 @@ def build_engine(cfg: dict[str, Any], progress: Progress | None = None) -> Searc
         "names": col.features.names,
         "skipped": col.features.skipped,
         "dim": int(col.vectors.shape[1]),
-        "fingerprint": col.data.fingerprint(),
+        "fingerprint": col.fingerprint,
         "build_s": col.build_s,
         "extract_s": col.features.seconds,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -359,4 +360,6 @@ def manifest_of(directory: str | os.PathLike) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise IndexMismatchError(f"{path} cannot be read ({err}); rebuild the index") from err
+        raise IndexMismatchError(
+            f"{path} is unreadable, it cannot be read as JSON ({err}); rebuild the index"
+        ) from err

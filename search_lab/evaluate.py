@@ -18,13 +18,10 @@ import numpy as np
 from omegaconf import DictConfig
 
 from search_lab import indexes
-from search_lab.cache import FeatureCache
-from search_lab.data import Dataset
-from search_lab.engine import index_collection
+from search_lab.engine import Collection, index_collection
 from search_lab.extract import cached_features
 from search_lab.indexes import Index, search_views
 from search_lab.metrics import score_rankings
-from search_lab.postprocess import PostProcessor
 from search_lab.results import (
     METRICS_FILE,
     RANKINGS_FILE,
@@ -36,38 +33,30 @@ from search_lab.results import (
 log = logging.getLogger(__name__)
 
 
-def rotated_queries(
-    cfg: dict[str, Any],
-    data: Dataset,
-    cache: FeatureCache | None,
-    names: list[str],
-    post: PostProcessor,
-) -> list[np.ndarray]:
+def rotated_queries(cfg: dict[str, Any], col: Collection, names: list[str]) -> list[np.ndarray]:
     """Post-processed query descriptors for 1, 2 and 3 quarter turns (rotation-robust search)."""
     out = []
     for turns in (1, 2, 3):
         feats, _ = cached_features(
-            cache,
-            data.root,
+            col.cache,
+            col.data.root,
             names,
-            data.fingerprint(),
+            col.fingerprint,
             cfg["feature"],
             rotation=turns,
             workers=cfg.get("workers"),
             progress=cfg.get("progress", True),
         )
         rows = {n: i for i, n in enumerate(feats.names)}
-        out.append(post.transform(feats.vectors[[rows[n] for n in names]]))
+        out.append(col.post.transform(feats.vectors[[rows[n] for n in names]]))
     return out
 
 
 def run(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """Evaluate ``cfg`` and write its results into ``out_dir``; returns the metrics dict."""
     col = index_collection(cfg)
-    feats, vectors, index = col.features, col.vectors, col.index
-    metrics, rankings = search_and_score(
-        cfg, col.data, feats.names, vectors, index, col.post, col.cache
-    )
+    feats = col.features
+    metrics, rankings = search_and_score(cfg, col)
     metrics.update(
         n_images=len(feats.names),
         n_skipped=len(feats.skipped),
@@ -75,7 +64,7 @@ def run(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         features_cached=col.cached,
         extract_s=col.extract_s + metrics["rotations_extract_s"],
         build_s=col.build_s,
-        dim=int(vectors.shape[1]),
+        dim=int(col.vectors.shape[1]),
         config=cfg,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,15 +75,10 @@ def run(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
 
 
 def search_and_score(
-    cfg: dict[str, Any],
-    data: Dataset,
-    names: list[str],
-    vectors: np.ndarray,
-    index: Index,
-    post: PostProcessor,
-    cache: FeatureCache | None,
+    cfg: dict[str, Any], col: Collection
 ) -> tuple[dict[str, Any], list[tuple[str, list[str]]]]:
     """Rank the collection for every readable query and score the rankings."""
+    data, names, vectors, index = col.data, col.features.names, col.vectors, col.index
     row = {name: i for i, name in enumerate(names)}
     queries = [q for q in data.queries if data.names[q] in row]
     if len(queries) < len(data.queries):
@@ -105,7 +89,7 @@ def search_and_score(
     views = [vectors[[row[n] for n in query_names]]]
     t0 = time.perf_counter()
     if cfg["eval"].get("rotations"):
-        views += rotated_queries(cfg, data, cache, query_names, post)
+        views += rotated_queries(cfg, col, query_names)
     rotations_s = time.perf_counter() - t0
     depth = min((cfg["eval"].get("depth") or len(names)) + 1, len(names))
 

@@ -33,9 +33,7 @@ def _clean(value: Any) -> Any:
 
 def write_json(path: str | Path, data: Mapping[str, Any]) -> Path:
     """Write ``data`` as indented JSON, atomically."""
-    path = Path(path)
-    atomic_write_bytes(path, (json.dumps(_clean(data), indent=2) + "\n").encode())
-    return path
+    return write_bytes(path, (json.dumps(_clean(data), indent=2) + "\n").encode())
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
@@ -45,13 +43,11 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` atomically (tables, reports)."""
-    path = Path(path)
-    atomic_write_bytes(path, text.encode())
-    return path
+    return write_bytes(path, text.encode())
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write binary ``data`` (a chart image) atomically."""
+    """Write ``data`` through a temporary file and a rename: the one atomic write of results."""
     path = Path(path)
     atomic_write_bytes(path, data)
     return path

@@ -103,34 +103,26 @@ def test_load_without_manifest(tmp_path: Path) -> None:
         SearchEngine.load(tmp_path)
 
 
-def test_manifest_naming_another_index_type(tmp_path: Path) -> None:
-    target = make_engine(vectors(), EXACT).save(tmp_path / "engine")
+@pytest.mark.parametrize(
+    ("index", "edit", "message"),
+    [
+        (EXACT, lambda m: m["config"].update(index=ANNOY), "holds no Annoy index"),
+        (ANNOY, lambda m: m.update(dim=13), "manifest says 40 of dimension 13"),
+        (
+            ANNOY,
+            lambda m: m["config"].update(metric={"name": "euclidean"}),
+            "built for metric 'cosine'",
+        ),
+    ],
+    ids=["another-index-type", "dimension-disagrees", "metric-changed"],
+)
+def test_manifest_edited_after_the_build(tmp_path: Path, index, edit, message: str) -> None:
+    target = make_engine(vectors(), index).save(tmp_path / "engine")
     manifest = read_json(target / MANIFEST)
-    manifest["config"]["index"] = ANNOY
+    edit(manifest)
     write_json(target / MANIFEST, manifest)
-    with pytest.raises(IndexMismatchError, match="holds no Annoy index"):
+    with pytest.raises(IndexMismatchError, match=message):
         SearchEngine.load(target)
-
-
-def test_manifest_disagreeing_with_the_annoy_file(tmp_path: Path) -> None:
-    target = make_engine(vectors(), ANNOY).save(tmp_path / "engine")
-    manifest = read_json(target / MANIFEST)
-    manifest["dim"] = 13
-    write_json(target / MANIFEST, manifest)
-    with pytest.raises(IndexMismatchError, match="manifest says 40 of dimension 13"):
-        SearchEngine.load(target)
-
-
-def test_annoy_metric_changed_in_manifest(tmp_path: Path) -> None:
-    target = make_engine(vectors(), ANNOY).save(tmp_path / "engine")
-    manifest = read_json(target / MANIFEST)
-    manifest["config"]["metric"] = {"name": "euclidean"}
-    write_json(target / MANIFEST, manifest)
-    with pytest.raises(IndexMismatchError, match="built for metric 'cosine'"):
-        SearchEngine.load(target)
-
-
-# --- atomic writes --------------------------------------------------------------------------
 
 
 def _boom(*args: object, **kwargs: object) -> None:
