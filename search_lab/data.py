@@ -50,6 +50,10 @@ class Dataset:
         Query id -> frozenset of relevant image ids (the rest of its group, query excluded).
     lonely : tuple of int
         Queries with no relevant image: warned about and left out of the scores.
+    protocol : str
+        ``instance`` (Holidays and folders: one query per group, the rest of the group is
+        relevant; Holidays trapezoid AP) or ``category`` (a labelled collection: every image is
+        a query, the other images of its label are relevant; standard non-interpolated AP).
     """
 
     root: Path
@@ -58,6 +62,7 @@ class Dataset:
     queries: tuple[int, ...]
     relevant: dict[int, frozenset[int]] = field(repr=False)
     lonely: tuple[int, ...] = ()
+    protocol: str = "instance"
 
     @property
     def paths(self) -> list[Path]:
