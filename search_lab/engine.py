@@ -20,13 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from search_lab import __version__, indexes
+from search_lab import __version__, indexes, integrity, swap
 from search_lab.cache import FeatureCache, Features
 from search_lab.data import Dataset, load_dataset
 from search_lab.errors import ConfigError, DatasetError, IndexMismatchError
 from search_lab.extract import Progress, build_extractor, cached_features, load_for
 from search_lab.features import Extractor
 from search_lab.indexes import Index, search_views
+from search_lab.manifest import names_problem, path_in, root_problem, shape_problem
 from search_lab.postprocess import PostProcessor
 from search_lab.results import write_json
 
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 POST_STATE = "post.npz"
-FORMAT = 1
+FORMAT = 2  # 2: checksums of every data file ("files"), exact.json beside vectors.npy
+REBUILD = "rebuild it with `python -m search_lab.build_index`"
 
 
 @dataclass
@@ -74,6 +76,10 @@ class SearchEngine:
         if self._extractor is None:
             self._extractor = build_extractor(self.config["feature"])
         return self._extractor
+
+    def path_of(self, name: str) -> Path:
+        """Path of an indexed image: ``root / name``, names being checked at load."""
+        return path_in(self.root, name)
 
     def dataset_changed(self) -> bool:
         """True if the indexed dataset's files (names, sizes, mtimes) differ from build time."""
@@ -130,6 +136,7 @@ class SearchEngine:
         try:
             self.index.save(tmp)
             np.savez(tmp / POST_STATE, **self.post.state)
+            self.manifest["files"] = integrity.record(tmp, skip=frozenset({MANIFEST}))
             write_json(
                 tmp / MANIFEST, self.manifest
             )  # written last: its presence marks completeness
@@ -141,27 +148,33 @@ class SearchEngine:
 
     @classmethod
     def load(
-        cls, directory: str | os.PathLike, *, expect: dict[str, Any] | None = None
+        cls,
+        directory: str | os.PathLike,
+        *,
+        expect: dict[str, Any] | None = None,
+        verify: bool = True,
+        roots: list[str | os.PathLike] | None = None,
     ) -> SearchEngine:
         """Load and check an engine folder; ``expect`` may pin ``feature``, ``metric`` or ``dim``.
+
+        Every data file is checked against the size and XXH3-128 checksum recorded when it was
+        written (``verify=False``: sizes only, no byte read). With ``roots``, the dataset
+        folder must lie inside one of them or inside ``directory``; image names never lead
+        outside the dataset folder.
 
         Raises
         ------
         IndexMismatchError
-            If the folder is incomplete, of another format, or does not match ``expect``.
+            If the folder is incomplete, damaged, of another format, points outside the
+            allowed folders, or does not match ``expect``.
         """
         directory = Path(directory)
-        if not (directory / MANIFEST).is_file():
-            raise IndexMismatchError(
-                f"{directory} is not a built index (no {MANIFEST}); "
-                "build one with `python -m search_lab.build_index`"
-            )
+        swap.recover(directory)
         manifest = manifest_of(directory)
-        if manifest.get("format") != FORMAT:
-            raise IndexMismatchError(
-                f"{directory} has index format {manifest.get('format')}, expected {FORMAT}"
-            )
         _check_expectations(directory, manifest, expect or {})
+        _check_confined(directory, manifest, roots)
+        if problem := integrity.problem(directory, manifest["files"], full=verify):
+            raise IndexMismatchError(f"{problem}; {REBUILD}")
         cfg = manifest["config"]
         index = make_index(cfg)
         index.load(directory)
@@ -188,6 +201,17 @@ class SearchEngine:
         return engine
 
 
+def _check_confined(
+    directory: Path, manifest: dict[str, Any], roots: list[str | os.PathLike] | None
+) -> None:
+    """Refuse a manifest whose dataset folder or image names lead where they must not."""
+    problem = names_problem(manifest["names"])
+    if problem is None and roots is not None:
+        problem = root_problem(Path(manifest["root"]), [*roots, directory])
+    if problem:
+        raise IndexMismatchError(f"{directory}: {problem}")
+
+
 def _check_expectations(directory: Path, manifest: dict[str, Any], expect: dict[str, Any]) -> None:
     """Raise IndexMismatchError naming the first expected value the manifest contradicts."""
     actual = {
@@ -210,19 +234,14 @@ def _remove_stale(directory: Path, age_s: float = 600.0) -> None:
 
 
 def _replace_dir(tmp: Path, directory: Path) -> None:
-    """Move ``tmp`` to ``directory``, replacing an older one; never a half-built folder."""
-    old = None
+    """Move ``tmp`` to ``directory``, replacing an older one; never a half-built or missing one."""
+    swap.recover(directory)
     if directory.exists() and any(directory.iterdir()) and not (directory / MANIFEST).is_file():
         raise ConfigError(
             f"{directory} exists and is not an index folder: refusing to replace it; "
             "choose another index_dir"
         )
-    if directory.exists():
-        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    swap.replace_dir(tmp, directory)
 
 
 def _positive_int(value: Any) -> bool:
@@ -333,33 +352,59 @@ def build_engine(cfg: dict[str, Any], progress: Progress | None = None) -> Searc
 
 
 def list_engines(parent: str | os.PathLike) -> list[Path]:
-    """Index folders under ``parent`` with a readable manifest, sorted by name.
+    """Index folders under ``parent`` with a sound manifest, sorted by name.
 
-    A folder whose manifest cannot be read is left out with a warning, so one broken index
-    never hides the others.
+    A folder whose manifest cannot be read or has the wrong shape is left out with a warning
+    (see :func:`scan_engines`), so one broken index never hides the others.
     """
+    good, broken = scan_engines(parent)
+    for problem in broken.values():
+        log.warning("%s", problem)
+    return good
+
+
+def scan_engines(parent: str | os.PathLike) -> tuple[list[Path], dict[Path, str]]:
+    """Index folders under ``parent``: those with a sound manifest, and the others' problems."""
     parent = Path(parent)
     if not parent.is_dir():
-        return []
-    found = []
+        return [], {}
+    swap.recover_all(parent)
+    good, broken = [], {}
     for path in sorted(p for p in parent.iterdir() if (p / MANIFEST).is_file()):
         if path.name.startswith("."):
             continue
         try:
             manifest_of(path)
         except IndexMismatchError as err:
-            log.warning("%s", err)
+            broken[path] = str(err)
             continue
-        found.append(path)
-    return found
+        good.append(path)
+    return good, broken
 
 
 def manifest_of(directory: str | os.PathLike) -> dict[str, Any]:
-    """The manifest of an index folder, without loading it (IndexMismatchError if unreadable)."""
-    path = Path(directory) / MANIFEST
+    """The checked manifest of an index folder, without loading the index.
+
+    Raises IndexMismatchError when it is missing, not JSON, of another format or of the
+    wrong shape (a list, no ``config``, a wrong type).
+    """
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise IndexMismatchError(
+            f"{directory} is not a built index (no {MANIFEST}); "
+            "build one with `python -m search_lab.build_index`"
+        )
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise IndexMismatchError(
             f"{path} is unreadable, it cannot be read as JSON ({err}); rebuild the index"
         ) from err
+    if isinstance(manifest, dict) and manifest.get("format") != FORMAT:
+        raise IndexMismatchError(
+            f"{directory} has index format {manifest.get('format')}, expected {FORMAT}; {REBUILD}"
+        )
+    if problem := shape_problem(manifest):
+        raise IndexMismatchError(f"{path} is malformed: {problem}; {REBUILD}")
+    return manifest
