@@ -100,7 +100,7 @@ class FeatureCache:
             kind = integrity.HASH if integrity.HASH in meta else "sha256"
             if _checksum(vectors, kind) != meta[kind]:
                 raise ValueError("checksum mismatch")
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as err:
             log.warning("feature cache file %s is corrupt (%s): extracting again", path, err)
             path.unlink(missing_ok=True)
             return None

@@ -37,7 +37,7 @@ def shape_problem(manifest: Any) -> str | None:
         part = manifest["config"].get(section)
         if not isinstance(part, dict) or not isinstance(part.get("name"), str):
             return f"'config.{section}' must be an object with a 'name', got {_short(part)}"
-    if not all(isinstance(name, str) for name in manifest["names"]):
+    if not set(map(type, manifest["names"])) <= {str}:
         return "'names' must hold file names (strings) only"
     if not isinstance(manifest.get("skipped", {}), dict):
         return f"'skipped' must be an object, got {_short(manifest['skipped'])}"
@@ -51,8 +51,13 @@ def _short(value: Any) -> str:
 
 def names_problem(names: Sequence[str]) -> str | None:
     """The first name that is not a plain relative path (absolute, ``..``, NUL), or None."""
+    blob = "\n".join(names)  # one pass in C first: 1M plain names are cleared in ~20 ms
+    marks = ("..", "\0", "\n/", "\n\n")
+    edges = blob.startswith("/") or blob.endswith("\n") or "" in names[:1]
+    if not edges and not any(m in blob for m in marks):
+        return None
     suspects = [n for n in names if not n or n[0] in "/\\" or ".." in n or "\0" in n]
-    for name in suspects:  # a cheap filter first: 1M names cost ~0.1 s
+    for name in suspects:
         pure = PurePosixPath(name)
         if not name or "\0" in name or pure.is_absolute() or ".." in pure.parts:
             return f"the image name {name!r} leads outside the dataset folder"

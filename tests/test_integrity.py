@@ -226,3 +226,22 @@ def test_exchange_swaps_two_folders(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "b").iterdir()] == ["from_a"]
     assert not list((tmp_path / "a").iterdir())
     np.testing.assert_equal(sorted(p.name for p in tmp_path.iterdir()), ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    ("names", "bad"),
+    [
+        (["a.jpg", "b/c.jpg", "a..b.jpg", "x\n/y.jpg"], None),
+        ([], None),
+        (["a.jpg", ""], ""),
+        (["", "a.jpg"], ""),
+        (["a.jpg", "b/../../x.jpg"], "b/../../x.jpg"),
+        (["/etc/passwd"], "/etc/passwd"),
+        (["a.jpg", "x\0.jpg"], "x\0.jpg"),
+    ],
+)
+def test_names_problem_known_answers(names: list[str], bad: str | None) -> None:
+    from search_lab.manifest import names_problem
+
+    problem = names_problem(names)
+    assert (problem is None) if bad is None else f"{bad!r} leads outside" in str(problem)
