@@ -7,7 +7,6 @@ dataset fingerprint, atomically; ``SearchEngine.load(dir)`` checks all of it and
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -27,16 +26,21 @@ from search_lab.errors import ConfigError, DatasetError, IndexMismatchError
 from search_lab.extract import Progress, build_extractor, cached_features, load_for
 from search_lab.features import Extractor
 from search_lab.indexes import Index, search_views
-from search_lab.manifest import names_problem, path_in, root_problem, shape_problem
+from search_lab.manifest import (
+    FORMAT,
+    MANIFEST,
+    REBUILD,
+    manifest_of,
+    names_problem,
+    path_in,
+    root_problem,
+)
 from search_lab.postprocess import PostProcessor
 from search_lab.results import write_json
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 POST_STATE = "post.npz"
-FORMAT = 2  # 2: checksums of every data file ("files"), exact.json beside vectors.npy
-REBUILD = "rebuild it with `python -m search_lab.build_index`"
 
 
 @dataclass
@@ -236,6 +240,7 @@ def _remove_stale(directory: Path, age_s: float = 600.0) -> None:
 def _replace_dir(tmp: Path, directory: Path) -> None:
     """Move ``tmp`` to ``directory``, replacing an older one; never a half-built or missing one."""
     swap.recover(directory)
+    swap.discard_aside(directory)
     if directory.exists() and any(directory.iterdir()) and not (directory / MANIFEST).is_file():
         raise ConfigError(
             f"{directory} exists and is not an index folder: refusing to replace it; "
@@ -380,31 +385,3 @@ def scan_engines(parent: str | os.PathLike) -> tuple[list[Path], dict[Path, str]
             continue
         good.append(path)
     return good, broken
-
-
-def manifest_of(directory: str | os.PathLike) -> dict[str, Any]:
-    """The checked manifest of an index folder, without loading the index.
-
-    Raises IndexMismatchError when it is missing, not JSON, of another format or of the
-    wrong shape (a list, no ``config``, a wrong type).
-    """
-    directory = Path(directory)
-    path = directory / MANIFEST
-    if not path.is_file():
-        raise IndexMismatchError(
-            f"{directory} is not a built index (no {MANIFEST}); "
-            "build one with `python -m search_lab.build_index`"
-        )
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise IndexMismatchError(
-            f"{path} is unreadable, it cannot be read as JSON ({err}); rebuild the index"
-        ) from err
-    if isinstance(manifest, dict) and manifest.get("format") != FORMAT:
-        raise IndexMismatchError(
-            f"{directory} has index format {manifest.get('format')}, expected {FORMAT}; {REBUILD}"
-        )
-    if problem := shape_problem(manifest):
-        raise IndexMismatchError(f"{path} is malformed: {problem}; {REBUILD}")
-    return manifest

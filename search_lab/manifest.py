@@ -1,4 +1,4 @@
-"""What an index folder's ``manifest.json`` must hold, and where its image names may lead.
+"""An index folder's ``manifest.json``: reading it, its required shape, where its names may lead.
 
 A manifest is data read from disk: :func:`shape_problem` checks its shape (keys and types)
 before anything indexes into it, and :func:`root_problem` / :func:`names_problem` confine the
@@ -8,11 +8,17 @@ reader nor point it at files outside the collection.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from search_lab.errors import IndexMismatchError
+
+MANIFEST = "manifest.json"
+FORMAT = 2  # 2: checksums of every data file ("files"), exact.json beside vectors.npy
+REBUILD = "rebuild it with `python -m search_lab.build_index`"
 _SECTIONS = ("feature", "metric", "index")
 _TYPES: dict[str, tuple[type, str]] = {
     "config": (dict, "an object"),
@@ -79,3 +85,31 @@ def root_problem(root: Path, allowed: Sequence[str | os.PathLike]) -> str | None
 def path_in(root: Path, name: str) -> Path:
     """``root / name`` for a name :func:`names_problem` accepted (resolved lexically)."""
     return Path(os.path.normpath(root / name))
+
+
+def manifest_of(directory: str | os.PathLike) -> dict[str, Any]:
+    """The checked manifest of an index folder, without loading the index.
+
+    Raises IndexMismatchError when it is missing, not JSON, of another format or of the
+    wrong shape (a list, no ``config``, a wrong type).
+    """
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise IndexMismatchError(
+            f"{directory} is not a built index (no {MANIFEST}); "
+            "build one with `python -m search_lab.build_index`"
+        )
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise IndexMismatchError(
+            f"{path} is unreadable, it cannot be read as JSON ({err}); rebuild the index"
+        ) from err
+    if isinstance(manifest, dict) and manifest.get("format") != FORMAT:
+        raise IndexMismatchError(
+            f"{directory} has index format {manifest.get('format')}, expected {FORMAT}; {REBUILD}"
+        )
+    if problem := shape_problem(manifest):
+        raise IndexMismatchError(f"{path} is malformed: {problem}; {REBUILD}")
+    return manifest

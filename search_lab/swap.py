@@ -88,6 +88,13 @@ def recover(directory: Path) -> bool:
     return False
 
 
+def discard_aside(directory: Path) -> None:
+    """Delete old copies that replacements killed after their second rename left beside it."""
+    if directory.exists():
+        for old in directory.parent.glob(f".{glob_escape(directory.name)}.old-*"):
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def recover_all(parent: Path) -> None:
     """Run :func:`recover` for every folder of ``parent`` left aside by a killed replacement."""
     for old in parent.glob(".*.old-*"):

@@ -7,6 +7,7 @@ kill tests run a child process that SIGKILLs itself at the dangerous moment of a
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -214,6 +215,14 @@ def test_load_recovers_the_folder_left_aside(tmp_path: Path) -> None:
     assert not target.exists()
     assert len(SearchEngine.load(target).names) == 40
     assert sorted(p.name for p in tmp_path.iterdir()) == ["engine"]
+
+
+def test_next_build_deletes_old_copies_left_aside(tmp_path: Path) -> None:
+    target = make_engine(vectors(40), EXACT).save(tmp_path / "engine")
+    shutil.copytree(target, swap.aside_name(target))  # killed after its second rename
+    make_engine(vectors(9), EXACT).save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["engine"]
+    assert len(SearchEngine.load(target).names) == 9
 
 
 def test_exchange_swaps_two_folders(tmp_path: Path) -> None:
