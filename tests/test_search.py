@@ -116,3 +116,9 @@ def test_bad_index_or_arguments_exit_2(
     err = capsys.readouterr().err
     assert message in err and err.strip().splitlines()[-1].count("error") == 1
     assert not capsys.readouterr().out
+
+
+def test_shown_keeps_one_line_per_name() -> None:
+    assert search.shown("a b/é.jpg") == "a b/é.jpg"
+    assert search.shown("line\nbreak\t.jpg") == "line\\nbreak\\t.jpg"
+    assert search.shown(os.fsdecode(b"\xff\xfe bad.jpg")) == "\\xff\\xfe bad.jpg"
