@@ -43,6 +43,11 @@ def shape_problem(manifest: Any) -> str | None:
         part = manifest["config"].get(section)
         if not isinstance(part, dict) or not isinstance(part.get("name"), str):
             return f"'config.{section}' must be an object with a 'name', got {_short(part)}"
+    for section in ("dataset", "post"):
+        if not isinstance(manifest["config"].get(section, {}), dict):
+            return (
+                f"'config.{section}' must be an object, got {_short(manifest['config'][section])}"
+            )
     if not set(map(type, manifest["names"])) <= {str}:
         return "'names' must hold file names (strings) only"
     if not isinstance(manifest.get("skipped", {}), dict):

@@ -121,9 +121,19 @@ def test_record_and_problem_known_answers(tmp_path: Path) -> None:
         (lambda m: {**m, "names": [1, 2]}, "'names' must hold file names"),
         (lambda m: {**m, "dim": "12"}, "'dim' must be a positive integer"),
         (lambda m: {**m, "config": {**m["config"], "metric": "cosine"}}, "'config.metric'"),
+        (lambda m: {**m, "config": {**m["config"], "dataset": [1]}}, "'config.dataset' must"),
         (lambda m: {**m, "format": 1}, "has index format 1, expected 2"),
     ],
-    ids=["list", "no-config", "names-str", "names-ints", "dim-str", "metric-str", "old-format"],
+    ids=[
+        "list",
+        "no-config",
+        "names-str",
+        "names-ints",
+        "dim-str",
+        "metric-str",
+        "dataset-list",
+        "old-format",
+    ],
 )
 def test_wrong_shape_manifest_is_one_broken_index(tmp_path: Path, edit, message: str) -> None:
     make_engine(vectors(), EXACT).save(tmp_path / "good")

@@ -91,7 +91,7 @@ def dataset_at(root: Path, layout: str = "auto") -> Dataset:
 def dataset_of(engine: SearchEngine) -> Dataset | None:
     """The dataset an engine was built on (for ground truth), or None if it is gone."""
     try:
-        return dataset_at(engine.root, engine.config["dataset"].get("layout", "auto"))
+        return dataset_at(engine.root, (engine.config.get("dataset") or {}).get("layout", "auto"))
     except DatasetError:
         return None
 
