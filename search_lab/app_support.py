@@ -22,7 +22,14 @@ from PIL import Image
 
 from search_lab.compare import DIFF_PREFIX, diff_to_baseline, format_cell
 from search_lab.data import Dataset
-from search_lab.engine import Hit, SearchEngine, build_engine, list_engines, manifest_of
+from search_lab.engine import (
+    Hit,
+    SearchEngine,
+    build_engine,
+    list_engines,
+    manifest_of,
+    scan_engines,
+)
 from search_lab.errors import ImageLoadError
 from search_lab.images import ImageSource, load_image
 from search_lab.metrics import average_precision, positive_ranks
@@ -92,6 +99,11 @@ def index_choices(parent: str | os.PathLike) -> list[IndexChoice]:
         label = f"{path.name} — {describe(manifest['config'], len(manifest['names']))}"
         choices.append(IndexChoice(path, mtime, label, manifest["config"]))
     return choices
+
+
+def broken_indexes(parent: str | os.PathLike) -> dict[str, str]:
+    """Index folders under ``parent`` that cannot be used (folder name -> the one-line reason)."""
+    return {path.name: problem for path, problem in scan_engines(parent)[1].items()}
 
 
 def plain_words(config: Mapping[str, Any]) -> dict[str, str]:

@@ -7,15 +7,20 @@ leaves a half-written result that a sweep or the app would read as finished.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from search_lab.cache import atomic_write_bytes
 
+log = logging.getLogger(__name__)
+
 METRICS_FILE = "metrics.json"
 RANKINGS_FILE = "rankings.dat"
+_UNCARRIED = re.compile(r"[\s%\ud800-\udfff]")  # separators, the escape itself, raw bytes
 
 
 def _clean(value: Any) -> Any:
@@ -53,12 +58,41 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def rankings_name(name: str) -> str:
+    """``name`` as the space-separated rankings format can carry it, reversibly.
+
+    Whitespace of any kind (spaces, line breaks), ``%`` and undecodable bytes are
+    percent-encoded as UTF-8 (``a b.jpg`` -> ``a%20b.jpg``); every other name is unchanged,
+    Holidays names included. ``urllib.parse.unquote`` gives the name back.
+    """
+    return _UNCARRIED.sub(
+        lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8", "surrogateescape")), name
+    )
+
+
 def rankings_lines(rankings: Iterable[tuple[str, Sequence[str]]]) -> str:
-    """Holidays result format: ``QUERY 0 IMG0 1 IMG1 ...`` per query, ranks from 0."""
-    lines = []
+    """Holidays result format: ``QUERY 0 IMG0 1 IMG1 ...`` per query, ranks from 0.
+
+    Names the format cannot carry are percent-encoded (:func:`rankings_name`), with one
+    warning, so every query stays exactly one line.
+    """
+    lines, escaped = [], set()
     for query, results in rankings:
-        pairs = " ".join(f"{rank} {name}" for rank, name in enumerate(results))
-        lines.append(f"{query} {pairs}".rstrip())
+        names = [query, *results]
+        encoded = [rankings_name(n) for n in names]
+        escaped.update(n for n, e in zip(names, encoded, strict=True) if n != e)
+        pairs = " ".join(f"{rank} {name}" for rank, name in enumerate(encoded[1:]))
+        lines.append(f"{encoded[0]} {pairs}".rstrip())
+    if escaped:
+        example = min(escaped)
+        log.warning(
+            "%s: %d file names hold spaces, line breaks or %%, which the space-separated format "
+            "cannot carry: written percent-encoded (e.g. %r as %r)",
+            RANKINGS_FILE,
+            len(escaped),
+            example,
+            rankings_name(example),
+        )
     return "\n".join(lines) + "\n"
 
 
