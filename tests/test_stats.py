@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from search_lab import stats
+from search_lab.results import summary_lines
 from search_lab.stats import (
     PairedComparison,
     bootstrap_ci,
@@ -127,3 +128,18 @@ def test_shared_values_pairs_by_name() -> None:
     assert a.tolist() == [0.1, 0.3] and b.tolist() == [0.4, 0.5]
     names, a, b = shared_values({"q1": 0.1}, {"q2": 0.2})
     assert names == [] and a.size == b.size == 0
+
+
+def test_run_summary_shows_the_map_interval() -> None:
+    metrics = {
+        "map": 0.5686,
+        "map_ci95": [0.5312, 0.6051],
+        "n_queries": 240,
+        "n_images": 648,
+        "n_skipped": 0,
+        "precision_at": {"1": 0.6},
+        "recall_at": {"1": 0.3},
+    }
+    assert summary_lines(metrics)[0].startswith("mAP            0.5686   95% CI [0.5312, 0.6051]")
+    del metrics["map_ci95"]  # runs written before the interval existed
+    assert summary_lines(metrics)[0].startswith("mAP            0.5686   (240 queries")
