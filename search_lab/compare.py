@@ -554,7 +554,8 @@ def diff_to_baseline(df: pd.DataFrame, baseline: int | str) -> pd.DataFrame:
         for offset, column in enumerate(PAIRED_COLUMNS):
             out.insert(at + offset, column, paired[column])
     out.attrs["baseline"] = str(df["name"].iloc[pos])
-    out.attrs["baseline_row"] = df.index[pos]
+    label = df.index[pos]
+    out.attrs["baseline_row"] = label.item() if hasattr(label, "item") else label  # JSON-safe
     return out
 
 
