@@ -28,7 +28,7 @@ import math
 import numbers
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,16 @@ import yaml
 
 from search_lab.errors import SearchLabError
 from search_lab.results import METRICS_FILE, read_json, write_bytes, write_text
-from search_lab.stats import bootstrap_ci, paired_comparison, shared_values
+from search_lab.run_scores import (
+    ALPHA,
+    CI_COLUMNS,
+    PAIRED_COLUMNS,
+    PER_QUERY_ATTR,
+    RunScores,
+    map_interval,
+    paired_to_baseline,
+    per_query,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +63,6 @@ COUNT_COLUMNS = ("n_images", "n_skipped", "dim")
 _AT_PREFIXES = {"precision_at": "P@", "recall_at": "R@", "ann_recall_at": "ANN-R@"}
 DIFF_PREFIX = "Δ"
 """Prefix of the difference columns :func:`diff_to_baseline` adds (``Δmap``, ``ΔP@1`` ...)."""
-CI_COLUMNS = ("map_ci_low", "map_ci_high")
-"""The 95% bootstrap interval of each run's mAP (from ``map_ci95`` or ``per_query_ap``)."""
-PAIRED_COLUMNS = ("Δmap_low", "Δmap_high", "Δmap_p", "Δmap_shared")
-"""Paired comparison with the baseline over the queries both runs share: the 95% interval of
-the mean AP difference, the sign-flip p-value and the number of shared queries."""
-ALPHA = 0.05
-"""Significance level of the marks in printed tables: a Δmap with p >= ALPHA is marked ns."""
-PER_QUERY_ATTR = "per_query_ap"
-"""``DataFrame.attrs`` key of the per-query APs of every run, keyed by its ``run`` folder."""
 
 
 class CompareError(SearchLabError, ValueError):
@@ -182,54 +182,6 @@ def _at_columns(metrics: Mapping[str, Any]) -> dict[str, float]:
     return cells
 
 
-class RunScores(Mapping[str, Mapping[str, float]]):
-    """Per-query APs of each run (run folder -> query name -> AP) kept in ``DataFrame.attrs``.
-
-    Read-only, so pandas' copies of ``attrs`` share it instead of deep-copying every AP.
-    """
-
-    def __init__(self, scores: Mapping[str, Mapping[str, float]]) -> None:
-        self._scores = {run: dict(aps) for run, aps in scores.items()}
-
-    def __getitem__(self, run: str) -> Mapping[str, float]:
-        return self._scores[run]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._scores)
-
-    def __len__(self) -> int:
-        return len(self._scores)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> RunScores:
-        return self
-
-
-def _per_query(metrics_file: Path, metrics: Mapping[str, Any]) -> dict[str, float]:
-    """The run's ``per_query_ap`` (query name -> AP); {} when absent or malformed (warned)."""
-    aps = metrics.get("per_query_ap")
-    if aps is None:
-        return {}
-    if isinstance(aps, Mapping) and all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-        for v in aps.values()
-    ):
-        return {str(k): float(v) for k, v in aps.items()}
-    log.warning("%s: per_query_ap is not query -> number: no interval for this run", metrics_file)
-    return {}
-
-
-def _map_interval(metrics: Mapping[str, Any], aps: Mapping[str, float]) -> list[float | None]:
-    """``[low, high]`` of the run's mAP: its ``map_ci95``, else bootstrapped from ``aps``."""
-    saved = metrics.get("map_ci95")
-    if (
-        isinstance(saved, list)
-        and len(saved) == 2
-        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in saved)
-    ):
-        return [float(saved[0]), float(saved[1])]
-    return list(bootstrap_ci(list(aps.values()))) if aps else [None, None]
-
-
 def _row(
     metrics_file: Path, metrics: Mapping[str, Any], aps: Mapping[str, float]
 ) -> tuple[dict[str, Any], list[str]]:
@@ -246,7 +198,7 @@ def _row(
         "map": metrics.get("map"),
         **_at_columns(metrics),
     }
-    interval = _map_interval(metrics, aps)
+    interval = map_interval(metrics, aps)
     if interval[0] is not None:
         row.update(zip(CI_COLUMNS, interval, strict=True))
     for key in (*LATENCY_COLUMNS, *TIME_COLUMNS, *COUNT_COLUMNS):
@@ -335,7 +287,7 @@ def load_runs(paths: Sequence[str | Path]) -> pd.DataFrame:
         if not isinstance(metrics, Mapping) or "map" not in metrics:
             log.warning("skipping %s: no 'map' in it, not a search_lab metrics file", file)
             continue
-        aps = _per_query(file, metrics)
+        aps = per_query(file, metrics)
         try:
             row, row_params = _row(file, metrics, aps)
         except ValueError as err:
@@ -533,9 +485,9 @@ def diff_to_baseline(df: pd.DataFrame, baseline: int | str) -> pd.DataFrame:
         the timings comes its difference column (``Δmap`` ...), 0 on the baseline row and NaN
         where either value is missing. When the runs have per-query APs, ``Δmap`` is followed
         by the paired comparison over the queries both runs share (see
-        :func:`paired_to_baseline`): ``Δmap_low``, ``Δmap_high`` (its 95% interval),
-        ``Δmap_p`` (paired p-value) and ``Δmap_shared``. ``attrs["baseline"]`` holds the
-        baseline's name, ``attrs["baseline_row"]`` its index label.
+        :func:`~search_lab.run_scores.paired_to_baseline`): ``Δmap_low``, ``Δmap_high`` (its
+        95% interval), ``Δmap_p`` (paired p-value) and ``Δmap_shared``. ``attrs["baseline"]``
+        holds the baseline's name, ``attrs["baseline_row"]`` its index label.
 
     Raises
     ------
@@ -557,33 +509,6 @@ def diff_to_baseline(df: pd.DataFrame, baseline: int | str) -> pd.DataFrame:
     label = df.index[pos]
     out.attrs["baseline_row"] = label.item() if hasattr(label, "item") else label  # JSON-safe
     return out
-
-
-def paired_to_baseline(df: pd.DataFrame, pos: int) -> pd.DataFrame | None:
-    """:data:`PAIRED_COLUMNS` of every row of ``df`` against the row at position ``pos``.
-
-    Each run is paired with the baseline over the queries both have in ``per_query_ap``
-    (matched by name): the 95% percentile bootstrap interval of the mean AP difference (row
-    minus baseline) and the two-sided sign-flip p-value (:func:`search_lab.stats.paired_comparison`,
-    2000 resamples, seed 0), and the number of shared queries. A row without per-query APs
-    gets NaN everywhere; one that shares no query gets NaN and ``Δmap_shared`` 0. None when
-    the baseline has no per-query APs (or ``df`` lacks ``attrs["per_query_ap"]``).
-    """
-    scores = df.attrs.get(PER_QUERY_ATTR) or {}
-    base = scores.get(str(df["run"].iloc[pos]))
-    if not base:
-        return None
-    cells = []
-    for run in df["run"]:
-        aps = scores.get(str(run)) or {}
-        _, a, b = shared_values(base, aps)
-        if a.size == 0:
-            cells.append((math.nan, math.nan, math.nan, 0 if aps else math.nan))
-            continue
-        result = paired_comparison(a, b)
-        cells.append((result.low, result.high, result.p_value, result.n))
-    paired = pd.DataFrame(cells, columns=list(PAIRED_COLUMNS), index=df.index)
-    return paired.astype({PAIRED_COLUMNS[3]: "Int64"})  # a count, missing where no data
 
 
 # --------------------------------------------------------------------------- rendering

@@ -411,8 +411,10 @@ def test_load_runs_map_interval_saved_or_bootstrapped(scored: Path) -> None:
 def test_load_runs_bootstraps_older_runs_like_evaluate(tmp_path: Path) -> None:
     aps = {"q1.jpg": 0.2, "q2.jpg": 0.9, "q3.jpg": 0.4, "q4.jpg": 1.0}
     make_run(tmp_path / "old", 0.625, aps=aps)
-    row = load_runs([tmp_path]).iloc[0]
-    assert (row["map_ci_low"], row["map_ci_high"]) == bootstrap_ci(list(aps.values()))
+    make_run(tmp_path / "tampered", 0.625, aps=aps, ci=[0.9, "x"])  # type: ignore[list-item]
+    make_run(tmp_path / "reversed", 0.625, aps=aps, ci=[0.9, 0.1])
+    for _, row in load_runs([tmp_path]).iterrows():
+        assert (row["map_ci_low"], row["map_ci_high"]) == bootstrap_ci(list(aps.values()))
 
 
 def test_malformed_per_query_ap_is_ignored_with_a_warning(

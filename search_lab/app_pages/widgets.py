@@ -19,10 +19,11 @@ import pandas as pd
 import streamlit as st
 
 from search_lab import app_support as sup
-from search_lab.compare import CI_COLUMNS, PER_QUERY_ATTR, RunScores, load_runs
+from search_lab.compare import load_runs
 from search_lab.data import Dataset, default_root, load_dataset
 from search_lab.engine import Hit, SearchEngine
 from search_lab.errors import DatasetError, ImageLoadError, SearchLabError
+from search_lab.run_scores import CI_COLUMNS, PER_QUERY_ATTR, RunScores
 
 GRID_COLUMNS = 5
 DATASET_QUERY = "Dataset query"
