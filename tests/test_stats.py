@@ -85,6 +85,15 @@ def test_better_on_every_query_is_significant() -> None:
     assert 0.0 < result.low < result.delta < result.high
 
 
+@pytest.mark.parametrize("size", [5, 13, 16])
+def test_monte_carlo_agrees_with_exact_enumeration(size: int) -> None:
+    d = np.random.default_rng(size).normal(0.05, 0.2, size)  # p somewhere in the middle
+    exact, is_exact = sign_flip_p_value(d)
+    estimate, is_estimate = sign_flip_p_value(d, n_resamples=20000, exact_limit=0)
+    assert is_exact and not is_estimate
+    assert estimate == pytest.approx(exact, abs=0.015)  # Monte-Carlo sd below 0.004
+
+
 def test_monte_carlo_p_value_of_balanced_differences_is_large() -> None:
     d = np.tile([1.0, -1.0], 15)  # sum 0: every pattern is at least as extreme
     p, exact = sign_flip_p_value(d)
