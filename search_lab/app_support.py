@@ -34,6 +34,7 @@ from search_lab.errors import ImageLoadError
 from search_lab.images import ImageSource, load_image
 from search_lab.metrics import average_precision, positive_ranks
 from search_lab.results import METRICS_FILE, read_json
+from search_lab.stats import paired_comparison, shared_values
 
 INDEXES_ENV = "SEARCH_LAB_INDEXES"
 OUTPUTS_ENV = "SEARCH_LAB_OUTPUTS"
@@ -387,19 +388,58 @@ def run_pair(runs: pd.DataFrame, a: int, b: int) -> pd.DataFrame:
     Every cell is text formatted like the comparison tables; rows where both runs agree on a
     parameter are kept so the table shows the whole configuration.
     """
-    diffed = diff_to_baseline(runs, a)
+    diffed = diff_to_baseline(runs.iloc[[a, b]], 0)  # only the two rows: no test of the others
     label_a, label_b = f"A: {runs['name'].iloc[a]}", f"B: {runs['name'].iloc[b]}"
     if label_a == label_b:
         label_b += " "  # two runs of one configuration still need two columns
     rows = {}
     for column in runs.columns:
-        delta = diffed[DIFF_PREFIX + column].iloc[b] if DIFF_PREFIX + column in diffed else None
+        delta = diffed[DIFF_PREFIX + column].iloc[1] if DIFF_PREFIX + column in diffed else None
         rows[str(column)] = {
             label_a: format_cell(str(column), runs[column].iloc[a]),
             label_b: format_cell(str(column), runs[column].iloc[b]),
             "B − A": format_cell(DIFF_PREFIX + str(column), delta),
         }
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def pair_verdict(
+    runs: pd.DataFrame,
+    a: int,
+    b: int,
+    scores: Mapping[str, Mapping[str, float]],
+    *,
+    alpha: float = 0.05,
+) -> str:
+    """Run B against run A (row positions) in words: paired Δ mAP, its 95% interval, p-value.
+
+    ``scores`` maps a ``run`` folder to its per-query APs (``attrs["per_query_ap"]`` of a
+    :func:`search_lab.compare.load_runs` table). The runs are paired over the queries both
+    have, as in :func:`search_lab.stats.paired_comparison`: e.g. ``"B is better by 0.0310
+    [+0.0120, +0.0500] (B − A, 95% interval over 240 shared queries), p = 0.002: significant
+    at 5%."``
+    """
+    missing = [x for x, i in (("A", a), ("B", b)) if not scores.get(str(runs["run"].iloc[i]))]
+    if missing:
+        return f"No per-query APs saved for run {' and '.join(missing)}: no paired test."
+    names, ap_a, ap_b = shared_values(
+        scores[str(runs["run"].iloc[a])], scores[str(runs["run"].iloc[b])]
+    )
+    if not names:
+        return "A and B share no query: they cannot be compared query by query."
+    if (ap_a == ap_b).all():
+        return f"A and B give the same AP on all {len(names)} shared queries: no difference."
+    result = paired_comparison(ap_a, ap_b)
+    if result.delta == 0.0:
+        head = "B and A have the same mean AP"
+    else:
+        head = f"B is {'better' if result.delta > 0 else 'worse'} by {abs(result.delta):.4f}"
+    verdict = "significant" if result.significant(alpha) else "not significant"
+    p = "p < 0.001" if result.p_value < 1e-3 else f"p = {result.p_value:.3f}"
+    return (
+        f"{head} [{result.low:+.4f}, {result.high:+.4f}] (B − A, 95% interval over "
+        f"{result.n} shared queries), {p}: {verdict} at {alpha:.0%}."
+    )
 
 
 def ann_vs_latency(runs: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:

@@ -8,6 +8,10 @@ Streamlit app:
 - :func:`filter_runs`, :func:`sort_runs` and :func:`diff_to_baseline` shape that table;
 - :func:`table_markdown` renders it, :func:`write_chart` draws it (PNG or a small HTML page).
 
+Every mAP comes with its 95% bootstrap interval (``map_ci_low``/``map_ci_high``), and a baseline
+comparison pairs the runs query by query: the mean difference, its paired 95% interval and a
+paired sign-flip p-value (:mod:`search_lab.stats`).
+
 Filters are parsed by a tiny parser (``COLUMN OP VALUE`` with OP in ``== != < <= > >=``, or
 ``COLUMN=VALUE``); user strings are never evaluated.
 """
@@ -33,6 +37,16 @@ import yaml
 
 from search_lab.errors import SearchLabError
 from search_lab.results import METRICS_FILE, read_json, write_bytes, write_text
+from search_lab.run_scores import (
+    ALPHA,
+    CI_COLUMNS,
+    PAIRED_COLUMNS,
+    PER_QUERY_ATTR,
+    RunScores,
+    map_interval,
+    paired_to_baseline,
+    per_query,
+)
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +182,10 @@ def _at_columns(metrics: Mapping[str, Any]) -> dict[str, float]:
     return cells
 
 
-def _row(metrics_file: Path, metrics: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """One table row for a run and the dotted parameter keys its overrides set."""
+def _row(
+    metrics_file: Path, metrics: Mapping[str, Any], aps: Mapping[str, float]
+) -> tuple[dict[str, Any], list[str]]:
+    """One table row for a run (``aps``: its per-query APs) and the parameter keys it set."""
     run_dir = metrics_file.parent
     overrides = _read_overrides(run_dir)
     config = metrics.get("config") or {}
@@ -182,6 +198,9 @@ def _row(metrics_file: Path, metrics: Mapping[str, Any]) -> tuple[dict[str, Any]
         "map": metrics.get("map"),
         **_at_columns(metrics),
     }
+    interval = map_interval(metrics, aps)
+    if interval[0] is not None:
+        row.update(zip(CI_COLUMNS, interval, strict=True))
     for key in (*LATENCY_COLUMNS, *TIME_COLUMNS, *COUNT_COLUMNS):
         if key in metrics:
             row[key] = metrics[key]
@@ -210,7 +229,8 @@ def _ordered_columns(present: set[str], params: Iterable[str]) -> list[str]:
     """Column order: identity, parameters, mAP, @k scores, latency, timings, counts."""
     prefixes = set(_AT_PREFIXES.values())
     at_cols = sorted((c for c in present if c.partition("@")[0] + "@" in prefixes), key=_k_order)
-    order = [*ID_COLUMNS, *dict.fromkeys(params), "map", *at_cols]
+    ci = [c for c in CI_COLUMNS if c in present]
+    order = [*ID_COLUMNS, *dict.fromkeys(params), "map", *ci, *at_cols]
     order += [c for c in LATENCY_COLUMNS if c in present]
     order += [
         *TIME_COLUMNS,
@@ -238,12 +258,15 @@ def load_runs(paths: Sequence[str | Path]) -> pd.DataFrame:
         Columns: ``run`` (the run folder), ``name`` (its overrides such as
         ``feature=hsv,metric=cosine``, else the folder name), ``feature``, ``metric``, ``index``
         (names from the saved config), one column per dotted parameter any run overrode
-        (e.g. ``index.n_trees``; lists as ``"[4,4,4]"``), ``map``, ``P@k`` and ``R@k`` for
+        (e.g. ``index.n_trees``; lists as ``"[4,4,4]"``), ``map``, ``map_ci_low`` and
+        ``map_ci_high`` when any run has them (the 95% interval: the run's ``map_ci95``, or
+        for older runs the same seeded bootstrap over its ``per_query_ap``), ``P@k`` and ``R@k`` for
         every k found, ``ANN-R@k`` and ``query_ms_p50``/``query_ms_p95`` when any run has
         them, ``extract_s``, ``build_s``, ``search_s``, ``img_per_s`` (extraction throughput,
         for runs that did not read cached features), ``n_images``, ``n_skipped``, ``dim``.
         Missing values are NaN/None. With no run found the frame is empty but has the
-        always-present columns.
+        always-present columns. ``attrs["per_query_ap"]`` holds a :class:`RunScores` with
+        every run's per-query APs (by ``run``), for :func:`diff_to_baseline`'s paired tests.
 
     Raises
     ------
@@ -254,7 +277,7 @@ def load_runs(paths: Sequence[str | Path]) -> pd.DataFrame:
     -----
     A metrics file that cannot be parsed, or has no ``map``, is skipped with a warning.
     """
-    rows, params = [], []
+    rows, params, scores = [], [], {}
     for file in _metrics_files(paths):
         try:
             metrics = read_json(file)
@@ -264,18 +287,22 @@ def load_runs(paths: Sequence[str | Path]) -> pd.DataFrame:
         if not isinstance(metrics, Mapping) or "map" not in metrics:
             log.warning("skipping %s: no 'map' in it, not a search_lab metrics file", file)
             continue
+        aps = per_query(file, metrics)
         try:
-            row, row_params = _row(file, metrics)
+            row, row_params = _row(file, metrics, aps)
         except ValueError as err:
             log.warning("skipping %s: %s", file, err)
             continue
         rows.append(row)
         params += row_params
+        scores[row["run"]] = aps
     present = {key for row in rows for key in row}
     columns = _ordered_columns(present, params)
     frame = pd.DataFrame(rows, columns=columns)
     frame = frame.sort_values(["map", "name"], ascending=[False, True], na_position="last")
-    return frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    frame.attrs[PER_QUERY_ATTR] = RunScores(scores)
+    return frame
 
 
 # --------------------------------------------------------------------------- shaping
@@ -456,7 +483,11 @@ def diff_to_baseline(df: pd.DataFrame, baseline: int | str) -> pd.DataFrame:
     pandas.DataFrame
         Same rows and index; after ``map``, every ``P@k``/``R@k``/``ANN-R@k``, the latencies and
         the timings comes its difference column (``Δmap`` ...), 0 on the baseline row and NaN
-        where either value is missing. ``attrs["baseline"]`` holds the baseline's name.
+        where either value is missing. When the runs have per-query APs, ``Δmap`` is followed
+        by the paired comparison over the queries both runs share (see
+        :func:`~search_lab.run_scores.paired_to_baseline`): ``Δmap_low``, ``Δmap_high`` (its
+        95% interval), ``Δmap_p`` (paired p-value) and ``Δmap_shared``. ``attrs["baseline"]``
+        holds the baseline's name, ``attrs["baseline_row"]`` its index label.
 
     Raises
     ------
@@ -469,7 +500,14 @@ def diff_to_baseline(df: pd.DataFrame, baseline: int | str) -> pd.DataFrame:
         values = pd.to_numeric(df[column], errors="coerce")
         diff = values - values.iloc[pos]
         out.insert(out.columns.get_loc(column) + 1, DIFF_PREFIX + column, diff)
+    paired = paired_to_baseline(df, pos)
+    if paired is not None:
+        at = out.columns.get_loc(DIFF_PREFIX + "map") + 1
+        for offset, column in enumerate(PAIRED_COLUMNS):
+            out.insert(at + offset, column, paired[column])
     out.attrs["baseline"] = str(df["name"].iloc[pos])
+    label = df.index[pos]
+    out.attrs["baseline_row"] = label.item() if hasattr(label, "item") else label  # JSON-safe
     return out
 
 
@@ -480,17 +518,26 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
+def p_text(p: float) -> str:
+    """A p-value for a table: three decimals, or ``<0.001``."""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def format_cell(column: str, value: Any) -> str:
     """Text for one cell: scores with 4 decimals, seconds and ms with 3, differences signed."""
     if _is_missing(value):
         return ""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return str(value)
+    if column == PAIRED_COLUMNS[2]:
+        return p_text(float(value))
+    if column == PAIRED_COLUMNS[3]:
+        return str(int(value))  # a count of queries, not a difference
     diff = column.startswith(DIFF_PREFIX)
     base = column[len(DIFF_PREFIX) :] if diff else column
     if base in TIME_COLUMNS or base in LATENCY_COLUMNS:
         spec = ".3f"
-    elif base == "map" or "@" in base:
+    elif base == "map" or base.startswith("map_") or "@" in base:
         spec = ".4f"
     elif float(value).is_integer():
         return f"{int(value):+d}" if diff else str(int(value))
@@ -501,11 +548,83 @@ def format_cell(column: str, value: Any) -> str:
     return format(value, ("+" if diff else "") + spec)
 
 
-def display_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with every cell formatted as text by :func:`format_cell` (for printing)."""
-    return pd.DataFrame(
-        {c: [format_cell(str(c), v) for v in df[c]] for c in df.columns}, index=df.index
+_HIGH_OF = {CI_COLUMNS[0]: CI_COLUMNS[1], PAIRED_COLUMNS[0]: PAIRED_COLUMNS[1]}
+"""Lower end of an interval -> its upper end: printed together as one ``[low, high]`` cell."""
+
+
+def _interval_text(column: str, low: Any, high: Any) -> str:
+    """``[low, high]`` formatted as ``column``'s values; blank when either end is missing."""
+    if _is_missing(low) or _is_missing(high):
+        return ""
+    return f"[{format_cell(column, low)}, {format_cell(column, high)}]"
+
+
+def _get(df: pd.DataFrame, column: str) -> list[Any]:
+    """Values of ``column``, or None for every row when ``df`` lacks it."""
+    return list(df[column]) if column in df.columns else [None] * len(df)
+
+
+def _paired_cells(df: pd.DataFrame, column: str) -> tuple[str, list[str]]:
+    """Header and text of ``Δmap`` or a paired column: intervals, ``ns`` marks, the baseline."""
+    low, high, p, shared = PAIRED_COLUMNS
+    rows = zip(
+        df.index, _get(df, column), _get(df, high), _get(df, p), _get(df, shared), strict=True
     )
+    cells = []
+    for row, value, upper, p_value, n in rows:
+        baseline = row == df.attrs.get("baseline_row")
+        if column == low:
+            none_shared = not _is_missing(n) and n == 0
+            cell = "baseline" if baseline else "no shared query" if none_shared else ""
+            cells.append(cell or _interval_text(DIFF_PREFIX + "map", value, upper))
+        elif column == p:
+            cells.append("" if baseline else format_cell(p, value))
+        else:
+            ns = not baseline and not _is_missing(p_value) and p_value >= ALPHA
+            cells.append(format_cell(column, value) + (" ns" if column != shared and ns else ""))
+    headers = {low: "Δmap 95% CI", p: "p", shared: "shared"}
+    return headers.get(column, column), cells
+
+
+def display_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every cell formatted as text by :func:`format_cell` (for printing).
+
+    Interval columns are merged into one ``[low, high]`` column: ``map_ci_low``/``_high``
+    become ``map 95% CI``, ``Δmap_low``/``_high`` become ``Δmap 95% CI`` (``baseline`` on the
+    baseline row, ``no shared query`` where the run shares no query with it); ``Δmap_p`` is
+    shown as ``p`` and ``Δmap_shared`` as ``shared``; a ``Δmap`` whose p-value is at least
+    :data:`ALPHA` is marked `` ns`` (not significant).
+    """
+    cells: dict[str, list[str]] = {}
+    lows = {high: low for low, high in _HIGH_OF.items() if low in df.columns}
+    for column in map(str, df.columns):
+        if column in lows:
+            continue  # printed with its lower end
+        if column == CI_COLUMNS[0] and CI_COLUMNS[1] in df.columns:
+            pairs = zip(df[column], df[CI_COLUMNS[1]], strict=True)
+            cells["map 95% CI"] = [_interval_text("map", lo, hi) for lo, hi in pairs]
+        elif column in (DIFF_PREFIX + "map", *PAIRED_COLUMNS):
+            header, values = _paired_cells(df, column)
+            cells[header] = values
+        else:
+            cells[column] = [format_cell(column, v) for v in df[column]]
+    return pd.DataFrame(cells, index=df.index)
+
+
+def legend(df: pd.DataFrame) -> list[str]:
+    """Lines explaining the interval and significance columns ``df`` has (empty if none)."""
+    lines = []
+    if CI_COLUMNS[0] in df.columns:
+        lines.append(
+            "map 95% CI: percentile bootstrap interval of the mAP (2000 resamples of the queries)"
+        )
+    if PAIRED_COLUMNS[0] in df.columns:
+        lines.append(
+            "Δmap 95% CI: paired bootstrap interval of the mean AP difference over the queries "
+            "both runs share (shared); p: paired sign-flip randomisation test, two-sided; "
+            f"ns: not significant at {ALPHA:.0%} (p >= {ALPHA})"
+        )
+    return lines
 
 
 def _numeric(df: pd.DataFrame, column: Any) -> bool:
@@ -528,8 +647,8 @@ def table_markdown(df: pd.DataFrame, *, index: bool = False) -> str:
         The table, one line per row, ending with a newline; ``|`` in cells is escaped.
     """
     shown = display_frame(df)
-    headers = [str(c) for c in df.columns]
-    aligns = ["---:" if _numeric(df, c) else "---" for c in df.columns]
+    headers = [str(c) for c in shown.columns]
+    aligns = ["---:" if c not in df.columns or _numeric(df, c) else "---" for c in shown.columns]
     rows = [list(r) for r in shown.itertuples(index=False, name=None)]
     if index:
         headers, aligns = ["#", *headers], ["---:", *aligns]
@@ -567,12 +686,18 @@ def _chart_png(df: pd.DataFrame) -> bytes:
     ncols = 2 if len(approx) else 1
     fig, axes = plt.subplots(1, ncols, figsize=(7 * ncols, height), squeeze=False)
     ax = axes[0][0]
-    ax.barh(range(len(bars)), bars["map"], color="tab:blue")
+    xerr = None
+    if CI_COLUMNS[0] in bars.columns:  # 95% intervals as error bars (none where missing)
+        below = (bars["map"] - bars[CI_COLUMNS[0]]).fillna(0.0).clip(lower=0.0)
+        above = (bars[CI_COLUMNS[1]] - bars["map"]).fillna(0.0).clip(lower=0.0)
+        xerr = [below.to_numpy(float), above.to_numpy(float)]
+    ax.barh(range(len(bars)), bars["map"], color="tab:blue", xerr=xerr, ecolor="black", capsize=2)
     ax.set_yticks(range(len(bars)), short_labels(list(bars["name"])), fontsize=8)
     ax.set_xlabel("mAP")
     ax.set_xlim(0, 1)
     shared = common_items(list(bars["name"]))
-    ax.set_title("mAP per configuration" + (f"\n(all: {', '.join(shared)})" if shared else ""))
+    title = "mAP per configuration" + (" (95% intervals)" if xerr is not None else "")
+    ax.set_title(title + (f"\n(all: {', '.join(shared)})" if shared else ""))
     for i, value in enumerate(bars["map"]):
         ax.text(value + 0.01, i, f"{value:.3f}", va="center", fontsize=7)
     if len(approx):
@@ -616,6 +741,7 @@ def chart_html(
     table_html = display_frame(shown).to_html(escape=True, border=0, classes="runs")
     baseline = df.attrs.get("baseline")
     note = f"<p>Δ columns: difference to <b>{html.escape(baseline)}</b></p>" if baseline else ""
+    note += "".join(f"<p>{html.escape(line)}</p>" for line in legend(shown))
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>"
@@ -662,16 +788,23 @@ def _split(values: Sequence[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
 
+def _companions(column: str) -> list[str]:
+    """Columns shown after ``column``: its interval, its Δ column and the Δ's paired test."""
+    if column == "map":
+        return [*CI_COLUMNS, DIFF_PREFIX + "map", *PAIRED_COLUMNS]
+    return [DIFF_PREFIX + column]
+
+
 def _select(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Chosen columns; each one's Δ column (if any) follows it unless chosen explicitly."""
+    """Chosen columns; each one's companions (if any) follow it unless chosen explicitly."""
     _check_columns(df, columns)
     chosen: list[str] = []
     for column in columns:
         if column not in chosen:
             chosen.append(column)
-        diff = DIFF_PREFIX + column
-        if diff in df.columns and diff not in columns and diff not in chosen:
-            chosen.append(diff)
+        for extra in _companions(column):
+            if extra in df.columns and extra not in columns and extra not in chosen:
+                chosen.append(extra)
     return df[chosen]
 
 
@@ -730,7 +863,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.baseline is not None:
             df = diff_to_baseline(df, args.baseline)
         columns = _split(args.columns) or [
-            c for c in df.columns if c not in DEFAULT_HIDDEN and not str(c).startswith(DIFF_PREFIX)
+            c
+            for c in df.columns
+            if c not in DEFAULT_HIDDEN
+            and c not in CI_COLUMNS
+            and not str(c).startswith(DIFF_PREFIX)
         ]
         shown = _select(df, columns)
         if args.chart:
@@ -746,6 +883,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(table_text(shown), end="")
     if args.baseline is not None:
         print(f"Δ = row minus baseline {df.attrs['baseline']!r}")
+    if args.format != "csv":
+        print("\n".join(legend(shown)), end="\n" if legend(shown) else "")
     if args.chart:
         print(f"chart written to {args.chart}")
     return 0

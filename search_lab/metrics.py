@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from search_lab.stats import bootstrap_ci
+
 
 def positive_ranks(
     ranking: Iterable[int], query: int, relevant: frozenset[int] | set[int]
@@ -76,8 +78,11 @@ def score_rankings(
     Returns
     -------
     dict
-        ``map``, ``precision_at`` and ``recall_at`` (keyed by ``str(k)``), ``n_queries`` and
-        ``ap`` (query id -> its average precision).
+        ``map``, ``map_ci95`` (``[low, high]``: the 95% percentile bootstrap interval of the
+        mean AP, 2000 resamples of the queries, seed 0, see
+        :func:`search_lab.stats.bootstrap_ci`; None without queries), ``precision_at`` and
+        ``recall_at`` (keyed by ``str(k)``), ``n_queries`` and ``ap`` (query id -> its average
+        precision).
     """
     aps: dict[int, float] = {}
     precision = {str(k): [] for k in ks}
@@ -91,6 +96,7 @@ def score_rankings(
             recall[str(k)].append(recall_at(ranks, len(gt), k))
     return {
         "map": float(np.mean(list(aps.values()))) if aps else 0.0,
+        "map_ci95": list(bootstrap_ci(list(aps.values()))) if aps else None,
         "precision_at": {k: float(np.mean(v)) if v else 0.0 for k, v in precision.items()},
         "recall_at": {k: float(np.mean(v)) if v else 0.0 for k, v in recall.items()},
         "n_queries": len(aps),

@@ -104,8 +104,10 @@ def write_rankings(path: str | Path, rankings: Iterable[tuple[str, Sequence[str]
 def summary_lines(metrics: Mapping[str, Any]) -> list[str]:
     """A one-screen human summary of a metrics dict."""
     ks = list(metrics.get("precision_at", {}))
+    ci = metrics.get("map_ci95")
+    interval = f"   95% CI [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
     lines = [
-        f"mAP            {metrics['map']:.4f}   ({metrics['n_queries']} queries, "
+        f"mAP            {metrics['map']:.4f}{interval}   ({metrics['n_queries']} queries, "
         f"{metrics['n_images']} images, {metrics['n_skipped']} skipped)",
         "precision@k    " + "  ".join(f"@{k} {metrics['precision_at'][k]:.4f}" for k in ks),
         "recall@k       " + "  ".join(f"@{k} {metrics['recall_at'][k]:.4f}" for k in ks),

@@ -7,6 +7,8 @@ them with SEARCH_LAB_INDEXES, SEARCH_LAB_OUTPUTS, SEARCH_LAB_CACHE and HOLIDAYS_
 
 from __future__ import annotations
 
+import json
+import shutil
 import struct
 import zlib
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from search_lab import app_support as sup
 from search_lab.engine import build_engine
 from search_lab.evaluate import run as evaluate
+from search_lab.stats import paired_comparison, shared_values
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -218,6 +221,37 @@ def test_experiments_page(app: AppTest) -> None:
     app.text_input(key="exp_filter").input("best runs").run()
     assert not app.exception
     assert any("cannot read filter" in e.value for e in app.error)
+
+
+def test_experiments_page_intervals_and_paired_verdict(
+    app: AppTest, lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outputs = tmp_path / "outputs"
+    shutil.copytree(lab.outputs, outputs)
+    common = [f"dataset.root={lab.dataset}", f"cache_dir={lab.cache}", "workers=1"]
+    cfg = sup.default_build_config(lab.indexes, [*common, "metric=manhattan"])
+    better = evaluate(cfg, outputs / "runs" / "r2")  # L1 beats cosine on hsv (0.650 vs 0.569)
+    monkeypatch.setenv(sup.OUTPUTS_ENV, str(outputs))
+    _page(app, "experiments_page")
+    chart = json.loads(app.get("vega_lite_chart")[0].proto.spec)
+    marks = [layer["mark"]["type"] for layer in chart["layer"]]
+    assert marks == ["bar", "errorbar"]  # mAP bars with their 95% intervals
+    assert chart["layer"][1]["encoding"]["x2"]["field"] == "map_ci_high"
+
+    names = list(app.dataframe[0].value["name"])
+    app.selectbox(key="exp_a").set_value(names.index("r1")).run()  # cosine
+    app.selectbox(key="exp_b").set_value(names.index("r2")).run()  # manhattan
+    assert not app.exception
+    cosine = json.loads((lab.outputs / "runs" / "r1" / "metrics.json").read_text())
+    _, a, b = shared_values(cosine["per_query_ap"], better["per_query_ap"])
+    result = paired_comparison(a, b)
+    verdict = [m.value for m in app.markdown if m.value.startswith("B is")]
+    assert verdict == [
+        f"B is better by {result.delta:.4f} [{result.low:+.4f}, {result.high:+.4f}] "
+        "(B − A, 95% interval over 240 shared queries), p < 0.001: significant at 5%."
+    ]
+    app.selectbox(key="exp_b").set_value(names.index("0")).run()  # euclidean: the same APs
+    assert any("same AP on all 240 shared queries" in m.value for m in app.markdown)
 
 
 def test_experiments_page_without_runs(

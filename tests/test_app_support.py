@@ -299,6 +299,45 @@ def test_run_pair_shows_differences(tmp_path: Path) -> None:
     assert len(set(sup.run_pair(runs, 1, 1).columns)) == 3  # one run against itself
 
 
+def test_pair_verdict_in_words(tmp_path: Path) -> None:
+    runs = _runs_table(tmp_path)  # rows a, b, c
+    three = ("q1.jpg", "q2.jpg", "q3.jpg")
+    twenty = [f"q{i:02d}.jpg" for i in range(20)]
+    scores = {
+        str(tmp_path / "a"): dict.fromkeys(three, 0.5),
+        str(tmp_path / "b"): dict.fromkeys(three, 0.75),  # +0.25 on all 3: p = 2/8 exactly
+        str(tmp_path / "c"): {"other.jpg": 1.0},
+    }
+    assert sup.pair_verdict(runs, 0, 1, scores) == (
+        "B is better by 0.2500 [+0.2500, +0.2500] (B − A, 95% interval over 3 shared "
+        "queries), p = 0.250: not significant at 5%."
+    )
+    assert sup.pair_verdict(runs, 1, 0, scores).startswith(
+        "B is worse by 0.2500 [-0.2500, -0.2500]"
+    )
+    assert sup.pair_verdict(runs, 0, 0, scores) == (
+        "A and B give the same AP on all 3 shared queries: no difference."
+    )
+    assert sup.pair_verdict(runs, 0, 2, scores).startswith("A and B share no query")
+    assert sup.pair_verdict(runs, 0, 1, {}).startswith("No per-query APs saved for run A and B")
+    scores[str(tmp_path / "a")] = dict.fromkeys(twenty, 0.4)
+    scores[str(tmp_path / "b")] = {q: 0.41 + 0.01 * i for i, q in enumerate(twenty)}
+    verdict = sup.pair_verdict(runs, 0, 1, scores)  # better on each of 20 queries
+    assert verdict.startswith("B is better by 0.1050 [+0.0")
+    assert verdict.endswith("over 20 shared queries), p < 0.001: significant at 5%.")
+
+
+def test_map_chart_has_error_bars_when_runs_have_intervals(tmp_path: Path) -> None:
+    from search_lab.app_pages.widgets import map_chart
+
+    runs = _runs_table(tmp_path)
+    assert map_chart(runs).to_dict()["mark"]["type"] == "bar"  # no interval: bars only
+    runs["map_ci_low"], runs["map_ci_high"] = runs["map"] - 0.05, runs["map"] + 0.05
+    spec = map_chart(runs).to_dict()
+    assert [layer["mark"]["type"] for layer in spec["layer"]] == ["bar", "errorbar"]
+    assert spec["layer"][0]["encoding"]["y"]["sort"] == ["run-c", "run-a", "run-b"]  # best first
+
+
 def test_ann_vs_latency_uses_largest_k_and_counts_exact_as_one(tmp_path: Path) -> None:
     frame, column = sup.ann_vs_latency(_runs_table(tmp_path))
     assert column == "ANN-R@10"

@@ -24,6 +24,7 @@ from search_lab.compare import (
     write_chart,
 )
 from search_lab.results import write_json, write_text
+from search_lab.stats import bootstrap_ci
 
 
 def make_run(
@@ -38,8 +39,13 @@ def make_run(
     ann: dict[str, float] | None = None,
     ms: float | None = None,
     extract_s: float = 1.0,
+    aps: dict[str, float] | None = None,
+    ci: list[float] | None = None,
 ) -> Path:
-    """A run folder with a metrics.json (and Hydra's overrides.yaml when ``overrides`` given)."""
+    """A run folder with a metrics.json (and Hydra's overrides.yaml when ``overrides`` given).
+
+    ``aps`` becomes ``per_query_ap`` and ``ci`` ``map_ci95`` (both absent when None).
+    """
     metrics: dict[str, Any] = {
         "map": map_,
         "precision_at": {"1": p1, "10": p1 / 10},
@@ -59,6 +65,10 @@ def make_run(
     }
     if ann is not None:
         metrics["ann_recall_at"] = ann
+    if aps is not None:
+        metrics["per_query_ap"] = aps
+    if ci is not None:
+        metrics["map_ci95"] = ci
     if ms is not None:
         metrics["query_ms_p50"] = ms
         metrics["query_ms_p95"] = 2 * ms
@@ -356,3 +366,118 @@ def test_cli_errors_are_one_line(
 def test_cli_no_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path)]) == 2
     assert "no metrics.json found" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- intervals and paired tests
+
+THREE = ("q1.jpg", "q2.jpg", "q3.jpg")
+
+
+@pytest.fixture
+def scored(tmp_path: Path) -> Path:
+    """Runs with hand-written per-query APs; A is the baseline (0.5 on q1..q3)."""
+    make_run(tmp_path / "a", 0.5, overrides=["run=a"], aps=dict.fromkeys(THREE, 0.5))
+    # 0.25 better on each of the three queries: exact p = 2/8, interval (0.25, 0.25)
+    make_run(tmp_path / "b", 0.75, overrides=["run=b"], aps=dict.fromkeys(THREE, 0.75))
+    make_run(tmp_path / "c", 0.5, overrides=["run=c"], aps=dict.fromkeys(THREE, 0.5))  # = A
+    # shares q1 (+0.5) and q2 (0) only: differences [0.5, 0], interval (0, 0.5), p = 2/2
+    make_run(
+        tmp_path / "d",
+        0.5,
+        overrides=["run=d"],
+        aps={"q1.jpg": 1.0, "q2.jpg": 0.5, "z.jpg": 0.0},
+        ci=[0.1, 0.9],
+    )
+    make_run(tmp_path / "e", 0.9, overrides=["run=e"], aps={"other.jpg": 0.9})  # shares nothing
+    make_run(tmp_path / "f", 0.45, overrides=["run=f"])  # written before per-query APs
+    return tmp_path
+
+
+def test_load_runs_map_interval_saved_or_bootstrapped(scored: Path) -> None:
+    df = load_runs([scored]).set_index("name")
+    assert list(df.columns[df.columns.get_loc("map") :][:4]) == [
+        "map",
+        "map_ci_low",
+        "map_ci_high",
+        "P@1",
+    ]
+    assert (df.loc["run=d", "map_ci_low"], df.loc["run=d", "map_ci_high"]) == (0.1, 0.9)  # saved
+    assert (df.loc["run=b", "map_ci_low"], df.loc["run=b", "map_ci_high"]) == (0.75, 0.75)
+    assert math.isnan(df.loc["run=f", "map_ci_low"])  # nothing to compute it from
+    scores = df.attrs["per_query_ap"]
+    assert scores[str(scored / "e")] == {"other.jpg": 0.9} and scores[str(scored / "f")] == {}
+
+
+def test_load_runs_bootstraps_older_runs_like_evaluate(tmp_path: Path) -> None:
+    aps = {"q1.jpg": 0.2, "q2.jpg": 0.9, "q3.jpg": 0.4, "q4.jpg": 1.0}
+    make_run(tmp_path / "old", 0.625, aps=aps)
+    make_run(tmp_path / "tampered", 0.625, aps=aps, ci=[0.9, "x"])  # type: ignore[list-item]
+    make_run(tmp_path / "reversed", 0.625, aps=aps, ci=[0.9, 0.1])
+    for _, row in load_runs([tmp_path]).iterrows():
+        assert (row["map_ci_low"], row["map_ci_high"]) == bootstrap_ci(list(aps.values()))
+
+
+def test_malformed_per_query_ap_is_ignored_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_run(tmp_path / "x", 0.5, aps={"q1.jpg": "high"})  # type: ignore[dict-item]
+    df = load_runs([tmp_path])
+    assert len(df) == 1 and "map_ci_low" not in df.columns
+    assert "per_query_ap is not query -> number" in caplog.text
+
+
+def test_diff_to_baseline_pairs_runs_query_by_query(scored: Path) -> None:
+    out = diff_to_baseline(load_runs([scored]), "run=a").set_index("name")
+    columns = list(out.columns)
+    at = columns.index("Δmap")
+    assert columns[at : at + 5] == ["Δmap", "Δmap_low", "Δmap_high", "Δmap_p", "Δmap_shared"]
+    paired = out[["Δmap_low", "Δmap_high", "Δmap_p", "Δmap_shared"]]
+    assert paired.loc["run=b"].tolist() == [0.25, 0.25, 0.25, 3]
+    assert paired.loc["run=a"].tolist() == [0.0, 0.0, 1.0, 3]  # the baseline against itself
+    assert paired.loc["run=c"].tolist() == [0.0, 0.0, 1.0, 3]  # an identical run
+    assert paired.loc["run=d"].tolist() == [0.0, 0.5, 1.0, 2]  # q1 and q2 shared
+    assert paired.loc["run=e", "Δmap_shared"] == 0 and math.isnan(paired.loc["run=e", "Δmap_p"])
+    assert paired.loc["run=f"].isna().all()  # no per-query APs
+    assert "Δmap_low" not in diff_to_baseline(load_runs([scored]), "run=f").columns
+
+
+def test_significant_difference(tmp_path: Path) -> None:
+    queries = [f"q{i:02d}.jpg" for i in range(20)]
+    make_run(tmp_path / "base", 0.4, overrides=["run=base"], aps=dict.fromkeys(queries, 0.4))
+    better = {q: 0.41 + 0.01 * i for i, q in enumerate(queries)}  # better on every query
+    make_run(tmp_path / "better", 0.505, overrides=["run=better"], aps=better)
+    out = diff_to_baseline(load_runs([tmp_path]), "run=base").set_index("name")
+    assert out.loc["run=better", "Δmap_p"] < 0.01
+    assert 0.0 < out.loc["run=better", "Δmap_low"] < 0.105 < out.loc["run=better", "Δmap_high"]
+    text = table_markdown(out.reset_index()[["name", "map", "Δmap", "Δmap_low", "Δmap_high"]])
+    assert "| run=better | 0.5050 | +0.1050 | [+0.0" in text and " ns" not in text
+
+
+def test_cli_marks_differences_that_are_not_significant(
+    scored: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [str(scored), "--columns", "name,map", "--baseline", "run=a", "--format", "markdown"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| # | name | map | map 95% CI | Δmap | Δmap 95% CI | p | shared |"
+    rows = {line.split(" | ")[1]: line for line in lines[2:8]}
+    assert rows["run=b"].endswith(
+        "| 0.7500 | [0.7500, 0.7500] | +0.2500 ns | [+0.2500, +0.2500] | 0.250 | 3 |"
+    )
+    assert rows["run=a"].endswith("| 0.5000 | [0.5000, 0.5000] | +0.0000 | baseline |  | 3 |")
+    assert rows["run=e"].endswith("| +0.4000 | no shared query |  | 0 |")
+    assert rows["run=f"].endswith("| 0.4500 |  | -0.0500 |  |  |  |")
+    assert "ns: not significant at 5% (p >= 0.05)" in lines[-1]
+    assert lines[-2].startswith("map 95% CI: percentile bootstrap")
+
+    assert main([*argv[:-1], "csv"]) == 0
+    csv = capsys.readouterr().out.splitlines()
+    assert csv[0] == "name,map,map_ci_low,map_ci_high,Δmap,Δmap_low,Δmap_high,Δmap_p,Δmap_shared"
+    assert "run=b,0.75,0.75,0.75,0.25,0.25,0.25,0.25,3" in csv
+
+
+def test_chart_with_intervals(scored: Path, tmp_path: Path) -> None:
+    df = diff_to_baseline(load_runs([scored]), "run=a")
+    assert write_chart(df, tmp_path / "ci.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = write_chart(df, tmp_path / "ci.html").read_text()
+    assert "map 95% CI" in page and "not significant at 5%" in page

@@ -14,6 +14,7 @@ import pytest
 
 import search_lab.extract
 from search_lab.evaluate import run
+from search_lab.stats import bootstrap_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,6 +72,9 @@ def test_default_config_reaches_the_map_bound(
     assert official_map(out / "rankings.dat", holidays_dir) == pytest.approx(
         metrics["map"], abs=5e-4
     )
+    low, high = saved["map_ci95"]  # the seeded bootstrap of the saved per-query APs
+    assert [low, high] == list(bootstrap_ci(list(saved["per_query_ap"].values())))
+    assert low < saved["map"] < high and high - low < 0.15
 
 
 def test_changing_only_the_metric_extracts_nothing(

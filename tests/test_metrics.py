@@ -54,3 +54,6 @@ def test_score_rankings_means_over_queries() -> None:
     assert scores["precision_at"] == {"1": 0.5, "2": 0.5}
     assert scores["recall_at"] == {"1": 0.5, "2": 1.0}
     assert scores["n_queries"] == 2
+    # resampled means of the APs [1, 0.25] are 1, 0.625, 0.25: the 95% interval spans both
+    assert scores["map_ci95"] == [0.25, 1.0]
+    assert score_rankings({}, {})["map_ci95"] is None

@@ -46,9 +46,8 @@ with ui.user_errors():
         st.stop()
 
     st.subheader("mAP per configuration")
-    st.bar_chart(
-        shown, x="name", y="map", horizontal=True, sort="-map", height=max(200, 28 * len(shown))
-    )
+    st.altair_chart(ui.map_chart(shown), key="exp_map")
+    st.caption("Error bars: 95% bootstrap interval of each mAP over its queries.")
 
     st.subheader("Precision at k")
     st.altair_chart(ui.precision_chart(shown), key="exp_precision")
@@ -85,3 +84,4 @@ with ui.user_errors():
         key="exp_b",
     )
     st.table(sup.run_pair(shown, a, b))
+    st.markdown(sup.pair_verdict(shown, a, b, ui.run_scores()))

@@ -23,6 +23,7 @@ from search_lab.compare import load_runs
 from search_lab.data import Dataset, default_root, load_dataset
 from search_lab.engine import Hit, SearchEngine
 from search_lab.errors import DatasetError, ImageLoadError, SearchLabError
+from search_lab.run_scores import CI_COLUMNS, PER_QUERY_ATTR, RunScores
 
 GRID_COLUMNS = 5
 DATASET_QUERY = "Dataset query"
@@ -245,15 +246,26 @@ def result_grid(
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading runs…")
-def _runs(root: str, signature: tuple[tuple[str, int], ...]) -> pd.DataFrame:
-    """The runs table; ``signature`` (metrics files and mtimes) makes a new run show up."""
-    return load_runs([root] if signature else [])
+def _runs(root: str, signature: tuple[tuple[str, int], ...]) -> tuple[pd.DataFrame, RunScores]:
+    """The runs table and its per-query APs; ``signature`` makes a new run show up.
+
+    The per-query APs leave the table's ``attrs``: Arrow would try to serialise them along
+    with every table and chart sent to the browser.
+    """
+    frame = load_runs([root] if signature else [])
+    return frame, frame.attrs.pop(PER_QUERY_ATTR, RunScores({}))
 
 
 def runs_table() -> pd.DataFrame:
     """Evaluation runs and sweeps under the outputs folder, best mAP first (maybe empty)."""
     root = sup.outputs_dir()
-    return _runs(str(root), sup.runs_signature(root))
+    return _runs(str(root), sup.runs_signature(root))[0]
+
+
+def run_scores() -> RunScores:
+    """Per-query APs of the runs in :func:`runs_table`, keyed by run folder."""
+    root = sup.outputs_dir()
+    return _runs(str(root), sup.runs_signature(root))[1]
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -285,3 +297,21 @@ def precision_chart(runs: pd.DataFrame) -> alt.Chart:
             tooltip=["name", "k", alt.Tooltip("precision:Q", format=".4f")],
         )
     )
+
+
+def map_chart(runs: pd.DataFrame) -> alt.LayerChart | alt.Chart:
+    """Horizontal mAP bars, best first, with each run's 95% interval as an error bar."""
+    has_ci = set(CI_COLUMNS) <= set(runs.columns)
+    frame = runs[["name", "map", *(CI_COLUMNS if has_ci else ())]].dropna(subset=["map"])
+    order = list(frame.sort_values("map", ascending=False)["name"])
+    tooltip = ["name", alt.Tooltip("map:Q", format=".4f")]
+    tooltip += [alt.Tooltip(f"{c}:Q", format=".4f") for c in CI_COLUMNS if has_ci]
+    base = alt.Chart(frame).encode(y=alt.Y("name:N", title=None, sort=order), tooltip=tooltip)
+    bars = base.mark_bar().encode(x=alt.X("map:Q", title="mAP", scale=alt.Scale(domain=[0, 1])))
+    chart = bars
+    if has_ci:
+        errors = base.mark_errorbar(ticks=True, color="black").encode(
+            x=alt.X(f"{CI_COLUMNS[0]}:Q", title="mAP"), x2=f"{CI_COLUMNS[1]}:Q"
+        )
+        chart = alt.layer(bars, errors)
+    return chart.properties(height=max(200, 28 * len(frame)))

@@ -1,0 +1,243 @@
+"""Confidence in a figure: bootstrap intervals of a mean and paired tests between two runs.
+
+Pure numpy functions over per-query values (e.g. average precisions), vectorised over the
+resamples: one ``(n_resamples, n)`` matrix of draws (in row blocks of bounded memory), never a
+Python loop over resamples. Every random draw comes from a seeded generator, so a figure is
+the same on every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+EXACT_LIMIT = 16
+"""Up to this many non-zero differences the sign-flip test enumerates every sign pattern."""
+
+_BLOCK = 1 << 22
+"""Values drawn per block of resamples (16 MB of int32 indices), to bound memory."""
+
+
+def _as_values(values: object, name: str = "values") -> np.ndarray:
+    """``values`` as a 1-D float array; ValueError if it is empty, not 1-D or not finite."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty: a mean needs at least one value")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return array
+
+
+def _check_options(n_resamples: int, level: float) -> None:
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be positive, got {n_resamples}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+
+
+def _bootstrap_means(centred: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``n_resamples`` resamples (with replacement) of ``centred``, in row blocks."""
+    n = centred.size
+    rows = max(1, _BLOCK // n)
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, rows):  # blocks of resamples, each one matrix
+        stop = min(start + rows, n_resamples)
+        draws = rng.integers(0, n, size=(stop - start, n), dtype=np.int32)  # half of int64's
+        means[start:stop] = centred[draws].mean(axis=1)
+    return means
+
+
+def bootstrap_ci(
+    values: object, *, n_resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean of ``values``.
+
+    Parameters
+    ----------
+    values : array_like, shape (n,)
+        Per-query values, e.g. the average precision of every query (their mean is the mAP).
+    n_resamples : int
+        Number of bootstrap resamples; each draws ``n`` values with replacement.
+    seed : int
+        Seed of the ``numpy.random.default_rng`` generator: the same seed gives the same
+        interval.
+    level : float
+        Coverage of the interval, e.g. 0.95 for a 95% interval.
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        The ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles (numpy's default linear
+        interpolation) of the resampled means. Constant values give exactly ``(c, c)``.
+
+    Raises
+    ------
+    ValueError
+        If ``values`` is empty, not one-dimensional or not finite, or an option is out of range.
+
+    Notes
+    -----
+    The resamples are drawn as an index matrix of shape ``(n_resamples, n)`` (split into
+    row blocks of about 4 million draws, so memory stays bounded) and averaged along rows.
+    The values are centred on their mean before resampling and the mean added back, so a
+    constant sample has no rounding error.
+    """
+    array = _as_values(values)
+    _check_options(n_resamples, level)
+    mean = float(array.mean())
+    centred = array - mean
+    means = _bootstrap_means(centred, n_resamples, np.random.default_rng(seed))
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return mean + float(low), mean + float(high)
+
+
+def _sign_patterns(m: int) -> np.ndarray:
+    """Every vector of ``m`` signs (+1/-1): shape ``(2**m, m)``."""
+    bits = (np.arange(2**m)[:, None] >> np.arange(m)) & 1
+    return (1 - 2 * bits).astype(np.float64)
+
+
+def sign_flip_p_value(
+    differences: object, *, n_resamples: int = 2000, seed: int = 0, exact_limit: int = EXACT_LIMIT
+) -> tuple[float, bool]:
+    """Two-sided p-value of the paired sign-flip (randomisation) test that the mean is 0.
+
+    Parameters
+    ----------
+    differences : array_like, shape (n,)
+        Paired differences, e.g. ``ap_b - ap_a`` per query.
+    n_resamples : int
+        Random sign patterns drawn when there are more than ``exact_limit`` non-zero
+        differences.
+    seed : int
+        Seed of the generator for those random patterns.
+    exact_limit : int
+        Largest number of non-zero differences whose ``2**m`` sign patterns are enumerated.
+
+    Returns
+    -------
+    (p, exact) : (float, bool)
+        Under the null hypothesis each difference is as likely to have either sign, so the
+        statistic ``|sum(d)|`` is compared with ``|sum(s * d)|`` over sign vectors ``s``.
+        Zero differences do not change any sum and are left out; with ``m`` non-zero ones:
+        ``m == 0`` gives p = 1; ``m <= exact_limit`` gives the exact p, the share of all
+        ``2**m`` patterns (the observed one included) at least as extreme; otherwise a
+        Monte-Carlo p ``(count + 1) / (n_resamples + 1)``, where ``count`` of ``n_resamples``
+        random patterns are at least as extreme. ``exact`` says which.
+    """
+    d = _as_values(differences, "differences")
+    _check_options(n_resamples, 0.5)
+    nonzero = d[d != 0.0]
+    m = nonzero.size
+    if m == 0:
+        return 1.0, True
+    observed = abs(float(nonzero.sum()))
+    slack = 1e-9 * float(np.abs(nonzero).sum())  # sums in another order round differently
+    if m <= exact_limit:
+        sums = np.abs(_sign_patterns(m) @ nonzero)
+        return float(np.mean(sums >= observed - slack)), True
+    rng = np.random.default_rng((seed, 1))  # a stream apart from the bootstrap's
+    tables, n_bytes = _byte_tables(nonzero), -(-m // 8)
+    offsets = np.arange(n_bytes, dtype=np.int32) * 256
+    total, rows = float(nonzero.sum()), max(1, _BLOCK // n_bytes)
+    count = 0
+    for start in range(0, n_resamples, rows):  # blocks of patterns, each one matrix
+        size = (min(rows, n_resamples - start), n_bytes)
+        packed = rng.integers(0, 256, size=size, dtype=np.uint8)  # 8 random signs a byte
+        flipped = np.take(tables, packed + offsets).sum(axis=1)  # sum of d where s = -1
+        count += int(np.count_nonzero(np.abs(total - 2.0 * flipped) >= observed - slack))
+    return (count + 1) / (n_resamples + 1), False
+
+
+def _byte_tables(d: np.ndarray) -> np.ndarray:
+    """Flat lookup table: entry ``256 * j + v`` sums ``d[8 * j + k]`` over the bits k set in v.
+
+    A random sign pattern is then one random byte per 8 differences, and its flipped sum costs
+    one lookup per byte instead of a multiply-add per difference.
+    """
+    padded = np.zeros(-(-d.size // 8) * 8)
+    padded[: d.size] = d
+    bits = (np.arange(256)[:, None] >> np.arange(8)) & 1  # (256, 8): bit k of every byte
+    return (padded.reshape(-1, 8) @ bits.T.astype(np.float64)).ravel()
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Run B against run A over the same queries: mean difference, its interval, its p-value."""
+
+    delta: float
+    """Mean of ``b - a`` over the paired queries (B's mean minus A's)."""
+    low: float
+    """Lower end of the paired percentile bootstrap interval of ``delta``."""
+    high: float
+    """Upper end of that interval."""
+    p_value: float
+    """Two-sided p-value of the paired sign-flip test (see :func:`sign_flip_p_value`)."""
+    n: int
+    """Number of paired queries."""
+    exact: bool
+    """Whether ``p_value`` comes from exact enumeration rather than Monte-Carlo."""
+    level: float = 0.95
+    """Coverage of the interval."""
+
+    def significant(self, alpha: float = 0.05) -> bool:
+        """Whether the difference is significant at ``alpha``: ``p_value < alpha``."""
+        return self.p_value < alpha
+
+
+def paired_comparison(
+    a: object,
+    b: object,
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+    exact_limit: int = EXACT_LIMIT,
+) -> PairedComparison:
+    """Compare two runs on the same queries: ``b - a`` with its interval and p-value.
+
+    Parameters
+    ----------
+    a, b : array_like, shape (n,)
+        The per-query values of runs A and B, in the same query order.
+    n_resamples, seed, level, exact_limit
+        As for :func:`bootstrap_ci` and :func:`sign_flip_p_value`.
+
+    Returns
+    -------
+    PairedComparison
+        ``delta`` = mean(b - a); ``low``/``high`` = the percentile bootstrap interval of the
+        mean of the paired differences (queries resampled with replacement, both runs'
+        values kept together); ``p_value`` = the two-sided paired sign-flip randomisation
+        test, exact for at most ``exact_limit`` non-zero differences, else Monte-Carlo with
+        the ``(count + 1) / (n_resamples + 1)`` correction.
+
+    Raises
+    ------
+    ValueError
+        If ``a`` and ``b`` differ in shape, are empty, not 1-D or not finite.
+    """
+    first, second = _as_values(a, "a"), _as_values(b, "b")
+    if first.shape != second.shape:
+        raise ValueError(f"a and b must pair up: shapes {first.shape} and {second.shape}")
+    d = second - first
+    low, high = bootstrap_ci(d, n_resamples=n_resamples, seed=seed, level=level)
+    p, exact = sign_flip_p_value(d, n_resamples=n_resamples, seed=seed, exact_limit=exact_limit)
+    return PairedComparison(float(d.mean()), low, high, p, int(d.size), exact, level)
+
+
+def shared_values(
+    a: Mapping[str, float], b: Mapping[str, float]
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The keys (e.g. query names) both mappings have, sorted, and their values in each."""
+    names = sorted(set(a) & set(b))
+    return (
+        names,
+        np.array([a[n] for n in names], dtype=np.float64),
+        np.array([b[n] for n in names], dtype=np.float64),
+    )
