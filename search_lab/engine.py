@@ -65,6 +65,12 @@ class SearchEngine:
         return Path(self.manifest["root"])
 
     @property
+    def labels(self) -> Path | None:
+        """The ``file,label`` CSV of a labels-layout collection (None for other layouts)."""
+        labels = self.manifest.get("labels")
+        return Path(labels) if labels else None
+
+    @property
     def config(self) -> dict[str, Any]:
         return self.manifest["config"]
 
@@ -79,9 +85,8 @@ class SearchEngine:
         """True if the indexed dataset's files (names, sizes, mtimes) differ from build time."""
         layout = self.config.get("dataset", {}).get("layout", "auto")
         try:
-            return load_dataset(self.root, layout=layout).fingerprint() != self.manifest.get(
-                "fingerprint"
-            )
+            data = load_dataset(self.root, layout=layout, labels=self.labels)
+            return data.fingerprint() != self.manifest.get("fingerprint")
         except DatasetError:
             return True
 
@@ -234,8 +239,9 @@ def check_config(cfg: dict[str, Any]) -> None:
     ks, ev = cfg["eval"]["k"], cfg["eval"]
     if not isinstance(ks, list) or not ks or not all(_positive_int(k) for k in ks):
         raise ConfigError(f"eval.k must be a list of positive integers, got {ks!r}")
-    if ev.get("depth") is not None and not _positive_int(ev["depth"]):
-        raise ConfigError(f"eval.depth must be a positive integer or null, got {ev['depth']!r}")
+    for key in ("depth", "max_queries"):
+        if ev.get(key) is not None and not _positive_int(ev[key]):
+            raise ConfigError(f"eval.{key} must be a positive integer or null, got {ev[key]!r}")
     if not isinstance(ev.get("rotations", False), bool):
         raise ConfigError(f"eval.rotations must be true or false, got {ev['rotations']!r}")
     if cfg.get("workers") is not None and not _positive_int(cfg["workers"]):
@@ -280,10 +286,17 @@ class Collection:
     build_s: float
 
 
+def dataset_of_config(dataset: dict[str, Any]) -> Dataset:
+    """The dataset a ``dataset`` config section names (root, layout, labels CSV)."""
+    return load_dataset(
+        dataset["root"], layout=dataset.get("layout", "auto"), labels=dataset.get("labels")
+    )
+
+
 def index_collection(cfg: dict[str, Any], progress: Progress | None = None) -> Collection:
     """Check ``cfg``, get its dataset's features (cache first), fit the chain, build the index."""
     check_config(cfg)
-    data = load_dataset(cfg["dataset"]["root"], layout=cfg["dataset"].get("layout", "auto"))
+    data = dataset_of_config(cfg["dataset"])
     cache = FeatureCache(cfg["cache_dir"]) if cfg.get("cache_dir") else None
     fingerprint = data.fingerprint()
     start = time.perf_counter()
@@ -321,6 +334,7 @@ def build_engine(cfg: dict[str, Any], progress: Progress | None = None) -> Searc
         "version": __version__,
         "config": cfg,
         "root": str(col.data.root.resolve()),
+        "labels": str(col.data.labels.resolve()) if col.data.labels else None,
         "names": col.features.names,
         "skipped": col.features.skipped,
         "dim": int(col.vectors.shape[1]),

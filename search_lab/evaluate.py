@@ -18,10 +18,11 @@ import numpy as np
 from omegaconf import DictConfig
 
 from search_lab import indexes
+from search_lab.data import Dataset
 from search_lab.engine import Collection, index_collection
 from search_lab.extract import cached_features
 from search_lab.indexes import Index, search_views
-from search_lab.metrics import score_rankings
+from search_lab.metrics import score_ranked
 from search_lab.results import (
     METRICS_FILE,
     RANKINGS_FILE,
@@ -31,6 +32,8 @@ from search_lab.results import (
 )
 
 log = logging.getLogger(__name__)
+
+QUERY_SAMPLE_SEED = 0  # eval.max_queries draws the same queries on every run
 
 
 def rotated_queries(cfg: dict[str, Any], col: Collection, names: list[str]) -> list[np.ndarray]:
@@ -74,17 +77,27 @@ def run(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     return metrics
 
 
+def pick_queries(data: Dataset, readable: set[str], max_queries: int | None) -> list[int]:
+    """The readable queries, or a seeded sample of ``max_queries`` of them (in id order)."""
+    queries = [q for q in data.queries if data.names[q] in readable]
+    if len(queries) < len(data.queries):
+        log.warning(
+            "%d queries could not be read and are left out", len(data.queries) - len(queries)
+        )
+    if max_queries is not None and max_queries < len(queries):
+        rng = np.random.default_rng(QUERY_SAMPLE_SEED)
+        queries = sorted(rng.choice(queries, size=max_queries, replace=False).tolist())
+        log.info("scoring a seeded sample of %d queries (eval.max_queries)", max_queries)
+    return queries
+
+
 def search_and_score(
     cfg: dict[str, Any], col: Collection
 ) -> tuple[dict[str, Any], list[tuple[str, list[str]]]]:
     """Rank the collection for every readable query and score the rankings."""
     data, names, vectors, index = col.data, col.features.names, col.vectors, col.index
     row = {name: i for i, name in enumerate(names)}
-    queries = [q for q in data.queries if data.names[q] in row]
-    if len(queries) < len(data.queries):
-        log.warning(
-            "%d queries could not be read and are left out", len(data.queries) - len(queries)
-        )
+    queries = pick_queries(data, set(row), cfg["eval"].get("max_queries"))
     query_names = [data.names[q] for q in queries]
     views = [vectors[[row[n] for n in query_names]]]
     t0 = time.perf_counter()
@@ -98,17 +111,18 @@ def search_and_score(
     search_s = time.perf_counter() - t0
 
     id_of = {name: i for i, name in enumerate(data.names)}
-    dataset_ids = np.array([id_of[n] for n in names])
-    ranked = {  # ids < 0 pad rows an approximate index could not fill: not results
-        q: [int(i) for i in dataset_ids[r[r >= 0]] if i != q]
-        for q, r in zip(queries, ids, strict=True)
-    }
-    metrics = score_rankings(ranked, {q: data.relevant[q] for q in queries}, cfg["eval"]["k"])
+    dataset_ids = np.array([id_of[n] for n in names] + [-1])  # [-1]: padding stays padding
+    ranked = dataset_ids[np.where(ids >= 0, ids, -1)]
+    metrics = score_ranked(ranked, queries, data.relevant, cfg["eval"]["k"], protocol=data.protocol)
     metrics["per_query_ap"] = {data.names[q]: ap for q, ap in metrics.pop("ap").items()}
     metrics["search_s"] = search_s
     metrics["rotations_extract_s"] = rotations_s  # rotated query views (eval.rotations)
     metrics.update(index_fidelity(index, vectors, [row[n] for n in query_names], cfg["eval"]["k"]))
-    rankings = [(data.names[q], [data.names[i] for i in ranked[q]]) for q in queries]
+    all_names = np.array(data.names, dtype=object)
+    rankings = [
+        (data.names[q], all_names[r[(r >= 0) & (r != q)]].tolist())
+        for q, r in zip(queries, ranked, strict=True)
+    ]
     return metrics, rankings
 
 
