@@ -55,9 +55,10 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 
 def rankings_lines(rankings: Iterable[tuple[str, Sequence[str]]]) -> str:
     """Holidays result format: ``QUERY 0 IMG0 1 IMG1 ...`` per query, ranks from 0."""
-    lines = []
+    lines, prefixes = [], []
     for query, results in rankings:
-        pairs = " ".join(f"{rank} {name}" for rank, name in enumerate(results))
+        prefixes += [f"{rank} " for rank in range(len(prefixes), len(results))]
+        pairs = " ".join(map(str.__add__, prefixes, results))  # "rank name", stops at results
         lines.append(f"{query} {pairs}".rstrip())
     return "\n".join(lines) + "\n"
 

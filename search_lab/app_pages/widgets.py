@@ -58,21 +58,23 @@ def engine_for(choice: sup.IndexChoice) -> SearchEngine:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _load_dataset(root: str, layout: str, mtime_ns: int) -> Dataset:
-    """The dataset in ``root``; ``mtime_ns`` (of the folder) makes added files show up."""
-    return load_dataset(root, layout=layout)
+def _load_dataset(root: str, layout: str, labels: str | None, mtimes: tuple[int, int]) -> Dataset:
+    """The dataset in ``root``; ``mtimes`` (folder, labels file) make changes show up."""
+    return load_dataset(root, layout=layout, labels=labels)
 
 
-def dataset_at(root: Path, layout: str = "auto") -> Dataset:
+def dataset_at(root: Path, layout: str = "auto", labels: Path | None = None) -> Dataset:
     """The cached dataset in ``root``; raises DatasetError if there is none."""
     mtime = root.stat().st_mtime_ns if root.is_dir() else 0
-    return _load_dataset(str(root), layout, mtime)
+    labels_mtime = labels.stat().st_mtime_ns if labels and labels.is_file() else 0
+    return _load_dataset(str(root), layout, str(labels) if labels else None, (mtime, labels_mtime))
 
 
 def dataset_of(engine: SearchEngine) -> Dataset | None:
     """The dataset an engine was built on (for ground truth), or None if it is gone."""
     try:
-        return dataset_at(engine.root, engine.config["dataset"].get("layout", "auto"))
+        layout = engine.config["dataset"].get("layout", "auto")
+        return dataset_at(engine.root, layout, engine.labels)
     except DatasetError:
         return None
 
@@ -201,9 +203,8 @@ def result_metrics(result: sup.Result) -> None:
         help=f"feature extraction and ranking of {result.ranked} images",
     )
     if result.ap is not None and result.relevant is not None:
-        cols[1].metric(
-            "Average precision", f"{result.ap:.3f}", help="Holidays AP, whole index ranked"
-        )
+        rule = sup.AP_WORDS.get(result.ap_rule or "", "AP")
+        cols[1].metric("Average precision", f"{result.ap:.3f}", help=f"{rule}, whole index ranked")
         found = sum(hit.name in result.relevant for hit in result.hits)
         cols[2].metric("Relevant shown", f"{found} of {len(result.relevant)}")
 
