@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +40,17 @@ class Features:
     vectors: np.ndarray
     skipped: dict[str, str]
     seconds: float = 0.0
+
+    def restricted(self, names: Sequence[str]) -> Features:
+        """The rows of ``names`` only (those that were read), in this order of extraction."""
+        wanted = set(names)
+        rows = [i for i, n in enumerate(self.names) if n in wanted]
+        return Features(
+            [self.names[i] for i in rows],
+            self.vectors[rows],
+            {n: why for n, why in self.skipped.items() if n in wanted},
+            self.seconds,
+        )
 
 
 def cache_key(**parts: Any) -> str:

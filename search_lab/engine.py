@@ -24,11 +24,18 @@ from search_lab import __version__, indexes
 from search_lab.cache import FeatureCache, Features
 from search_lab.data import Dataset, load_dataset
 from search_lab.errors import ConfigError, DatasetError, IndexMismatchError
-from search_lab.extract import Progress, build_extractor, cached_features, load_for
+from search_lab.extract import (
+    RUNTIME_PARAMS,
+    Progress,
+    build_extractor,
+    cached_features,
+    load_for,
+)
 from search_lab.features import Extractor
 from search_lab.indexes import Index, search_views
 from search_lab.postprocess import PostProcessor
 from search_lab.results import write_json
+from search_lab.splits import split_dataset
 
 log = logging.getLogger(__name__)
 
@@ -177,11 +184,7 @@ class SearchEngine:
                 f"{len(manifest['names'])} of dimension {manifest['dim']}"
             )
         post = make_post(cfg)
-        try:
-            with np.load(directory / POST_STATE) as state:
-                post.state = {k: state[k] for k in state.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as err:  # missing, truncated, not npz
-            raise IndexMismatchError(f"{directory / POST_STATE} is missing or unreadable") from err
+        post.state = _read_post_state(directory)
         engine = cls(manifest, index, post)
         if engine.dataset_changed():
             log.warning(
@@ -191,6 +194,15 @@ class SearchEngine:
                 engine.root,
             )
         return engine
+
+
+def _read_post_state(directory: Path) -> dict[str, np.ndarray]:
+    """The fitted post-processing state saved in an index folder."""
+    try:
+        with np.load(directory / POST_STATE) as state:
+            return {k: state[k] for k in state.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:  # missing, truncated, not npz
+        raise IndexMismatchError(f"{directory / POST_STATE} is missing or unreadable") from err
 
 
 def _check_expectations(directory: Path, manifest: dict[str, Any], expect: dict[str, Any]) -> None:
@@ -264,8 +276,9 @@ def make_index(cfg: dict[str, Any]) -> Index:
 
 def make_post(cfg: dict[str, Any]) -> PostProcessor:
     """The (unfitted) post-processing chain described by ``cfg["post"]``."""
+    params = {k: v for k, v in cfg.get("post", {}).items() if k != "fit_on"}
     try:
-        return PostProcessor(**cfg.get("post", {}))
+        return PostProcessor(**params)
     except TypeError as err:
         raise ConfigError(f"post: {err}") from err
 
@@ -294,33 +307,136 @@ def dataset_of_config(dataset: dict[str, Any]) -> Dataset:
 
 
 def index_collection(cfg: dict[str, Any], progress: Progress | None = None) -> Collection:
-    """Check ``cfg``, get its dataset's features (cache first), fit the chain, build the index."""
+    """Check ``cfg``, get its dataset's features (cache first), fit the chain, build the index.
+
+    Features are extracted (or read from the cache) for the whole dataset, so every side of a
+    split and every subset reuses one cache entry; only the chosen side is indexed.
+    """
     check_config(cfg)
-    data = dataset_of_config(cfg["dataset"])
+    full = dataset_of_config(cfg["dataset"])
+    data = split_dataset(full, **split_options(cfg["dataset"]))
+    check_subsets(cfg["eval"], data)
+    fit_on = fit_on_source(cfg)
     cache = FeatureCache(cfg["cache_dir"]) if cfg.get("cache_dir") else None
-    fingerprint = data.fingerprint()
+    fingerprint = full.fingerprint()
     start = time.perf_counter()
     feats, cached = cached_features(
         cache,
-        data.root,
-        data.names,
+        full.root,
+        full.names,
         fingerprint,
         cfg["feature"],
         workers=cfg.get("workers"),
         progress=cfg.get("progress", True) if progress is None else progress,
     )
     extract_s = time.perf_counter() - start
+    feats = feats.restricted(data.names)
     if len(feats.names) == 0:
         raise ConfigError(f"no image of {data.root} could be read")
+    post = fitted_post(cfg, fit_on, cache, progress)
     start = time.perf_counter()
-    post = make_post(cfg)
-    vectors = post.fit_transform(feats.vectors)
-    index = make_index(cfg)
-    index.build(vectors)
+    vectors, index = fit_and_index(cfg, feats.vectors, post)
     build_s = time.perf_counter() - start
     return Collection(
         data, fingerprint, cache, feats, cached, post, vectors, index, extract_s, build_s
     )
+
+
+def split_options(dataset_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The ``split_dataset`` arguments of a dataset config (no split when absent)."""
+    return {
+        "side": dataset_cfg.get("split", "all"),
+        "fraction": dataset_cfg.get("split_fraction", 0.5),
+        "seed": dataset_cfg.get("split_seed", 0),
+    }
+
+
+def check_subsets(eval_cfg: dict[str, Any], data: Dataset) -> None:
+    """ConfigError unless ``eval.subsets`` / ``eval.subset_groups`` fit the dataset."""
+    count, groups = eval_cfg.get("subsets") or 0, eval_cfg.get("subset_groups", 60)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ConfigError(f"eval.subsets must be a non-negative integer, got {count!r}")
+    if count and not _positive_int(groups):
+        raise ConfigError(f"eval.subset_groups must be a positive integer, got {groups!r}")
+    if count and groups > len(set(data.groups)):
+        raise ConfigError(
+            f"eval.subset_groups={groups} is more than the {len(set(data.groups))} groups "
+            f"of {data.root}"
+        )
+
+
+def fit_and_index(
+    cfg: dict[str, Any], raw: np.ndarray, post: PostProcessor
+) -> tuple[np.ndarray, Index]:
+    """Post-process ``raw`` (fitting ``post`` on it unless already fitted) and index the result."""
+    vectors = post.transform(raw) if post.fitted else post.fit_transform(raw)
+    index = make_index(cfg)
+    index.build(vectors)
+    return vectors, index
+
+
+def fit_on_source(cfg: dict[str, Any]) -> Path | None:
+    """The checked ``post.fit_on`` folder: a built index or a dataset folder (None if unset).
+
+    Raises ConfigError before any extraction if the folder is missing, or is an index built with
+    other features or another post-processing chain.
+    """
+    source = cfg.get("post", {}).get("fit_on")
+    if source is None:
+        return None
+    path = Path(source)
+    if not path.is_dir():
+        raise ConfigError(f"post.fit_on: {path} is not a folder (a built index or a dataset)")
+    if not (path / MANIFEST).is_file():
+        return path
+    built = manifest_of(path)["config"]
+    ours, theirs = _identity(cfg["feature"]), _identity(built["feature"])
+    if ours != theirs:
+        raise ConfigError(
+            f"post.fit_on: {path} was built with other features ({theirs['name']} "
+            f"{theirs}) than this run's ({ours['name']} {ours})"
+        )
+    chain = {k: v for k, v in cfg["post"].items() if k != "fit_on"}
+    if {k: v for k, v in built.get("post", {}).items() if k != "fit_on"} != chain:
+        raise ConfigError(
+            f"post.fit_on: {path} was built with another post-processing chain "
+            f"({built.get('post')}); use the same post.* settings"
+        )
+    return path
+
+
+def _identity(feature_cfg: dict[str, Any]) -> dict[str, Any]:
+    """A feature config without its runtime options (threads, batch size), parts included."""
+    return {
+        k: _identity(v) if isinstance(v, dict) else v
+        for k, v in feature_cfg.items()
+        if k not in RUNTIME_PARAMS
+    }
+
+
+def fitted_post(
+    cfg: dict[str, Any], fit_on: Path | None, cache: FeatureCache | None, progress: Progress | None
+) -> PostProcessor:
+    """The chain of ``cfg``: unfitted, or learned on ``fit_on`` (an index's state or a dataset)."""
+    post = make_post(cfg)
+    if fit_on is None:
+        return post
+    if (fit_on / MANIFEST).is_file():
+        post.state = _read_post_state(fit_on)
+        return post
+    other = load_dataset(fit_on)
+    feats, _ = cached_features(
+        cache,
+        other.root,
+        other.names,
+        other.fingerprint(),
+        cfg["feature"],
+        workers=cfg.get("workers"),
+        progress=cfg.get("progress", True) if progress is None else progress,
+    )
+    if len(feats.names) == 0:
+        raise ConfigError(f"post.fit_on: no image of {fit_on} could be read")
+    return post.fit(feats.vectors)
 
 
 def build_engine(cfg: dict[str, Any], progress: Progress | None = None) -> SearchEngine:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from search_lab import indexes
 from search_lab.data import Dataset
-from search_lab.engine import Collection, index_collection
+from search_lab.engine import Collection, fit_and_index, index_collection, make_post
 from search_lab.extract import cached_features
 from search_lab.indexes import Index, search_views
 from search_lab.metrics import score_ranked
@@ -30,6 +30,7 @@ from search_lab.results import (
     write_json,
     write_rankings,
 )
+from search_lab.splits import group_subsets
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ def run(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         dim=int(col.vectors.shape[1]),
         config=cfg,
     )
+    if cfg["eval"].get("subsets"):
+        metrics["subsets"] = subset_scores(cfg, col)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_rankings(out_dir / RANKINGS_FILE, rankings)
     write_json(out_dir / METRICS_FILE, metrics)
@@ -111,9 +114,7 @@ def search_and_score(
     ids, _ = search_views(index, views, depth)
     search_s = time.perf_counter() - t0
 
-    id_of = {name: i for i, name in enumerate(data.names)}
-    dataset_ids = np.array([id_of[n] for n in names] + [-1])  # [-1]: padding stays padding
-    ranked = dataset_ids[np.where(ids >= 0, ids, -1)]
+    ranked = ranked_ids(data, names, ids)
     metrics = score_ranked(ranked, queries, data.relevant, cfg["eval"]["k"], protocol=data.protocol)
     metrics["per_query_ap"] = {data.names[q]: ap for q, ap in metrics.pop("ap").items()}
     metrics["search_s"] = search_s
@@ -125,6 +126,49 @@ def search_and_score(
         for q, r in zip(queries, ranked, strict=True)
     ]
     return metrics, rankings
+
+
+def ranked_ids(data: Dataset, names: list[str], ids: np.ndarray) -> np.ndarray:
+    """Dataset ids ranked for each query from index rows ``ids`` (rows of ``names``).
+
+    The padding (ids < 0) an approximate index could not fill stays -1; the query itself is
+    left in (scoring skips it, as ``holidays_map.py`` does).
+    """
+    id_of = {name: i for i, name in enumerate(data.names)}
+    dataset_ids = np.array([id_of[n] for n in names] + [-1])  # [-1]: padding stays padding
+    return dataset_ids[np.where(ids >= 0, ids, -1)]
+
+
+def subset_scores(cfg: dict[str, Any], col: Collection) -> dict[str, Any]:
+    """mAP on ``eval.subsets`` random collections of ``eval.subset_groups`` groups each.
+
+    Each subset is a collection of its own: the post-processing chain is fitted on it (unless
+    ``post.fit_on`` fixed it) and it gets its own index, as a user with that few photos would.
+    """
+    ev = cfg["eval"]
+    subsets = group_subsets(
+        col.data, ev["subsets"], ev["subset_groups"], seed=ev.get("subset_seed", 0)
+    )
+    maps = []
+    for subset in subsets:
+        feats = col.features.restricted(subset.names)
+        post = col.post if cfg["post"].get("fit_on") else make_post(cfg)
+        vectors, index = fit_and_index(cfg, feats.vectors, post)
+        row = {n: i for i, n in enumerate(feats.names)}
+        queries = [q for q in subset.queries if subset.names[q] in row]
+        depth = len(feats.names)
+        ids, _ = index.search(vectors[[row[subset.names[q]] for q in queries]], depth)
+        ranked = ranked_ids(subset, feats.names, ids)
+        scores = score_ranked(ranked, queries, subset.relevant, [1], protocol=subset.protocol)
+        maps.append(scores["map"])
+    return {
+        "groups": ev["subset_groups"],
+        "seed": ev.get("subset_seed", 0),
+        "map": maps,
+        "map_mean": float(np.mean(maps)),
+        "map_min": float(np.min(maps)),
+        "map_std": float(np.std(maps)),
+    }
 
 
 def index_fidelity(

@@ -1,18 +1,24 @@
 """One post-processing chain for every feature: power mapping, L2, PCA (optionally whitened), L2.
 
-PCA is fitted on the indexed collection alone (no labels) and its state is saved with the index
-so queries are mapped exactly as the collection was.
+PCA is fitted on the indexed collection alone (no labels), or on another collection
+(``post.fit_on``), and its state is saved with the index so queries are mapped exactly as the
+collection was. Whitening is regularised (eigenvalue shrinkage) and the component count is
+bounded by the collection's rank, so it stays sound on a collection of a hundred photos.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from search_lab.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 EPS = 1e-12
+RANK_TOL = 1e-10  # eigenvalues below this share of the largest are numerically zero
 
 
 def l2n(x: np.ndarray) -> np.ndarray:
@@ -39,13 +45,19 @@ class PostProcessor:
     pca_dim : int or None
         Keep this many principal components; None skips PCA.
     whiten : bool
-        Divide each component by the square root of its variance (with PCA only).
+        Divide each component by the square root of its (shrunk) variance (with PCA only).
+    shrinkage : float
+        Whitening regularisation: each variance ``v`` becomes ``v + shrinkage * mean(v)`` (mean
+        over the kept components) before the division. 0 is plain whitening, which divides by
+        near-zero variances on small collections and amplifies noise; 1 halves the weight of an
+        average component at most and leaves strong components nearly whitened.
     """
 
     power: float = 1.0
     l2: bool = True
     pca_dim: int | None = None
     whiten: bool = False
+    shrinkage: float = 1.0
     state: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -59,12 +71,20 @@ class PostProcessor:
             raise ConfigError(
                 f"post.pca_dim must be a positive integer or null, got {self.pca_dim!r}"
             )
+        ok_shrink = isinstance(self.shrinkage, int | float) and not isinstance(self.shrinkage, bool)
+        if not ok_shrink or self.shrinkage < 0:
+            raise ConfigError(f"post.shrinkage must be a number >= 0, got {self.shrinkage!r}")
         if self.power <= 0:
             raise ConfigError(f"post.power must be positive, got {self.power}")
         if self.pca_dim is not None and self.pca_dim <= 0:
             raise ConfigError(f"post.pca_dim must be positive or null, got {self.pca_dim}")
         if self.whiten and self.pca_dim is None:
             raise ConfigError("post.whiten needs post.pca_dim (whitening is done in PCA space)")
+
+    @property
+    def fitted(self) -> bool:
+        """True when nothing is left to learn (no PCA, or its state is present)."""
+        return self.pca_dim is None or bool(self.state)
 
     def _pre(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float64)
@@ -73,16 +93,30 @@ class PostProcessor:
         return l2n(x) if self.l2 else x
 
     def fit(self, x: np.ndarray) -> PostProcessor:
-        """Learn the PCA of the (N, D) collection (a no-op without PCA)."""
+        """Learn the PCA of the (N, D) collection (a no-op without PCA).
+
+        The component count is at most ``pca_dim`` and at most the collection's rank (N - 1 for
+        N distinct images, fewer for duplicates); a reduction is logged.
+        """
         if self.pca_dim is None:
             return self
         x = self._pre(x)
         mean = x.mean(axis=0)
-        _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-        dim = min(self.pca_dim, vt.shape[0])
-        variance = s[:dim] ** 2 / max(len(x) - 1, 1)
-        scale = 1.0 / np.sqrt(variance + EPS * 1e6) if self.whiten else np.ones(dim)
-        self.state = {"mean": mean, "components": vt[:dim], "scale": scale}
+        variance, components = _principal_axes(x - mean)
+        dim = min(self.pca_dim, len(variance))
+        if dim < self.pca_dim:
+            log.info(
+                "post.pca_dim=%d reduced to %d: the %d images support no more components",
+                self.pca_dim,
+                dim,
+                len(x),
+            )
+        variance, components = variance[:dim], components[:dim]
+        if self.whiten:
+            scale = 1.0 / np.sqrt(variance + self.shrinkage * variance.mean() + EPS)
+        else:
+            scale = np.ones(dim)
+        self.state = {"mean": mean, "components": components, "scale": scale}
         return self
 
     def transform(self, x: np.ndarray) -> np.ndarray:
@@ -99,3 +133,20 @@ class PostProcessor:
     def fit_transform(self, x: np.ndarray) -> np.ndarray:
         """fit then transform."""
         return self.fit(x).transform(x)
+
+
+def _principal_axes(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Variances (decreasing) and unit principal axes (rows) of centred (N, D) data.
+
+    Works on the smaller of the N x N Gram matrix and the D x D covariance, and keeps only the
+    components with a variance above ``RANK_TOL`` of the largest (the collection's rank).
+    """
+    n, d = centred.shape
+    small_n = n <= d
+    eigval, eigvec = np.linalg.eigh(centred @ centred.T if small_n else centred.T @ centred)
+    order = np.argsort(eigval)[::-1]
+    eigval, eigvec = eigval[order], eigvec[:, order]
+    keep = eigval > RANK_TOL * max(float(eigval[0]), EPS)
+    eigval, eigvec = eigval[keep], eigvec[:, keep]
+    axes = (eigvec / np.sqrt(eigval)).T @ centred if small_n else eigvec.T
+    return eigval / max(n - 1, 1), axes

@@ -82,6 +82,12 @@ def summary_lines(metrics: Mapping[str, Any]) -> list[str]:
             "ANN recall@k   "
             + "  ".join(f"@{k} {v:.4f}" for k, v in metrics["ann_recall_at"].items())
         )
+    if "subsets" in metrics:
+        sub = metrics["subsets"]
+        lines.append(
+            f"subsets        {len(sub['map'])} x {sub['groups']} groups: mAP mean "
+            f"{sub['map_mean']:.4f}  min {sub['map_min']:.4f}  std {sub['map_std']:.4f}"
+        )
     timing = "  ".join(
         f"{key[:-2]} {metrics[key]:.2f}s"
         for key in ("extract_s", "build_s", "search_s")

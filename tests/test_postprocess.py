@@ -17,7 +17,7 @@ def test_l2n_and_signed_power() -> None:
 def test_pca_whitening_gives_unit_variance_components() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 6)) * np.array([10, 5, 2, 1, 0.5, 0.1])
-    post = PostProcessor(l2=False, pca_dim=3, whiten=True).fit(x)
+    post = PostProcessor(l2=False, pca_dim=3, whiten=True, shrinkage=0.0).fit(x)
     y = post.transform(x)
     assert y.shape == (500, 3)
     np.testing.assert_allclose(y.var(axis=0, ddof=1), 1.0, rtol=1e-3)
@@ -40,7 +40,45 @@ def test_state_round_trips() -> None:
     np.testing.assert_array_equal(copy.transform(x), post.transform(x))
 
 
-@pytest.mark.parametrize("params", [{"power": 0}, {"pca_dim": 0}, {"whiten": True}])
+def test_shrunk_whitening_by_hand() -> None:
+    # Points (+-2, 0) and (0, +-1): variances 8/3 and 2/3 (ddof 1), mean variance 5/3.
+    # With shrinkage 1 the axes are divided by sqrt(8/3 + 5/3) and sqrt(2/3 + 5/3).
+    x = np.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    post = PostProcessor(l2=False, pca_dim=2, whiten=True, shrinkage=1.0).fit(x)
+    np.testing.assert_allclose(post.state["scale"], [(13 / 3) ** -0.5, (7 / 3) ** -0.5])
+    y = post.transform(x)
+    np.testing.assert_allclose(np.abs(y[0]), [2 / np.sqrt(13 / 3), 0.0], atol=1e-6)
+    np.testing.assert_allclose(np.abs(y[2]), [0.0, 1 / np.sqrt(7 / 3)], atol=1e-6)
+
+
+def test_components_bounded_by_the_collection(caplog: pytest.LogCaptureFixture) -> None:
+    x = np.random.default_rng(3).normal(size=(10, 50))  # 10 images span 9 directions
+    with caplog.at_level("INFO", logger="search_lab.postprocess"):
+        post = PostProcessor(pca_dim=20, whiten=True).fit(x)
+    assert post.transform(x).shape == (10, 9)
+    assert "post.pca_dim=20 reduced to 9" in caplog.text
+
+
+def test_shrinkage_keeps_a_small_collection_sound() -> None:
+    # 40 images of 20 tight pairs in 300 dimensions: plain whitening blows up the directions
+    # that only noise spans, so a pair's members stop being each other's nearest neighbours.
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(20, 300)) * np.linspace(3, 0.01, 300)
+    x = np.repeat(centres, 2, axis=0) + 0.05 * rng.normal(size=(40, 300))
+
+    def pairs_found(shrinkage: float) -> float:
+        y = PostProcessor(pca_dim=128, whiten=True, shrinkage=shrinkage).fit_transform(x)
+        sim = y @ y.T
+        np.fill_diagonal(sim, -np.inf)
+        return float(np.mean(sim.argmax(axis=1) == np.arange(40) ^ 1))
+
+    assert pairs_found(1.0) == 1.0
+    assert pairs_found(0.0) < pairs_found(1.0)
+
+
+@pytest.mark.parametrize(
+    "params", [{"power": 0}, {"pca_dim": 0}, {"whiten": True}, {"shrinkage": -1}]
+)
 def test_bad_parameters(params: dict) -> None:
     with pytest.raises(ConfigError, match="post"):
         PostProcessor(**params)
