@@ -384,6 +384,11 @@ def fit_on_source(cfg: dict[str, Any]) -> Path | None:
     source = cfg.get("post", {}).get("fit_on")
     if source is None:
         return None
+    if cfg["post"].get("expand"):
+        raise ConfigError(
+            "post.expand draws on the indexed collection itself: it cannot be learned on "
+            "post.fit_on; drop one of them"
+        )
     path = Path(source)
     if not path.is_dir():
         raise ConfigError(f"post.fit_on: {path} is not a folder (a built index or a dataset)")
