@@ -282,3 +282,12 @@ def test_map_equals_an_independent_scorer_on_random_images(tmp_path: Path) -> No
     )
     metrics = check_against_independent(cfg, tmp_path / "run")
     assert metrics["n_queries"] == 36 and 0.3 < metrics["map"] < 1.0
+
+
+def test_expansion_cannot_be_learned_elsewhere(tmp_path: Path) -> None:
+    from search_lab.engine import fit_on_source
+    from search_lab.errors import ConfigError
+
+    cfg = compose_config(["post.expand=5", f"post.fit_on={tmp_path}"])
+    with pytest.raises(ConfigError, match=r"post\.expand"):
+        fit_on_source(cfg)

@@ -41,3 +41,16 @@ def test_hsv_on_wang_equals_an_independent_scorer(wang_dir: Path, tmp_path: Path
 def test_cnn_defaults_reach_the_wang_bound(wang_dir: Path, tmp_path: Path) -> None:
     metrics = run(wang_config(wang_dir, tmp_path, "feature=cnn"), tmp_path / "run")
     assert metrics["map"] >= 0.88 and metrics["precision_at"]["20"] >= 0.94
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("experiment", "min_map", "min_p20"),
+    [("best_category_handcrafted", 0.60, 0.80), ("best_category", 0.92, 0.95)],
+)
+def test_category_experiments_reach_the_wang_bounds(
+    wang_dir: Path, tmp_path: Path, experiment: str, min_map: float, min_p20: float
+) -> None:
+    """The category experiments (tuned on the tune split) on the whole of Wang."""
+    metrics = run(wang_config(wang_dir, tmp_path, f"+experiment={experiment}"), tmp_path / "run")
+    assert metrics["map"] >= min_map and metrics["precision_at"]["20"] >= min_p20
