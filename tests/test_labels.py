@@ -256,12 +256,13 @@ def check_against_independent(cfg: dict, out: Path) -> dict:
     return metrics
 
 
-def test_map_equals_an_independent_scorer_on_random_images(tmp_path: Path) -> None:
+def random_collection(tmp_path: Path, n: int = 36) -> dict:
+    """``n`` noisy images in three colour labels, and the config that reads them."""
     rng = np.random.default_rng(7)
     images = tmp_path / "images"
     images.mkdir()
     rows = ["file,label"]
-    for i in range(36):
+    for i in range(n):
         label = ("warm", "cold", "grey")[i % 3]
         base = {"warm": (150, 110, 95), "cold": (95, 110, 150), "grey": (120, 120, 120)}[label]
         noise = rng.normal(0, 90, size=(24, 32, 3))
@@ -270,7 +271,7 @@ def test_map_equals_an_independent_scorer_on_random_images(tmp_path: Path) -> No
         )
         rows.append(f"{i}.png,{label}")
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
-    cfg = compose_config(
+    return compose_config(
         [
             "dataset=wang",
             f"dataset.root={images}",
@@ -280,6 +281,10 @@ def test_map_equals_an_independent_scorer_on_random_images(tmp_path: Path) -> No
             "workers=1",
         ]
     )
+
+
+def test_map_equals_an_independent_scorer_on_random_images(tmp_path: Path) -> None:
+    cfg = random_collection(tmp_path)
     metrics = check_against_independent(cfg, tmp_path / "run")
     assert metrics["n_queries"] == 36 and 0.3 < metrics["map"] < 1.0
 
@@ -291,3 +296,18 @@ def test_expansion_cannot_be_learned_elsewhere(tmp_path: Path) -> None:
     cfg = compose_config(["post.expand=5", f"post.fit_on={tmp_path}"])
     with pytest.raises(ConfigError, match=r"post\.expand"):
         fit_on_source(cfg)
+
+
+def test_max_queries_scores_a_seeded_sample(tmp_path: Path) -> None:
+    from search_lab.errors import ConfigError
+
+    cfg = random_collection(tmp_path)
+    cfg["eval"]["max_queries"] = 10
+    first = run(cfg, tmp_path / "a")
+    again = run(cfg, tmp_path / "b")
+    assert first["n_queries"] == 10 and first["n_images"] == 36
+    assert first["per_query_ap"] == again["per_query_ap"]  # the same sample every run
+    assert len((tmp_path / "a" / "rankings.dat").read_text().splitlines()) == 10
+    cfg["eval"]["max_queries"] = 0
+    with pytest.raises(ConfigError, match="max_queries"):
+        run(cfg, tmp_path / "c")
