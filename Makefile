@@ -16,9 +16,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-# The default index (hsv, cosine, exact); rebuilt only when missing.
+# The default index (hsv, cosine, exact); rebuilt only when missing or of an older format.
 index: $(STAMP)
-	@test -f indexes/hsv-cosine-exact/manifest.json || $(PY) -m search_lab.build_index || true
+	@grep -qs '"format": 2,' indexes/hsv-cosine-exact/manifest.json || $(PY) -m search_lab.build_index || true
 
 app: $(STAMP)
 	@$(MAKE) --no-print-directory index

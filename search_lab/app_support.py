@@ -21,8 +21,15 @@ import pandas as pd
 from PIL import Image
 
 from search_lab.compare import DIFF_PREFIX, diff_to_baseline, format_cell
-from search_lab.data import Dataset
-from search_lab.engine import Hit, SearchEngine, build_engine, list_engines, manifest_of
+from search_lab.data import Dataset, default_root
+from search_lab.engine import (
+    Hit,
+    SearchEngine,
+    build_engine,
+    list_engines,
+    manifest_of,
+    scan_engines,
+)
 from search_lab.errors import ImageLoadError
 from search_lab.images import ImageSource, load_image
 from search_lab.metrics import ap_rule, positive_ranks
@@ -92,6 +99,11 @@ def index_choices(parent: str | os.PathLike) -> list[IndexChoice]:
         label = f"{path.name} — {describe(manifest['config'], len(manifest['names']))}"
         choices.append(IndexChoice(path, mtime, label, manifest["config"]))
     return choices
+
+
+def broken_indexes(parent: str | os.PathLike) -> dict[str, str]:
+    """Index folders under ``parent`` that cannot be used (folder name -> the one-line reason)."""
+    return {path.name: problem for path, problem in scan_engines(parent)[1].items()}
 
 
 def plain_words(config: Mapping[str, Any]) -> dict[str, str]:
@@ -425,6 +437,26 @@ AP_WORDS = {
 }
 
 
+def served_folders() -> list[Path]:
+    """Folders the app may read datasets from: ``$HOLIDAYS_DIR`` and every ``conf/dataset``
+    config's images folder and labels file folder (e.g. ``$WANG_DIR``), as configured now."""
+    from omegaconf import OmegaConf
+
+    folders = [default_root()]
+    for path in sorted((CONF_DIR / "dataset").glob("*.yaml")):
+        dataset = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        folders.append(Path(dataset.get("root") or default_root()))
+        if dataset.get("labels"):
+            folders.append(Path(dataset["labels"]).parent)
+    return list(dict.fromkeys(folders))
+
+
+def is_served(path: Path, folders: Sequence[Path]) -> bool:
+    """True when ``path`` lies inside one of ``folders`` (both resolved)."""
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(folder.resolve()) for folder in folders)
+
+
 @dataclass(frozen=True)
 class DatasetSource:
     """Where a dataset lives: its root, layout and (labels layout) its ``file,label`` CSV."""
@@ -443,15 +475,16 @@ def dataset_sources(
     manifests: Mapping[str, Mapping[str, Any]], default: Path
 ) -> list[DatasetSource]:
     """The default dataset, then every other one a built index was built on (no repeats)."""
-    found = [DatasetSource(default)]
+    found, served = [DatasetSource(default)], served_folders()
     for manifest in manifests.values():
         layout = (manifest.get("config", {}).get("dataset") or {}).get("layout", "auto")
         labels = manifest.get("labels")
         source = DatasetSource(
             Path(manifest.get("root", "")), layout, Path(labels) if labels else None
         )
-        if source.root.resolve() != default.resolve() or source.labels:
-            found.append(source)
+        labels_ok = source.labels is None or is_served(source.labels, served)
+        if labels_ok and is_served(source.root, served) and source != found[0]:
+            found.append(source)  # a tampered manifest never points the app elsewhere
     return list(dict.fromkeys(found))
 
 

@@ -15,6 +15,9 @@ One run on one machine measures, and reports as throughputs and ratios:
   feature extraction included (:meth:`~search_lab.engine.SearchEngine.query`).
 - **end-to-end** ``python -m search_lab.evaluate`` for the default configuration, as a whole
   command, with a cold and with a warm feature cache.
+- **checksum verification on load** (:mod:`search_lab.bench_integrity`): full XXH3-128
+  verification of an exact and an Annoy index of ``--integrity-items`` x 128 vectors against
+  their load + first query time.
 
 Results go to a JSON file and a Markdown table beside it (:mod:`search_lab.results`), with the
 machine and its load average (other jobs distort timings: the load is recorded per stage).
@@ -50,6 +53,7 @@ import numpy as np
 import psutil
 from PIL import Image
 
+from search_lab.bench_integrity import markdown_lines, verification_cost
 from search_lab.data import Dataset, default_root, load_dataset
 from search_lab.errors import SearchLabError
 from search_lab.extract import build_extractor, extract_files
@@ -685,6 +689,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines += extraction_markdown("Camera-size JPEGs", report["camera"])
         lines += camera_markdown(report)
     lines += service_markdown(report)
+    if "integrity" in report:
+        lines += markdown_lines(report["integrity"])
     lines += ["## Targets", "", *targets_markdown(report["targets"])]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -734,10 +740,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cnn-size", type=int, default=224, help="CNN input longer side")
     p.add_argument("--no-cnn", action="store_true", help="leave the CNN out")
     p.add_argument("--note", default="", help="a sentence added to the report")
+    p.add_argument(
+        "--integrity-items",
+        type=int,
+        default=1_000_000,
+        help="vectors (x 128) of the checksum-verification stage (0: skip)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.images = args.images or 12
         args.camera_images, args.queries, args.rounds = min(args.camera_images, 4), 5, 1
+        args.integrity_items = min(args.integrity_items, 20_000)
     args.out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
     for name in ("images", "queries", "rounds", "cnn_size"):
         value = getattr(args, name)
@@ -773,6 +786,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         report["latency"] = query_latency(data.root, args.queries, work)
         log.info("end-to-end evaluate")
         report["evaluate"] = evaluate_command(data.root, work)
+    if args.integrity_items > 0:
+        log.info("checksum verification on load")
+        report["integrity"] = verification_cost(args.integrity_items, rounds=args.rounds)
     report["targets"] = check_targets(report)
     report["load_avg_at_end"] = load_avg()
     report["elapsed_s"] = time.perf_counter() - started

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
+from search_lab import integrity
+
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1  # bump when the extraction code changes what vectors mean
@@ -75,6 +77,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _checksum(vectors: np.ndarray, kind: str) -> str:
+    """Digest of a matrix's bytes: XXH3-128 (files written before it: SHA-256)."""
+    data = memoryview(np.ascontiguousarray(vectors)).cast("B")
+    return integrity.digest(data) if kind == integrity.HASH else hashlib.sha256(data).hexdigest()
+
+
 class FeatureCache:
     """Feature matrices stored as ``<dir>/<key>.npz`` with a checksum that detects corruption."""
 
@@ -100,9 +108,10 @@ class FeatureCache:
             with np.load(path, allow_pickle=False) as data:
                 vectors = data["vectors"]
                 meta = json.loads(bytes(data["meta"]).decode())
-            if hashlib.sha256(vectors.tobytes()).hexdigest() != meta["sha256"]:
+            kind = integrity.HASH if integrity.HASH in meta else "sha256"
+            if _checksum(vectors, kind) != meta[kind]:
                 raise ValueError("checksum mismatch")
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as err:
             log.warning("feature cache file %s is corrupt (%s): extracting again", path, err)
             path.unlink(missing_ok=True)
             return None
@@ -115,7 +124,7 @@ class FeatureCache:
             "names": features.names,
             "skipped": features.skipped,
             "seconds": features.seconds,
-            "sha256": hashlib.sha256(vectors.tobytes()).hexdigest(),
+            integrity.HASH: _checksum(vectors, integrity.HASH),
         }
         buffer = io.BytesIO()
         np.savez(buffer, vectors=vectors, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))

@@ -84,7 +84,8 @@ class Dataset:
         digest = hashlib.sha256()
         for name in self.names:
             stat = (self.root / name).stat()
-            digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            line = f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+            digest.update(line.encode("utf-8", "surrogateescape"))  # any name the OS allows
         return digest.hexdigest()[:20]
 
 
@@ -235,10 +236,37 @@ def load_dataset(
     reader, protocol = READERS[layout]
     labels = Path(labels) if labels and layout == "labels" else None
     names, groups, query_names = reader(root, labels)
+    names, groups = _utf8_names(names, groups)
     if not names:
         raise DatasetError(f"dataset folder {root} holds no images in the {layout!r} layout")
     data = _with_ground_truth(root, names, groups, query_names, protocol)
     return replace(data, labels=labels)
+
+
+def _utf8_names(names: list[str], groups: list[str]) -> tuple[list[str], list[str]]:
+    """Leave out files whose names are not valid UTF-8, with one warning naming them escaped.
+
+    Such names (bytes Python decodes to lone surrogates) cannot be written to JSON, result
+    files or the app's pages faithfully, so they are skipped rather than half-handled.
+    """
+    keep = [i for i, name in enumerate(names) if not _undecodable(name)]
+    if len(keep) < len(names):
+        dropped = [os.fsencode(name) for name in names if _undecodable(name)]
+        log.warning(
+            "%d files skipped: their names are not valid UTF-8 (rename them to include them): %s",
+            len(dropped),
+            ", ".join(repr(raw) for raw in dropped[:5]) + (" ..." if len(dropped) > 5 else ""),
+        )
+    return [names[i] for i in keep], [groups[i] for i in keep]
+
+
+def _undecodable(name: str) -> bool:
+    """True for a name holding bytes that are not UTF-8 (decoded by Python as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _with_ground_truth(

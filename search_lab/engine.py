@@ -7,7 +7,6 @@ dataset fingerprint, atomically; ``SearchEngine.load(dir)`` checks all of it and
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from search_lab import __version__, indexes
+from search_lab import __version__, indexes, integrity, swap
 from search_lab.cache import FeatureCache, Features
 from search_lab.data import Dataset, load_dataset
 from search_lab.errors import ConfigError, DatasetError, IndexMismatchError
@@ -33,15 +32,22 @@ from search_lab.extract import (
 )
 from search_lab.features import Extractor
 from search_lab.indexes import Index, search_views
+from search_lab.manifest import (
+    FORMAT,
+    MANIFEST,
+    REBUILD,
+    manifest_of,
+    names_problem,
+    path_in,
+    root_problem,
+)
 from search_lab.postprocess import PostProcessor
 from search_lab.results import write_json
 from search_lab.splits import split_dataset
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 POST_STATE = "post.npz"
-FORMAT = 1
 
 
 @dataclass
@@ -87,6 +93,10 @@ class SearchEngine:
         if self._extractor is None:
             self._extractor = build_extractor(self.config["feature"])
         return self._extractor
+
+    def path_of(self, name: str) -> Path:
+        """Path of an indexed image: ``root / name``, names being checked at load."""
+        return path_in(self.root, name)
 
     def dataset_changed(self) -> bool:
         """True if the indexed dataset's files (names, sizes, mtimes) differ from build time."""
@@ -142,6 +152,7 @@ class SearchEngine:
         try:
             self.index.save(tmp)
             np.savez(tmp / POST_STATE, **self.post.state)
+            self.manifest["files"] = integrity.record(tmp, skip=frozenset({MANIFEST}))
             write_json(
                 tmp / MANIFEST, self.manifest
             )  # written last: its presence marks completeness
@@ -153,27 +164,33 @@ class SearchEngine:
 
     @classmethod
     def load(
-        cls, directory: str | os.PathLike, *, expect: dict[str, Any] | None = None
+        cls,
+        directory: str | os.PathLike,
+        *,
+        expect: dict[str, Any] | None = None,
+        verify: bool = True,
+        roots: list[str | os.PathLike] | None = None,
     ) -> SearchEngine:
         """Load and check an engine folder; ``expect`` may pin ``feature``, ``metric`` or ``dim``.
+
+        Every data file is checked against the size and XXH3-128 checksum recorded when it was
+        written (``verify=False``: sizes only, no byte read). With ``roots``, the dataset
+        folder must lie inside one of them or inside ``directory``; image names never lead
+        outside the dataset folder.
 
         Raises
         ------
         IndexMismatchError
-            If the folder is incomplete, of another format, or does not match ``expect``.
+            If the folder is incomplete, damaged, of another format, points outside the
+            allowed folders, or does not match ``expect``.
         """
         directory = Path(directory)
-        if not (directory / MANIFEST).is_file():
-            raise IndexMismatchError(
-                f"{directory} is not a built index (no {MANIFEST}); "
-                "build one with `python -m search_lab.build_index`"
-            )
+        swap.recover(directory)
         manifest = manifest_of(directory)
-        if manifest.get("format") != FORMAT:
-            raise IndexMismatchError(
-                f"{directory} has index format {manifest.get('format')}, expected {FORMAT}"
-            )
         _check_expectations(directory, manifest, expect or {})
+        _check_confined(directory, manifest, roots)
+        if problem := integrity.problem(directory, manifest["files"], full=verify):
+            raise IndexMismatchError(f"{problem}; {REBUILD}")
         cfg = manifest["config"]
         index = make_index(cfg)
         index.load(directory)
@@ -205,6 +222,17 @@ def _read_post_state(directory: Path) -> dict[str, np.ndarray]:
         raise IndexMismatchError(f"{directory / POST_STATE} is missing or unreadable") from err
 
 
+def _check_confined(
+    directory: Path, manifest: dict[str, Any], roots: list[str | os.PathLike] | None
+) -> None:
+    """Refuse a manifest whose dataset folder or image names lead where they must not."""
+    problem = names_problem(manifest["names"])
+    if problem is None and roots is not None:
+        problem = root_problem(Path(manifest["root"]), [*roots, directory])
+    if problem:
+        raise IndexMismatchError(f"{directory}: {problem}")
+
+
 def _check_expectations(directory: Path, manifest: dict[str, Any], expect: dict[str, Any]) -> None:
     """Raise IndexMismatchError naming the first expected value the manifest contradicts."""
     actual = {
@@ -227,19 +255,15 @@ def _remove_stale(directory: Path, age_s: float = 600.0) -> None:
 
 
 def _replace_dir(tmp: Path, directory: Path) -> None:
-    """Move ``tmp`` to ``directory``, replacing an older one; never a half-built folder."""
-    old = None
+    """Move ``tmp`` to ``directory``, replacing an older one; never a half-built or missing one."""
+    swap.recover(directory)
+    swap.discard_aside(directory)
     if directory.exists() and any(directory.iterdir()) and not (directory / MANIFEST).is_file():
         raise ConfigError(
             f"{directory} exists and is not an index folder: refusing to replace it; "
             "choose another index_dir"
         )
-    if directory.exists():
-        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    swap.replace_dir(tmp, directory)
 
 
 def _positive_int(value: Any) -> bool:
@@ -427,7 +451,7 @@ def fitted_post(
     if fit_on is None:
         return post
     if (fit_on / MANIFEST).is_file():
-        post.state = _read_post_state(fit_on)
+        post.state = SearchEngine.load(fit_on).post.state  # every file of it verified
         return post
     other = load_dataset(fit_on)
     feats, _ = cached_features(
@@ -468,33 +492,31 @@ def build_engine(cfg: dict[str, Any], progress: Progress | None = None) -> Searc
 
 
 def list_engines(parent: str | os.PathLike) -> list[Path]:
-    """Index folders under ``parent`` with a readable manifest, sorted by name.
+    """Index folders under ``parent`` with a sound manifest, sorted by name.
 
-    A folder whose manifest cannot be read is left out with a warning, so one broken index
-    never hides the others.
+    A folder whose manifest cannot be read or has the wrong shape is left out with a warning
+    (see :func:`scan_engines`), so one broken index never hides the others.
     """
+    good, broken = scan_engines(parent)
+    for problem in broken.values():
+        log.warning("%s", problem)
+    return good
+
+
+def scan_engines(parent: str | os.PathLike) -> tuple[list[Path], dict[Path, str]]:
+    """Index folders under ``parent``: those with a sound manifest, and the others' problems."""
     parent = Path(parent)
     if not parent.is_dir():
-        return []
-    found = []
+        return [], {}
+    swap.recover_all(parent)
+    good, broken = [], {}
     for path in sorted(p for p in parent.iterdir() if (p / MANIFEST).is_file()):
         if path.name.startswith("."):
             continue
         try:
             manifest_of(path)
         except IndexMismatchError as err:
-            log.warning("%s", err)
+            broken[path] = str(err)
             continue
-        found.append(path)
-    return found
-
-
-def manifest_of(directory: str | os.PathLike) -> dict[str, Any]:
-    """The manifest of an index folder, without loading it (IndexMismatchError if unreadable)."""
-    path = Path(directory) / MANIFEST
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise IndexMismatchError(
-            f"{path} is unreadable, it cannot be read as JSON ({err}); rebuild the index"
-        ) from err
+        good.append(path)
+    return good, broken

@@ -154,14 +154,49 @@ class ExactIndex(Index):
             dists[start : start + len(d)] = np.take_along_axis(d, top, 1)
         return ids, dists
 
+    VECTORS_FILE: ClassVar[str] = "vectors.npy"
+    META_FILE: ClassVar[str] = "exact.json"
+
     def save(self, directory: Path) -> None:
-        np.save(Path(directory) / "vectors.npy", self.vectors)
+        """Write ``vectors.npy`` and ``exact.json`` (metric, dim, size: what the matrix means)."""
+        np.save(Path(directory) / self.VECTORS_FILE, self.vectors)
+        meta = {"metric": self.metric, "dim": self.dim, "size": self.size}
+        write_json(Path(directory) / self.META_FILE, meta)
 
     def load(self, directory: Path) -> None:
-        path = Path(directory) / "vectors.npy"
-        if not path.is_file():
-            raise IndexMismatchError(f"{directory} holds no exact index (vectors.npy missing)")
-        self.build(np.load(path, mmap_mode="r"))
+        """Memory-map ``vectors.npy`` after checking it against ``exact.json`` and the metric.
+
+        Raises
+        ------
+        IndexMismatchError
+            If a file is missing, truncated or unreadable, or the matrix was saved for another
+            metric or shape.
+        """
+        path, meta_path = Path(directory) / self.VECTORS_FILE, Path(directory) / self.META_FILE
+        if not path.is_file() or not meta_path.is_file():
+            raise IndexMismatchError(
+                f"{directory} holds no exact index ({self.VECTORS_FILE} or {self.META_FILE} "
+                "missing); rebuild it with `python -m search_lab.build_index`"
+            )
+        try:
+            meta = read_json(meta_path)
+            shape, metric = (int(meta["size"]), int(meta["dim"])), meta["metric"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise IndexMismatchError(f"{meta_path} is unreadable ({err!r})") from err
+        if metric != self.metric:
+            raise IndexMismatchError(
+                f"{path} was built for metric {metric!r}, but {self.metric!r} was asked for"
+            )
+        try:
+            vectors = np.load(path, mmap_mode="r")
+        except (OSError, ValueError, EOFError) as err:  # empty, truncated header or data
+            raise IndexMismatchError(f"{path} is truncated or not a numpy matrix ({err})") from err
+        if vectors.shape != shape or vectors.dtype != np.float32:
+            raise IndexMismatchError(
+                f"{path} holds a {vectors.dtype} matrix of shape {vectors.shape}, "
+                f"{self.META_FILE} says float32 {shape}"
+            )
+        self.build(vectors)
 
 
 def _cosine_from_angular(d: np.ndarray) -> np.ndarray:

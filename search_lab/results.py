@@ -7,15 +7,20 @@ leaves a half-written result that a sweep or the app would read as finished.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from search_lab.cache import atomic_write_bytes
 
+log = logging.getLogger(__name__)
+
 METRICS_FILE = "metrics.json"
 RANKINGS_FILE = "rankings.dat"
+_UNCARRIED = re.compile(r"[\s%\ud800-\udfff]")  # separators, the escape itself, raw bytes
 
 
 def _clean(value: Any) -> Any:
@@ -53,13 +58,44 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def rankings_name(name: str) -> str:
+    """``name`` as the space-separated rankings format can carry it, reversibly.
+
+    Whitespace of any kind (spaces, line breaks), ``%`` and undecodable bytes are
+    percent-encoded as UTF-8 (``a b.jpg`` -> ``a%20b.jpg``); every other name is unchanged,
+    Holidays names included. ``urllib.parse.unquote`` gives the name back.
+    """
+    return _UNCARRIED.sub(
+        lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8", "surrogateescape")), name
+    )
+
+
 def rankings_lines(rankings: Iterable[tuple[str, Sequence[str]]]) -> str:
-    """Holidays result format: ``QUERY 0 IMG0 1 IMG1 ...`` per query, ranks from 0."""
-    lines, prefixes = [], []
+    """Holidays result format: ``QUERY 0 IMG0 1 IMG1 ...`` per query, ranks from 0.
+
+    Names the format cannot carry are percent-encoded (:func:`rankings_name`), with one
+    warning, so every query stays exactly one line. Each distinct name is encoded once (a
+    category benchmark repeats every name in every line).
+    """
+    lines, encoded, prefixes = [], {}, []
     for query, results in rankings:
+        for name in (query, *results):
+            if name not in encoded:
+                encoded[name] = rankings_name(name)
         prefixes += [f"{rank} " for rank in range(len(prefixes), len(results))]
-        pairs = " ".join(map(str.__add__, prefixes, results))  # "rank name", stops at results
-        lines.append(f"{query} {pairs}".rstrip())
+        pairs = " ".join(map(str.__add__, prefixes, map(encoded.__getitem__, results)))
+        lines.append(f"{encoded[query]} {pairs}".rstrip())
+    escaped = sorted(name for name, enc in encoded.items() if name != enc)
+    if escaped:
+        example = escaped[0]
+        log.warning(
+            "%s: %d file names hold spaces, line breaks or %%, which the space-separated format "
+            "cannot carry: written percent-encoded (e.g. %r as %r)",
+            RANKINGS_FILE,
+            len(escaped),
+            example,
+            rankings_name(example),
+        )
     return "\n".join(lines) + "\n"
 
 

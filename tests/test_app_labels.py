@@ -46,6 +46,7 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         "workers=1",
     ]
     cfg = sup.default_build_config(base / "indexes", overrides)
+    assert cfg["dataset"]["root"] == str(images)
     build_engine(cfg).save(base / "indexes" / "labelled-hsv")
     return base, evaluate(cfg, base / "outputs" / "runs" / "r1")
 
@@ -56,6 +57,7 @@ def app(labelled: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch) -> AppTest
     monkeypatch.setenv(sup.INDEXES_ENV, str(base / "indexes"))
     monkeypatch.setenv(sup.OUTPUTS_ENV, str(base / "outputs"))
     monkeypatch.setenv("HOLIDAYS_DIR", str(base / "no-holidays-here"))
+    monkeypatch.setenv("WANG_DIR", str(base))  # the app serves conf/dataset/wang.yaml's folders
     at = AppTest.from_file(str(APP), default_timeout=120).run()
     assert not at.exception
     return at
@@ -105,3 +107,22 @@ def test_dataset_page_shows_categories(app: AppTest, labelled: tuple[Path, dict]
     captions = [c for image in app.image for c in image.captions]
     assert captions[0] == "query img02.png"
     assert sorted(captions[1:]) == [f"img{i:02d}.png" for i in range(5, 24, 3)]  # other greys
+
+
+def test_dataset_sources_ignore_folders_the_app_does_not_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOLIDAYS_DIR", str(tmp_path / "holidays"))
+    monkeypatch.setenv("WANG_DIR", str(tmp_path / "wang"))
+    images, labels = tmp_path / "wang" / "images", tmp_path / "wang" / "labels.csv"
+    layout = {"config": {"dataset": {"layout": "labels"}}}
+    manifests = {
+        "ok": {"root": str(images), "labels": str(labels), **layout},
+        "labels elsewhere": {"root": str(images), "labels": "/etc/passwd", **layout},
+        "root elsewhere": {"root": "/etc", "labels": str(labels), **layout},
+    }
+    sources = sup.dataset_sources(manifests, tmp_path / "holidays")
+    assert sources == [
+        sup.DatasetSource(tmp_path / "holidays"),
+        sup.DatasetSource(images, "labels", labels),
+    ]

@@ -91,9 +91,13 @@ def test_default_build_config_targets_parent(tmp_path: Path) -> None:
 def test_index_choices_lists_manifests(tmp_path: Path) -> None:
     built = tmp_path / "hsv-cosine-exact"
     built.mkdir()
-    (built / "manifest.json").write_text(json.dumps({"config": CONFIG, "names": ["a", "b"]}))
+    manifest = {"format": 2, "config": CONFIG, "names": ["a", "b"], "root": "/d", "dim": 3}
+    (built / "manifest.json").write_text(json.dumps({**manifest, "files": {}}))
     (tmp_path / "half-built").mkdir()
+    (tmp_path / "a-list").mkdir()
+    (tmp_path / "a-list" / "manifest.json").write_text(json.dumps([manifest]))
     [choice] = sup.index_choices(tmp_path)
+    assert list(sup.broken_indexes(tmp_path)) == ["a-list"]
     assert choice.path == built and choice.config == CONFIG
     assert "HSV colour histogram" in choice.label and "2 images" in choice.label
     assert sup.index_choices(tmp_path / "missing") == []

@@ -67,6 +67,7 @@ def test_quick_run_writes_a_consistent_report(holidays_dir: Path, tmp_path: Path
         "camera_map",
         "latency",
         "evaluate",
+        "integrity",
         "targets",
         "load_avg_at_end",
         "elapsed_s",

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from search_lab import integrity
 from search_lab.cache import FeatureCache, Features, cache_key
 
 
@@ -49,6 +50,26 @@ def test_corrupt_file_is_detected_and_removed(tmp_path: Path, damage: str) -> No
     path.write_bytes(bytes(data))
     assert cache.get("k") is None
     assert not path.exists()
+
+
+def test_checksum_is_xxh3_and_older_sha256_files_still_read(tmp_path: Path) -> None:
+    import hashlib
+    import io
+    import json
+
+    cache = FeatureCache(tmp_path)
+    cache.put("k", sample())
+    with np.load(cache.path("k")) as data:
+        meta = json.loads(bytes(data["meta"]).decode())
+    assert meta["xxh3_128"] == integrity.digest(sample().vectors.tobytes())
+    old = {"names": ["a.jpg", "b.jpg"], "skipped": {}, "seconds": 1.0}
+    old["sha256"] = hashlib.sha256(sample().vectors.tobytes()).hexdigest()
+    buffer = io.BytesIO()
+    np.savez(
+        buffer, vectors=sample().vectors, meta=np.frombuffer(json.dumps(old).encode(), np.uint8)
+    )
+    cache.path("old").write_bytes(buffer.getvalue())
+    np.testing.assert_array_equal(cache.get("old").vectors, sample().vectors)
 
 
 def test_runtime_parameters_do_not_change_the_key(tmp_path: Path, monkeypatch) -> None:

@@ -9,6 +9,7 @@ from search_lab.app_pages import widgets as ui
 st.title("Compare")
 with ui.user_errors():
     choices = {c.path.name: c for c in sup.index_choices(sup.indexes_dir())}
+    ui.show_broken(sup.indexes_dir())
     if not choices:
         ui.offer_build(sup.indexes_dir())
         st.stop()
@@ -22,7 +23,10 @@ with ui.user_errors():
         st.info("Pick two or more indexes to compare them (build more with `feature=...`).")
     if not picked:
         st.stop()
-    engines = {name: ui.engine_for(choices[name]) for name in picked}
+    engines = ui.engines_for([choices[name] for name in picked])
+    if not engines:
+        st.stop()
+    picked = list(engines)
     first = engines[picked[0]]
     dataset = ui.dataset_of(first)
     left, right = st.columns([3, 1])

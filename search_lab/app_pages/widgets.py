@@ -39,22 +39,42 @@ def user_errors() -> Iterator[None]:
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the index…")
-def _load_engine(path: str, mtime_ns: int) -> SearchEngine:
-    """The engine in ``path``, warmed up; a new ``mtime_ns`` (of its manifest) reloads it.
+def _load_engine(path: str, mtime_ns: int, roots: tuple[str, ...]) -> SearchEngine:
+    """The engine in ``path``, checked and warmed up; a new ``mtime_ns`` (of its manifest) reloads.
 
-    One query on an indexed image creates the extractor and its imports, so the query times
-    shown to users measure queries, not start-up.
+    Every data file is verified against its checksum (once per process: the engine is then
+    shared), and the engine's images must lie in a dataset folder of ``roots`` the app serves
+    or in the index folder. One query on an indexed image creates the extractor and its imports,
+    so the query times shown to users measure queries, not start-up.
     """
-    engine = SearchEngine.load(path)
+    engine = SearchEngine.load(path, roots=list(roots))
     if engine.names:
         with suppress(SearchLabError):  # the collection's files are gone: uploads still work
-            engine.query(engine.root / engine.names[0], 1)
+            engine.query(engine.path_of(engine.names[0]), 1)
     return engine
 
 
 def engine_for(choice: sup.IndexChoice) -> SearchEngine:
     """The shared, cached engine of a listed index."""
-    return _load_engine(str(choice.path.resolve()), choice.mtime_ns)
+    roots = tuple(str(folder) for folder in sup.served_folders())
+    return _load_engine(str(choice.path.resolve()), choice.mtime_ns, roots)
+
+
+def engines_for(choices: Sequence[sup.IndexChoice]) -> dict[str, SearchEngine]:
+    """Engines of several listed indexes by name; one that fails to load is shown and left out."""
+    engines = {}
+    for choice in choices:
+        try:
+            engines[choice.path.name] = engine_for(choice)
+        except SearchLabError as err:
+            st.error(f"Index {choice.path.name} cannot be used: {err}", icon=":material/error:")
+    return engines
+
+
+def show_broken(parent: Path) -> None:
+    """One warning per index folder under ``parent`` that cannot be used, with its reason."""
+    for name, problem in sup.broken_indexes(parent).items():
+        st.warning(f"Index {name} cannot be used: {problem}", icon=":material/warning:")
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -71,9 +91,14 @@ def dataset_at(root: Path, layout: str = "auto", labels: Path | None = None) -> 
 
 
 def dataset_of(engine: SearchEngine) -> Dataset | None:
-    """The dataset an engine was built on (for ground truth), or None if it is gone."""
+    """The dataset an engine was built on (for ground truth), or None if it is gone.
+
+    A labels file outside the folders the app serves is not read (None: no ground truth).
+    """
+    if engine.labels is not None and not sup.is_served(engine.labels, sup.served_folders()):
+        return None
     try:
-        layout = engine.config["dataset"].get("layout", "auto")
+        layout = (engine.config.get("dataset") or {}).get("layout", "auto")
         return dataset_at(engine.root, layout, engine.labels)
     except DatasetError:
         return None
@@ -140,6 +165,7 @@ def pick_index(key: str) -> sup.IndexChoice | None:
     if message := st.session_state.pop("built_message", None):
         st.success(message)
     choices = {c.path.name: c for c in sup.index_choices(parent)}
+    show_broken(parent)
     if not choices:
         offer_build(parent)
         return None

@@ -1,0 +1,146 @@
+"""Cost of verifying an index folder's checksums on load: ``python -m search_lab.bench_integrity``.
+
+Builds an exact and an Annoy index over N random D-dimensional vectors (default 1M x 128:
+a 512 MB ``vectors.npy``), saves each as an engine folder, then times, best of ``rounds``
+with the files in the page cache: loading with sizes-only checks plus the first query
+(``SearchEngine.load(verify=False)``, one top-10 search), against the full XXH3-128
+verification of every data file (what ``verify=True``, the default, adds). Writes
+``bench/integrity.json`` and ``bench/integrity.md``; ``search_lab.bench`` runs it as one stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_lab import integrity
+from search_lab.engine import FORMAT, SearchEngine, make_index, make_post
+from search_lab.results import write_json, write_text
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUT = Path("bench/integrity.json")
+INDEXES = {
+    "exact": {"name": "exact", "block": 256},
+    "annoy": {"name": "annoy", "n_trees": 10, "search_k": -1, "seed": 0, "n_jobs": -1},
+}
+
+
+def save_engine(vectors: np.ndarray, index: dict[str, Any], folder: Path, root: Path) -> Path:
+    """An engine over ``vectors`` (no images: the feature is never used) saved to ``folder``."""
+    cfg = {
+        "feature": {"name": "hsv"},
+        "metric": {"name": "euclidean"},
+        "index": index,
+        "post": {},
+    }
+    built = make_index(cfg)
+    built.build(vectors)
+    manifest = {
+        "format": FORMAT,
+        "config": cfg,
+        "root": str(root),
+        "names": [f"{i:07d}.jpg" for i in range(len(vectors))],
+        "skipped": {},
+        "dim": int(vectors.shape[1]),
+    }
+    return SearchEngine(manifest, built, make_post(cfg)).save(folder)
+
+
+def time_folder(folder: Path, query: np.ndarray, rounds: int) -> dict[str, Any]:
+    """Best-of-``rounds`` seconds: sizes-only load + first query, and full verification."""
+    load_query, verify = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        engine = SearchEngine.load(folder, verify=False)
+        engine.search_vectors([query], 10)
+        load_query.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        problem = integrity.problem(folder, engine.manifest["files"], full=True)
+        verify.append(time.perf_counter() - start)
+        assert problem is None, problem
+        del engine
+    n_bytes = sum(p.stat().st_size for p in folder.iterdir())
+    best_lq, best_v = min(load_query), min(verify)
+    return {
+        "bytes": n_bytes,
+        "load_first_query_s": best_lq,
+        "verify_s": best_v,
+        "verify_share": best_v / best_lq,
+        "verify_gb_per_s": n_bytes / best_v / 1e9,
+    }
+
+
+def verification_cost(
+    n: int = 1_000_000, dim: int = 128, rounds: int = 3, work: Path | None = None
+) -> dict[str, Any]:
+    """Load + first query against full checksum verification, for each index type."""
+    vectors = np.random.default_rng(0).standard_normal((n, dim), dtype=np.float32)
+    query = vectors[0] + 0.01
+    out: dict[str, Any] = {"n": n, "dim": dim, "rounds": rounds, "hash": integrity.HASH}
+    with tempfile.TemporaryDirectory(prefix="search_lab-integrity.", dir=work) as tmp:
+        base = Path(tmp)
+        (base / "data").mkdir()
+        engine_log = logging.getLogger("search_lab.engine")
+        level = engine_log.level
+        engine_log.setLevel(logging.ERROR)  # no dataset here: the "changed" warning is noise
+        try:
+            for kind, index in INDEXES.items():
+                log.info("integrity: %s index of %d x %d", kind, n, dim)
+                folder = save_engine(vectors, index, base / kind, base / "data")
+                out[kind] = time_folder(folder, query, rounds)
+        finally:
+            engine_log.setLevel(level)
+    return out
+
+
+def markdown_lines(result: dict[str, Any]) -> list[str]:
+    """The verification-cost table."""
+    lines = [
+        f"## Checksum verification on load ({result['n']:,} x {result['dim']}, "
+        f"{result['hash']}, best of {result['rounds']}, files in the page cache)",
+        "",
+        "| index | data MB | load + first query s | full verification s | share | GB/s |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for kind in INDEXES:
+        r = result[kind]
+        lines.append(
+            f"| {kind} | {r['bytes'] / 1e6:,.0f} | {r['load_first_query_s']:.3f} "
+            f"| {r['verify_s']:.3f} | {100 * r['verify_share']:.0f}% | {r['verify_gb_per_s']:.2f} |"
+        )
+    return [*lines, ""]
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Entry point: measure, write the JSON and Markdown reports, print the table."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m search_lab.bench_integrity")
+    parser.add_argument("--n", type=int, default=1_000_000, help="vectors (default 1M)")
+    parser.add_argument("--dim", type=int, default=128, help="dimension (default 128)")
+    parser.add_argument("--rounds", type=int, default=3, help="best of this many")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    if min(args.n, args.dim, args.rounds) <= 0:
+        parser.error("--n, --dim and --rounds must be positive")
+    result = verification_cost(args.n, args.dim, args.rounds)
+    from search_lab.bench import load_avg
+
+    result["load_avg"] = load_avg()
+    write_json(args.out, result)
+    text = "\n".join(markdown_lines(result)) + f"\nLoad average: {result['load_avg']}\n"
+    write_text(args.out.with_suffix(".md"), text)
+    print(text)
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
