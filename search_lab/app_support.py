@@ -21,7 +21,7 @@ import pandas as pd
 from PIL import Image
 
 from search_lab.compare import DIFF_PREFIX, diff_to_baseline, format_cell
-from search_lab.data import Dataset
+from search_lab.data import Dataset, default_root
 from search_lab.engine import (
     Hit,
     SearchEngine,
@@ -32,7 +32,7 @@ from search_lab.engine import (
 )
 from search_lab.errors import ImageLoadError
 from search_lab.images import ImageSource, load_image
-from search_lab.metrics import average_precision, positive_ranks
+from search_lab.metrics import ap_rule, positive_ranks
 from search_lab.results import METRICS_FILE, read_json
 from search_lab.stats import paired_comparison, shared_values
 
@@ -214,9 +214,11 @@ def relevant_names(dataset: Dataset, query: str) -> frozenset[str]:
 
 
 def query_ap(dataset: Dataset, query: str, ranking: Sequence[str]) -> float | None:
-    """Holidays average precision of a full ranking (names, best first) for a dataset query.
+    """Average precision of a full ranking (names, best first) for a dataset query.
 
-    The query itself is ignored wherever it appears, as in the benchmark; returns None when
+    The rule is the dataset protocol's (Holidays trapezoid for instance datasets, standard
+    non-interpolated AP for category ones, as ``evaluate`` scores them). The query itself is
+    ignored wherever it appears, as in the benchmark; returns None when
     ``query`` has no ground truth. Rank the whole index for an honest figure: relevant images
     missing from ``ranking`` count as never retrieved.
     """
@@ -226,7 +228,7 @@ def query_ap(dataset: Dataset, query: str, ranking: Sequence[str]) -> float | No
         return None
     relevant = dataset.relevant[qid]
     ids = [id_of[name] for name in ranking if name in id_of]
-    return average_precision(positive_ranks(ids, qid, relevant), len(relevant))
+    return ap_rule(dataset.protocol).per_query(positive_ranks(ids, qid, relevant), len(relevant))
 
 
 def without_query(hits: Sequence[Hit], query: str) -> list[Hit]:
@@ -247,6 +249,7 @@ class Result:
     ranked: int
     ap: float | None = None
     relevant: frozenset[str] | None = None
+    ap_rule: str | None = None  # the AP rule's name (metrics.AP_RULES), for a dataset query
 
 
 def search(
@@ -256,7 +259,7 @@ def search(
     dataset: Dataset | None = None,
     query: str | None = None,
 ) -> Result:
-    """Top ``k`` hits of ``source``; for a dataset query ``query``, also its Holidays AP.
+    """Top ``k`` hits of ``source``; for a dataset query ``query``, also its AP.
 
     A dataset query ranks the whole index so the AP is the benchmark's, then shows the top
     ``k`` with the query image itself left out. Raises ImageLoadError for unreadable sources.
@@ -268,7 +271,8 @@ def search(
     if not truth:
         return Result(hits[:k], seconds, depth)
     ap = query_ap(dataset, query, [hit.name for hit in hits])
-    return Result(without_query(hits, query)[:k], seconds, depth, ap, truth)
+    rule = ap_rule(dataset.protocol).name
+    return Result(without_query(hits, query)[:k], seconds, depth, ap, truth, rule)
 
 
 def caption(hit: Hit, relevant: bool | None = None) -> str:
@@ -465,6 +469,63 @@ def skipped_rows(manifests: Mapping[str, Mapping[str, Any]]) -> list[dict[str, s
         for index, manifest in manifests.items()
         for name, reason in sorted(manifest.get("skipped", {}).items())
     ]
+
+
+AP_WORDS = {
+    "holidays_trapezoid": "Holidays AP (trapezoid rule)",
+    "standard_noninterpolated": "standard non-interpolated AP",
+}
+
+
+def served_folders() -> list[Path]:
+    """Folders the app may read datasets from: ``$HOLIDAYS_DIR`` and every ``conf/dataset``
+    config's images folder and labels file folder (e.g. ``$WANG_DIR``), as configured now."""
+    from omegaconf import OmegaConf
+
+    folders = [default_root()]
+    for path in sorted((CONF_DIR / "dataset").glob("*.yaml")):
+        dataset = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        folders.append(Path(dataset.get("root") or default_root()))
+        if dataset.get("labels"):
+            folders.append(Path(dataset["labels"]).parent)
+    return list(dict.fromkeys(folders))
+
+
+def is_served(path: Path, folders: Sequence[Path]) -> bool:
+    """True when ``path`` lies inside one of ``folders`` (both resolved)."""
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(folder.resolve()) for folder in folders)
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """Where a dataset lives: its root, layout and (labels layout) its ``file,label`` CSV."""
+
+    root: Path
+    layout: str = "auto"
+    labels: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """How the app names it: the root, and the labels file if there is one."""
+        return f"{self.root} ({self.labels.name})" if self.labels else str(self.root)
+
+
+def dataset_sources(
+    manifests: Mapping[str, Mapping[str, Any]], default: Path
+) -> list[DatasetSource]:
+    """The default dataset, then every other one a built index was built on (no repeats)."""
+    found, served = [DatasetSource(default)], served_folders()
+    for manifest in manifests.values():
+        layout = (manifest.get("config", {}).get("dataset") or {}).get("layout", "auto")
+        labels = manifest.get("labels")
+        source = DatasetSource(
+            Path(manifest.get("root", "")), layout, Path(labels) if labels else None
+        )
+        labels_ok = source.labels is None or is_served(source.labels, served)
+        if labels_ok and is_served(source.root, served) and source != found[0]:
+            found.append(source)  # a tampered manifest never points the app elsewhere
+    return list(dict.fromkeys(found))
 
 
 def group_sizes(dataset: Dataset) -> dict[str, int]:

@@ -1,4 +1,8 @@
-"""Retrieval datasets: the Holidays layout and a generic one-folder-per-group layout.
+"""Retrieval datasets: the Holidays layout, one folder per group, and labelled collections.
+
+Layouts: ``holidays`` (``GGGGNN.jpg``, instance protocol), ``folders`` (one subfolder per group,
+instance protocol) and ``labels`` (a folder of images plus a ``file,label`` CSV, category
+protocol: every image is a query, the other images of its label are relevant).
 
 Command line: ``python -m search_lab.data fetch [--dest DIR] [--from PATH]`` downloads INRIA's
 Holidays archives (or imports a local copy) into the dataset root; ``python -m search_lab.data
@@ -8,13 +12,15 @@ info [ROOT]`` prints its counts.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import logging
 import os
 import re
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from search_lab.errors import DatasetError, SearchLabError
@@ -23,7 +29,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 HOLIDAYS_NAME = re.compile(r"^(\d{4})(\d{2})\.(jpe?g|png)$", re.IGNORECASE)
-LAYOUTS = ("auto", "holidays", "folders")
+LAYOUTS = ("auto", "holidays", "folders", "labels")
+LABELS_HEADER = ("file", "label")
 DEFAULT_ROOT = Path("data/holidays")
 
 
@@ -54,6 +61,8 @@ class Dataset:
         ``instance`` (Holidays and folders: one query per group, the rest of the group is
         relevant; Holidays trapezoid AP) or ``category`` (a labelled collection: every image is
         a query, the other images of its label are relevant; standard non-interpolated AP).
+    labels : Path or None
+        The ``file,label`` CSV of the ``labels`` layout (None for the other layouts).
     """
 
     root: Path
@@ -63,6 +72,7 @@ class Dataset:
     relevant: dict[int, frozenset[int]] = field(repr=False)
     lonely: tuple[int, ...] = ()
     protocol: str = "instance"
+    labels: Path | None = None
 
     @property
     def paths(self) -> list[Path]:
@@ -85,7 +95,9 @@ def _is_image(path: Path) -> bool:
     )
 
 
-def _holidays_groups(root: Path) -> tuple[list[str], list[str], set[str]]:
+def _holidays_groups(
+    root: Path, labels: Path | None = None
+) -> tuple[list[str], list[str], set[str]]:
     """Names, groups, queries of a flat Holidays folder (GGGGNN.jpg; GGGG00 is the query)."""
     names, groups, queries = [], [], set()
     for path in sorted(root.iterdir()):
@@ -98,7 +110,7 @@ def _holidays_groups(root: Path) -> tuple[list[str], list[str], set[str]]:
     return names, groups, queries
 
 
-def _folder_groups(root: Path) -> tuple[list[str], list[str], set[str]]:
+def _folder_groups(root: Path, labels: Path | None = None) -> tuple[list[str], list[str], set[str]]:
     """Names, groups, queries of a one-subfolder-per-group layout (first file is the query)."""
     names, groups, queries = [], [], set()
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -111,6 +123,71 @@ def _folder_groups(root: Path) -> tuple[list[str], list[str], set[str]]:
     return names, groups, queries
 
 
+def _label_rows(labels: Path | None, root: Path) -> list[list[str]]:
+    """Data rows of a ``file,label`` CSV (header dropped; blank lines skipped).
+
+    A missing, unreadable, empty or garbled file is fatal (DatasetError); a first row that is
+    not the ``file,label`` header but names an image of ``root`` is read as data, with a warning.
+    """
+    if labels is None:
+        raise DatasetError("the labels layout needs dataset.labels, a `file,label` CSV file")
+    try:
+        text = labels.read_text(encoding="utf-8-sig")
+        rows = [row for row in csv.reader(text.splitlines()) if any(c.strip() for c in row)]
+    except FileNotFoundError as err:
+        raise DatasetError(f"labels file {labels} does not exist; set dataset.labels") from err
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"labels file {labels} is not a text `file,label` CSV") from err
+    except csv.Error as err:
+        raise DatasetError(f"labels file {labels} is not a readable CSV ({err})") from err
+    except OSError as err:
+        raise DatasetError(f"labels file {labels} cannot be read: {err.strerror}") from err
+    if not rows:
+        raise DatasetError(f"labels file {labels} is empty; expected a `file,label` header row")
+    first = tuple(c.strip().lower() for c in rows[0])
+    if first[:2] == LABELS_HEADER:
+        return rows[1:]
+    if rows[0] and (root / rows[0][0].strip()).is_file():
+        log.warning("%s has no `file,label` header: its first row is read as data", labels)
+        return rows
+    log.warning("%s: header %r read as `file,label`", labels, ",".join(rows[0]))
+    return rows[1:]
+
+
+def _labelled_groups(root: Path, labels: Path | None) -> tuple[list[str], list[str], set[str]]:
+    """Names, labels, queries of a folder of images plus a ``file,label`` CSV (all are queries).
+
+    Only images found under ``root`` are kept, so a CSV name can never point outside it. Rows
+    naming missing files, malformed or duplicate rows and images the CSV leaves out are
+    counted and warned about once each.
+    """
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if _is_image(p)}
+    label_of: dict[str, str] = {}
+    problems: dict[str, list[str]] = defaultdict(list)
+    for row in _label_rows(labels, root):
+        cells = [c.strip() for c in row]
+        if len(cells) < 2 or not cells[0] or not cells[1]:
+            problems["malformed rows (not `file,label`)"].append(",".join(row))
+        elif cells[0] not in on_disk:
+            problems[f"rows naming images missing from {root}"].append(cells[0])
+        elif cells[0] in label_of:
+            kind = "same" if label_of[cells[0]] == cells[1] else "a different"
+            problems[f"duplicate rows ({kind} label; the first row counts)"].append(cells[0])
+        else:
+            label_of[cells[0]] = cells[1]
+    problems[f"images of {root} missing from the labels file (not indexed)"] = sorted(
+        on_disk - label_of.keys()
+    )
+    for what, items in problems.items():
+        if items:
+            shown = ", ".join(items[:5]) + (" ..." if len(items) > 5 else "")
+            log.warning("%s: %d %s: %s", labels, len(items), what, shown)
+    if not label_of:
+        raise DatasetError(f"no row of labels file {labels} names an image of {root}")
+    names = sorted(label_of)
+    return names, [label_of[n] for n in names], set(names)
+
+
 def _detect_layout(root: Path) -> str:
     """``holidays`` when the root holds GGGGNN images directly, else ``folders``."""
     if any(HOLIDAYS_NAME.match(p.name) for p in root.iterdir()):
@@ -118,13 +195,31 @@ def _detect_layout(root: Path) -> str:
     return "folders"
 
 
-def load_dataset(root: str | os.PathLike | None = None, *, layout: str = "auto") -> Dataset:
+Reader = Callable[[Path, Path | None], tuple[list[str], list[str], set[str]]]
+
+# layout -> (reader of names, groups and query names; the protocol that scores it)
+READERS: dict[str, tuple[Reader, str]] = {
+    "holidays": (_holidays_groups, "instance"),
+    "folders": (_folder_groups, "instance"),
+    "labels": (_labelled_groups, "category"),
+}
+
+
+def load_dataset(
+    root: str | os.PathLike | None = None,
+    *,
+    layout: str = "auto",
+    labels: str | os.PathLike | None = None,
+) -> Dataset:
     """Read a dataset's file list and ground truth (no image is decoded).
+
+    ``labels`` is the ``file,label`` CSV of the ``labels`` layout (names relative to ``root``).
 
     Raises
     ------
     DatasetError
-        If the root is missing, holds no images, or no query has a relevant image.
+        If the root is missing, holds no images, the labels file is missing, empty or garbled,
+        or no query has a relevant image.
     """
     root = Path(root) if root else default_root()
     if layout not in LAYOUTS:
@@ -138,12 +233,14 @@ def load_dataset(root: str | os.PathLike | None = None, *, layout: str = "auto")
         )
     if layout == "auto":
         layout = _detect_layout(root)
-    reader = _holidays_groups if layout == "holidays" else _folder_groups
-    names, groups, query_names = reader(root)
+    reader, protocol = READERS[layout]
+    labels = Path(labels) if labels and layout == "labels" else None
+    names, groups, query_names = reader(root, labels)
     names, groups = _utf8_names(names, groups)
     if not names:
         raise DatasetError(f"dataset folder {root} holds no images in the {layout!r} layout")
-    return _with_ground_truth(root, names, groups, query_names)
+    data = _with_ground_truth(root, names, groups, query_names, protocol)
+    return replace(data, labels=labels)
 
 
 def _utf8_names(names: list[str], groups: list[str]) -> tuple[list[str], list[str]]:
@@ -173,7 +270,7 @@ def _undecodable(name: str) -> bool:
 
 
 def _with_ground_truth(
-    root: Path, names: list[str], groups: list[str], query_names: set[str]
+    root: Path, names: list[str], groups: list[str], query_names: set[str], protocol: str
 ) -> Dataset:
     """Attach queries and relevance sets: relevant = the rest of the query's group."""
     members: dict[str, list[int]] = defaultdict(list)
@@ -193,11 +290,14 @@ def _with_ground_truth(
         log.warning(
             "%d queries have no relevant image and are left out of the scores: %s",
             len(lonely),
-            ", ".join(names[i] for i in lonely[:5]) + (" ..." if len(lonely) > 5 else ""),
+            ", ".join(f"{names[i]} ({groups[i]})" for i in lonely[:5])
+            + (" ..." if len(lonely) > 5 else ""),
         )
     if not queries:
         raise DatasetError(f"dataset folder {root} has no query with a relevant image")
-    return Dataset(root, tuple(names), tuple(groups), tuple(queries), relevant, tuple(lonely))
+    return Dataset(
+        root, tuple(names), tuple(groups), tuple(queries), relevant, tuple(lonely), protocol
+    )
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -220,6 +320,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     info = sub.add_parser("info", help="print a dataset's counts")
     info.add_argument("root", nargs="?", type=Path, default=None)
+    info.add_argument(
+        "--labels", type=Path, default=None, help="`file,label` CSV: the labels layout"
+    )
     return parser.parse_args(argv)
 
 
@@ -241,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             count = fetch(root, archives=archives, source=args.source)
             print(f"{count} images in {root}")
         else:
-            data = load_dataset(args.root)
+            layout = "labels" if args.labels else "auto"
+            data = load_dataset(args.root, layout=layout, labels=args.labels)
             print(
                 f"{data.root}: {len(data.names)} images, {len(set(data.groups))} groups, "
                 f"{len(data.queries)} queries, {len(data.lonely)} without relevant images"

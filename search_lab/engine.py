@@ -78,6 +78,12 @@ class SearchEngine:
         return Path(self.manifest["root"])
 
     @property
+    def labels(self) -> Path | None:
+        """The ``file,label`` CSV of a labels-layout collection (None for other layouts)."""
+        labels = self.manifest.get("labels")
+        return Path(labels) if labels else None
+
+    @property
     def config(self) -> dict[str, Any]:
         return self.manifest["config"]
 
@@ -96,9 +102,8 @@ class SearchEngine:
         """True if the indexed dataset's files (names, sizes, mtimes) differ from build time."""
         layout = self.config.get("dataset", {}).get("layout", "auto")
         try:
-            return load_dataset(self.root, layout=layout).fingerprint() != self.manifest.get(
-                "fingerprint"
-            )
+            data = load_dataset(self.root, layout=layout, labels=self.labels)
+            return data.fingerprint() != self.manifest.get("fingerprint")
         except DatasetError:
             return True
 
@@ -270,8 +275,9 @@ def check_config(cfg: dict[str, Any]) -> None:
     ks, ev = cfg["eval"]["k"], cfg["eval"]
     if not isinstance(ks, list) or not ks or not all(_positive_int(k) for k in ks):
         raise ConfigError(f"eval.k must be a list of positive integers, got {ks!r}")
-    if ev.get("depth") is not None and not _positive_int(ev["depth"]):
-        raise ConfigError(f"eval.depth must be a positive integer or null, got {ev['depth']!r}")
+    for key in ("depth", "max_queries"):
+        if ev.get(key) is not None and not _positive_int(ev[key]):
+            raise ConfigError(f"eval.{key} must be a positive integer or null, got {ev[key]!r}")
     if not isinstance(ev.get("rotations", False), bool):
         raise ConfigError(f"eval.rotations must be true or false, got {ev['rotations']!r}")
     if cfg.get("workers") is not None and not _positive_int(cfg["workers"]):
@@ -317,6 +323,13 @@ class Collection:
     build_s: float
 
 
+def dataset_of_config(dataset: dict[str, Any]) -> Dataset:
+    """The dataset a ``dataset`` config section names (root, layout, labels CSV)."""
+    return load_dataset(
+        dataset["root"], layout=dataset.get("layout", "auto"), labels=dataset.get("labels")
+    )
+
+
 def index_collection(cfg: dict[str, Any], progress: Progress | None = None) -> Collection:
     """Check ``cfg``, get its dataset's features (cache first), fit the chain, build the index.
 
@@ -324,7 +337,7 @@ def index_collection(cfg: dict[str, Any], progress: Progress | None = None) -> C
     split and every subset reuses one cache entry; only the chosen side is indexed.
     """
     check_config(cfg)
-    full = load_dataset(cfg["dataset"]["root"], layout=cfg["dataset"].get("layout", "auto"))
+    full = dataset_of_config(cfg["dataset"])
     data = split_dataset(full, **split_options(cfg["dataset"]))
     check_subsets(cfg["eval"], data)
     fit_on = fit_on_source(cfg)
@@ -395,6 +408,11 @@ def fit_on_source(cfg: dict[str, Any]) -> Path | None:
     source = cfg.get("post", {}).get("fit_on")
     if source is None:
         return None
+    if cfg["post"].get("expand"):
+        raise ConfigError(
+            "post.expand draws on the indexed collection itself: it cannot be learned on "
+            "post.fit_on; drop one of them"
+        )
     path = Path(source)
     if not path.is_dir():
         raise ConfigError(f"post.fit_on: {path} is not a folder (a built index or a dataset)")
@@ -461,6 +479,7 @@ def build_engine(cfg: dict[str, Any], progress: Progress | None = None) -> Searc
         "version": __version__,
         "config": cfg,
         "root": str(col.data.root.resolve()),
+        "labels": str(col.data.labels.resolve()) if col.data.labels else None,
         "names": col.features.names,
         "skipped": col.features.skipped,
         "dim": int(col.vectors.shape[1]),

@@ -22,7 +22,7 @@ from search_lab.data import Dataset
 from search_lab.engine import Collection, fit_and_index, index_collection, make_post
 from search_lab.extract import cached_features
 from search_lab.indexes import Index, search_views
-from search_lab.metrics import score_rankings
+from search_lab.metrics import score_ranked
 from search_lab.results import (
     METRICS_FILE,
     RANKINGS_FILE,
@@ -33,6 +33,9 @@ from search_lab.results import (
 from search_lab.splits import group_subsets
 
 log = logging.getLogger(__name__)
+
+QUERY_SAMPLE_SEED = 0  # eval.max_queries draws the same queries on every run
+LATENCY_QUERIES = 256  # queries timed one by one for query_ms_p50/p95
 
 
 def rotated_queries(cfg: dict[str, Any], col: Collection, names: list[str]) -> list[np.ndarray]:
@@ -78,17 +81,27 @@ def run(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     return metrics
 
 
+def pick_queries(data: Dataset, readable: set[str], max_queries: int | None) -> list[int]:
+    """The readable queries, or a seeded sample of ``max_queries`` of them (in id order)."""
+    queries = [q for q in data.queries if data.names[q] in readable]
+    if len(queries) < len(data.queries):
+        log.warning(
+            "%d queries could not be read and are left out", len(data.queries) - len(queries)
+        )
+    if max_queries is not None and max_queries < len(queries):
+        rng = np.random.default_rng(QUERY_SAMPLE_SEED)
+        queries = sorted(rng.choice(queries, size=max_queries, replace=False).tolist())
+        log.info("scoring a seeded sample of %d queries (eval.max_queries)", max_queries)
+    return queries
+
+
 def search_and_score(
     cfg: dict[str, Any], col: Collection
 ) -> tuple[dict[str, Any], list[tuple[str, list[str]]]]:
     """Rank the collection for every readable query and score the rankings."""
     data, names, vectors, index = col.data, col.features.names, col.vectors, col.index
     row = {name: i for i, name in enumerate(names)}
-    queries = [q for q in data.queries if data.names[q] in row]
-    if len(queries) < len(data.queries):
-        log.warning(
-            "%d queries could not be read and are left out", len(data.queries) - len(queries)
-        )
+    queries = pick_queries(data, set(row), cfg["eval"].get("max_queries"))
     query_names = [data.names[q] for q in queries]
     views = [vectors[[row[n] for n in query_names]]]
     t0 = time.perf_counter()
@@ -101,29 +114,29 @@ def search_and_score(
     ids, _ = search_views(index, views, depth)
     search_s = time.perf_counter() - t0
 
-    ranked = ranked_ids(data, names, queries, ids)
-    metrics = score_rankings(ranked, {q: data.relevant[q] for q in queries}, cfg["eval"]["k"])
+    ranked = ranked_ids(data, names, ids)
+    metrics = score_ranked(ranked, queries, data.relevant, cfg["eval"]["k"], protocol=data.protocol)
     metrics["per_query_ap"] = {data.names[q]: ap for q, ap in metrics.pop("ap").items()}
     metrics["search_s"] = search_s
     metrics["rotations_extract_s"] = rotations_s  # rotated query views (eval.rotations)
     metrics.update(index_fidelity(index, vectors, [row[n] for n in query_names], cfg["eval"]["k"]))
-    rankings = [(data.names[q], [data.names[i] for i in ranked[q]]) for q in queries]
+    all_names = np.array(data.names, dtype=object)
+    rankings = [
+        (data.names[q], all_names[r[(r >= 0) & (r != q)]].tolist())
+        for q, r in zip(queries, ranked, strict=True)
+    ]
     return metrics, rankings
 
 
-def ranked_ids(
-    data: Dataset, names: list[str], queries: list[int], ids: np.ndarray
-) -> dict[int, list[int]]:
+def ranked_ids(data: Dataset, names: list[str], ids: np.ndarray) -> np.ndarray:
     """Dataset ids ranked for each query from index rows ``ids`` (rows of ``names``).
 
-    The query itself and the padding (ids < 0) an approximate index could not fill are dropped.
+    The padding (ids < 0) an approximate index could not fill stays -1; the query itself is
+    left in (scoring skips it, as ``holidays_map.py`` does).
     """
     id_of = {name: i for i, name in enumerate(data.names)}
-    dataset_ids = np.array([id_of[n] for n in names])
-    return {
-        q: [int(i) for i in dataset_ids[r[r >= 0]] if i != q]
-        for q, r in zip(queries, ids, strict=True)
-    }
+    dataset_ids = np.array([id_of[n] for n in names] + [-1])  # [-1]: padding stays padding
+    return dataset_ids[np.where(ids >= 0, ids, -1)]
 
 
 def subset_scores(cfg: dict[str, Any], col: Collection) -> dict[str, Any]:
@@ -145,8 +158,9 @@ def subset_scores(cfg: dict[str, Any], col: Collection) -> dict[str, Any]:
         queries = [q for q in subset.queries if subset.names[q] in row]
         depth = len(feats.names)
         ids, _ = index.search(vectors[[row[subset.names[q]] for q in queries]], depth)
-        ranked = ranked_ids(subset, feats.names, queries, ids)
-        maps.append(score_rankings(ranked, subset.relevant, cfg["eval"]["k"])["map"])
+        ranked = ranked_ids(subset, feats.names, ids)
+        scores = score_ranked(ranked, queries, subset.relevant, [1], protocol=subset.protocol)
+        maps.append(scores["map"])
     return {
         "groups": ev["subset_groups"],
         "seed": ev.get("subset_seed", 0),
@@ -162,10 +176,11 @@ def index_fidelity(
 ) -> dict[str, Any]:
     """Per-query latency of ``index`` and, if it is approximate, its recall of exact search.
 
-    Every query (the collection vector ``vectors[row]``, without rotated views) is searched
-    alone for its top ``max(ks) + 1``, timing the ``search`` call only. For an approximate
-    index the same top lists are compared with :class:`~search_lab.indexes.ExactIndex` on the
-    same vectors and metric, the query itself left out of both.
+    Up to :data:`LATENCY_QUERIES` queries (evenly spread; the collection vector
+    ``vectors[row]``, without rotated views) are searched alone for their top ``max(ks) + 1``,
+    timing the ``search`` call only. For an approximate index every query's top list is
+    compared with :class:`~search_lab.indexes.ExactIndex` on the same vectors and metric, the
+    query itself left out of both.
 
     Returns
     -------
@@ -175,19 +190,20 @@ def index_fidelity(
         index's top-k contains.
     """
     depth = min(max(ks) + 1, index.size)
-    found, ms = [], []
-    for r in query_rows:
+    timed = np.unique(np.linspace(0, len(query_rows) - 1, LATENCY_QUERIES).astype(int))
+    ms = []
+    for r in [query_rows[i] for i in timed] if query_rows else []:
         query = vectors[r : r + 1]
         start = time.perf_counter()
-        ids, _ = index.search(query, depth)
+        index.search(query, depth)
         ms.append(1e3 * (time.perf_counter() - start))
-        found.append(ids[0])
     out: dict[str, Any] = {
         "query_ms_p50": float(np.percentile(ms, 50)) if ms else 0.0,
         "query_ms_p95": float(np.percentile(ms, 95)) if ms else 0.0,
     }
     if index.exact or not query_rows:
         return out
+    found = [index.search(vectors[r : r + 1], depth)[0][0] for r in query_rows]
     baseline = indexes.create("exact", metric=index.metric)
     baseline.build(vectors)
     truth, _ = baseline.search(vectors[query_rows], depth)

@@ -18,6 +18,7 @@ from search_lab.errors import ConfigError
 log = logging.getLogger(__name__)
 
 EPS = 1e-12
+EXPAND_BASE = "expand_base"  # state key: the collection vectors that expansion draws on
 RANK_TOL = 1e-10  # eigenvalues below this share of the largest are numerically zero
 
 
@@ -51,6 +52,14 @@ class PostProcessor:
         over the kept components) before the division. 0 is plain whitening, which divides by
         near-zero variances on small collections and amplifies noise; 1 halves the weight of an
         average component at most and leaves strong components nearly whitened.
+    expand : int
+        Query expansion / database-side augmentation (alpha-QE, Radenović et al. 2018): each
+        vector gets its ``expand`` nearest collection vectors added, weighted by
+        ``max(cos, 0) ** expand_alpha``, then is L2-normalised again. The collection (after the
+        rest of the chain) is kept in the state as the neighbours; 0 disables it. No labels are
+        used; it favours images that look like their neighbours (category retrieval).
+    expand_alpha : float
+        Exponent of the neighbour weights (0: plain average).
     """
 
     power: float = 1.0
@@ -58,6 +67,8 @@ class PostProcessor:
     pca_dim: int | None = None
     whiten: bool = False
     shrinkage: float = 1.0
+    expand: int = 0
+    expand_alpha: float = 3.0
     state: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -80,11 +91,19 @@ class PostProcessor:
             raise ConfigError(f"post.pca_dim must be positive or null, got {self.pca_dim}")
         if self.whiten and self.pca_dim is None:
             raise ConfigError("post.whiten needs post.pca_dim (whitening is done in PCA space)")
+        if isinstance(self.expand, bool) or not isinstance(self.expand, int) or self.expand < 0:
+            raise ConfigError(f"post.expand must be an integer >= 0, got {self.expand!r}")
+        alpha = self.expand_alpha
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or alpha < 0:
+            raise ConfigError(f"post.expand_alpha must be a number >= 0, got {alpha!r}")
+        if self.expand and not self.l2:
+            raise ConfigError("post.expand needs post.l2=true (neighbours by cosine similarity)")
 
     @property
     def fitted(self) -> bool:
         """True when nothing is left to learn (no PCA, or its state is present)."""
-        return self.pca_dim is None or bool(self.state)
+        pca_done = self.pca_dim is None or "components" in self.state
+        return pca_done and (not self.expand or EXPAND_BASE in self.state)
 
     def _pre(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float64)
@@ -93,13 +112,20 @@ class PostProcessor:
         return l2n(x) if self.l2 else x
 
     def fit(self, x: np.ndarray) -> PostProcessor:
-        """Learn the PCA of the (N, D) collection (a no-op without PCA).
+        """Learn the PCA of the (N, D) collection and keep its neighbours for ``expand``.
 
-        The component count is at most ``pca_dim`` and at most the collection's rank (N - 1 for
-        N distinct images, fewer for duplicates); a reduction is logged.
+        A no-op without PCA and expansion. The component count is at most ``pca_dim`` and at
+        most the collection's rank (N - 1 for N distinct images, fewer for duplicates); a
+        reduction is logged.
         """
-        if self.pca_dim is None:
-            return self
+        if self.pca_dim is not None:
+            self._fit_pca(x)
+        if self.expand:
+            self.state[EXPAND_BASE] = self._reduce(x).astype(np.float32)
+        return self
+
+    def _fit_pca(self, x: np.ndarray) -> None:
+        """Learn the (shrunk, whitened) PCA of the collection into ``state``."""
         x = self._pre(x)
         mean = x.mean(axis=0)
         variance, components = _principal_axes(x - mean)
@@ -117,22 +143,52 @@ class PostProcessor:
         else:
             scale = np.ones(dim)
         self.state = {"mean": mean, "components": components, "scale": scale}
-        return self
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """Map (N, D) or (D,) descriptors; returns float32 of the output dimension."""
+    def _reduce(self, x: np.ndarray) -> np.ndarray:
+        """The chain up to (not including) the expansion: power, L2, PCA, L2."""
         x = self._pre(np.atleast_2d(x))
         if self.pca_dim is not None:
-            if not self.state:
+            if "components" not in self.state:
                 raise RuntimeError("PostProcessor.transform called before fit")
             x = (x - self.state["mean"]) @ self.state["components"].T * self.state["scale"]
             if self.l2:
                 x = l2n(x)
+        return x
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Map (N, D) or (D,) descriptors; returns float32 of the output dimension."""
+        x = self._reduce(x)
+        if self.expand:
+            if EXPAND_BASE not in self.state:
+                raise RuntimeError("PostProcessor.transform called before fit")
+            x = expand_queries(x, self.state[EXPAND_BASE], self.expand, self.expand_alpha)
         return x.astype(np.float32)
 
     def fit_transform(self, x: np.ndarray) -> np.ndarray:
         """fit then transform."""
         return self.fit(x).transform(x)
+
+
+def expand_queries(
+    x: np.ndarray, base: np.ndarray, k: int, alpha: float, chunk: int = 256
+) -> np.ndarray:
+    """alpha-weighted query expansion of unit rows ``x`` over the unit rows of ``base``.
+
+    Each row becomes ``l2n(x + sum_j max(cos_j, 0) ** alpha * base_j)`` over its ``k`` most
+    similar ``base`` rows (a row of ``base`` itself included, with weight 1), in chunks of
+    ``chunk`` rows so memory stays ``chunk x len(base)``.
+    """
+    k = min(k, len(base))
+    out = np.empty((len(x), base.shape[1]), dtype=np.float64)
+    for start in range(0, len(x), chunk):
+        rows = np.asarray(x[start : start + chunk], dtype=np.float64)
+        sims = rows @ base.T
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        weights = np.zeros_like(sims)
+        picked = np.take_along_axis(sims, top, axis=1)
+        np.put_along_axis(weights, top, np.maximum(picked, 0.0) ** alpha, axis=1)
+        out[start : start + chunk] = rows + weights @ base
+    return l2n(out)
 
 
 def _principal_axes(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

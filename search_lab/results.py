@@ -74,17 +74,20 @@ def rankings_lines(rankings: Iterable[tuple[str, Sequence[str]]]) -> str:
     """Holidays result format: ``QUERY 0 IMG0 1 IMG1 ...`` per query, ranks from 0.
 
     Names the format cannot carry are percent-encoded (:func:`rankings_name`), with one
-    warning, so every query stays exactly one line.
+    warning, so every query stays exactly one line. Each distinct name is encoded once (a
+    category benchmark repeats every name in every line).
     """
-    lines, escaped = [], set()
+    lines, encoded, prefixes = [], {}, []
     for query, results in rankings:
-        names = [query, *results]
-        encoded = [rankings_name(n) for n in names]
-        escaped.update(n for n, e in zip(names, encoded, strict=True) if n != e)
-        pairs = " ".join(f"{rank} {name}" for rank, name in enumerate(encoded[1:]))
-        lines.append(f"{encoded[0]} {pairs}".rstrip())
+        for name in (query, *results):
+            if name not in encoded:
+                encoded[name] = rankings_name(name)
+        prefixes += [f"{rank} " for rank in range(len(prefixes), len(results))]
+        pairs = " ".join(map(str.__add__, prefixes, map(encoded.__getitem__, results)))
+        lines.append(f"{encoded[query]} {pairs}".rstrip())
+    escaped = sorted(name for name, enc in encoded.items() if name != enc)
     if escaped:
-        example = min(escaped)
+        example = escaped[0]
         log.warning(
             "%s: %d file names hold spaces, line breaks or %%, which the space-separated format "
             "cannot carry: written percent-encoded (e.g. %r as %r)",

@@ -27,6 +27,20 @@ def holidays_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def wang_dir() -> Path:
+    """The Wang/Corel-1k folder (images/, labels.csv) named by WANG_DIR; skipped when absent,
+    except in CI where that fails."""
+    value = os.environ.get("WANG_DIR")
+    path = Path(value) if value else None
+    if path is None or not (path / "labels.csv").is_file():
+        reason = f"WANG_DIR is unset or holds no labels.csv ({value!r}); point it at wang-corel1k"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs the dataset: {reason}")
+        pytest.skip(reason)
+    return path
+
+
 def compose_config(overrides: list[str], name: str = "config") -> dict[str, Any]:
     """Resolved plain-dict config from ``conf/`` with Hydra's compose API."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

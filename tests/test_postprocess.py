@@ -82,3 +82,33 @@ def test_shrinkage_keeps_a_small_collection_sound() -> None:
 def test_bad_parameters(params: dict) -> None:
     with pytest.raises(ConfigError, match="post"):
         PostProcessor(**params)
+
+
+def test_expansion_adds_weighted_neighbours_by_hand() -> None:
+    """alpha-QE worked out by hand on three unit vectors of a 2-D collection."""
+    from search_lab.postprocess import expand_queries
+
+    base = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    # query (1, 0): top-2 are itself (cos 1) and (0.6, 0.8) (cos 0.6); alpha 1
+    # -> (1, 0) + 1 * (1, 0) + 0.6 * (0.6, 0.8) = (2.36, 0.48), then L2-normalised
+    got = expand_queries(base[:1], base, k=2, alpha=1.0)
+    want = np.array([2.36, 0.48]) / np.hypot(2.36, 0.48)
+    np.testing.assert_allclose(got[0], want)
+    # neighbours at a negative similarity weigh nothing
+    got = expand_queries(np.array([[-1.0, 0.0]]), base, k=2, alpha=2.0)
+    np.testing.assert_allclose(got[0], [-1.0, 0.0])  # both neighbours at cos <= 0
+
+
+def test_expansion_is_fitted_on_the_collection_and_saved_in_the_state() -> None:
+    rng = np.random.default_rng(0)
+    collection = rng.random((40, 6))
+    post = PostProcessor(expand=3, expand_alpha=3.0)
+    assert not post.fitted
+    vectors = post.fit_transform(collection)
+    assert post.fitted and post.state["expand_base"].shape == (40, 6)
+    again = PostProcessor(expand=3, expand_alpha=3.0)
+    again.state = dict(post.state)  # as loaded from an index folder
+    np.testing.assert_allclose(again.transform(collection[5]), vectors[5:6], atol=1e-6)
+    for bad in ({"expand": -1}, {"expand": 2, "l2": False}, {"expand_alpha": "x"}):
+        with pytest.raises(ConfigError):
+            PostProcessor(**bad)

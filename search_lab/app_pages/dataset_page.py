@@ -1,4 +1,8 @@
-"""Dataset: counts, groups (a query with its relevant images) and files the indexes skipped."""
+"""Dataset: counts, groups or categories (a query with its relevant images), skipped files.
+
+The default dataset (``$HOLIDAYS_DIR``) and every dataset a built index was built on (e.g. a
+labelled collection such as Wang) can be browsed.
+"""
 
 import pandas as pd
 import streamlit as st
@@ -11,34 +15,70 @@ from search_lab.errors import DatasetError
 
 st.title("Dataset")
 with ui.user_errors():
+    manifests = {p.name: manifest_of(p) for p in list_engines(sup.indexes_dir())}
+    sources = sup.dataset_sources(manifests, default_root())
+    source = st.selectbox(
+        "Dataset",
+        sources,
+        format_func=lambda s: s.label,
+        key="dataset_source",
+        help="the default dataset and those the built indexes were built on",
+    )
     try:
-        dataset = ui.dataset_at(default_root())
+        dataset = ui.dataset_at(source.root, source.layout, source.labels)
     except DatasetError as err:
         st.error(f"{err}")
         st.markdown(f"Get the dataset with `{sup.FETCH_COMMAND}` (or set HOLIDAYS_DIR).")
         st.stop()
+    category = dataset.protocol == "category"
     sizes = sup.group_sizes(dataset)
-    st.caption(f"`{dataset.root}`")
+    st.caption(f"`{dataset.root}`" + (f" · labels `{dataset.labels}`" if dataset.labels else ""))
     cols = st.columns(4)
     cols[0].metric("Images", len(dataset.names))
-    cols[1].metric("Groups", len(sizes))
+    cols[1].metric("Categories" if category else "Groups", len(sizes))
     cols[2].metric("Queries", len(dataset.queries))
     cols[3].metric("Queries without relevant images", len(dataset.lonely))
-
-    st.subheader("Group sizes")
-    histogram = pd.Series(list(sizes.values())).value_counts().sort_index()
-    st.bar_chart(
-        pd.DataFrame({"images in the group": histogram.index, "groups": histogram.values}),
-        x="images in the group",
-        y="groups",
-        height=250,
+    st.caption(
+        "Category protocol: every image is a query and the other images of its category are "
+        "relevant; scored with standard non-interpolated AP."
+        if category
+        else "Instance protocol: one query per group, the rest of the group is relevant; "
+        "scored with the Holidays trapezoid AP."
     )
 
-    st.subheader("Browse the groups")
+    if category:
+        st.subheader("Images per category")
+        st.bar_chart(
+            pd.DataFrame({"category": list(sizes), "images": list(sizes.values())}),
+            x="category",
+            y="images",
+            height=250,
+        )
+    else:
+        st.subheader("Group sizes")
+        histogram = pd.Series(list(sizes.values())).value_counts().sort_index()
+        st.bar_chart(
+            pd.DataFrame({"images in the group": histogram.index, "groups": histogram.values}),
+            x="images in the group",
+            y="groups",
+            height=250,
+        )
+
+    st.subheader("Browse the categories" if category else "Browse the groups")
     queries = [dataset.names[q] for q in dataset.queries]
     query = st.selectbox("Query", queries, key="dataset_query")
     relevant = sorted(sup.relevant_names(dataset, query))
-    st.caption(f"Query {query} and its {len(relevant)} relevant images (the rest of its group).")
+    if category:
+        label = dataset.groups[dataset.names.index(query)]
+        relevant = relevant[: ui.GRID_COLUMNS * 4]  # a category holds many: show the first
+        st.caption(
+            f"Query {query} (category {label}) and the first {len(relevant)} other images "
+            f"of its category ({sizes[label] - 1} in all)."
+        )
+    else:
+        st.caption(
+            f"Query {query} and its {len(relevant)} relevant images (the rest of its group)."
+        )
     cells = [query, *relevant]
     for row in sup.chunked(cells, ui.GRID_COLUMNS):
         for cell, name in zip(st.columns(ui.GRID_COLUMNS), row, strict=False):
@@ -47,7 +87,6 @@ with ui.user_errors():
                 ui.show_image(ui.thumb(dataset.root, dataset.names, name), label)
 
     st.subheader("Files skipped as unreadable")
-    manifests = {p.name: manifest_of(p) for p in list_engines(sup.indexes_dir())}
     skipped = sup.skipped_rows(manifests)
     if skipped:
         st.dataframe(pd.DataFrame(skipped), hide_index=True, key="dataset_skipped")

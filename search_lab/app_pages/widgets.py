@@ -40,15 +40,15 @@ def user_errors() -> Iterator[None]:
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the index…")
-def _load_engine(path: str, mtime_ns: int, root: str) -> SearchEngine:
+def _load_engine(path: str, mtime_ns: int, roots: tuple[str, ...]) -> SearchEngine:
     """The engine in ``path``, checked and warmed up; a new ``mtime_ns`` (of its manifest) reloads.
 
     Every data file is verified against its checksum (once per process: the engine is then
-    shared), and the engine's images must lie in the dataset folder ``root`` the app serves or
-    in the index folder. One query on an indexed image creates the extractor and its imports,
+    shared), and the engine's images must lie in a dataset folder of ``roots`` the app serves
+    or in the index folder. One query on an indexed image creates the extractor and its imports,
     so the query times shown to users measure queries, not start-up.
     """
-    engine = SearchEngine.load(path, roots=[root])
+    engine = SearchEngine.load(path, roots=list(roots))
     if engine.names:
         with suppress(SearchLabError):  # the collection's files are gone: uploads still work
             engine.query(engine.path_of(engine.names[0]), 1)
@@ -57,7 +57,8 @@ def _load_engine(path: str, mtime_ns: int, root: str) -> SearchEngine:
 
 def engine_for(choice: sup.IndexChoice) -> SearchEngine:
     """The shared, cached engine of a listed index."""
-    return _load_engine(str(choice.path.resolve()), choice.mtime_ns, str(default_root()))
+    roots = tuple(str(folder) for folder in sup.served_folders())
+    return _load_engine(str(choice.path.resolve()), choice.mtime_ns, roots)
 
 
 def engines_for(choices: Sequence[sup.IndexChoice]) -> dict[str, SearchEngine]:
@@ -78,21 +79,28 @@ def show_broken(parent: Path) -> None:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _load_dataset(root: str, layout: str, mtime_ns: int) -> Dataset:
-    """The dataset in ``root``; ``mtime_ns`` (of the folder) makes added files show up."""
-    return load_dataset(root, layout=layout)
+def _load_dataset(root: str, layout: str, labels: str | None, mtimes: tuple[int, int]) -> Dataset:
+    """The dataset in ``root``; ``mtimes`` (folder, labels file) make changes show up."""
+    return load_dataset(root, layout=layout, labels=labels)
 
 
-def dataset_at(root: Path, layout: str = "auto") -> Dataset:
+def dataset_at(root: Path, layout: str = "auto", labels: Path | None = None) -> Dataset:
     """The cached dataset in ``root``; raises DatasetError if there is none."""
     mtime = root.stat().st_mtime_ns if root.is_dir() else 0
-    return _load_dataset(str(root), layout, mtime)
+    labels_mtime = labels.stat().st_mtime_ns if labels and labels.is_file() else 0
+    return _load_dataset(str(root), layout, str(labels) if labels else None, (mtime, labels_mtime))
 
 
 def dataset_of(engine: SearchEngine) -> Dataset | None:
-    """The dataset an engine was built on (for ground truth), or None if it is gone."""
+    """The dataset an engine was built on (for ground truth), or None if it is gone.
+
+    A labels file outside the folders the app serves is not read (None: no ground truth).
+    """
+    if engine.labels is not None and not sup.is_served(engine.labels, sup.served_folders()):
+        return None
     try:
-        return dataset_at(engine.root, (engine.config.get("dataset") or {}).get("layout", "auto"))
+        layout = (engine.config.get("dataset") or {}).get("layout", "auto")
+        return dataset_at(engine.root, layout, engine.labels)
     except DatasetError:
         return None
 
@@ -222,9 +230,8 @@ def result_metrics(result: sup.Result) -> None:
         help=f"feature extraction and ranking of {result.ranked} images",
     )
     if result.ap is not None and result.relevant is not None:
-        cols[1].metric(
-            "Average precision", f"{result.ap:.3f}", help="Holidays AP, whole index ranked"
-        )
+        rule = sup.AP_WORDS.get(result.ap_rule or "", "AP")
+        cols[1].metric("Average precision", f"{result.ap:.3f}", help=f"{rule}, whole index ranked")
         found = sum(hit.name in result.relevant for hit in result.hits)
         cols[2].metric("Relevant shown", f"{found} of {len(result.relevant)}")
 
