@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -16,11 +17,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from search_lab.cache import remove_leftovers
 from search_lab.errors import SearchLabError
+from search_lab.lifeline import die_with_parent
 
 log = logging.getLogger(__name__)
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+LAUNCHER_PID_ENV = "SEARCH_LAB_LAUNCHER_PID"  # the pid of the command a sweep's jobs belong to
 _GROUP_CHOICE = re.compile(r"^[+~]{0,2}([A-Za-z_]\w*)=([\w.,-]+)$")
 
 
@@ -53,6 +57,7 @@ def check_overrides(argv: list[str], config_name: str) -> None:
     composes the config once before Hydra runs and prints the first line of the problem.
     Multirun and Hydra's own flags (``-m``, ``--cfg``, ``--help``) are left to Hydra.
     """
+    os.environ[LAUNCHER_PID_ENV] = str(os.getpid())  # inherited by joblib's worker processes
     check_choices(argv)
     if any(arg.startswith("-") for arg in argv):
         return
@@ -66,6 +71,20 @@ def check_overrides(argv: list[str], config_name: str) -> None:
         sys.exit(2)
 
 
+def _guard_worker(hydra_cfg: DictConfig) -> None:
+    """In a joblib sweep's worker process, end the process as soon as the sweep command dies.
+
+    Without this, ``kill -9`` of the sweep leaves joblib's workers running the queued jobs and
+    writing their ``metrics.json``. The worker's parent is the sweep command, so a watchdog
+    thread sees the parent pid change within half a second (no parent-death signal: joblib may
+    start workers from a thread that ends before the sweep does).
+    """
+    launcher = str(hydra_cfg.launcher.get("_target_", "")) if "launcher" in hydra_cfg else ""
+    pid = os.environ.get(LAUNCHER_PID_ENV, "")
+    if "joblib" in launcher.lower() and pid.isdigit() and int(pid) != os.getpid():
+        die_with_parent(int(pid), pdeathsig=False)
+
+
 def run_job(run: Callable[[dict[str, Any], Path], Any], cfg: DictConfig) -> Any:
     """Call ``run(config_dict, output_dir)``; a SearchLabError becomes one line and exit status 2.
 
@@ -76,6 +95,8 @@ def run_job(run: Callable[[dict[str, Any], Path], Any], cfg: DictConfig) -> Any:
     """
     hydra_cfg = HydraConfig.get()
     out = Path(hydra_cfg.runtime.output_dir)
+    _guard_worker(hydra_cfg)
+    remove_leftovers(out)
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
         if hydra_cfg.mode == RunMode.MULTIRUN:

@@ -24,6 +24,7 @@ from search_lab.errors import ImageLoadError
 from search_lab.features import Extractor, create
 from search_lab.features.combo import combine
 from search_lab.images import load_image
+from search_lab.lifeline import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,10 @@ def load_for(
     return np.ascontiguousarray(np.rot90(image, rotation)) if rotation % 4 else image
 
 
-def _init_worker(feature_cfg: dict[str, Any], rotation: int) -> None:
+def _init_worker(feature_cfg: dict[str, Any], rotation: int, parent: int | None = None) -> None:
+    """Set up a pool worker; it dies with ``parent`` (the run) if that is killed."""
+    if parent is not None:
+        die_with_parent(parent)
     _WORKER["extractor"] = build_extractor(feature_cfg)
     _WORKER["rotation"] = rotation
 
@@ -79,7 +83,8 @@ def _parallel(paths: Sequence[Path], feature_cfg: dict, rotation: int, workers: 
     ctx = (
         get_context("fork") if "fork" in get_all_start_methods() else None
     )  # no re-imports per worker
-    with ProcessPoolExecutor(workers, ctx, _init_worker, (feature_cfg, rotation)) as pool:
+    init_args = (feature_cfg, rotation, os.getpid())
+    with ProcessPoolExecutor(workers, ctx, _init_worker, init_args) as pool:
         yield from pool.map(_extract_file, paths, chunksize=chunk)
 
 
