@@ -207,7 +207,9 @@ def _check_expectations(directory: Path, manifest: dict[str, Any], expect: dict[
 
 def _remove_stale(directory: Path, age_s: float = 600.0) -> None:
     """Delete temp folders of killed builds of ``directory`` (writer dead, or ``age_s`` old)."""
-    remove_stale(directory.parent.glob(f".{directory.name}.*.tmp"), age_s)
+    prefix = f".{directory.name}."  # no glob: folder names may hold ``*`` or ``[``
+    temps = [p for p in directory.parent.iterdir() if p.name.startswith(prefix)]
+    remove_stale([p for p in temps if p.name.endswith(".tmp")], age_s)
 
 
 def _replace_dir(tmp: Path, directory: Path) -> None:

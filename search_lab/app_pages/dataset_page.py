@@ -14,11 +14,11 @@ with ui.user_errors():
     try:
         dataset = ui.dataset_at(default_root())
     except DatasetError as err:
-        st.error(f"{err}")
+        st.error(sup.plain(err))
         st.markdown(f"Get the dataset with `{sup.FETCH_COMMAND}` (or set HOLIDAYS_DIR).")
         st.stop()
     sizes = sup.group_sizes(dataset)
-    st.caption(f"`{dataset.root}`")
+    st.caption(sup.plain(dataset.root))
     cols = st.columns(4)
     cols[0].metric("Images", len(dataset.names))
     cols[1].metric("Groups", len(sizes))
@@ -38,7 +38,9 @@ with ui.user_errors():
     queries = [dataset.names[q] for q in dataset.queries]
     query = st.selectbox("Query", queries, key="dataset_query")
     relevant = sorted(sup.relevant_names(dataset, query))
-    st.caption(f"Query {query} and its {len(relevant)} relevant images (the rest of its group).")
+    st.caption(
+        f"Query {sup.plain(query)} and its {len(relevant)} relevant images (the rest of its group)."
+    )
     cells = [query, *relevant]
     for row in sup.chunked(cells, ui.GRID_COLUMNS):
         for cell, name in zip(st.columns(ui.GRID_COLUMNS), row, strict=False):
