@@ -113,11 +113,13 @@ def extract_files(
     rotation: int = 0,
     workers: int | None = None,
     progress: Progress = True,
+    warn: bool = True,
 ) -> Features:
     """Descriptors of ``root / name`` for every name; unreadable files are skipped and reported.
 
     ``progress`` is True for a terminal progress bar (images/s), False for none, or a callable
-    given ``(done, total)`` after every image (the app's progress bar).
+    given ``(done, total)`` after every image (the app's progress bar). ``warn=False`` leaves
+    the warning about each skipped file to the caller (``combo`` warns once for all its parts).
     """
     feature_cfg = dict(feature_cfg)
     extractor = build_extractor(feature_cfg)
@@ -144,7 +146,8 @@ def extract_files(
             kept.append(name)
             vectors.append(vector)
         else:
-            log.warning("skipping %s", error)
+            if warn:
+                log.warning("skipping %s", error)
             skipped[name] = error
     matrix = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), np.float32)
     return Features(kept, matrix, skipped, time.perf_counter() - start)
@@ -160,6 +163,7 @@ def cached_features(
     rotation: int = 0,
     workers: int | None = None,
     progress: Progress = True,
+    warn: bool = True,
 ) -> tuple[Features, bool]:
     """Features of ``names`` from the cache, extracting (and storing) them on a miss.
 
@@ -172,9 +176,8 @@ def cached_features(
             cache, root, names, fingerprint, feature_cfg, rotation, workers, progress
         )
     if cache is None:
-        return extract_files(
-            root, names, feature_cfg, rotation=rotation, workers=workers, progress=progress
-        ), False
+        options = {"rotation": rotation, "workers": workers, "progress": progress, "warn": warn}
+        return extract_files(root, names, feature_cfg, **options), False
     key = cache_key(
         fingerprint=fingerprint,
         names=cache_key(names=list(names)),
@@ -185,9 +188,8 @@ def cached_features(
         hit = cache.get(key)
         if hit is not None:
             return hit, True
-        features = extract_files(
-            root, names, feature_cfg, rotation=rotation, workers=workers, progress=progress
-        )
+        options = {"rotation": rotation, "workers": workers, "progress": progress, "warn": warn}
+        features = extract_files(root, names, feature_cfg, **options)
         cache.put(key, features)
         return features, False
 
@@ -216,10 +218,14 @@ def _combo_features(
             rotation=rotation,
             workers=workers,
             progress=progress,
+            warn=False,
         )
         blocks.append(features)
         all_hit &= hit
-        skipped.update(features.skipped)
+        for name, reason in features.skipped.items():
+            if name not in skipped and not hit:  # once per file, as a single feature would
+                log.warning("skipping %s", reason)
+            skipped.setdefault(name, reason)
         seconds += features.seconds
     kept = [n for n in names if n not in skipped]
     rows = [{n: i for i, n in enumerate(f.names)} for f in blocks]
