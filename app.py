@@ -14,7 +14,7 @@ navigation = st.navigation(
             f"{PAGES}/search_page.py",
             title="Search",
             icon=":material/search:",
-            url_path="search",
+            url_path="home",  # the default page is served at "/"; this name must differ
             default=True,
         ),
         st.Page(
@@ -34,6 +34,14 @@ navigation = st.navigation(
             title="Dataset",
             icon=":material/photo_library:",
             url_path="dataset",
+        ),
+        # /search (a bookmark, a link in the docs) opens the Search page, not "Page not found"
+        st.Page(
+            f"{PAGES}/search_page.py",
+            title="Search",
+            icon=":material/search:",
+            url_path="search",
+            visibility="hidden",
         ),
     ]
 )

@@ -193,12 +193,35 @@ def thumbnail_jpeg(source: ImageSource, max_side: int = THUMB_SIDE, quality: int
 
 
 def safe_label(name: str, limit: int = 80) -> str:
-    """An uploaded file's name fit for display: letters, digits, ``._- `` only, at most ``limit``.
+    """An uploaded file's name fit for one line: control characters replaced, at most ``limit``.
 
-    Page text is rendered as Markdown, so a crafted file name must not become a link or image.
+    The name is kept as typed otherwise; pages show it through :func:`plain`.
     """
-    cleaned = re.sub(r"[^\w.\- ]", "_", name).strip() or "upload"
+    cleaned = _CONTROL.sub("\N{REPLACEMENT CHARACTER}", name).strip() or "upload"
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_MARKUP = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+
+
+def plain(text: object) -> str:
+    """``text`` escaped so Streamlit's Markdown shows it literally, on one line.
+
+    Every ASCII punctuation character gets a backslash (CommonMark's escape, which Streamlit
+    also honours for ``$`` LaTeX, ``:red[...]`` colours, ``:emoji:`` codes and ``<tags>``), and
+    line breaks become spaces. Used for every file name, path, config value and error message
+    a page shows in headings, captions, messages and tables.
+    """
+    return _MARKUP.sub(r"\\\1", _CONTROL.sub(" ", str(text)))
+
+
+def plain_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` for ``st.table`` (which renders Markdown) with every text escaped."""
+    out = frame.map(lambda value: plain(value) if isinstance(value, str) else value)
+    out.index = [plain(label) for label in frame.index]
+    out.columns = [plain(label) for label in frame.columns]
+    return out
 
 
 def dataset_queries(dataset: Dataset, indexed: Sequence[str]) -> list[str]:

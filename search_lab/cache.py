@@ -25,10 +25,12 @@ import numpy as np
 from filelock import FileLock
 
 from search_lab import integrity
+from search_lab.lifeline import owner_tag, remove_stale
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1  # bump when the extraction code changes what vectors mean
+TMP_SUFFIX = ".tmp"
 
 
 @dataclass
@@ -61,10 +63,16 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete temporary files that killed atomic writes left in ``folder`` (no live writer's)."""
+    return remove_stale(folder.glob(f".*{TMP_SUFFIX}")) if folder.is_dir() else []
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    prefix = f".{path.name}.{owner_tag()}"  # lets a later run tell a dead writer's leftover
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=TMP_SUFFIX)
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from other users and processes
         with os.fdopen(fd, "wb") as handle:
@@ -88,6 +96,7 @@ class FeatureCache:
 
     def __init__(self, directory: str | os.PathLike) -> None:
         self.directory = Path(directory)
+        remove_leftovers(self.directory)
 
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.npz"

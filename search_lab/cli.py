@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -11,16 +12,21 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from search_lab.cache import remove_leftovers
 from search_lab.errors import SearchLabError
+from search_lab.lifeline import die_with_parent
 
 log = logging.getLogger(__name__)
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+MULTIRUN_FLAGS = frozenset({"-m", "--multirun"})
+LAUNCHER_PID_ENV = "SEARCH_LAB_LAUNCHER_PID"  # the pid of the command a sweep's jobs belong to
 _GROUP_CHOICE = re.compile(r"^[+~]{0,2}([A-Za-z_]\w*)=([\w.,-]+)$")
 
 
@@ -50,20 +56,53 @@ def check_overrides(argv: list[str], config_name: str) -> None:
     """Exit with one line if the command-line overrides do not compose into a config.
 
     Hydra reports a typo'd key (``feature.binz=...``) or an unknown option in several lines; this
-    composes the config once before Hydra runs and prints the first line of the problem.
-    Multirun and Hydra's own flags (``-m``, ``--cfg``, ``--help``) are left to Hydra.
+    composes the config once before Hydra runs and prints the first line of the problem. For a
+    multirun (``-m``) it composes the sweep's first job. Hydra's other flags (``--cfg``,
+    ``--help``, ...) are left to Hydra.
     """
+    os.environ[LAUNCHER_PID_ENV] = str(os.getpid())  # inherited by joblib's worker processes
     check_choices(argv)
-    if any(arg.startswith("-") for arg in argv):
+    flags = {arg for arg in argv if arg.startswith("-")}
+    if flags - MULTIRUN_FLAGS:
         return
+    overrides = [arg for arg in argv if not arg.startswith("-")]
     try:
+        if flags:
+            overrides = first_job(overrides)
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            compose(config_name=config_name, overrides=argv, return_hydra_config=True)
+            compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
         lines = str(err).strip().splitlines()
         hint = f" {lines[1]}" if len(lines) > 1 and lines[1].startswith("To ") else ""
         print(f"error: {lines[0]}{hint}", file=sys.stderr)
         sys.exit(2)
+
+
+def _guard_worker(hydra_cfg: DictConfig) -> None:
+    """In a joblib sweep's worker process, end the process as soon as the sweep command dies.
+
+    Without this, ``kill -9`` of the sweep leaves joblib's workers running the queued jobs and
+    writing their ``metrics.json``. The worker's parent is the sweep command, so a watchdog
+    thread sees the parent pid change within half a second (no parent-death signal: joblib may
+    start workers from a thread that ends before the sweep does).
+    """
+    launcher = str(hydra_cfg.launcher.get("_target_", "")) if "launcher" in hydra_cfg else ""
+    pid = os.environ.get(LAUNCHER_PID_ENV, "")
+    if "joblib" in launcher.lower() and pid.isdigit() and int(pid) != os.getpid():
+        die_with_parent(int(pid), pdeathsig=False)
+
+
+def first_job(overrides: list[str]) -> list[str]:
+    """The overrides of a multirun's first job: each sweep (``a,b``, ``range(...)``) at its
+    first value, as Hydra's basic sweeper orders them."""
+    first = []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.is_sweep_override():
+            value = next(iter(override.sweep_string_iterator()), "")
+            first.append(f"{override.get_key_element()}={value}")
+        else:
+            first.append(override.input_line or "")
+    return first
 
 
 def run_job(run: Callable[[dict[str, Any], Path], Any], cfg: DictConfig) -> Any:
@@ -76,6 +115,8 @@ def run_job(run: Callable[[dict[str, Any], Path], Any], cfg: DictConfig) -> Any:
     """
     hydra_cfg = HydraConfig.get()
     out = Path(hydra_cfg.runtime.output_dir)
+    _guard_worker(hydra_cfg)
+    remove_leftovers(out)
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
         if hydra_cfg.mode == RunMode.MULTIRUN:

@@ -41,6 +41,7 @@ from search_lab.manifest import (
     path_in,
     root_problem,
 )
+from search_lab.lifeline import owner_tag, remove_stale
 from search_lab.postprocess import PostProcessor
 from search_lab.results import write_json
 from search_lab.splits import split_dataset
@@ -146,7 +147,9 @@ class SearchEngine:
         directory.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(directory)
         tmp = Path(
-            tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent)
+            tempfile.mkdtemp(
+                prefix=f".{directory.name}.{owner_tag()}", suffix=".tmp", dir=directory.parent
+            )
         )
         tmp.chmod(0o755)  # mkdtemp's 0700 would keep other users' app processes from the mmap
         try:
@@ -248,10 +251,10 @@ def _check_expectations(directory: Path, manifest: dict[str, Any], expect: dict[
 
 
 def _remove_stale(directory: Path, age_s: float = 600.0) -> None:
-    """Delete temporary folders a killed build of ``directory`` left (older than ``age_s``)."""
-    for stale in directory.parent.glob(f".{directory.name}.*.tmp"):
-        if time.time() - stale.stat().st_mtime > age_s:
-            shutil.rmtree(stale, ignore_errors=True)
+    """Delete temp folders of killed builds of ``directory`` (writer dead, or ``age_s`` old)."""
+    prefix = f".{directory.name}."  # no glob: folder names may hold ``*`` or ``[``
+    temps = [p for p in directory.parent.iterdir() if p.name.startswith(prefix)]
+    remove_stale([p for p in temps if p.name.endswith(".tmp")], age_s)
 
 
 def _replace_dir(tmp: Path, directory: Path) -> None:

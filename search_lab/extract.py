@@ -24,6 +24,7 @@ from search_lab.errors import ImageLoadError
 from search_lab.features import Extractor, create
 from search_lab.features.combo import combine
 from search_lab.images import load_image
+from search_lab.lifeline import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,10 @@ def load_for(
     return np.ascontiguousarray(np.rot90(image, rotation)) if rotation % 4 else image
 
 
-def _init_worker(feature_cfg: dict[str, Any], rotation: int) -> None:
+def _init_worker(feature_cfg: dict[str, Any], rotation: int, parent: int | None = None) -> None:
+    """Set up a pool worker; it dies with ``parent`` (the run) if that is killed."""
+    if parent is not None:
+        die_with_parent(parent)
     _WORKER["extractor"] = build_extractor(feature_cfg)
     _WORKER["rotation"] = rotation
 
@@ -79,7 +83,8 @@ def _parallel(paths: Sequence[Path], feature_cfg: dict, rotation: int, workers: 
     ctx = (
         get_context("fork") if "fork" in get_all_start_methods() else None
     )  # no re-imports per worker
-    with ProcessPoolExecutor(workers, ctx, _init_worker, (feature_cfg, rotation)) as pool:
+    init_args = (feature_cfg, rotation, os.getpid())
+    with ProcessPoolExecutor(workers, ctx, _init_worker, init_args) as pool:
         yield from pool.map(_extract_file, paths, chunksize=chunk)
 
 
@@ -108,11 +113,13 @@ def extract_files(
     rotation: int = 0,
     workers: int | None = None,
     progress: Progress = True,
+    warn: bool = True,
 ) -> Features:
     """Descriptors of ``root / name`` for every name; unreadable files are skipped and reported.
 
     ``progress`` is True for a terminal progress bar (images/s), False for none, or a callable
-    given ``(done, total)`` after every image (the app's progress bar).
+    given ``(done, total)`` after every image (the app's progress bar). ``warn=False`` leaves
+    the warning about each skipped file to the caller (``combo`` warns once for all its parts).
     """
     feature_cfg = dict(feature_cfg)
     extractor = build_extractor(feature_cfg)
@@ -139,7 +146,8 @@ def extract_files(
             kept.append(name)
             vectors.append(vector)
         else:
-            log.warning("skipping %s", error)
+            if warn:
+                log.warning("skipping %s", error)
             skipped[name] = error
     matrix = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), np.float32)
     return Features(kept, matrix, skipped, time.perf_counter() - start)
@@ -155,6 +163,7 @@ def cached_features(
     rotation: int = 0,
     workers: int | None = None,
     progress: Progress = True,
+    warn: bool = True,
 ) -> tuple[Features, bool]:
     """Features of ``names`` from the cache, extracting (and storing) them on a miss.
 
@@ -167,9 +176,8 @@ def cached_features(
             cache, root, names, fingerprint, feature_cfg, rotation, workers, progress
         )
     if cache is None:
-        return extract_files(
-            root, names, feature_cfg, rotation=rotation, workers=workers, progress=progress
-        ), False
+        options = {"rotation": rotation, "workers": workers, "progress": progress, "warn": warn}
+        return extract_files(root, names, feature_cfg, **options), False
     key = cache_key(
         fingerprint=fingerprint,
         names=cache_key(names=list(names)),
@@ -180,9 +188,8 @@ def cached_features(
         hit = cache.get(key)
         if hit is not None:
             return hit, True
-        features = extract_files(
-            root, names, feature_cfg, rotation=rotation, workers=workers, progress=progress
-        )
+        options = {"rotation": rotation, "workers": workers, "progress": progress, "warn": warn}
+        features = extract_files(root, names, feature_cfg, **options)
         cache.put(key, features)
         return features, False
 
@@ -211,10 +218,14 @@ def _combo_features(
             rotation=rotation,
             workers=workers,
             progress=progress,
+            warn=False,
         )
         blocks.append(features)
         all_hit &= hit
-        skipped.update(features.skipped)
+        for name, reason in features.skipped.items():
+            if name not in skipped and not hit:  # once per file, as a single feature would
+                log.warning("skipping %s", reason)
+            skipped.setdefault(name, reason)
         seconds += features.seconds
     kept = [n for n in names if n not in skipped]
     rows = [{n: i for i, n in enumerate(f.names)} for f in blocks]

@@ -17,16 +17,26 @@ from contextlib import contextmanager
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from search_lab.errors import ConfigError, ImageLoadError
 
-__all__ = ["MAX_PIXELS", "load_image"]
+__all__ = ["MAX_PIXELS", "UPLOAD_DECODE_BYTES", "load_image"]
 
 logger = logging.getLogger(__name__)
 
 MAX_PIXELS: int = 50_000_000
 """Default bound on width * height: far above any camera, low enough to stop decompression bombs."""
+
+UPLOAD_DECODE_BYTES: int = 64 * 2**20
+"""Bound on the decoded size of an upload (bytes or a stream): with the shrinking done band by
+band, a query's memory stays under 100 MB. JPEGs are measured after reduced-size decoding."""
+
+BAND_PIXELS = 2**20
+"""Pixels converted and shrunk at a time: no full-size RGB copy of a large image is ever made."""
+
+# Bytes per pixel of Pillow's decoded image by mode (RGB is stored with a padding byte).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
 
 UPLOAD_NAME = "<upload>"
 """How error messages name an image given as bytes or as a stream without a ``name``."""
@@ -53,6 +63,7 @@ def load_image(
     *,
     max_side: int | None = None,
     max_pixels: int = MAX_PIXELS,
+    max_decode_bytes: int | None = None,
 ) -> np.ndarray:
     """Load an image upright as 8-bit RGB, optionally shrunk so neither side exceeds ``max_side``.
 
@@ -67,6 +78,10 @@ def load_image(
     max_pixels : int, default MAX_PIXELS
         Images whose header claims more than this many pixels are rejected before any pixel is
         decoded. Pillow's own ``Image.MAX_IMAGE_PIXELS`` check applies as well.
+    max_decode_bytes : int, optional
+        Images whose decoded pixels (after reduced-size JPEG decoding) would take more memory
+        are rejected before decoding. Default: ``UPLOAD_DECODE_BYTES`` for bytes and streams
+        (uploads), no bound for paths; 0 disables it.
 
     Returns
     -------
@@ -86,8 +101,10 @@ def load_image(
     _check_positive("max_side", max_side, optional=True)
     _check_positive("max_pixels", max_pixels, optional=False)
     name = _source_name(source)
+    if max_decode_bytes is None:
+        max_decode_bytes = 0 if isinstance(source, str | os.PathLike) else UPLOAD_DECODE_BYTES
     with _binary_stream(source, name) as fp:
-        return _decode(fp, name, max_side=max_side, max_pixels=max_pixels)
+        return _decode(fp, name, max_side, max_pixels, max_decode_bytes)
 
 
 def _check_positive(param: str, value: int | None, *, optional: bool) -> None:
@@ -135,8 +152,10 @@ def _binary_stream(source: ImageSource, name: str) -> Iterator[BinaryIO]:
         )
 
 
-def _decode(fp: BinaryIO, name: str, *, max_side: int | None, max_pixels: int) -> np.ndarray:
-    """Check the header size, decode (drafted if possible), orient, convert and shrink."""
+def _decode(
+    fp: BinaryIO, name: str, max_side: int | None, max_pixels: int, max_bytes: int
+) -> np.ndarray:
+    """Check the header size, decode (drafted if possible), shrink, convert and orient."""
     mode = "?"
     try:
         # Scoped, not global: Pillow's bomb *warning* becomes an error for this call only.
@@ -149,9 +168,10 @@ def _decode(fp: BinaryIO, name: str, *, max_side: int | None, max_pixels: int) -
                     target = _fit(img.size, max_side)
                     if img.draft("RGB", target) is not None:
                         logger.debug("%s: JPEG draft-decoded at %dx%d", name, *img.size)
+                _check_decode_bytes(img, name, max_bytes)
                 img.load()
-                ImageOps.exif_transpose(img, in_place=True)
-                out = _to_l_or_rgb(img)
+                orientation = img.getexif().get(ExifTags.Base.Orientation)
+                out = _orient(_shrink_in_bands(img, max_side), orientation)
                 if max_side is not None:
                     out.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
                 if out.mode != "RGB":
@@ -185,6 +205,55 @@ def _check_pixels(size: tuple[int, int], name: str, max_pixels: int) -> None:
             f"Cannot load image {name}: {width}x{height} = {width * height:,} pixels exceeds "
             f"max_pixels={max_pixels:,}; shrink the image or raise max_pixels"
         )
+
+
+def _check_decode_bytes(img: Image.Image, name: str, max_bytes: int) -> None:
+    """Refuse an image whose decoded pixels would exceed ``max_bytes`` (0: no bound)."""
+    width, height = img.size
+    needed = width * height * _MODE_BYTES.get(img.mode, 4)
+    if max_bytes and needed > max_bytes:
+        raise ImageLoadError(
+            f"Cannot load image {name}: {width}x{height} {img.format or ''} {img.mode} image "
+            f"needs {needed / 2**20:.0f} MB decoded, more than the {max_bytes / 2**20:.0f} MB "
+            "allowed for an upload; save it as JPEG or shrink it"
+        )
+
+
+def _shrink_in_bands(img: Image.Image, max_side: int | None) -> Image.Image:
+    """``img`` as ``L`` or ``RGB``, box-reduced by the largest integer factor keeping it above
+    ``max_side``, band by band: memory never holds a full-size converted copy."""
+    factor = max(img.size) // max_side if max_side else 1
+    if factor < 2:
+        return _to_l_or_rgb(img)
+    width, height = img.size
+    rows = max(factor, BAND_PIXELS // width // factor * factor)
+    bands = [
+        _to_l_or_rgb(img.crop((0, top, width, min(height, top + rows)))).reduce(factor)
+        for top in range(0, height, rows)
+    ]
+    out = Image.new(bands[0].mode, (bands[0].width, sum(band.height for band in bands)))
+    top = 0
+    for band in bands:
+        out.paste(band, (0, top))
+        top += band.height
+    return out
+
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _orient(img: Image.Image, orientation: int | None) -> Image.Image:
+    """``img`` turned upright for an EXIF ``orientation`` tag (1 or None: as it is)."""
+    method = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+    return img if method is None else img.transpose(method)
 
 
 def _fit(size: tuple[int, int], max_side: int) -> tuple[int, int]:

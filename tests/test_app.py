@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -75,9 +76,14 @@ def _page(at: AppTest, name: str) -> AppTest:
 
 
 def _result_captions(at: AppTest) -> list[str]:
-    """Captions of the result thumbnails (the query's own thumbnail left out)."""
-    captions = [c for image in at.image for c in image.captions]
+    """Captions of the result thumbnails (the query's own thumbnail left out), unescaped."""
+    captions = [_unescape(c) for image in at.image for c in image.captions]
     return [c for c in captions if not c.startswith("query:")]
+
+
+def _unescape(markdown: str) -> str:
+    """The text a caption escaped with ``sup.plain`` shows (its backslashes removed)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def _metric(at: AppTest, label: str) -> list[str]:
@@ -267,6 +273,6 @@ def test_dataset_page(app: AppTest) -> None:
     assert _metric(app, "Images") == ["648"]
     app.selectbox(key="dataset_query").set_value(EASY_QUERY).run()
     assert not app.exception
-    captions = [c for image in app.image for c in image.captions]
+    captions = [_unescape(c) for image in app.image for c in image.captions]
     assert captions[0] == f"query {EASY_QUERY}" and EASY_MATCH in captions
     assert any("skipped no file" in s.value for s in app.success)

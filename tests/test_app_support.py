@@ -228,11 +228,11 @@ def test_runs_signature(tmp_path: Path) -> None:
     assert path == str(run / "metrics.json")
 
 
-def test_safe_label_defuses_markdown() -> None:
+def test_safe_label_keeps_the_name_on_one_line() -> None:
     assert sup.safe_label("100000.jpg") == "100000.jpg"
-    assert sup.safe_label("![x](http://evil/a.png)") == "__x__http___evil_a.png_"
-    assert sup.safe_label("***") == "___"
-    assert sup.safe_label("") == "upload"
+    assert sup.safe_label("![x](http://evil/a.png)") == "![x](http://evil/a.png)"
+    assert sup.safe_label("a\nb\x00.jpg") == "a\ufffdb\ufffd.jpg"
+    assert sup.safe_label("  ") == "upload"
     assert len(sup.safe_label("a" * 500)) == 80
 
 
@@ -365,3 +365,26 @@ def test_build_with_progress_reports_every_image(holidays_dir: Path, tmp_path: P
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert sum("/4 images" in text for _, text in reports) == 4
     assert "built" in message and (tmp_path / "idx" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [
+        ("100000.jpg", r"100000\.jpg"),
+        ("**b** $x$", r"\*\*b\*\* \$x\$"),
+        ("[a](h:x) <img src=x>", r"\[a\]\(h\:x\) \<img src\=x\>"),
+        (":red[r] :smile:", r"\:red\[r\] \:smile\:"),
+        ("a\\b\n# c", r"a\\b \# c"),
+        ("é ✓ 100", "é ✓ 100"),
+    ],
+)
+def test_plain_escapes_every_markdown_character(text: str, escaped: str) -> None:
+    assert sup.plain(text) == escaped
+
+
+def test_plain_table_escapes_labels_and_text_cells() -> None:
+    frame = pd.DataFrame({"A: *x*": ["$y$", 1.5]}, index=["_k_", "n"])
+    out = sup.plain_table(frame)
+    assert list(out.columns) == [r"A\: \*x\*"]
+    assert list(out.index) == [r"\_k\_", "n"]
+    assert out.iloc[:, 0].tolist() == [r"\$y\$", 1.5]

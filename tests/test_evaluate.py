@@ -115,6 +115,26 @@ def test_bad_images_are_skipped_counted_and_listed(holidays_dir: Path, tmp_path:
     assert metrics["per_query_ap"]["100100.jpg"] == 0.0
 
 
+def test_combo_warns_once_per_bad_file(
+    holidays_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ["100000.jpg", "100001.jpg", "100100.jpg", "100101.jpg"]:
+        shutil.copy(holidays_dir / name, data / name)
+    (data / "100101.jpg").write_text("not an image")
+    from tests.conftest import compose_config
+
+    overrides = [f"dataset.root={data}", f"cache_dir={tmp_path / 'c'}", "progress=false"]
+    cfg = compose_config([*overrides, "feature=combo", "feature.parts=[hsv,lbp,hog]", "workers=1"])
+    cfg["feature"]["weights"] = [1.0, 1.0, 1.0]
+    with caplog.at_level("WARNING", logger="search_lab.extract"):
+        metrics = run(cfg, tmp_path / "out")
+    assert metrics["skipped"] == {"100101.jpg": metrics["skipped"]["100101.jpg"]}
+    warned = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipping")]
+    assert len(warned) == 1 and "100101.jpg" in warned[0]
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -132,6 +152,10 @@ def test_bad_images_are_skipped_counted_and_listed(holidays_dir: Path, tmp_path:
         ("workers=-1", "workers must be a positive integer"),
         ("metric=chi2 post.pca_dim=10", "chi2 needs non-negative"),
         ("feature=combo feature.weights=[a,b]", "weights must be numbers"),
+        ("-m feature.binz=1", "Could not override 'feature.binz'"),
+        ("-m feature=hsv,lbp metric=cosine feature.binz=1,2", "Could not override 'feature.binz'"),
+        ("--multirun feature.bins=[8,12", "no viable alternative"),
+        ("-m feature=hsv,colour", "unknown feature 'colour'"),
     ],
 )
 def test_bad_configuration_fails_with_one_line(override: str, message: str, tmp_path: Path) -> None:

@@ -389,3 +389,37 @@ def test_bad_options_are_config_errors(options: dict[str, object]) -> None:
 def test_unsupported_source_type() -> None:
     with pytest.raises(TypeError, match="path, bytes or a binary file object"):
         load_image(12345)  # type: ignore[arg-type]
+
+
+def _halves_png(width: int, height: int, mode: str = "L") -> bytes:
+    """A PNG whose left half is black and right half white."""
+    pixels = np.zeros((height, width), np.uint8)
+    pixels[:, width // 2 :] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "L").convert(mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA"])
+def test_large_image_is_shrunk_band_by_band(mode: str) -> None:
+    out = load_image(_halves_png(3000, 1000, mode), max_side=100, max_decode_bytes=0)
+    assert out.shape == (34, 100, 3)  # 3000x1000 box-reduced by 30: 100 x ceil(1000 / 30)
+    assert out[:, :49].max() <= 1 and out[:, 51:].min() >= 254
+
+
+def test_upload_over_the_decode_budget_is_refused_but_a_file_is_not(tmp_path: Path) -> None:
+    data = _halves_png(3000, 1000, "RGB")  # 12 MB decoded (4 bytes a pixel)
+    with pytest.raises(ImageLoadError, match=r"3000x1000 PNG RGB image needs 11 MB decoded"):
+        load_image(data, max_side=100, max_decode_bytes=10 * 2**20)
+    path = tmp_path / "big.png"
+    path.write_bytes(data)
+    assert load_image(path, max_side=100).shape == (34, 100, 3)  # paths: no bound by default
+
+
+def test_exif_orientation_applies_to_a_shrunk_image() -> None:
+    pixels = np.zeros((1000, 2000, 3), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", exif=exif)
+    assert load_image(buffer.getvalue(), max_side=100).shape == (100, 50, 3)

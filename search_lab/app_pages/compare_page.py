@@ -41,12 +41,12 @@ with ui.user_errors():
         for name, engine in engines.items()
     }
 
-    st.subheader(f"Results for {query.label}")
+    st.subheader(f"Results for {sup.plain(query.label)}")
     ui.show_image(ui.query_thumb(query, first), f"query: {query.label}", width=200)
     for column, (name, result) in zip(st.columns(len(results)), results.items(), strict=True):
         with column:
-            st.markdown(f"**{name}**")
-            st.caption(sup.describe(engines[name].config, len(engines[name].names)))
+            st.markdown(f"**{sup.plain(name)}**")
+            st.caption(sup.plain(sup.describe(engines[name].config, len(engines[name].names))))
             ui.result_metrics(result)
             ui.result_grid(engines[name], result.hits, result.relevant, columns=2)
 

@@ -27,12 +27,15 @@ with ui.user_errors():
     try:
         dataset = ui.dataset_at(source.root, source.layout, source.labels)
     except DatasetError as err:
-        st.error(f"{err}")
+        st.error(sup.plain(err))
         st.markdown(f"Get the dataset with `{sup.FETCH_COMMAND}` (or set HOLIDAYS_DIR).")
         st.stop()
     category = dataset.protocol == "category"
     sizes = sup.group_sizes(dataset)
-    st.caption(f"`{dataset.root}`" + (f" · labels `{dataset.labels}`" if dataset.labels else ""))
+    st.caption(
+        sup.plain(dataset.root)
+        + (f" · labels {sup.plain(dataset.labels)}" if dataset.labels else "")
+    )
     cols = st.columns(4)
     cols[0].metric("Images", len(dataset.names))
     cols[1].metric("Categories" if category else "Groups", len(sizes))
@@ -72,12 +75,13 @@ with ui.user_errors():
         label = dataset.groups[dataset.names.index(query)]
         relevant = relevant[: ui.GRID_COLUMNS * 4]  # a category holds many: show the first
         st.caption(
-            f"Query {query} (category {label}) and the first {len(relevant)} other images "
-            f"of its category ({sizes[label] - 1} in all)."
+            f"Query {sup.plain(query)} (category {sup.plain(label)}) and the first "
+            f"{len(relevant)} other images of its category ({sizes[label] - 1} in all)."
         )
     else:
         st.caption(
-            f"Query {query} and its {len(relevant)} relevant images (the rest of its group)."
+            f"Query {sup.plain(query)} and its {len(relevant)} relevant images "
+            "(the rest of its group)."
         )
     cells = [query, *relevant]
     for row in sup.chunked(cells, ui.GRID_COLUMNS):

@@ -12,12 +12,13 @@ with ui.user_errors():
     runs = ui.runs_table()
     if runs.empty:
         st.info(
-            f"No evaluation run in `{root}` yet. Run one with `python -m search_lab.evaluate`, "
+            f"No evaluation run in {sup.plain(root)} yet. "
+            "Run one with `python -m search_lab.evaluate`, "
             "or a sweep with `python -m search_lab.evaluate -m feature=hsv,lbp`."
         )
         st.stop()
 
-    st.caption(f"{len(runs)} runs read from `{root}`. Click a column header to sort.")
+    st.caption(f"{len(runs)} runs read from {sup.plain(root)}. Click a column header to sort.")
     cols = st.columns(4)
     text = cols[0].text_input("Name contains", key="exp_text")
     choices = {
@@ -83,5 +84,5 @@ with ui.user_errors():
         format_func=labels.__getitem__,
         key="exp_b",
     )
-    st.table(sup.run_pair(shown, a, b))
+    st.table(sup.plain_table(sup.run_pair(shown, a, b)))
     st.markdown(sup.pair_verdict(shown, a, b, ui.run_scores()))

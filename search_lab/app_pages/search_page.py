@@ -21,7 +21,7 @@ with ui.user_errors():
     if query is None:
         st.stop()
     result = sup.search(engine, query.source(engine), k, dataset, query.dataset_name)
-    st.subheader(f"Results for {query.label}")
+    st.subheader(f"Results for {sup.plain(query.label)}")
     image_col, metrics_col = st.columns([1, 4])
     with image_col:
         ui.show_image(ui.query_thumb(query, engine), f"query: {query.label}", width=200)

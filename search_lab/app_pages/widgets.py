@@ -36,7 +36,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except SearchLabError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(sup.plain(err), icon=":material/error:")
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the index…")
@@ -68,14 +68,20 @@ def engines_for(choices: Sequence[sup.IndexChoice]) -> dict[str, SearchEngine]:
         try:
             engines[choice.path.name] = engine_for(choice)
         except SearchLabError as err:
-            st.error(f"Index {choice.path.name} cannot be used: {err}", icon=":material/error:")
+            st.error(
+                f"Index {sup.plain(choice.path.name)} cannot be used: {sup.plain(err)}",
+                icon=":material/error:",
+            )
     return engines
 
 
 def show_broken(parent: Path) -> None:
     """One warning per index folder under ``parent`` that cannot be used, with its reason."""
     for name, problem in sup.broken_indexes(parent).items():
-        st.warning(f"Index {name} cannot be used: {problem}", icon=":material/warning:")
+        st.warning(
+            f"Index {sup.plain(name)} cannot be used: {sup.plain(problem)}",
+            icon=":material/warning:",
+        )
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -120,16 +126,16 @@ def thumb(root: Path, names: Sequence[str], name: str) -> bytes | None:
 
 
 def show_image(image: bytes | None, caption: str, width: int | str = "stretch") -> None:
-    """A thumbnail with its caption, or the caption alone if the image is unreadable."""
+    """A thumbnail with its caption (plain text), or the caption alone if it is unreadable."""
     if image is None:
-        st.caption(f"{caption} (image unavailable)")
+        st.caption(sup.plain(f"{caption} (image unavailable)"))
     else:
-        st.image(image, caption=caption, width=width)
+        st.image(image, caption=sup.plain(caption), width=width)
 
 
 def offer_build(parent: Path) -> None:
     """Say how to build an index (the exact command) and offer a button building the default one."""
-    st.warning(f"No index is built in `{parent}` yet.", icon=":material/info:")
+    st.warning(f"No index is built in {sup.plain(parent)} yet.", icon=":material/info:")
     st.markdown(
         "Build the default one (HSV colour histogram, cosine distance, exact search) "
         "in a terminal, in the project folder:"
@@ -141,7 +147,7 @@ def offer_build(parent: Path) -> None:
         data = dataset_at(default_root())
     except DatasetError:
         st.error(
-            f"No dataset at `{default_root()}` either: get one with `{sup.FETCH_COMMAND}` "
+            f"No dataset at {sup.plain(default_root())} either: get one with `{sup.FETCH_COMMAND}` "
             "(or set HOLIDAYS_DIR)."
         )
         return
@@ -153,9 +159,11 @@ def offer_build(parent: Path) -> None:
 def build_default(parent: Path) -> None:
     """Build the default index into ``parent`` with a progress bar, then reload the page."""
     bar = st.progress(0.0, text="starting")
-    message = sup.build_with_progress(
-        sup.default_build_config(parent), lambda fraction, text: bar.progress(fraction, text=text)
-    )
+
+    def report(fraction: float, text: str) -> None:
+        bar.progress(fraction, text=sup.plain(text))
+
+    message = sup.build_with_progress(sup.default_build_config(parent), report)
     st.session_state["built_message"] = message
     st.rerun()
 
@@ -164,14 +172,15 @@ def pick_index(key: str) -> sup.IndexChoice | None:
     """A select box over the built indexes with the choice in plain words; None if there is none."""
     parent = sup.indexes_dir()
     if message := st.session_state.pop("built_message", None):
-        st.success(message)
+        st.success(sup.plain(message))
     choices = {c.path.name: c for c in sup.index_choices(parent)}
     show_broken(parent)
     if not choices:
         offer_build(parent)
         return None
-    name = st.selectbox("Index", list(choices), key=key, help=f"built indexes in {parent}")
-    words = sup.plain_words(choices[name].config)
+    where = f"built indexes in {sup.plain(parent)}"
+    name = st.selectbox("Index", list(choices), key=key, help=where)
+    words = {key: sup.plain(text) for key, text in sup.plain_words(choices[name].config).items()}
     st.caption(
         f"**Feature:** {words['feature']} · **Metric:** {words['metric']} · "
         f"**Search:** {words['index']}"

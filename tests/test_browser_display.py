@@ -1,0 +1,100 @@
+"""The real app in Chromium: crafted file names render as plain text, and /search opens Search.
+
+Serves a two-group dataset whose names carry Markdown, LaTeX, links and HTML (as in
+``test_app_display``) and checks the rendered page: the names appear exactly as typed and no
+bold, link, formula or image element is made from them. Then opens the app at ``/search``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from search_lab import app_support as sup
+from tests.test_app_display import EVIL, evil_lab  # noqa: F401 - the fixture is used below
+from tests.test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    _free_port,
+    _need_chromium,
+    _stop,
+    _wait_healthy,
+)
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def evil_server(evil_lab: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811
+    """URL of the app serving the crafted-names lab."""
+    _need_chromium()
+    env = {
+        **os.environ,
+        sup.INDEXES_ENV: str(evil_lab / "indexes"),
+        sup.OUTPUTS_ENV: str(evil_lab / "outputs"),
+        "HOLIDAYS_DIR": str(evil_lab / "data"),
+    }
+    port = _free_port()
+    log = tmp_path_factory.mktemp("log") / "streamlit.log"
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, proc, log)
+        yield url
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+MARKUP = "strong, em, a[href^='http'], .katex, del, code, img[src='x']"
+PAGE_OWN = {"Feature:", "Metric:", "Search:"}  # the page's own bold labels
+
+
+def test_crafted_names_render_as_typed(evil_server: str, browser) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1700})
+    query = f"{EVIL} g1/{EVIL} 100000.jpg"
+    page.goto(evil_server)
+    heading = page.get_by_role("heading", name=f"Results for {query}")
+    expect(heading).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(f"query: {query}", exact=True)).to_be_visible()
+    expect(page.get_by_text(f"✓ #1 {EVIL} g1/100001.jpg · d=", exact=False)).to_be_visible()
+    made = page.locator("[data-testid=stMain]").locator(MARKUP).all_inner_texts()
+    assert set(made) <= PAGE_OWN, f"markup made from names: {set(made) - PAGE_OWN}"
+    page.close()
+
+
+def test_search_url_opens_the_search_page(evil_server: str, browser) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.goto(f"{evil_server}/search")
+    expect(page.get_by_role("heading", name="Search", exact=True)).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Results for", exact=False)).to_be_visible(timeout=60_000)
+    assert page.get_by_text("Page not found").count() == 0
+    page.close()
