@@ -48,6 +48,14 @@ def adapt_nlist(factory: str, n: int) -> str:
     return factory[: match.start(1)] + str(nlist) + factory[match.end(1) :]
 
 
+def _no_polysemous(faiss: Any, index: Any) -> None:
+    """Skip PQ's polysemous training (tens of seconds of annealing for Hamming pre-filtering
+    that plain PQ search never uses)."""
+    for part in (index, faiss.try_extract_index_ivf(index)):
+        if part is not None and hasattr(faiss.downcast_index(part), "do_polysemous_training"):
+            faiss.downcast_index(part).do_polysemous_training = False
+
+
 @register("faiss")
 class FaissIndex(FileIndex):
     """Any Faiss index by factory string: ``Flat``, ``IVF1024,Flat``, ``IVF1024,PQ16``, ``HNSW32``.
@@ -126,6 +134,7 @@ class FaissIndex(FileIndex):
             ivf = faiss.try_extract_index_ivf(index)
             if ivf is not None:
                 ivf.cp.seed = self.seed
+            _no_polysemous(faiss, index)
             if not index.is_trained:
                 index.train(vectors)
         except RuntimeError as err:  # Faiss's own message, first line only
