@@ -85,7 +85,7 @@ class FaissIndex(FileIndex):
     DATA_FILE: ClassVar[str] = "faiss.index"
     BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("factory", "seed")
     description = (
-        "Faiss (factory string): Flat is a fast exact exhaustive scan; IVF searches the nprobe "
+        "Faiss (faiss-cpu): Flat is a fast exact exhaustive scan; IVF searches the nprobe "
         "nearest clusters; PQ compresses vectors to a few bytes; HNSW is a graph"
     )
 
@@ -112,6 +112,7 @@ class FaissIndex(FileIndex):
         self._index: Any = None
 
     def _faiss(self) -> Any:
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # not its CPU probing
         import faiss
 
         if self.threads > 0:

