@@ -141,8 +141,8 @@ def markdown(report: dict[str, Any], chart_name: str) -> str:
         "spikes; *batched*: all queries in one call on every core (Annoy has "
         "no batch call: its batch is a loop). Index MB: the saved folder on disk. Build peak "
         "RSS: most resident memory the build added (kernel high-water mark). Exact and kd-tree "
-        "single-query figures are timed on 20 queries. Bold rows are on the Pareto front "
-        "(no other setting has both higher recall and more queries/s).",
+        "are timed (single and batched) and scored on the first 20 queries only. Bold rows "
+        "are on the Pareto front (no other setting has both higher recall and more queries/s).",
         "",
         f"![recall against queries per second]({chart_name})",
         "",
