@@ -359,6 +359,9 @@ def holidays_sets(root: Path, n_queries: int) -> list[tuple[str, np.ndarray, np.
     The same configuration as ``python -m search_lab.evaluate feature=cnn`` (its cache is
     reused); the queries are the collection's first ``n_queries`` vectors (each finds itself).
     """
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
     from search_lab.app_support import CONF_DIR
     from search_lab.engine import index_collection
 
@@ -367,9 +370,6 @@ def holidays_sets(root: Path, n_queries: int) -> list[tuple[str, np.ndarray, np.
         ("holidays cnn 1280-d", []),
         ("holidays cnn PCA 128", ["post.pca_dim=128"]),
     ):
-        from hydra import compose, initialize_config_dir
-        from omegaconf import OmegaConf
-
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(
                 "config",
