@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pandas as pd
 from PIL import Image
 
+from search_lab import indexes
 from search_lab.compare import DIFF_PREFIX, diff_to_baseline, format_cell
 from search_lab.data import Dataset, default_root
 from search_lab.engine import (
@@ -68,6 +69,18 @@ INDEX_WORDS = {
     "annoy": "approximate search (Annoy)",
 }
 
+PARAM_WORDS = {
+    "factory": "{}",
+    "n_trees": "{} trees",
+    "M": "M={}",
+    "n_neighbors": "{} neighbours",
+    "nprobe": "nprobe={}",
+    "ef": "ef={}",
+    "epsilon": "epsilon={}",
+    "eps": "eps={}",
+}
+"""Index parameters worth showing beside the method's name, and how."""
+
 T = TypeVar("T")
 
 
@@ -110,14 +123,21 @@ def broken_indexes(parent: str | os.PathLike) -> dict[str, str]:
 def plain_words(config: Mapping[str, Any]) -> dict[str, str]:
     """Feature, metric and index type of a config in words, e.g. ``HSV colour histogram``."""
     feature, metric, index = config["feature"], config["metric"], config["index"]
-    index_text = INDEX_WORDS.get(index["name"], f"{index['name']} index")
-    if "n_trees" in index:
-        index_text += f", {index['n_trees']} trees"
+    short = indexes.description(index["name"]).partition(":")[0]
+    index_text = INDEX_WORDS.get(index["name"]) or short or f"{index['name']} index"
+    index_text += "".join(
+        f", {form.format(index[key])}" for key, form in PARAM_WORDS.items() if key in index
+    )
     return {
         "feature": FEATURE_WORDS.get(feature["name"], f"{feature['name']} features"),
         "metric": METRIC_WORDS.get(metric["name"], f"{metric['name']} distance"),
         "index": index_text,
     }
+
+
+def method_words(config: Mapping[str, Any]) -> str:
+    """The search method of a config in a sentence (from the registered index class)."""
+    return indexes.description(config["index"]["name"])
 
 
 def describe(config: Mapping[str, Any], n_images: int) -> str:
@@ -472,15 +492,20 @@ def pair_verdict(
 def ann_vs_latency(runs: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
     """Points for the ANN-recall-against-latency chart, and the recall column used.
 
-    Uses the largest-k ``ANN-R@k`` column; exact runs count as recall 1. None when no run
-    has both a latency and an ANN recall.
+    Uses the largest-k ``ANN-R@k`` column; runs of exact methods count as recall 1. The
+    ``method`` column is the index config option a run chose (from its name, e.g.
+    ``faiss_ivf``), else the index type. None when no run has an ANN recall.
     """
     ann = [c for c in runs.columns if str(c).startswith("ANN-R@")]
     if not ann or "query_ms_p50" not in runs.columns:
         return None
     column = max(ann, key=lambda c: float(str(c).partition("@")[2]))
     points = runs[["name", "index", "query_ms_p50", column]].copy()
-    points.loc[points["index"] == "exact", column] = points[column].fillna(1.0)
+    # evaluate reports ANN recall for every approximate index: a run without one searched
+    # exactly (exact, kdtree, faiss Flat) and counts as recall 1
+    points.loc[points["query_ms_p50"].notna(), column] = points[column].fillna(1.0)
+    option = points["name"].astype(str).str.extract(r"(?:^|,)index=([\w-]+)", expand=False)
+    points["method"] = option.fillna(points["index"])  # e.g. faiss_ivf apart from faiss
     points = points.dropna(subset=["query_ms_p50", column])
     return (points, column) if len(points) else None
 

@@ -1,16 +1,15 @@
-"""Scale benchmark of Annoy against exact search: ``python -m search_lab.bench_ann [options]``.
+"""Every search method side by side: ``python -m search_lab.bench_ann [options]``.
 
-For each collection size, clustered synthetic vectors (a seeded Gaussian mixture, float32) are
-indexed by :class:`~search_lab.indexes.AnnoyIndex` for a few ``n_trees`` values and queried
-for several ``search_k`` values, one query at a time; exact numpy search is timed on the same
-vectors, one query at a time and batched (matrix products in blocks), and its batched results
-are the ground truth of recall@k. Results go to a JSON file and a Markdown table beside it,
-written with the one results writer (:mod:`search_lab.results`).
-
-Measured per Annoy build: seconds to add the items and grow the trees (``n_jobs`` threads),
-the size of ``annoy.ann`` on disk, the peak resident memory the build added to the process
-(see :class:`PeakRSS`) and the time to memory-map the saved file. Per ``search_k``: queries per
-second, latency percentiles and recall@k against exact search.
+Each method of the index registry (exact, Annoy, kd-tree, NN-descent, HNSW, Faiss) is built
+with a small parameter grid on clustered synthetic vectors (a seeded Gaussian mixture, 100k
+and 1M x 128), on the real Holidays CNN descriptors (1280-d, and PCA to 128, read through the
+project's extraction and feature cache) and, for the effect of dimension, on mixtures of
+32, 128, 512 and 1280 dimensions. Ground truth is :class:`~search_lab.indexes.ExactIndex`, the
+one exact top-k of the code base. Measured per build: seconds, size of the saved folder on
+disk, peak resident memory added by the build (:class:`PeakRSS`); per query setting: queries
+per second one query at a time and in one batch (every core), latency percentiles and
+recall@k. Results go to a JSON file, a Markdown report and a recall-vs-QPS chart beside it
+(:mod:`search_lab.bench_ann_report`).
 """
 
 from __future__ import annotations
@@ -26,16 +25,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import annoy
 import numpy as np
 import psutil
 
-from search_lab.indexes import AnnoyIndex
-from search_lab.results import write_json, write_text
+from search_lab import indexes
+from search_lab.results import write_json
 
 log = logging.getLogger(__name__)
 
@@ -144,58 +143,6 @@ class PeakRSS:
         return self.peak - self.before
 
 
-def exact_batched(
-    items: np.ndarray, queries: np.ndarray, k: int, *, block: int = 64
-) -> tuple[np.ndarray, float]:
-    """Exact top-k (squared euclidean) for all queries, ``block`` queries per matrix product.
-
-    Returns ids (Q, k) sorted by distance and the seconds taken (norms included). A block of
-    ``block x N`` float32 distances bounds memory (256 MB at 1M items).
-    """
-    start = time.perf_counter()
-    sq = np.einsum("ij,ij->i", items, items)
-    ids = np.empty((len(queries), k), np.int64)
-    for s in range(0, len(queries), block):
-        d = queries[s : s + block] @ items.T
-        d *= -2.0  # in place: no second block-sized temporary
-        d += sq  # ||q||^2 is the same for every item: it does not rank
-        top = np.argpartition(d, k - 1, axis=1)[:, :k]
-        order = np.take_along_axis(d, top, 1).argsort(axis=1)
-        ids[s : s + block] = np.take_along_axis(top, order, 1)
-    return ids, time.perf_counter() - start
-
-
-MATVECS: dict[str, Any] = {
-    "blas": lambda items, q: items @ q,
-    "einsum": lambda items, q: np.einsum("ij,j->i", items, q),
-}
-"""Matrix-vector products for exact single-query search: BLAS (may wake threads per call, slow
-under load) and numpy's own single-threaded loop; the faster one is the baseline."""
-
-
-def exact_single(
-    items: np.ndarray, queries: np.ndarray, k: int, *, matvec: str = "blas"
-) -> tuple[np.ndarray, list[float]]:
-    """Exact top-k one query at a time (a matrix-vector product each); ids and seconds per query.
-
-    Item norms are computed once beforehand, as an exact index would store them. ``matvec``
-    names an entry of :data:`MATVECS`.
-    """
-    product = MATVECS[matvec]
-    sq = np.einsum("ij,ij->i", items, items)
-    ids = np.empty((len(queries), k), np.int64)
-    seconds = []
-    for i, q in enumerate(queries):
-        start = time.perf_counter()
-        d = product(items, q)
-        d *= -2.0
-        d += sq
-        top = np.argpartition(d, k - 1)[:k]
-        ids[i] = top[np.argsort(d[top])]
-        seconds.append(time.perf_counter() - start)
-    return ids, seconds
-
-
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean share of each row of ``truth`` (Q, k) found in the same row of ``found``."""
     hits = [len(set(f[f >= 0]) & set(t)) for f, t in zip(found, truth, strict=True)]
@@ -203,106 +150,247 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def _latency(seconds: Sequence[float]) -> dict[str, float]:
+    """Queries per second from the median latency (robust to a busy shared CPU), and the mean."""
     ms = 1e3 * np.asarray(seconds)
     return {
-        "qps": float(len(ms) / (ms.sum() / 1e3)),
+        "qps": float(1e3 / np.percentile(ms, 50)),
+        "qps_mean": float(len(ms) / (ms.sum() / 1e3)),
         "ms_p50": float(np.percentile(ms, 50)),
         "ms_p95": float(np.percentile(ms, 95)),
     }
 
 
-def bench_size(
-    n: int,
-    mixture: Mixture,
+@dataclass(frozen=True)
+class Method:
+    """One build of one index type and the query-time values swept on it."""
+
+    label: str
+    kind: str
+    build: dict[str, Any] = field(default_factory=dict)
+    knob: str | None = None  # query-time attribute swept, e.g. "ef"
+    values: tuple[Any, ...] = (None,)
+    batch: dict[str, Any] = field(default_factory=dict)  # attribute -> value for batched runs
+    max_queries: int | None = None  # slow methods: time only this many queries one at a time
+
+
+ALL = -1
+GRID: tuple[Method, ...] = (
+    Method("exact (numpy)", "exact", max_queries=20),
+    Method("faiss Flat", "faiss", {"factory": "Flat"}, batch={"threads": ALL}),
+    Method(
+        "annoy 50 trees",
+        "annoy",
+        {"n_trees": 50, "seed": 0, "n_jobs": ALL},
+        "search_k",
+        (500, 2000, 10000),
+    ),
+    Method("kdtree", "kdtree", {}, "eps", (0.0, 2.0), batch={"n_jobs": ALL}, max_queries=20),
+    Method(
+        "hnsw M16",
+        "hnsw",
+        {"M": 16, "ef_construction": 100, "n_jobs": ALL},
+        "ef",
+        (10, 20, 40, 80, 160),
+        batch={"query_jobs": ALL},
+    ),
+    Method(
+        "nndescent",
+        "nndescent",
+        {"n_neighbors": 30, "leaf_budget": 16, "n_jobs": ALL},
+        "epsilon",
+        (0.0, 0.1, 0.2, 0.3),
+    ),
+    Method(
+        "faiss IVF1024,Flat",
+        "faiss",
+        {"factory": "IVF1024,Flat", "threads": ALL},
+        "nprobe",
+        (1, 4, 16, 64),
+        batch={"threads": ALL},
+    ),
+    Method(
+        "faiss IVF1024,PQ16",
+        "faiss",
+        {"factory": "IVF1024,PQ16", "threads": ALL},
+        "nprobe",
+        (4, 16, 64),
+        batch={"threads": ALL},
+    ),
+    Method(
+        "faiss HNSW32",
+        "faiss",
+        {"factory": "HNSW32", "threads": ALL},
+        "ef",
+        (16, 32, 64, 128),
+        batch={"threads": ALL},
+    ),
+)
+"""The parameter grid. Builds use every core (n_jobs / threads -1: faster, not bit-for-bit
+reproducible for the graph methods); single queries run on one thread, batches on every core."""
+
+DIM_SETTING: dict[str, Any] = {
+    "annoy 50 trees": 2000,
+    "kdtree": 0.0,
+    "hnsw M16": 40,
+    "nndescent": 0.1,
+    "faiss IVF1024,Flat": 16,
+    "faiss IVF1024,PQ16": 16,
+    "faiss HNSW32": 64,
+}
+"""The one query setting per method in the dimension sweep."""
+
+SINGLE_THREAD = {"threads": 1, "query_jobs": 1, "n_jobs": 1}
+
+
+def _set(index: indexes.Index, values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        if hasattr(index, name):
+            setattr(index, name, value)
+
+
+def _disk_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.iterdir()) / 2**20
+
+
+def _numba_threads(n: int) -> None:
+    """pynndescent follows numba's global thread count; set it for the next call."""
+    try:
+        import numba
+
+        numba.set_num_threads(max(1, n if n > 0 else os.cpu_count() or 1))
+    except ImportError:  # nndescent not installed: nothing to set
+        pass
+
+
+def time_queries(index: indexes.Index, queries: np.ndarray, k: int, n_single: int) -> dict:
+    """Single-query latency (one thread) over ``n_single`` queries, then one batched call."""
+    _set(index, SINGLE_THREAD)
+    _numba_threads(1)
+    seconds = []
+    for q in queries[:n_single]:
+        start = time.perf_counter()
+        index.search(q[None, :], k)
+        seconds.append(time.perf_counter() - start)
+    return {**_latency(seconds), "single_queries": len(seconds)}
+
+
+def bench_method(
+    method: Method, items: np.ndarray, queries: np.ndarray, truth: np.ndarray, k: int, work: Path
+) -> dict[str, Any]:
+    """Build ``method`` once, save it, and time every query setting; recall from the batch."""
+    index = indexes.create(method.kind, metric="euclidean", **method.build)
+    _numba_threads(method.build.get("n_jobs", 1))
+    start = time.perf_counter()
+    with PeakRSS() as mem:
+        index.build(items)
+    build_s = time.perf_counter() - start
+    folder = work / method.label.replace(" ", "_").replace(",", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    index.save(folder)
+    out = {
+        "method": method.label,
+        "kind": method.kind,
+        "build": method.build,
+        "knob": method.knob,
+        "build_s": build_s,
+        "index_mb": _disk_mb(folder),
+        "build_peak_rss_mb": mem.added / 2**20,
+        "settings": [],
+    }
+    shutil.rmtree(folder, ignore_errors=True)
+    for value in method.values:
+        if method.knob:
+            setattr(index, method.knob, value)
+        n_single = min(len(queries), method.max_queries or len(queries))
+        row = {"value": value, **time_queries(index, queries, k, n_single)}
+        _set(index, method.batch)
+        _numba_threads(-1)
+        start = time.perf_counter()
+        found, _ = index.search(queries[:n_single], k)  # slow methods: their queries only
+        row["batched_qps"] = n_single / (time.perf_counter() - start)
+        row[f"recall_at_{k}"] = recall(found, truth[:n_single])
+        out["settings"].append(row)
+        log.info(
+            "  %s %s=%s: %.0f q/s single, %.0f batched, recall %.3f",
+            method.label,
+            method.knob,
+            value,
+            row["qps"],
+            row["batched_qps"],
+            row[f"recall_at_{k}"],
+        )
+    return out
+
+
+def bench_set(
+    name: str,
+    items: np.ndarray,
     queries: np.ndarray,
     *,
     k: int,
-    trees: Sequence[int],
-    search_ks: Sequence[int],
-    single_queries: int,
-    n_jobs: int,
-    work_dir: Path,
+    methods: Sequence[Method],
+    work: Path,
+    skip: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Every measurement for one collection size; see the module docstring."""
-    log.info("n=%d: sampling items", n)
-    items = mixture.sample(n, stream=0)
-    truth, batched_s = exact_batched(items, queries, k)
-    singles = {}
-    for matvec in MATVECS:
-        single_ids, single_s = exact_single(items, queries[:single_queries], k, matvec=matvec)
-        singles[matvec] = {
-            **_latency(single_s),
-            "agrees_with_batched": recall(single_ids, truth[: len(single_ids)]),
-        }
-    fastest = max(singles, key=lambda name: singles[name]["qps"])
-    exact = {
-        "batched_qps": len(queries) / batched_s,
-        "batched_s": batched_s,
-        "single": {"matvec": fastest, **singles[fastest]},
-        "single_by_matvec": singles,
-        "single_queries": len(single_s),
+    """Every method on one collection; ``skip`` maps a method label to why it is left out."""
+    log.info("%s: %d x %d, %d queries", name, *items.shape, len(queries))
+    exact = indexes.create("exact", metric="euclidean", block=64)
+    exact.build(items)
+    start = time.perf_counter()
+    truth, _ = exact.search(queries, k)
+    truth_s = time.perf_counter() - start
+    skip = skip or {}
+    runs = [bench_method(m, items, queries, truth, k, work) for m in methods if m.label not in skip]
+    return {
+        "name": name,
+        "n_items": len(items),
+        "dim": items.shape[1],
+        "n_queries": len(queries),
+        "items_mb": items.nbytes / 2**20,
+        "truth_s": truth_s,
+        "methods": runs,
+        "skipped": skip,
     }
-    log.info(
-        "n=%d: exact %.1f q/s single (%s), %.0f q/s batched",
-        n,
-        exact["single"]["qps"],
-        fastest,
-        exact["batched_qps"],
-    )
-    builds = []
-    for n_trees in trees:
-        index = AnnoyIndex(metric="euclidean", n_trees=n_trees, seed=mixture.seed, n_jobs=n_jobs)
-        start = time.perf_counter()
-        with PeakRSS() as mem:
-            index.build(items)
-        build_s = time.perf_counter() - start
-        folder = work_dir / f"annoy-{n}-{n_trees}"
-        folder.mkdir(parents=True, exist_ok=True)
-        index.save(folder)
-        del index  # drop the in-memory forest; queries run on the memory-mapped file, as in the app
-        loaded = AnnoyIndex(metric="euclidean", n_trees=n_trees)
-        start = time.perf_counter()
-        loaded.load(folder)
-        load_ms = 1e3 * (time.perf_counter() - start)
-        settings = []
-        for search_k in search_ks:
-            loaded.search_k = search_k
-            found = np.empty((len(queries), k), np.int64)
-            seconds = []
-            for i, q in enumerate(queries):
-                t0 = time.perf_counter()
-                found[i] = loaded.search(q[None, :], k)[0][0]
-                seconds.append(time.perf_counter() - t0)
-            row = {
-                "search_k": search_k,
-                **_latency(seconds),
-                f"recall_at_{k}": recall(found, truth),
-            }
-            row["speedup_vs_exact_single"] = row["qps"] / exact["single"]["qps"]
-            settings.append(row)
-            log.info(
-                "n=%d trees=%d search_k=%d: %.0f q/s, recall@%d %.3f",
-                n,
-                n_trees,
-                search_k,
-                row["qps"],
-                k,
-                row[f"recall_at_{k}"],
+
+
+def holidays_sets(root: Path, n_queries: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """CNN descriptors of a Holidays folder (1280-d, and PCA to 128) via the project's cache.
+
+    The same configuration as ``python -m search_lab.evaluate feature=cnn`` (its cache is
+    reused); the queries are the collection's first ``n_queries`` vectors (each finds itself).
+    """
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from search_lab.app_support import CONF_DIR
+    from search_lab.engine import index_collection
+
+    out = []
+    for label, extra in (
+        ("holidays cnn 1280-d", []),
+        ("holidays cnn PCA 128", ["post.pca_dim=128"]),
+    ):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(
+                "config",
+                overrides=["feature=cnn", f"dataset.root={root}", "progress=false", *extra],
             )
-        builds.append(
-            {
-                "n_trees": n_trees,
-                "build_s": build_s,
-                "index_mb": (folder / AnnoyIndex.FOREST_FILE).stat().st_size / 2**20,
-                "build_peak_rss_mb": mem.added / 2**20,
-                "rss_method": mem.method,
-                "load_ms": load_ms,
-                "settings": settings,
-            }
-        )
-        del loaded
-        shutil.rmtree(folder, ignore_errors=True)
-    return {"n_items": n, "items_mb": items.nbytes / 2**20, "exact": exact, "annoy": builds}
+        vectors = index_collection(OmegaConf.to_container(cfg, resolve=True)).vectors
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        out.append((label, vectors, vectors[:n_queries]))
+    return out
+
+
+def best_at(run: dict[str, Any], k: int, min_recall: float) -> dict[str, dict[str, Any]]:
+    """Per method label, its fastest single-query setting with recall@k >= ``min_recall``."""
+    best: dict[str, dict[str, Any]] = {}
+    for m in run["methods"]:
+        for s in m["settings"]:
+            if s[f"recall_at_{k}"] >= min_recall and s["qps"] > best.get(m["method"], {}).get(
+                "qps", 0.0
+            ):
+                best[m["method"]] = {"knob": m["knob"], **s}
+    return best
 
 
 def machine() -> dict[str, Any]:
@@ -320,227 +408,147 @@ def machine() -> dict[str, Any]:
         "load_avg_1m_at_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "annoy": _annoy_version(),
+        **{name: _version(name) for name in LIBRARIES},
         "platform": platform.platform(),
     }
 
 
-def _annoy_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+LIBRARIES = ("annoy", "scipy", "hnswlib", "pynndescent", "faiss-cpu")
 
+
+def _version(name: str) -> str:
     try:
-        return version("annoy")
+        return version(name)
     except PackageNotFoundError:
-        return getattr(annoy, "__version__", "unknown")
-
-
-def target_check(run: dict[str, Any], k: int, *, min_recall: float, min_speedup: float) -> dict:
-    """The fastest setting of ``run`` with recall@k >= ``min_recall``; is it fast enough?"""
-    best = None
-    for build in run["annoy"]:
-        for s in build["settings"]:
-            if s[f"recall_at_{k}"] >= min_recall and (best is None or s["qps"] > best["qps"]):
-                best = {"n_trees": build["n_trees"], **s}
-    return {
-        "n_items": run["n_items"],
-        "min_recall": min_recall,
-        "min_speedup": min_speedup,
-        "best": best,
-        "met": bool(best and best["speedup_vs_exact_single"] >= min_speedup),
-    }
-
-
-def markdown(report: dict[str, Any]) -> str:
-    """The report as Markdown: machine, data, one table per size, and the target verdict."""
-    m, cfg, k = report["machine"], report["config"], report["config"]["k"]
-    mix = cfg["mixture"]
-    lines = [
-        "# Annoy vs exact search at scale",
-        "",
-        f"Command: `{report['command']}` — total {report['elapsed_s']:.0f} s.",
-        "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, load average "
-        f"{m['load_avg_1m_at_start']} at start; Python {m['python']}, numpy {m['numpy']}, "
-        f"annoy {m['annoy']}. {report.get('note', '')}".rstrip(),
-        "",
-        f"Data: {mix['dim']}-d float32 vectors from a Gaussian mixture of {mix['components']} "
-        f"flat components (intrinsic dimension {mix['intrinsic_dim']}, spread {mix['spread']}, "
-        f"noise {mix['noise']}, "
-        f"seed {mix['seed']}); {cfg['queries']} queries from the same mixture; euclidean "
-        f"distance; recall@{k} against exact search. Annoy builds with n_jobs={cfg['n_jobs']}; "
-        "queries are answered one at a time on the memory-mapped `annoy.ann`, on one thread. "
-        "Exact single = a float32 matrix-vector product and a partial sort per query, over the "
-        "first queries only, timed twice: through BLAS (which may wake a thread per call, "
-        "slow when the machine is busy) and through numpy's single-threaded einsum; "
-        "× exact single divides by the faster of the two. Exact batched = matrix products "
-        "over 64 queries at a time (BLAS, every core).",
-        "",
-        "Build s: adding the N items from Python plus growing the trees. Build peak RSS: the "
-        "most resident memory the build added to the process (kernel high-water mark reset "
-        "before the build, minus RSS before it); the input vectors, already in memory, are not "
-        "counted. Index MB: size of `annoy.ann` (the vectors plus the trees).",
-        "",
-    ]
-    for run in report["runs"]:
-        ex = run["exact"]
-        lines += [
-            f"## {run['n_items']:,} items ({run['items_mb']:.0f} MB of vectors)",
-            "",
-            f"| method | n_trees | search_k | build s | index MB | build peak RSS MB "
-            f"| queries/s | p50 ms | p95 ms | × exact single | recall@{k} |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-            *(
-                f"| exact, one query at a time, {name} ({ex['single_queries']} queries) "
-                f"| | | | | | {s['qps']:.1f} | {s['ms_p50']:.2f} | {s['ms_p95']:.2f} "
-                f"| {s['qps'] / ex['single']['qps']:.2f} | 1.000 |"
-                for name, s in ex["single_by_matvec"].items()
-            ),
-            f"| exact, batched | | | | | | {ex['batched_qps']:.1f} | | "
-            f"| {ex['batched_qps'] / ex['single']['qps']:.1f} | 1.000 |",
-        ]
-        for b in run["annoy"]:
-            for s in b["settings"]:
-                sk = f"{s['search_k']}" if s["search_k"] > 0 else f"-1 (= {k * b['n_trees']})"
-                lines.append(
-                    f"| annoy | {b['n_trees']} | {sk} | {b['build_s']:.1f} | {b['index_mb']:.0f} "
-                    f"| {b['build_peak_rss_mb']:.0f} | {s['qps']:.0f} | {s['ms_p50']:.2f} "
-                    f"| {s['ms_p95']:.2f} | {s['speedup_vs_exact_single']:.1f} "
-                    f"| {s[f'recall_at_{k}']:.3f} |"
-                )
-        loads = [b["load_ms"] for b in run["annoy"]]
-        if loads:
-            lines += [
-                "",
-                f"Loading a saved forest (memory-mapped, not read): {min(loads):.2f}–"
-                f"{max(loads):.2f} ms.",
-            ]
-        lines.append("")
-    for t in report["targets"]:
-        best = t["best"]
-        verdict = "met" if t["met"] else "NOT met"
-        detail = (
-            f"n_trees={best['n_trees']}, search_k={best['search_k']}: {best['qps']:.0f} q/s, "
-            f"{best['speedup_vs_exact_single']:.1f}× exact single, recall@{k} "
-            f"{best[f'recall_at_{k}']:.3f}"
-            if best
-            else f"no setting reaches recall@{k} {t['min_recall']}"
-        )
-        lines.append(
-            f"Target at {t['n_items']:,} items (≥ {t['min_speedup']:g}× exact single at "
-            f"recall@{k} ≥ {t['min_recall']}): **{verdict}** — fastest such setting {detail}."
-        )
-    return "\n".join(lines).rstrip() + "\n"
+        return "not installed"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Command-line options; ``--quick`` replaces the sizes and grid with a seconds-long run."""
+    """Command-line options; ``--quick`` replaces the sizes with a seconds-long run."""
     p = argparse.ArgumentParser(prog="python -m search_lab.bench_ann", description=__doc__)
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--queries", type=int, default=1000)
-    p.add_argument("--trees", type=int, nargs="+", default=[10, 50, 100])
-    p.add_argument("--search-k", type=int, nargs="+", default=[-1, 2000, 10_000, 50_000])
+    p.add_argument("--dims", type=int, nargs="+", default=[32, 128, 512, 1280])
+    p.add_argument("--dim-items", type=int, default=20_000, help="items per dimension-sweep set")
+    p.add_argument("--methods", nargs="+", default=None, help="index kinds to run (default all)")
     p.add_argument(
-        "--single-queries",
+        "--no-nndescent-above",
         type=int,
-        default=200,
-        help="queries timed for exact one-at-a-time search (it is slow)",
+        default=200_000,
+        help="leave NN-descent out above this many items (its build is slow here)",
+    )
+    p.add_argument(
+        "--holidays",
+        type=Path,
+        default=os.environ.get("HOLIDAYS_DIR"),
+        help="Holidays folder for the CNN sets (default $HOLIDAYS_DIR; none: skipped)",
     )
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--n-jobs", type=int, default=-1, help="Annoy build threads; -1 = every core")
-    p.add_argument("--components", type=int, default=Mixture.components)
-    p.add_argument("--intrinsic-dim", type=int, default=Mixture.intrinsic_dim)
-    p.add_argument("--spread", type=float, default=Mixture.spread)
-    p.add_argument("--noise", type=float, default=Mixture.noise)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help=f"JSON report (Markdown beside it); default {DEFAULT_OUT}",
-    )
+    p.add_argument("--out", type=Path, default=None, help=f"JSON report; default {DEFAULT_OUT}")
     p.add_argument("--note", default="", help="a sentence added to the report (e.g. load)")
     p.add_argument(
         "--quick",
         action="store_true",
-        help=f"5k items, 50 queries, 2 settings; default out {QUICK_OUT}",
+        help=f"3k items, 16/32 dims, 50 queries, no Holidays; default out {QUICK_OUT}",
     )
     args = p.parse_args(argv)
     if args.quick:
-        args.sizes, args.queries, args.trees, args.search_k = [5000], 50, [10], [-1, 1000]
-        args.single_queries, args.components = 50, 50
+        args.sizes, args.queries, args.dims, args.dim_items = [3000], 50, [16, 32], 2000
+        if "--holidays" not in (argv or []):
+            args.holidays = None
     args.out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
-    for name in ("sizes", "trees"):
-        if any(v <= 0 for v in getattr(args, name)):
-            p.error(f"--{name} must be positive")
-    if args.queries <= 0 or args.k <= 0 or min(args.sizes) < args.k:
-        p.error("--queries and --k must be positive and every size at least k")
+    if min(args.sizes + args.dims) <= 0 or args.queries <= 0 or args.k <= 0:
+        p.error("--sizes, --dims, --queries and --k must be positive")
+    if min(*args.sizes, args.dim_items) < args.k:
+        p.error("every size must be at least k")
+    unknown = set(args.methods or []) - set(indexes.available())
+    if unknown:
+        p.error(f"unknown method(s) {sorted(unknown)}; choose from {indexes.available()}")
     return args
 
 
 def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
-    """Run the benchmark described by ``args``; writes the JSON and Markdown reports."""
+    """Run the benchmark described by ``args``; writes the JSON, Markdown and chart."""
+    from search_lab.bench_ann_report import write_reports
+
     started = time.perf_counter()
-    mixture = Mixture(
-        components=args.components,
-        intrinsic_dim=args.intrinsic_dim,
-        spread=args.spread,
-        noise=args.noise,
-        seed=args.seed,
-    )
+    methods = [m for m in GRID if args.methods is None or m.kind in args.methods]
     report: dict[str, Any] = {
         "command": command,
         "machine": machine(),
         "note": args.note,
         "config": {
-            "sizes": args.sizes,
-            "queries": args.queries,
-            "k": args.k,
-            "trees": args.trees,
-            "search_k": args.search_k,
-            "single_queries": min(args.single_queries, args.queries),
-            "n_jobs": args.n_jobs,
+            **{k: v for k, v in vars(args).items() if k != "out"},
+            "holidays": str(args.holidays) if args.holidays else None,
+            "mixture": asdict(Mixture(seed=args.seed)),
+            "grid": [asdict(m) for m in methods],
             "metric": "euclidean",
-            "mixture": asdict(mixture),
         },
         "runs": [],
+        "dims": [],
     }
-    queries = mixture.sample(args.queries, stream=1)
     work = Path(tempfile.mkdtemp(prefix="bench_ann."))
     try:
+        mixture = Mixture(seed=args.seed)
+        queries = mixture.sample(args.queries, stream=1)
         for n in args.sizes:
+            skip = {"nndescent": f"build too slow above {args.no_nndescent_above:,} items here"}
+            items = mixture.sample(n, stream=0)
             report["runs"].append(
-                bench_size(
-                    n,
-                    mixture,
+                bench_set(
+                    f"clustered {n:,} x 128",
+                    items,
                     queries,
                     k=args.k,
-                    trees=args.trees,
-                    search_ks=args.search_k,
-                    single_queries=args.single_queries,
-                    n_jobs=args.n_jobs,
-                    work_dir=work,
+                    methods=methods,
+                    work=work,
+                    skip=skip if n > args.no_nndescent_above else None,
+                )
+            )
+            del items
+        if args.holidays:
+            for name, items, qs in holidays_sets(Path(args.holidays), args.queries):
+                report["runs"].append(
+                    bench_set(name, items, qs, k=args.k, methods=methods, work=work)
+                )
+        for dim in args.dims:
+            mix = Mixture(dim=dim, intrinsic_dim=min(Mixture.intrinsic_dim, dim), seed=args.seed)
+            dim_methods = [
+                Method(**{**asdict(m), "values": (DIM_SETTING[m.label],)})
+                if m.label in DIM_SETTING
+                else m
+                for m in methods
+            ]
+            report["dims"].append(
+                bench_set(
+                    f"clustered {args.dim_items:,} x {dim}",
+                    mix.sample(args.dim_items, 0),
+                    mix.sample(min(args.queries, 200), 1),
+                    k=args.k,
+                    methods=dim_methods,
+                    work=work,
                 )
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report["targets"] = [
-        target_check(r, args.k, min_recall=0.9, min_speedup=10.0) for r in report["runs"]
-    ]
     report["elapsed_s"] = time.perf_counter() - started
+    report["machine"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
     write_json(args.out, report)
-    write_text(args.out.with_suffix(".md"), markdown(report))
+    write_reports(report, args.out)
     return report
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Entry point: parse options, run, print where the reports went and the verdicts."""
+    """Entry point: parse options, run, print where the reports went."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args = parse_args(argv)
     command = shlex.join(["python", "-m", "search_lab.bench_ann", *(argv or [])])
     report = run(args, command)
-    print(f"wrote {args.out} and {args.out.with_suffix('.md')} in {report['elapsed_s']:.0f} s")
-    for t in report["targets"]:
-        print(f"{t['n_items']} items: target {'met' if t['met'] else 'NOT met'}")
+    print(
+        f"wrote {args.out}, {args.out.with_suffix('.md')} and {args.out.with_suffix('.png')} "
+        f"in {report['elapsed_s']:.0f} s"
+    )
     return report
 
 

@@ -32,6 +32,7 @@ from search_lab.extract import (
 )
 from search_lab.features import Extractor
 from search_lab.indexes import Index, search_views
+from search_lab.lifeline import owner_tag, remove_stale
 from search_lab.manifest import (
     FORMAT,
     MANIFEST,
@@ -41,7 +42,6 @@ from search_lab.manifest import (
     path_in,
     root_problem,
 )
-from search_lab.lifeline import owner_tag, remove_stale
 from search_lab.postprocess import PostProcessor
 from search_lab.results import write_json
 from search_lab.splits import split_dataset

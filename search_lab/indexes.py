@@ -33,6 +33,8 @@ class Index:
     kind: ClassVar[str] = ""
     exact: ClassVar[bool] = False
     """True when :meth:`search` is exhaustive (no fidelity to measure against a baseline)."""
+    description: ClassVar[str] = ""
+    """The method in words, and when to pick it (the app shows it)."""
 
     def __init__(self, *, metric: str) -> None:
         self.metric = check_metric(metric)
@@ -110,6 +112,11 @@ register = INDEXES.register
 available = INDEXES.available
 
 
+def description(kind: str) -> str:
+    """What the registered index type ``kind`` does, in words ("" for an unknown name)."""
+    return getattr(INDEXES._classes.get(kind), "description", "")
+
+
 def create(kind: str, *, metric: str, **params: Any) -> Index:
     """An empty index of type ``kind``; unknown names raise ConfigError listing the valid ones."""
     return INDEXES.create(kind, metric=metric, **params)
@@ -124,6 +131,7 @@ class ExactIndex(Index):
     """
 
     exact = True
+    description = "exact search: every image compared with the query (the baseline)"
 
     def __init__(self, *, metric: str, block: int = 256) -> None:
         super().__init__(metric=metric)
@@ -263,6 +271,10 @@ class AnnoyIndex(Index):
     pages are shared between processes using the same file.
     """
 
+    description = (
+        "approximate search (Annoy): a forest of random-projection trees, memory-mapped; "
+        "small and instant to load, slower than graph indexes at high recall"
+    )
     FOREST_FILE: ClassVar[str] = "annoy.ann"
     META_FILE: ClassVar[str] = "annoy.json"
 
@@ -407,3 +419,7 @@ def _non_negative(value: int) -> bool:
 
 def _minus1_or_positive(value: int) -> bool:
     return value == -1 or value > 0
+
+
+# The other index types live in modules of their own; importing them registers them.
+from search_lab import index_faiss, index_hnsw, index_kdtree, index_nndescent  # noqa: E402, F401

@@ -8,8 +8,8 @@ them with SEARCH_LAB_INDEXES, SEARCH_LAB_OUTPUTS, SEARCH_LAB_CACHE and HOLIDAYS_
 from __future__ import annotations
 
 import json
-import shutil
 import re
+import shutil
 import struct
 import zlib
 from dataclasses import dataclass

@@ -345,6 +345,44 @@ def test_ann_vs_latency_uses_largest_k_and_counts_exact_as_one(tmp_path: Path) -
     assert sup.ann_vs_latency(pd.DataFrame({"name": [], "index": []})) is None
 
 
+def test_ann_vs_latency_tells_methods_apart() -> None:
+    runs = pd.DataFrame(
+        {
+            "name": ["index=faiss_ivf", "index=faiss", "index.ef=50,index=hnsw", "run-x"],
+            "index": ["faiss", "faiss", "hnsw", "kdtree"],
+            "query_ms_p50": [0.1, 0.2, 0.3, 0.4],
+            "ANN-R@10": [0.9, 0.99, 0.98, None],  # kdtree: exact, no ANN recall reported
+        }
+    )
+    frame, column = sup.ann_vs_latency(runs)
+    assert frame["method"].tolist() == ["faiss_ivf", "faiss", "hnsw", "kdtree"]
+    assert frame[column].tolist() == [0.9, 0.99, 0.98, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("index", "words"),
+    [
+        ({"name": "kdtree", "eps": 0.0}, "kd-tree (SciPy cKDTree), eps=0.0"),
+        (
+            {"name": "hnsw", "M": 16, "ef": 50},
+            "HNSW graph (hnswlib, NMSLib's algorithm), M=16, ef=50",
+        ),
+        (
+            {"name": "faiss", "factory": "IVF1024,Flat", "nprobe": 16},
+            "Faiss (faiss-cpu), IVF1024,Flat, nprobe=16",
+        ),
+        (
+            {"name": "nndescent", "n_neighbors": 30},
+            "NN-descent k-NN graph (pynndescent, KGraph's method), 30 neighbours",
+        ),
+    ],
+)
+def test_every_search_method_in_words(index: dict, words: str) -> None:
+    config = {**CONFIG, "index": index}
+    assert sup.plain_words(config)["index"] == words
+    assert len(sup.method_words(config)) > len(words.partition(",")[0])
+
+
 def test_build_with_progress_reports_every_image(holidays_dir: Path, tmp_path: Path) -> None:
     import shutil
 

@@ -8,33 +8,62 @@ import numpy as np
 import pytest
 
 from search_lab import bench_ann
-from search_lab.bench_ann import Mixture, PeakRSS, exact_batched, exact_single, recall
+from search_lab.bench_ann import Mixture, PeakRSS, best_at, recall
+from search_lab.bench_ann_report import pareto
 from search_lab.results import read_json
 
 
-def test_quick_run_writes_json_and_markdown(tmp_path: Path) -> None:
+def test_quick_run_writes_json_markdown_and_chart(tmp_path: Path) -> None:
     out = tmp_path / "bench" / "ann.json"
-    bench_ann.main(["--quick", "--out", str(out)])
+    kinds = ["exact", "annoy", "kdtree", "hnsw", "faiss"]  # nndescent: numba compiles ~1 min
+    bench_ann.main(["--quick", "--methods", *kinds, "--out", str(out)])
     report = read_json(out)
-    assert {"command", "machine", "config", "runs", "targets", "elapsed_s"} <= set(report)
-    assert {"cpu", "cores", "ram_gb", "python", "numpy", "annoy"} <= set(report["machine"])
+    assert {"command", "machine", "config", "runs", "dims", "elapsed_s"} <= set(report)
+    assert {"cpu", "cores", "ram_gb", "numpy", "annoy", "hnswlib", "faiss-cpu"} <= set(
+        report["machine"]
+    )
     (run,) = report["runs"]
-    assert run["n_items"] == 5000
-    assert {"batched_qps", "single", "single_queries"} <= set(run["exact"])
-    assert {"matvec", "qps", "ms_p50", "ms_p95"} <= set(run["exact"]["single"])
-    assert set(run["exact"]["single_by_matvec"]) == {"blas", "einsum"}
-    (build,) = run["annoy"]
-    assert {"n_trees", "build_s", "index_mb", "build_peak_rss_mb", "load_ms"} <= set(build)
-    assert build["index_mb"] > 0
-    assert [s["search_k"] for s in build["settings"]] == [-1, 1000]
-    for setting in build["settings"]:
-        assert {"qps", "ms_p50", "ms_p95", "recall_at_10", "speedup_vs_exact_single"} <= set(
-            setting
-        )
-        assert 0.0 <= setting["recall_at_10"] <= 1.0
-    assert report["targets"][0]["n_items"] == 5000
+    assert (run["n_items"], run["dim"]) == (3000, 128)
+    assert {m["kind"] for m in run["methods"]} == set(kinds)
+    for method in run["methods"]:
+        assert {"build_s", "index_mb", "build_peak_rss_mb", "settings"} <= set(method)
+        assert method["index_mb"] > 0 or "PQ" in method["method"]
+        for s in method["settings"]:
+            assert {"qps", "batched_qps", "ms_p50", "ms_p95", "recall_at_10"} <= set(s)
+            assert 0.0 <= s["recall_at_10"] <= 1.0
+    exact = next(m for m in run["methods"] if m["kind"] == "exact")
+    assert exact["settings"][0]["recall_at_10"] == 1.0  # ground truth is ExactIndex itself
+    assert [r["dim"] for r in report["dims"]] == [16, 32]
+    assert all(len(m["settings"]) == 1 for r in report["dims"] for m in r["methods"])
     table = out.with_suffix(".md").read_text()
-    assert "| annoy | 10 |" in table and report["machine"]["cpu"] in table
+    assert "| hnsw M16 |" in table or "| **hnsw M16** |" in table
+    assert "× Annoy" in table and "fastest method at recall@10 ≥ 0.95" in table
+    assert "## Effect of dimension" in table and "(ann.png)" in table
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pareto_by_hand() -> None:
+    pts = [("a", 0.5, 100.0), ("b", 0.9, 50.0), ("c", 0.8, 40.0), ("d", 0.99, 10.0)]
+    assert [p[0] for p in pareto(pts)] == ["a", "b", "d"]  # c: b is better on both
+
+
+def test_best_at_picks_the_fastest_setting_above_the_recall() -> None:
+    run = {
+        "methods": [
+            {
+                "method": "m",
+                "knob": "ef",
+                "settings": [
+                    {"value": 1, "qps": 900.0, "recall_at_10": 0.5},
+                    {"value": 2, "qps": 500.0, "recall_at_10": 0.92},
+                    {"value": 3, "qps": 300.0, "recall_at_10": 0.99},
+                ],
+            }
+        ]
+    }
+    assert best_at(run, 10, 0.9)["m"]["value"] == 2
+    assert best_at(run, 10, 0.95)["m"]["value"] == 3
+    assert best_at(run, 10, 0.999) == {}
 
 
 def test_mixture_is_seeded_and_streams_differ() -> None:
@@ -43,19 +72,6 @@ def test_mixture_is_seeded_and_streams_differ() -> None:
     assert a.dtype == np.float32 and a.shape == (100, 8)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, mix.sample(100, stream=1))
-
-
-@pytest.mark.parametrize("matvec", ["blas", "einsum"])
-def test_exact_single_and_batched_agree(matvec: str) -> None:
-    rng = np.random.default_rng(0)
-    items = rng.standard_normal((500, 8)).astype(np.float32)
-    queries = rng.standard_normal((40, 8)).astype(np.float32)
-    batched, _ = exact_batched(items, queries, 5, block=7)
-    single, seconds = exact_single(items, queries, 5, matvec=matvec)
-    np.testing.assert_array_equal(batched, single)
-    assert len(seconds) == 40
-    d = ((queries[:, None, :] - items[None]) ** 2).sum(-1)
-    np.testing.assert_array_equal(batched, np.argsort(d, axis=1)[:, :5])
 
 
 def test_recall_ignores_padding() -> None:
@@ -68,3 +84,9 @@ def test_peak_rss_sees_a_short_lived_allocation() -> None:
         block = np.ones(20_000_000)  # 160 MB, touched, then freed
         del block
     assert mem.added >= 100 * 2**20
+
+
+def test_unknown_method_is_refused() -> None:
+    with pytest.raises(SystemExit) as err:
+        bench_ann.parse_args(["--methods", "flann"])
+    assert err.value.code == 2

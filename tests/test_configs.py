@@ -44,3 +44,15 @@ def test_annoy_refuses_chi2() -> None:
 
     with pytest.raises(ConfigError, match="chi2"):
         check_config(compose_config(["index=annoy", "metric=chi2"]))
+
+
+@pytest.mark.parametrize(
+    ("index", "metric"),
+    [("kdtree", "dot"), ("kdtree", "chi2"), ("hnsw", "manhattan"), ("nndescent", "dot"),
+     ("faiss", "manhattan"), ("faiss_ivf", "chi2")],
+)  # fmt: skip
+def test_unsupported_metric_and_method_pairs_fail_before_work(index: str, metric: str) -> None:
+    from search_lab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"does not support metric '{metric}'"):
+        check_config(compose_config([f"index={index}", f"metric={metric}"]))

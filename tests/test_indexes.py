@@ -1,4 +1,4 @@
-"""Tests for search_lab.indexes: exact and Annoy indexes, search_views, and Annoy end to end.
+"""Tests for search_lab.indexes: the contract of every registered index, exact, Annoy, search_views.
 
 Units use hand-made vectors or small seeded clustered sets; the end-to-end test evaluates
 Annoy against exact search on holidays-small through ``search_lab.evaluate.run``.
@@ -7,13 +7,14 @@ Annoy against exact search on holidays-small through ``search_lab.evaluate.run``
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from search_lab import indexes
-from search_lab.distances import pairwise
+from search_lab.distances import METRICS, pairwise
 from search_lab.errors import ConfigError, IndexMismatchError
 from search_lab.indexes import PAD_ID, AnnoyIndex, ExactIndex, search_views
 
@@ -42,21 +43,86 @@ def exact_ids(metric: str, items: np.ndarray, queries: np.ndarray, k: int) -> np
     return index.search(queries, k)[0]
 
 
-# --- registry -------------------------------------------------------------------------------
+# --- the contract every registered index keeps --------------------------------------------
 
 
-def test_registry_has_exact_and_annoy() -> None:
-    assert {"exact", "annoy"} <= set(indexes.available())
+@dataclass(frozen=True)
+class Kind:
+    """How the contract tests drive one index type (a kind missing here gets the defaults)."""
+
+    params: dict = field(default_factory=dict)
+    min_recall: float = 0.95  # recall@10 on clustered data, approximate kinds only
+    slow: bool = False  # e.g. numba compiling in each new process
+    metric_record: bool = True  # load refuses a folder saved for another metric
+    damage_check: bool = True  # load refuses a truncated data file
+
+
+KINDS: dict[str, Kind] = {
+    "exact": Kind(metric_record=False, damage_check=False),  # checked by the engine's folder
+    "annoy": Kind({"n_trees": 20, "seed": 1, "n_jobs": 1}),
+    "kdtree": Kind(),
+    "hnsw": Kind({"M": 16, "ef": 50}),
+    "faiss": Kind({"factory": "HNSW32"}),
+    "nndescent": Kind(slow=True),
+}
+
+
+def kinds(check: str | None = None) -> list:
+    """Every registered kind as a pytest param (marked slow where the table says so)."""
+    out = []
+    for name in indexes.available():
+        kind = KINDS.get(name, Kind())
+        if check is None or getattr(kind, check):
+            out.append(pytest.param(name, marks=[pytest.mark.slow] if kind.slow else []))
+    return out
+
+
+def supported(name: str) -> list[str]:
+    """Metrics an index type accepts (asked of the type itself)."""
+    ok = []
+    for metric in sorted(METRICS):
+        try:
+            indexes.create(name, metric=metric, **KINDS.get(name, Kind()).params)
+        except ConfigError:
+            continue
+        ok.append(metric)
+    return ok
+
+
+def kind_metric_pairs(*, wanted: bool) -> list:
+    """(kind, metric) params for the supported (``wanted``) or unsupported pairs."""
+    out = []
+    for param in kinds():
+        (name,) = param.values
+        for metric in sorted(METRICS):
+            if (metric in supported(name)) == wanted:
+                out.append(pytest.param(name, metric, marks=param.marks, id=f"{name}-{metric}"))
+    return out
+
+
+def make(name: str, metric: str = "euclidean", **extra: object) -> indexes.Index:
+    return indexes.create(name, metric=metric, **{**KINDS.get(name, Kind()).params, **extra})
+
+
+def test_registry_has_every_search_method() -> None:
+    assert {"exact", "annoy", "kdtree", "nndescent", "hnsw", "faiss"} <= set(indexes.available())
+
+
+def test_every_registered_kind_has_a_config_and_a_description() -> None:
+    conf = Path(__file__).resolve().parents[1] / "conf" / "index"
+    for name in indexes.available():
+        assert (conf / f"{name}.yaml").is_file(), name
+        assert indexes.INDEXES._classes[name].description, name
 
 
 def test_unknown_index_lists_choices() -> None:
-    with pytest.raises(ConfigError, match="choose one of: annoy, exact"):
-        indexes.create("faiss", metric="cosine")
+    with pytest.raises(ConfigError, match="choose one of: annoy, exact, faiss, hnsw, kdtree"):
+        indexes.create("flann", metric="cosine")
 
 
-@pytest.mark.parametrize("kind", indexes.available())
+@pytest.mark.parametrize("kind", kinds())
 def test_every_index_returns_sorted_rows_and_caps_k(kind: str, items: np.ndarray) -> None:
-    index = indexes.create(kind, metric="euclidean")
+    index = make(kind)
     index.build(items[:30])
     ids, dists = index.search(items[:4], 50)
     assert ids.shape == dists.shape == (4, 30)
@@ -66,12 +132,97 @@ def test_every_index_returns_sorted_rows_and_caps_k(kind: str, items: np.ndarray
     assert all(len(set(row)) == 30 for row in ids)
 
 
-@pytest.mark.parametrize("kind", indexes.available())
+@pytest.mark.parametrize("kind", kinds())
 def test_every_index_rejects_a_query_of_the_wrong_dimension(kind: str, items: np.ndarray) -> None:
-    index = indexes.create(kind, metric="euclidean")
+    index = make(kind)
     index.build(items)
     with pytest.raises(IndexMismatchError, match="dimension 5 but the index holds 16-d"):
         index.search(np.ones((1, 5), np.float32), 3)
+
+
+@pytest.mark.parametrize(("kind", "metric"), kind_metric_pairs(wanted=True))
+def test_every_index_reports_distances_in_the_metric_units(
+    kind: str, metric: str, items: np.ndarray, queries: np.ndarray
+) -> None:
+    """Exact kinds: the exact top-k distances; approximate ones: true distances of their ids."""
+    if metric == "chi2":  # histograms: non-negative
+        items, queries = np.abs(items), np.abs(queries)
+    index = make(kind, metric)
+    index.build(items)
+    ids, dists = index.search(queries, 8)
+    assert (ids >= 0).all()
+    true = np.stack(
+        [pairwise(metric, q[None], items[row])[0] for q, row in zip(queries, ids, strict=True)]
+    )
+    np.testing.assert_allclose(dists, true, rtol=1e-4, atol=1e-5)
+    if index.exact:
+        truth = ExactIndex(metric=metric)
+        truth.build(items)
+        np.testing.assert_allclose(dists, truth.search(queries, 8)[1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", kinds())
+def test_every_index_reaches_its_recall_on_clustered_data(
+    kind: str, items: np.ndarray, queries: np.ndarray
+) -> None:
+    index = make(kind, "euclidean")
+    index.build(items)
+    ids, _ = index.search(queries, 10)
+    truth = exact_ids("euclidean", items, queries, 10)
+    recall = np.mean([len(set(a) & set(t)) / 10 for a, t in zip(ids, truth, strict=True)])
+    assert recall >= (1.0 if index.exact else KINDS.get(kind, Kind()).min_recall)
+
+
+@pytest.mark.parametrize(("kind", "metric"), kind_metric_pairs(wanted=False))
+def test_every_index_refuses_an_unsupported_metric(kind: str, metric: str) -> None:
+    with pytest.raises(ConfigError, match=f"{kind} index does not support metric '{metric}'"):
+        make(kind, metric)
+
+
+@pytest.mark.parametrize("kind", kinds())
+def test_every_index_save_load_round_trip(
+    kind: str, tmp_path: Path, items: np.ndarray, queries: np.ndarray
+) -> None:
+    index = make(kind, "cosine")
+    index.build(items)
+    index.save(tmp_path)
+    loaded = make(kind, "cosine")
+    loaded.load(tmp_path)
+    assert (loaded.size, loaded.dim) == (600, 16)
+    for a, b in zip(index.search(queries, 10), loaded.search(queries, 10), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", kinds())
+def test_every_index_refuses_an_empty_folder(kind: str, tmp_path: Path) -> None:
+    with pytest.raises(IndexMismatchError, match="holds no"):
+        make(kind).load(tmp_path)
+
+
+@pytest.mark.parametrize("kind", kinds("damage_check"))
+def test_every_index_refuses_a_truncated_file(kind: str, tmp_path: Path, items: np.ndarray) -> None:
+    index = make(kind)
+    index.build(items)
+    index.save(tmp_path)
+    data = max(
+        (p for p in tmp_path.iterdir() if p.suffix != ".json"), key=lambda p: p.stat().st_size
+    )
+    data.write_bytes(data.read_bytes()[:-100])
+    with pytest.raises(IndexMismatchError):
+        make(kind).load(tmp_path)
+
+
+@pytest.mark.parametrize("kind", kinds("metric_record"))
+def test_every_index_refuses_a_folder_of_another_metric(
+    kind: str, tmp_path: Path, items: np.ndarray
+) -> None:
+    saved_metric = "euclidean"
+    other = next(m for m in supported(kind) if m not in (saved_metric, "chi2"))
+    index = make(kind, saved_metric)
+    index.build(items)
+    index.save(tmp_path)
+    with pytest.raises(IndexMismatchError, match=f"built for metric '{saved_metric}'"):
+        make(kind, other).load(tmp_path)
 
 
 # --- exact ----------------------------------------------------------------------------------
@@ -114,21 +265,6 @@ def test_annoy_agrees_with_exact_on_clustered_vectors(
     assert np.mean(ids[:, 0] == truth[:, 0]) >= 0.95
     recall = np.mean([len(set(a) & set(t)) / 10 for a, t in zip(ids, truth, strict=True)])
     assert recall >= 0.95
-
-
-@pytest.mark.parametrize("metric", ["cosine", "euclidean", "manhattan", "dot"])
-def test_annoy_distances_are_in_the_metric_units(
-    metric: str, items: np.ndarray, queries: np.ndarray
-) -> None:
-    index = AnnoyIndex(metric=metric, n_trees=10, seed=0, n_jobs=1)
-    index.build(items)
-    ids, dists = index.search(queries, 8)
-    assert (ids >= 0).all()
-    expected = np.stack(
-        [pairwise(metric, q[None], items[row])[0] for q, row in zip(queries, ids, strict=True)]
-    )
-    np.testing.assert_allclose(dists, expected, rtol=1e-4, atol=1e-5)
-    assert np.all(np.diff(dists, axis=1) >= -1e-6)
 
 
 def test_annoy_cosine_of_identical_direction_is_zero() -> None:

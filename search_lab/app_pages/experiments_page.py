@@ -58,7 +58,7 @@ with ui.user_errors():
     if points is None:
         st.caption(
             "No run has both a query latency and an ANN recall yet (evaluate an "
-            "`index=annoy` configuration to see the trade-off)."
+            "approximate index, e.g. `+experiment=sweep_search_methods`, to see the trade-off)."
         )
     else:
         frame, recall = points
@@ -66,7 +66,7 @@ with ui.user_errors():
             frame,
             x="query_ms_p50",
             y=recall,
-            color="index",
+            color="method",
             x_label="query latency p50 (ms)",
             y_label=f"ANN recall ({recall})",
         )

@@ -185,6 +185,7 @@ def pick_index(key: str) -> sup.IndexChoice | None:
         f"**Feature:** {words['feature']} · **Metric:** {words['metric']} · "
         f"**Search:** {words['index']}"
     )
+    st.caption(sup.method_words(choices[name].config))
     return choices[name]
 
 

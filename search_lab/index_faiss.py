@@ -1,0 +1,177 @@
+"""``index=faiss``: any Faiss index described by an index-factory string, through ``faiss-cpu``."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from search_lab.errors import ConfigError
+from search_lab.index_files import FileIndex, jobs_param, padded, positive, seed_param, unit_rows
+from search_lab.indexes import register
+
+log = logging.getLogger(__name__)
+
+KINDS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
+    "euclidean": ("l2", lambda d: np.sqrt(np.maximum(d, 0.0))),  # Faiss's L2 is squared
+    "cosine": ("ip", lambda d: np.maximum(1.0 - d, 0.0)),  # inner product of unit rows
+    "dot": ("ip", lambda d: -d),
+}
+"""Our metric -> (Faiss metric, map from its score to our distance)."""
+
+TRAIN_PER_LIST = 39
+"""Faiss warns when k-means gets fewer than 39 training points per centroid."""
+
+
+def adapt_nlist(factory: str, n: int) -> str:
+    """``factory`` with ``IVF<nlist>`` lowered to ``n // 39`` (at least 1) when ``n`` is too few.
+
+    k-means needs training points for each of the ``nlist`` lists; rather than failing on a
+    small collection the list count is reduced, with a logged note.
+    """
+    match = re.search(r"IVF(\d+)", factory)
+    if not match or n >= TRAIN_PER_LIST * int(match.group(1)):
+        return factory
+    nlist = max(1, n // TRAIN_PER_LIST)
+    log.warning(
+        "faiss: %d vectors are too few to train %s lists (Faiss wants %d per list); using "
+        "IVF%d instead",
+        n,
+        match.group(1),
+        TRAIN_PER_LIST,
+        nlist,
+    )
+    return factory[: match.start(1)] + str(nlist) + factory[match.end(1) :]
+
+
+def _no_polysemous(faiss: Any, index: Any) -> None:
+    """Skip PQ's polysemous training (tens of seconds of annealing for Hamming pre-filtering
+    that plain PQ search never uses)."""
+    for part in (index, faiss.try_extract_index_ivf(index)):
+        if part is not None and hasattr(faiss.downcast_index(part), "do_polysemous_training"):
+            faiss.downcast_index(part).do_polysemous_training = False
+
+
+@register("faiss")
+class FaissIndex(FileIndex):
+    """Any Faiss index by factory string: ``Flat``, ``IVF1024,Flat``, ``IVF1024,PQ16``, ``HNSW32``.
+
+    Parameters
+    ----------
+    metric : str
+        ``euclidean`` (Faiss L2, squared: the root is taken), ``cosine`` (inner product of
+        unit-length rows, 1 - cos) or ``dot`` (inner product, negated); others raise ConfigError.
+    factory : str
+        Faiss index-factory string. ``Flat`` is exhaustive and exact (``exact`` is then True);
+        ``IVF<n>,...`` clusters into n lists (lowered with a logged note when the collection
+        has fewer than 39 n vectors); ``PQ<m>`` compresses each vector to m bytes, so its
+        distances are estimates; ``HNSW<M>`` is Faiss's HNSW graph.
+    nprobe : int
+        Lists searched per query by IVF indexes: the recall/speed knob.
+    ef : int
+        ``efSearch`` of HNSW indexes (at least ``k`` is used).
+    seed : int
+        Seed of the k-means training of IVF and PQ indexes.
+    threads : int
+        OpenMP threads for training, adding and batched search (-1 = Faiss's default, every
+        core). HNSW builds with several threads vary from run to run; the default 1 does not.
+    """
+
+    METRICS: ClassVar[tuple[str, ...]] = tuple(sorted(KINDS))
+    DATA_FILE: ClassVar[str] = "faiss.index"
+    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("factory", "seed")
+    description = (
+        "Faiss (faiss-cpu): Flat is a fast exact exhaustive scan; IVF searches the nprobe "
+        "nearest clusters; PQ compresses vectors to a few bytes; HNSW is a graph"
+    )
+
+    def __init__(
+        self,
+        *,
+        metric: str,
+        factory: str = "HNSW32",
+        nprobe: int = 16,
+        ef: int = 64,
+        seed: int = 1234,
+        threads: int = 1,
+    ) -> None:
+        super().__init__(metric=metric)
+        if not isinstance(factory, str) or not factory.strip():
+            raise ConfigError(f"faiss index: factory must be a factory string, got {factory!r}")
+        self.factory = factory.strip()
+        self.exact = self.factory == "Flat"
+        self.nprobe, self.ef = positive("faiss", "nprobe", nprobe), positive("faiss", "ef", ef)
+        self.seed = seed_param("faiss", seed)
+        self.threads = jobs_param("faiss", "threads", threads)
+        self.faiss_metric, self._to_metric = KINDS[self.metric]
+        self.built_factory = self.factory
+        self._index: Any = None
+
+    def _faiss(self) -> Any:
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # not its CPU probing
+        import faiss
+
+        if self.threads > 0:
+            faiss.omp_set_num_threads(self.threads)
+        return faiss
+
+    def _rows(self, vectors: np.ndarray) -> np.ndarray:
+        if self.metric == "cosine":
+            return unit_rows(vectors, "faiss")
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def build(self, vectors: np.ndarray) -> None:
+        """Create the factory's index, train it on the vectors if it needs to, add them."""
+        faiss = self._faiss()
+        vectors = self._rows(vectors)
+        factory = adapt_nlist(self.factory, len(vectors))
+        metric = faiss.METRIC_L2 if self.faiss_metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        try:
+            index = faiss.index_factory(vectors.shape[1], factory, metric)
+            ivf = faiss.try_extract_index_ivf(index)
+            if ivf is not None:
+                ivf.cp.seed = self.seed
+            _no_polysemous(faiss, index)
+            if not index.is_trained:
+                index.train(vectors)
+        except RuntimeError as err:  # Faiss's own message, first line only
+            reason = re.sub(r"^.*? at \S+:\d+: (Error: )?", "", str(err).strip().splitlines()[0])
+            raise ConfigError(
+                f"faiss index: cannot build {factory!r} on {vectors.shape[0]} vectors of "
+                f"dimension {vectors.shape[1]}: {reason}"
+            ) from err
+        index.add(vectors)
+        self._index, self.built_factory = index, factory
+        self.size, self.dim = vectors.shape
+        self._built = True
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (exact for ``Flat``); distances in the metric's units (estimates for PQ)."""
+        self._require_built("search()")
+        queries = self._rows(self._check_queries(queries))
+        k = max(0, min(int(k), self.size))
+        if k == 0:
+            return padded(np.empty((len(queries), 0)), np.empty((len(queries), 0)), 0)
+        faiss = self._faiss()
+        params = faiss.ParameterSpace()
+        if faiss.try_extract_index_ivf(self._index) is not None:
+            params.set_index_parameter(self._index, "nprobe", self.nprobe)
+        if "HNSW" in self.built_factory:
+            params.set_index_parameter(self._index, "efSearch", max(self.ef, k))
+        d, ids = self._index.search(queries, k)
+        return padded(ids, np.where(ids < 0, np.inf, self._to_metric(d.astype(np.float64))), k)
+
+    def record(self) -> dict[str, Any]:
+        """The common record plus the factory string actually built (IVF lists adapted)."""
+        return {**super().record(), "built_factory": self.built_factory}
+
+    def _write(self, path: Path) -> None:
+        self._faiss().write_index(self._index, str(path))
+
+    def _read(self, path: Path, record: dict[str, Any]) -> None:
+        self._index = self._faiss().read_index(str(path))
+        self.built_factory = str(record.get("built_factory", self.factory))

@@ -1,0 +1,170 @@
+"""What the kd-tree, HNSW, NN-descent and Faiss indexes share: checks, padding, their own record.
+
+Each of them is a :class:`FileIndex`: one data file plus ``<kind>.json`` recording the metric,
+dimension, size, build parameters and the data file's size and sha256, so ``load`` refuses a
+folder built for another metric or with other build parameters, and a damaged or replaced file,
+before the library reads it (a library fed garbage may crash the process instead of raising).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.indexes import PAD_ID, Index
+from search_lab.results import read_json, write_json
+
+
+def int_param(kind: str, name: str, value: Any, *, allowed: str, ok: Callable[[int], bool]) -> int:
+    """``value`` if it is an int passing ``ok``; else ConfigError saying what is ``allowed``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not ok(value):
+        raise ConfigError(f"{kind} index: {name} must be {allowed}, got {value!r}")
+    return value
+
+
+def positive(kind: str, name: str, value: Any) -> int:
+    """A positive integer parameter."""
+    return int_param(kind, name, value, allowed="a positive integer", ok=lambda v: v > 0)
+
+
+def jobs_param(kind: str, name: str, value: Any) -> int:
+    """A thread count: -1 (every core) or positive."""
+    return int_param(
+        kind, name, value, allowed="-1 (every core) or positive", ok=lambda v: v == -1 or v > 0
+    )
+
+
+def seed_param(kind: str, value: Any) -> int:
+    """A non-negative integer seed."""
+    return int_param(kind, "seed", value, allowed="a non-negative integer", ok=lambda v: v >= 0)
+
+
+def unit_rows(vectors: np.ndarray, kind: str) -> np.ndarray:
+    """Rows scaled to unit L2 norm (float32): cosine distance is then ||a - b||^2 / 2 = 1 - a.b.
+
+    Cosine distance ignores norms, so this is exact; a zero row has no direction (its cosine
+    is undefined) and is refused.
+    """
+    vectors = np.asarray(vectors, np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise ConfigError(
+            f"{kind} index: metric cosine is undefined for the {int((norms == 0).sum())} "
+            "all-zero vector(s) given; use metric=euclidean or index=exact"
+        )
+    return np.ascontiguousarray(vectors / norms, dtype=np.float32)
+
+
+def padded(ids: np.ndarray, dists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Q, k) int64 ids and float64 distances; negative ids or non-finite distances -> padding."""
+    out_ids = np.full((len(ids), k), PAD_ID, np.int64)
+    out_d = np.full((len(ids), k), np.inf)
+    width = min(k, ids.shape[1]) if ids.ndim == 2 else 0
+    got_ids, got_d = ids[:, :width].astype(np.int64), dists[:, :width].astype(np.float64)
+    missing = (got_ids < 0) | ~np.isfinite(got_d)
+    out_ids[:, :width] = np.where(missing, PAD_ID, got_ids)
+    out_d[:, :width] = np.where(missing, np.inf, got_d)
+    order = np.argsort(out_d, axis=1, kind="stable")  # padding (inf) goes last
+    return np.take_along_axis(out_ids, order, 1), np.take_along_axis(out_d, order, 1)
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FileIndex(Index):
+    """An index kept in one data file plus a JSON record; subclasses say how to use the library.
+
+    Subclasses set ``METRICS`` (the metrics they support), ``DATA_FILE``, ``BUILD_PARAMS``
+    (attributes that shape the built structure: a saved index must have been built with the
+    configured values) and implement ``_write(path)`` and ``_read(path, record)``.
+    """
+
+    METRICS: ClassVar[tuple[str, ...]] = ()
+    DATA_FILE: ClassVar[str] = ""
+    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, metric: str) -> None:
+        super().__init__(metric=metric)
+        if self.metric not in self.METRICS:
+            raise ConfigError(
+                f"{self.kind} index does not support metric {self.metric!r}; choose one of: "
+                f"{', '.join(sorted(self.METRICS))} (or index=exact, which supports every metric)"
+            )
+        self._built = False
+
+    def _require_built(self, action: str) -> None:
+        if not self._built:
+            raise RuntimeError(f"{self.kind} index: call build() or load() before {action}")
+
+    def record(self) -> dict[str, Any]:
+        """Metric, dimension, size and build parameters, as saved beside the data file."""
+        params = {name: getattr(self, name) for name in self.BUILD_PARAMS}
+        return {"kind": self.kind, "metric": self.metric, "dim": self.dim, "size": self.size,
+                "params": params}  # fmt: skip
+
+    def save(self, directory: Path) -> None:
+        """Write the data file, then ``<kind>.json`` with its record, size and sha256."""
+        self._require_built("save()")
+        path = Path(directory) / self.DATA_FILE
+        self._write(path)
+        record = {**self.record(), "bytes": path.stat().st_size, "sha256": sha256(path)}
+        write_json(Path(directory) / f"{self.kind}.json", record)
+
+    def load(self, directory: Path) -> None:
+        """Check the record against the config and the data file, then read the data file.
+
+        Raises
+        ------
+        IndexMismatchError
+            A file is missing or unreadable, the index was built for another metric or with
+            other build parameters, or the data file's size or sha256 is not the one saved.
+        """
+        directory = Path(directory)
+        path, meta = directory / self.DATA_FILE, directory / f"{self.kind}.json"
+        rebuild = f"rebuild it with `python -m search_lab.build_index index={self.kind}`"
+        if not path.is_file() or not meta.is_file():
+            raise IndexMismatchError(
+                f"{directory} holds no {self.kind} index ({self.DATA_FILE} or {meta.name} "
+                f"missing); {rebuild}"
+            )
+        try:
+            record = read_json(meta)
+            dim, size, n_bytes = int(record["dim"]), int(record["size"]), int(record["bytes"])
+            metric, params, digest = record["metric"], dict(record["params"]), record["sha256"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise IndexMismatchError(f"{meta} is unreadable ({err!r}); {rebuild}") from err
+        if metric != self.metric:
+            raise IndexMismatchError(
+                f"{path} was built for metric {metric!r}, but {self.metric!r} was asked for"
+            )
+        for name in self.BUILD_PARAMS:
+            if params.get(name) != getattr(self, name):
+                raise IndexMismatchError(
+                    f"{path} was built with {name}={params.get(name)!r}, but the configuration "
+                    f"says {getattr(self, name)!r}; {rebuild}"
+                )
+        if path.stat().st_size != n_bytes or sha256(path) != digest:
+            raise IndexMismatchError(
+                f"{path} is not the file that was saved (size or sha256 differs): it is "
+                f"damaged or was replaced; {rebuild}"
+            )
+        self.dim, self.size = dim, size
+        self._read(path, record)
+        self._built = True
+
+    def _write(self, path: Path) -> None:
+        raise NotImplementedError
+
+    def _read(self, path: Path, record: dict[str, Any]) -> None:
+        raise NotImplementedError

@@ -1,0 +1,127 @@
+"""``index=hnsw``: NMSLib's Hierarchical Navigable Small World graph, through ``hnswlib``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from search_lab.index_files import FileIndex, jobs_param, padded, positive, seed_param
+from search_lab.indexes import register
+
+SPACES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
+    "euclidean": ("l2", lambda d: np.sqrt(np.maximum(d, 0.0))),  # hnswlib's l2 is squared
+    "cosine": ("cosine", lambda d: np.maximum(d, 0.0)),  # 1 - cos, rows normalised inside
+    "dot": ("ip", lambda d: d - 1.0),  # hnswlib's ip is 1 - a.b; our dot is -a.b
+}
+"""Our metric -> (hnswlib's space, map from its distance to ours)."""
+
+
+@register("hnsw")
+class HNSWIndex(FileIndex):
+    """Approximate search on a layered proximity graph (HNSW, as in NMSLib), via ``hnswlib``.
+
+    Parameters
+    ----------
+    metric : str
+        ``euclidean`` (hnswlib ``l2``, squared: the root is taken), ``cosine`` (``cosine``,
+        1 - cos) or ``dot`` (``ip``, 1 - a.b, turned into -a.b); others raise ConfigError.
+    M : int
+        Links per node (2 M on the bottom layer): more = higher recall, more memory.
+    ef_construction : int
+        Candidate list while inserting: larger = a better graph and a slower build.
+    ef : int
+        Candidate list while searching (at least ``k`` is used): the recall/speed knob.
+    seed : int
+        Seed of the level each node is given.
+    n_jobs : int
+        Insertion threads. With more than one, insertion order and thus the graph vary from
+        run to run; the default 1 keeps builds reproducible.
+    query_jobs : int
+        Threads answering a batch of queries (results do not depend on it).
+    """
+
+    METRICS: ClassVar[tuple[str, ...]] = tuple(sorted(SPACES))
+    DATA_FILE: ClassVar[str] = "hnsw.bin"
+    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("M", "ef_construction", "seed")
+    description = (
+        "HNSW graph (hnswlib, NMSLib's algorithm): greedy search through a layered "
+        "small-world graph; among the fastest at high recall, the vectors stay in memory"
+    )
+
+    def __init__(
+        self,
+        *,
+        metric: str,
+        M: int = 16,
+        ef_construction: int = 200,
+        ef: int = 50,
+        seed: int = 100,
+        n_jobs: int = 1,
+        query_jobs: int = 1,
+    ) -> None:
+        super().__init__(metric=metric)
+        self.M = positive("hnsw", "M", M)
+        self.ef_construction = positive("hnsw", "ef_construction", ef_construction)
+        self.ef = positive("hnsw", "ef", ef)
+        self.seed = seed_param("hnsw", seed)
+        self.n_jobs, self.query_jobs = (
+            jobs_param("hnsw", "n_jobs", n_jobs),
+            jobs_param("hnsw", "query_jobs", query_jobs),
+        )
+        self.space, self._to_metric = SPACES[self.metric]
+        self._graph: Any = None
+
+    def build(self, vectors: np.ndarray) -> None:
+        """Insert the rows of an (N, D) matrix as items 0..N-1."""
+        import hnswlib
+
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        graph = hnswlib.Index(space=self.space, dim=vectors.shape[1])
+        graph.init_index(
+            max_elements=max(1, len(vectors)), M=self.M, ef_construction=self.ef_construction,
+            random_seed=self.seed,
+        )  # fmt: skip
+        graph.add_items(vectors, np.arange(len(vectors)), num_threads=self.n_jobs)
+        self._graph, (self.size, self.dim), self._built = graph, vectors.shape, True
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Approximate top-k with ``max(ef, k)`` candidates; distances in the metric's units."""
+        self._require_built("search()")
+        queries = self._check_queries(queries)
+        k = max(0, min(int(k), self.size))
+        if k == 0:
+            return padded(np.empty((len(queries), 0)), np.empty((len(queries), 0)), 0)
+        self._graph.set_ef(max(self.ef, k))
+        try:
+            ids, d = self._graph.knn_query(queries, k=k, num_threads=self.query_jobs)
+        except RuntimeError:  # some query reached fewer than k items: fill what each one can
+            ids, d = self._one_by_one(queries, k)
+        return padded(ids.astype(np.int64), self._to_metric(d.astype(np.float64)), k)
+
+    def _one_by_one(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each query alone, asking for fewer items until hnswlib can return them all."""
+        ids, d = np.full((len(queries), k), -1, np.int64), np.full((len(queries), k), np.nan)
+        for q, row in enumerate(queries):
+            want = k
+            while want > 0:
+                try:
+                    got_ids, got_d = self._graph.knn_query(row[None], k=want)
+                except RuntimeError:
+                    want //= 2
+                    continue
+                ids[q, :want], d[q, :want] = got_ids[0], got_d[0]
+                break
+        return ids, d
+
+    def _write(self, path: Path) -> None:
+        self._graph.save_index(str(path))
+
+    def _read(self, path: Path, record: dict[str, Any]) -> None:
+        import hnswlib
+
+        graph = hnswlib.Index(space=self.space, dim=self.dim)
+        graph.load_index(str(path), max_elements=max(1, self.size))
+        self._graph = graph

@@ -1,0 +1,89 @@
+"""The app with indexes of different search methods: Compare runs one query through each, the
+Experiments chart tells the methods apart, and each method is described in words.
+
+Builds hnsw, kdtree and faiss (HNSW32) indexes of hsv/cosine on holidays-small with
+``build_index``'s config, and evaluates annoy, hnsw and kdtree into a private outputs folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from search_lab import app_support as sup
+from search_lab.compare import load_runs
+from search_lab.engine import build_engine
+from search_lab.evaluate import run as evaluate
+from tests.test_app import APP, EASY_MATCH, EASY_QUERY, PAGES
+
+METHODS = ("faiss", "hnsw", "kdtree")
+
+
+@pytest.fixture(scope="module")
+def app(
+    tmp_path_factory: pytest.TempPathFactory, holidays_dir: Path
+) -> tuple[AppTest, pytest.MonkeyPatch]:
+    """The app on three indexes of different types and three evaluation runs."""
+    base = tmp_path_factory.mktemp("methods")
+    cache, indexes, outputs = base / "cache", base / "indexes", base / "outputs"
+    common = [f"dataset.root={holidays_dir}", f"cache_dir={cache}", "workers=1"]
+    for kind in METHODS:
+        cfg = sup.default_build_config(indexes, [*common, f"index={kind}"])
+        build_engine(cfg).save(indexes / f"hsv-cosine-{kind}")
+    for kind in ("annoy", "hnsw", "kdtree"):
+        cfg = sup.default_build_config(indexes, [*common, f"index={kind}"])
+        evaluate(cfg, outputs / "sweeps" / "s" / f"index={kind}")
+    patch = pytest.MonkeyPatch()
+    for name, value in {
+        sup.INDEXES_ENV: indexes,
+        sup.OUTPUTS_ENV: outputs,
+        "SEARCH_LAB_CACHE": cache,
+        "HOLIDAYS_DIR": holidays_dir,
+    }.items():
+        patch.setenv(name, str(value))
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    assert not at.exception
+    yield at, patch
+    patch.undo()
+
+
+@pytest.mark.slow
+def test_compare_puts_one_query_through_every_method(app: tuple[AppTest, object]) -> None:
+    at, _ = app
+    at.switch_page(f"{PAGES}/compare_page.py").run()
+    assert not at.exception
+    names = [f"hsv-cosine-{kind}" for kind in METHODS]
+    assert at.multiselect(key="compare_indexes").value == names
+    at.selectbox(key="compare_query").set_value(EASY_QUERY).run()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    for words in ("Faiss (faiss-cpu), HNSW32", "HNSW graph (hnswlib", "kd-tree (SciPy cKDTree)"):
+        assert words in captions
+    results = [c for image in at.image for c in image.captions if not c.startswith("query:")]
+    firsts = [c for c in results if c.startswith("✓ #1 ")]
+    assert len(firsts) == 3 and all(EASY_MATCH in c for c in firsts)  # same top-1 everywhere
+    overall = at.dataframe[1].value
+    assert overall["search"].str.contains("HNSW").sum() == 2
+
+
+@pytest.mark.slow
+def test_search_page_describes_the_method(app: tuple[AppTest, object]) -> None:
+    at, _ = app
+    at.switch_page(f"{PAGES}/search_page.py").run()
+    at.selectbox(key="search_index").set_value("hsv-cosine-kdtree").run()
+    assert not at.exception
+    assert any("branch-and-bound" in c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_experiments_chart_has_one_colour_per_method(app: tuple[AppTest, object]) -> None:
+    at, _ = app
+    at.switch_page(f"{PAGES}/experiments_page.py").run()
+    assert not at.exception
+    frame, column = sup.ann_vs_latency(load_runs([sup.outputs_dir()]))
+    assert set(frame["method"]) == {"annoy", "hnsw", "kdtree"}
+    assert frame.set_index("method").loc["kdtree", column] == 1.0  # exact: recall 1
+    specs = [chart.proto.spec for chart in at.get("vega_lite_chart")]
+    assert any('"field":"method"' in spec.replace(" ", "") for spec in specs)  # colour = method
