@@ -190,7 +190,7 @@ def score_ranked(
     rule = ap_rule(protocol)
     if any(k <= 0 for k in ks):
         raise ValueError(f"k must be positive, got {list(ks)}")
-    ranked = np.asarray(ranked, dtype=np.int64).reshape(len(queries), -1)
+    ranked = np.asarray(ranked, dtype=np.int64).reshape(len(queries), -1 if len(queries) else 0)
     n_rel = np.array([len(relevant[q]) for q in queries], dtype=np.float64)
     if np.any(n_rel <= 0):
         raise ValueError("average precision needs at least one relevant image")

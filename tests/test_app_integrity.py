@@ -18,7 +18,15 @@ from streamlit.testing.v1 import AppTest
 
 from search_lab import app_support as sup
 from search_lab.results import read_json, write_json
-from tests.test_app import APP, EASY_QUERY, PAGES, Lab, _result_captions, lab  # noqa: F401
+from tests.test_app import (  # noqa: F401
+    APP,
+    EASY_QUERY,
+    PAGES,
+    Lab,
+    _result_captions,
+    _unescape,
+    lab,
+)
 from tests.test_integrity import flip
 
 GOOD = ("hsv-cosine-exact", "hsv-euclidean-exact")
@@ -124,13 +132,13 @@ def test_index_that_fails_its_checks_is_refused_in_one_line(
     at = _app(lab, indexes, monkeypatch).run()
     at.selectbox(key="search_index").set_value("broken").run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [_unescape(e.value) for e in at.error]
     assert len(errors) == 1 and message in errors[0]
     assert not at.image  # nothing shown from a refused index
     at.switch_page(f"{PAGES}/compare_page.py").run()
     at.multiselect(key="compare_indexes").set_value(["broken", *GOOD]).run()
     at.selectbox(key="compare_query").set_value(EASY_QUERY).run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [_unescape(e.value) for e in at.error]
     assert len(errors) == 1 and errors[0].startswith("Index broken cannot be used:")
     assert len(_result_captions(at)) == 2 * 8  # the two good indexes still compared

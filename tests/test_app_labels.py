@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from search_lab import app_support as sup
 from search_lab.engine import build_engine
 from search_lab.evaluate import run as evaluate
+from tests.test_app import _result_captions, _unescape
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -73,7 +74,7 @@ def test_search_marks_same_category_and_shows_standard_ap(
     _, metrics = labelled
     app.selectbox(key="search_query").set_value("img04.png").run()  # a "cold" image
     assert not app.exception
-    captions = [c for image in app.image for c in image.captions if not c.startswith("query:")]
+    captions = _result_captions(app)
     cold = {f"img{i:02d}.png" for i in range(1, 24, 3)} - {"img04.png"}
     for caption in captions:
         name = caption.split(" ")[2] if caption.startswith("✓") else caption.split(" ")[1]
@@ -88,7 +89,7 @@ def test_upload_searches_the_labelled_index(app: AppTest, labelled: tuple[Path, 
     content = (base / "images" / "img07.png").read_bytes()
     app.file_uploader(key="search_upload").upload("mine.png", content, "image/png").run()
     assert not app.exception and not app.error
-    captions = [c for image in app.image for c in image.captions if not c.startswith("query:")]
+    captions = _result_captions(app)
     assert captions[0].startswith("#1 img07.png · d=0.0000")
     assert _metric(app, "Average precision") == []
 
@@ -104,7 +105,7 @@ def test_dataset_page_shows_categories(app: AppTest, labelled: tuple[Path, dict]
     assert _metric(app, "Categories") == ["3"]
     assert _metric(app, "Queries") == ["24"]
     app.selectbox(key="dataset_query").set_value("img02.png").run()
-    captions = [c for image in app.image for c in image.captions]
+    captions = [_unescape(c) for image in app.image for c in image.captions]
     assert captions[0] == "query img02.png"
     assert sorted(captions[1:]) == [f"img{i:02d}.png" for i in range(5, 24, 3)]  # other greys
 

@@ -16,7 +16,7 @@ from search_lab import app_support as sup
 from search_lab.compare import load_runs
 from search_lab.engine import build_engine
 from search_lab.evaluate import run as evaluate
-from tests.test_app import APP, EASY_MATCH, EASY_QUERY, PAGES
+from tests.test_app import APP, EASY_MATCH, EASY_QUERY, PAGES, _result_captions, _unescape
 
 METHODS = ("faiss", "hnsw", "kdtree")
 
@@ -58,10 +58,10 @@ def test_compare_puts_one_query_through_every_method(app: tuple[AppTest, object]
     assert at.multiselect(key="compare_indexes").value == names
     at.selectbox(key="compare_query").set_value(EASY_QUERY).run()
     assert not at.exception
-    captions = " ".join(c.value for c in at.caption)
+    captions = " ".join(_unescape(c.value) for c in at.caption)
     for words in ("Faiss (faiss-cpu), HNSW32", "HNSW graph (hnswlib", "kd-tree (SciPy cKDTree)"):
         assert words in captions
-    results = [c for image in at.image for c in image.captions if not c.startswith("query:")]
+    results = _result_captions(at)
     firsts = [c for c in results if c.startswith("✓ #1 ")]
     assert len(firsts) == 3 and all(EASY_MATCH in c for c in firsts)  # same top-1 everywhere
     overall = at.dataframe[1].value

@@ -32,4 +32,4 @@ def test_register_create_and_errors() -> None:
 
 def test_builtins_are_registered() -> None:
     assert features() == ["cnn", "combo", "edges", "hog", "hsv", "lbp"]
-    assert indexes() == ["annoy", "exact"]
+    assert indexes() == ["annoy", "exact", "faiss", "hnsw", "kdtree", "nndescent"]
