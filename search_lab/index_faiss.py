@@ -149,13 +149,9 @@ class FaissIndex(FileIndex):
         self.size, self.dim = vectors.shape
         self._built = True
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (exact for ``Flat``); distances in the metric's units (estimates for PQ)."""
-        self._require_built("search()")
-        queries = self._rows(self._check_queries(queries))
-        k = max(0, min(int(k), self.size))
-        if k == 0:
-            return padded(np.empty((len(queries), 0)), np.empty((len(queries), 0)), 0)
+        queries = self._rows(queries)
         faiss = self._faiss()
         params = faiss.ParameterSpace()
         if faiss.try_extract_index_ivf(self._index) is not None:

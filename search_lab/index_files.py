@@ -107,6 +107,19 @@ class FileIndex(Index):
         if not self._built:
             raise RuntimeError(f"{self.kind} index: call build() or load() before {action}")
 
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k per query (see :meth:`Index.search`); checks here, the search in ``_search``."""
+        self._require_built("search()")
+        queries = self._check_queries(queries)
+        k = max(0, min(int(k), self.size))
+        if k == 0:
+            return padded(np.empty((len(queries), 0)), np.empty((len(queries), 0)), 0)
+        return self._search(queries, k)
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (1 <= k <= size) of checked (M, D) queries; ids and distances, padded with -1."""
+        raise NotImplementedError
+
     def record(self) -> dict[str, Any]:
         """Metric, dimension, size and build parameters, as saved beside the data file."""
         params = {name: getattr(self, name) for name in self.BUILD_PARAMS}

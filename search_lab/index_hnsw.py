@@ -87,13 +87,8 @@ class HNSWIndex(FileIndex):
         graph.add_items(vectors, np.arange(len(vectors)), num_threads=self.n_jobs)
         self._graph, (self.size, self.dim), self._built = graph, vectors.shape, True
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Approximate top-k with ``max(ef, k)`` candidates; distances in the metric's units."""
-        self._require_built("search()")
-        queries = self._check_queries(queries)
-        k = max(0, min(int(k), self.size))
-        if k == 0:
-            return padded(np.empty((len(queries), 0)), np.empty((len(queries), 0)), 0)
         self._graph.set_ef(max(self.ef, k))
         try:
             ids, d = self._graph.knn_query(queries, k=k, num_threads=self.query_jobs)

@@ -72,13 +72,8 @@ class KDTreeIndex(FileIndex):
         self.size, self.dim = vectors.shape
         self._built = True
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by branch and bound; distances in the configured metric's units."""
-        self._require_built("search()")
-        queries = self._check_queries(queries)
-        k = max(0, min(int(k), self.size))
-        if k == 0:
-            return padded(np.empty((len(queries), 0)), np.empty((len(queries), 0)), 0)
         if self.metric == "cosine":
             queries = unit_rows(queries, "kdtree")
         d, ids = self._tree.query(

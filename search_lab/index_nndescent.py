@@ -95,13 +95,8 @@ class NNDescentIndex(FileIndex):
         graph.prepare()
         self._graph, (self.size, self.dim), self._built = graph, vectors.shape, True
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Approximate top-k by graph search; distances in the metric's units."""
-        self._require_built("search()")
-        queries = self._check_queries(queries)
-        k = max(0, min(int(k), self.size))
-        if k == 0:
-            return padded(np.empty((len(queries), 0)), np.empty((len(queries), 0)), 0)
         ids, d = self._graph.query(queries, k=k, epsilon=self.epsilon)
         return padded(np.asarray(ids), np.asarray(d, np.float64), k)
 

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -83,8 +84,28 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+@contextmanager
+def serve_app(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
+    """Run ``streamlit run app.py`` on a free loopback port; yields (URL, pid), then stops it."""
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, proc, log)
+        yield url, proc.pid
+    finally:
+        _stop(proc)
+
+
 @pytest.fixture
-def served_app(tmp_path: Path, holidays_dir: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+def served_app(tmp_path: Path, holidays_dir: Path) -> Iterator[str]:
     """URL of the app serving a freshly built hsv index; the server is killed afterwards."""
     _need_chromium()
     indexes, cache = tmp_path / "indexes", tmp_path / "cache"
@@ -99,20 +120,8 @@ def served_app(tmp_path: Path, holidays_dir: Path, request: pytest.FixtureReques
         "SEARCH_LAB_CACHE": str(cache),
         "HOLIDAYS_DIR": str(holidays_dir),
     }
-    port = _free_port()
-    log = tmp_path / "streamlit.log"
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
-        "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    request.addfinalizer(lambda: _stop(proc))
-    url = f"http://127.0.0.1:{port}"
-    _wait_healthy(url, proc, log)
-    yield url
+    with serve_app(env, tmp_path / "streamlit.log") as (url, _):
+        yield url
 
 
 def test_upload_finds_relevant_match(served_app: str, holidays_dir: Path) -> None:

@@ -8,8 +8,6 @@ bold, link, formula or image element is made from them. Then opens the app at ``
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,11 +18,8 @@ from tests.test_app_display import EVIL, evil_lab  # noqa: F401 - the fixture is
 from tests.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    ROOT,
-    _free_port,
     _need_chromium,
-    _stop,
-    _wait_healthy,
+    serve_app,
 )
 
 pytestmark = pytest.mark.browser
@@ -40,22 +35,8 @@ def evil_server(evil_lab: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         sup.OUTPUTS_ENV: str(evil_lab / "outputs"),
         "HOLIDAYS_DIR": str(evil_lab / "data"),
     }
-    port = _free_port()
-    log = tmp_path_factory.mktemp("log") / "streamlit.log"
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
-        "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, proc, log)
+    with serve_app(env, tmp_path_factory.mktemp("log") / "streamlit.log") as (url, _):
         yield url
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,10 +32,8 @@ from tests.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     ROOT,
-    _free_port,
     _need_chromium,
-    _stop,
-    _wait_healthy,
+    serve_app,
 )
 
 pytestmark = pytest.mark.load
@@ -99,21 +95,8 @@ def load_server(
         "SEARCH_LAB_CACHE": str(cache),
         "HOLIDAYS_DIR": str(holidays_dir),
     }
-    port, log = _free_port(), base / "streamlit.log"
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
-        "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, proc, log)
-        yield url, proc.pid
-    finally:
-        _stop(proc)
+    with serve_app(env, base / "streamlit.log") as (url, pid):
+        yield url, pid
 
 
 async def _open(browser, url: str, index: str, slots: asyncio.Semaphore) -> dict:
