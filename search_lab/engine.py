@@ -172,12 +172,14 @@ class SearchEngine:
         *,
         expect: dict[str, Any] | None = None,
         verify: bool = True,
+        rehash: bool = False,
         roots: list[str | os.PathLike] | None = None,
     ) -> SearchEngine:
         """Load and check an engine folder; ``expect`` may pin ``feature``, ``metric`` or ``dim``.
 
         Every data file is checked against the size and XXH3-128 checksum recorded when it was
-        written (``verify=False``: sizes only, no byte read). With ``roots``, the dataset
+        written (``verify=False``: sizes only, no byte read); files unchanged since they were
+        last verified are not re-hashed unless ``rehash``. With ``roots``, the dataset
         folder must lie inside one of them or inside ``directory``; image names never lead
         outside the dataset folder.
 
@@ -192,7 +194,7 @@ class SearchEngine:
         manifest = manifest_of(directory)
         _check_expectations(directory, manifest, expect or {})
         _check_confined(directory, manifest, roots)
-        if problem := integrity.problem(directory, manifest["files"], full=verify):
+        if problem := integrity.problem(directory, manifest["files"], full=verify, rehash=rehash):
             raise IndexMismatchError(f"{problem}; {REBUILD}")
         cfg = manifest["config"]
         index = make_index(cfg)

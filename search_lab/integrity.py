@@ -4,18 +4,34 @@ The hash is xxHash's XXH3-128 (about 4 GB/s on one core here, against 0.5 GB/s f
 so a full check of a 512 MB memory-mapped matrix costs a fraction of a second. ``record``
 describes every file of a folder (size and digest); ``problem`` compares a folder with such a
 record and returns one line naming the first file that differs, or None.
+
+A file hashed once is not hashed again while it stays the same file: ``problem`` keeps, in the
+folder's ``.verified.json``, each verified file's device, inode, size, mtime and ctime. The
+kernel sets ctime on every change to a file and no tool can set it back, so a file whose five
+values match was not written since it was verified (git's index relies on the same stat data).
+Files changed less than ``RACY_NS`` before they were verified are not remembered: a write in the
+same clock tick would leave their times unchanged.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import mmap
 import os
+import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import xxhash
 
+from search_lab import cache  # atomic writes (cache imports this module: no names taken)
+
+log = logging.getLogger(__name__)
+
 HASH = "xxh3_128"
+MEMO = ".verified.json"  # stat data of the files last verified; never listed in a record
+RACY_NS = 2_000_000_000  # files changed this recently are re-hashed on the next load
 
 
 def digest(data: bytes | memoryview) -> str:
@@ -36,6 +52,7 @@ def record(directory: str | os.PathLike, skip: frozenset[str] = frozenset()) -> 
     """``{relative path: {"bytes": size, HASH: digest}}`` of every file under ``directory``."""
     directory = Path(directory)
     files = sorted(p for p in directory.rglob("*") if p.is_file())
+    skip = skip | {MEMO}
     return {
         p.relative_to(directory).as_posix(): {"bytes": p.stat().st_size, HASH: file_digest(p)}
         for p in files
@@ -51,24 +68,56 @@ def _inside(directory: Path, name: str) -> Path | None:
     return directory / pure
 
 
-def problem(directory: str | os.PathLike, recorded: Any, *, full: bool = True) -> str | None:
+def problem(
+    directory: str | os.PathLike, recorded: Any, *, full: bool = True, rehash: bool = False
+) -> str | None:
     """The first file of ``directory`` that does not match ``recorded``, as one line; else None.
 
-    ``full=False`` compares sizes only (no byte is read); ``full=True`` also recomputes every
-    digest, which catches same-size damage such as flipped bytes.
+    ``full=False`` compares sizes only (no byte is read); ``full=True`` also checks every
+    digest, which catches same-size damage such as flipped bytes: a file unchanged since it was
+    last verified (see the module's note) is not re-hashed unless ``rehash``.
     """
     directory = Path(directory)
     if not isinstance(recorded, dict) or not recorded:
         return f"{directory} records no checksums of its files"
+    memo = _read_memo(directory) if full and not rehash else {}
+    verified: dict[str, list] = {}
     for name, entry in recorded.items():
         path = _inside(directory, name)
         if path is None or not isinstance(entry, dict):
             return f"{directory} records a checksum for {name!r}, which is not a file name"
         if not path.is_file():
             return f"{path} is missing"
-        size = path.stat().st_size
-        if size != entry.get("bytes"):
-            return f"{path} has {size} bytes, {entry.get('bytes')} were written (truncated?)"
-        if full and file_digest(path) != entry.get(HASH):
+        stat = path.stat()
+        if stat.st_size != entry.get("bytes"):
+            return (
+                f"{path} has {stat.st_size} bytes, {entry.get('bytes')} were written (truncated?)"
+            )
+        if not full:
+            continue
+        seen = [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+        seen.append(entry.get(HASH))
+        if memo.get(name) != seen and file_digest(path) != entry.get(HASH):
             return f"{path} is damaged: its {HASH} checksum differs from the one recorded"
+        if time.time_ns() - stat.st_ctime_ns > RACY_NS:
+            verified[name] = seen
+    if full and verified != memo:
+        _write_memo(directory, verified)
     return None
+
+
+def _read_memo(directory: Path) -> dict[str, Any]:
+    """The folder's memo of verified files; empty when absent or unreadable (all re-hashed)."""
+    try:
+        memo = json.loads((directory / MEMO).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
+
+
+def _write_memo(directory: Path, verified: dict[str, list]) -> None:
+    """Remember the verified files; a read-only folder only means they are hashed next time."""
+    try:
+        cache.atomic_write_bytes(directory / MEMO, json.dumps(verified).encode())
+    except OSError as err:
+        log.debug("cannot remember verified files in %s: %s", directory, err)

@@ -52,6 +52,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="check the index files' sizes but not their checksums (faster on huge indexes)",
     )
+    parser.add_argument(
+        "--rehash",
+        action="store_true",
+        help="hash every index file, even those unchanged since they were last verified",
+    )
     return parser.parse_args(argv)
 
 
@@ -75,7 +80,7 @@ def write_text(out: TextIO, record: dict[str, Any], metric: str) -> None:
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Answer every image of ``args`` on ``out`` (stdout); exit status 0, or 1 if any failed."""
     out = out or sys.stdout
-    engine = SearchEngine.load(args.index, verify=not args.sizes_only)
+    engine = SearchEngine.load(args.index, verify=not args.sizes_only, rehash=args.rehash)
     metric = engine.config["metric"]["name"]
     engine.extractor  # noqa: B018 - created (imports included) before the first query is timed
     failed = 0

@@ -6,6 +6,7 @@ kill tests run a child process that SIGKILLs itself at the dangerous moment of a
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -97,6 +98,87 @@ def test_sizes_only_verification_reads_no_byte(tmp_path: Path) -> None:
     assert len(SearchEngine.load(target, verify=False).names) == 400  # the cheap mode's limit
     with pytest.raises(IndexMismatchError, match="damaged"):
         SearchEngine.load(target)
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the files hashed from now on; files count as settled at once (no racy window)."""
+    names: list[str] = []
+    real = integrity.file_digest
+
+    def counting(path: str | os.PathLike) -> str:
+        names.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(integrity, "file_digest", counting)
+    monkeypatch.setattr(integrity, "RACY_NS", 0)
+    return names
+
+
+def test_files_unchanged_since_verified_are_not_hashed_again(
+    tmp_path: Path, hashed: list[str]
+) -> None:
+    target = make_engine(vectors(400, 16), ANNOY).save(tmp_path / "engine")
+    hashed.clear()  # saving hashed the new files once to record them
+    SearchEngine.load(target)
+    assert sorted(hashed) == ["annoy.ann", "annoy.json", "post.npz"]
+    assert integrity.MEMO not in read_json(target / MANIFEST)["files"]
+    hashed.clear()
+    assert len(SearchEngine.load(target).names) == 400
+    assert hashed == []  # one stat per file
+    SearchEngine.load(target, rehash=True)
+    assert sorted(hashed) == ["annoy.ann", "annoy.json", "post.npz"]
+
+
+def test_damage_after_verification_is_caught_even_with_the_old_mtime(
+    tmp_path: Path, hashed: list[str]
+) -> None:
+    target = make_engine(vectors(400, 16), EXACT).save(tmp_path / "engine")
+    SearchEngine.load(target)  # verified and remembered
+    data = target / "vectors.npy"
+    before = data.stat()
+    flip(data, 1000, 64)
+    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))  # hide the write's time
+    assert (data.stat().st_mtime_ns, data.stat().st_size) == (before.st_mtime_ns, before.st_size)
+    with pytest.raises(IndexMismatchError, match=r"vectors\.npy is damaged"):
+        SearchEngine.load(target)  # ctime moved: the kernel sets it on every change
+
+
+def test_a_copied_folder_is_verified_afresh(tmp_path: Path, hashed: list[str]) -> None:
+    target = make_engine(vectors(400, 16), EXACT).save(tmp_path / "engine")
+    SearchEngine.load(target)
+    copy = Path(shutil.copytree(target, tmp_path / "copy", copy_function=shutil.copy2))
+    hashed.clear()
+    SearchEngine.load(copy)  # same names, sizes and mtimes; other inodes
+    assert sorted(hashed) == ["exact.json", "post.npz", "vectors.npy"]
+
+
+@pytest.mark.parametrize("memo", [b"{not json", b"[1, 2]", b'{"vectors.npy": [0, 0, 0, 0, 0, ""]}'])
+def test_a_broken_memo_means_hashing_again(tmp_path: Path, hashed: list[str], memo: bytes) -> None:
+    target = make_engine(vectors(400, 16), EXACT).save(tmp_path / "engine")
+    (target / integrity.MEMO).write_bytes(memo)
+    flip(target / "vectors.npy", 1000, 64)
+    with pytest.raises(IndexMismatchError, match="damaged"):
+        SearchEngine.load(target)
+
+
+def test_files_written_within_the_racy_window_are_not_remembered(tmp_path: Path) -> None:
+    target = make_engine(vectors(400, 16), EXACT).save(tmp_path / "engine")
+    SearchEngine.load(target)  # just written: a same-tick change would not move their times
+    memo = target / integrity.MEMO
+    assert not memo.exists() or json.loads(memo.read_bytes()) == {}
+
+
+def test_a_memo_that_cannot_be_written_only_costs_hashing(
+    tmp_path: Path, hashed: list[str]
+) -> None:
+    target = make_engine(vectors(400, 16), EXACT).save(tmp_path / "engine")
+    (target / integrity.MEMO).mkdir()  # a write over it fails even as root, unlike chmod
+    hashed.clear()
+    SearchEngine.load(target)
+    SearchEngine.load(target)
+    assert len(hashed) == 6 and (target / integrity.MEMO).is_dir()
+    assert [p.name for p in target.iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_record_and_problem_known_answers(tmp_path: Path) -> None:
