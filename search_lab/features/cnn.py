@@ -56,11 +56,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# OpenMP threads that spin while waiting starve each other when the 2 cores are shared (measured:
-# 2 torch threads fell to 9-21 images/s under load, 82 with passive waiting). Set before torch
-# is first imported; a value the user exported wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 TF_MEAN = (127.0 / 255.0,) * 3  # TensorFlow EfficientNet-Lite input normalisation
 TF_STD = (128.0 / 255.0,) * 3
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -406,6 +401,15 @@ def _trunk(backbone: str, layer: str, model: torch.nn.Module) -> Forward:
     )
 
 
+def _passive_openmp() -> None:
+    """Ask OpenMP to sleep, not spin, while it waits; effective before torch is first imported.
+
+    Spinning threads starve each other when the 2 cores are shared (measured: 2 torch threads
+    fell to 9-21 images/s under load, 82 with passive waiting). A value the user exported wins.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def load_model(
     backbone: str,
     *,
@@ -421,6 +425,7 @@ def load_model(
         Maps a (N, 3, H, W) float32 batch to (N, C, h, w) feature maps (conv layers) or (N, D)
         activations (fully connected layers).
     """
+    _passive_openmp()
     import torch
 
     spec = BACKBONES[backbone]
