@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 import annoy
 import numpy as np
 
-from search_lab.distances import check_metric, pairwise
+from search_lab import exact_search
+from search_lab.distances import check_metric
 from search_lab.errors import ConfigError, IndexMismatchError
 from search_lab.registry import Registry
 from search_lab.results import read_json, write_json
@@ -126,8 +127,8 @@ def create(kind: str, *, metric: str, **params: Any) -> Index:
 class ExactIndex(Index):
     """Exhaustive search: every query is compared with every item (the exact baseline).
 
-    Queries are processed in blocks of ``block`` rows so memory stays bounded at
-    ``block x N`` distances.
+    Queries are processed in blocks of ``block`` rows; :mod:`search_lab.exact_search` shortlists
+    in float32 and answers in float64, so memory stays bounded and no float64 copy is made.
     """
 
     exact = True
@@ -143,23 +144,20 @@ class ExactIndex(Index):
     def build(self, vectors: np.ndarray) -> None:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.size, self.dim = self.vectors.shape
+        self._norms2: np.ndarray | None = None  # squared row norms, computed at the first search
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = self._check_queries(queries)
         k = min(k, self.size)
+        if self._norms2 is None:
+            self._norms2 = exact_search.squared_norms(self.vectors)
         ids = np.empty((len(queries), k), np.int64)
         dists = np.empty((len(queries), k), np.float64)
         for start in range(0, len(queries), self.block):
-            d = pairwise(self.metric, queries[start : start + self.block], self.vectors)
-            top = (
-                np.argpartition(d, k - 1, axis=1)[:, :k]
-                if k < self.size
-                else np.tile(np.arange(self.size), (len(d), 1))
+            block = slice(start, start + self.block)
+            ids[block], dists[block] = exact_search.top_k(
+                self.metric, queries[block], self.vectors, k, self._norms2
             )
-            order = np.take_along_axis(d, top, 1).argsort(axis=1, kind="stable")
-            top = np.take_along_axis(top, order, 1)
-            ids[start : start + len(d)] = top
-            dists[start : start + len(d)] = np.take_along_axis(d, top, 1)
         return ids, dists
 
     VECTORS_FILE: ClassVar[str] = "vectors.npy"
