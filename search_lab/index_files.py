@@ -1,7 +1,9 @@
 """What the kd-tree, HNSW, NN-descent and Faiss indexes share: checks, padding, their own record.
 
 Each of them is a :class:`FileIndex`: one data file plus ``<kind>.json`` recording the metric,
-dimension, size, build parameters and the data file's size and sha256, so ``load`` refuses a
+dimension, size, build parameters and the data file's size and XXH3-128 checksum (verified
+through :mod:`search_lab.integrity`, so a file unchanged since it was last verified is not
+hashed again; folders from before record sha256, still checked), so ``load`` refuses a
 folder built for another metric or with other build parameters, and a damaged or replaced file,
 before the library reads it (a library fed garbage may crash the process instead of raising).
 """
@@ -15,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from search_lab import integrity
 from search_lab.errors import ConfigError, IndexMismatchError
 from search_lab.indexes import PAD_ID, Index
 from search_lab.results import read_json, write_json
@@ -73,6 +76,14 @@ def padded(ids: np.ndarray, dists: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     return np.take_along_axis(out_ids, order, 1), np.take_along_axis(out_d, order, 1)
 
 
+def _differs(path: Path, n_bytes: int, kind: str, digest: str) -> bool:
+    """Whether ``path`` is not the file recorded with this size and checksum."""
+    if kind == "sha256":  # recorded before the XXH3 checksums
+        return path.stat().st_size != n_bytes or sha256(path) != digest
+    recorded = {path.name: {"bytes": n_bytes, integrity.HASH: digest}}
+    return integrity.problem(path.parent, recorded) is not None
+
+
 def sha256(path: Path) -> str:
     """Hex sha256 of a file, read in 1 MB blocks."""
     digest = hashlib.sha256()
@@ -127,11 +138,12 @@ class FileIndex(Index):
                 "params": params}  # fmt: skip
 
     def save(self, directory: Path) -> None:
-        """Write the data file, then ``<kind>.json`` with its record, size and sha256."""
+        """Write the data file, then ``<kind>.json`` with its record, size and checksum."""
         self._require_built("save()")
         path = Path(directory) / self.DATA_FILE
         self._write(path)
-        record = {**self.record(), "bytes": path.stat().st_size, "sha256": sha256(path)}
+        digest = integrity.file_digest(path)
+        record = {**self.record(), "bytes": path.stat().st_size, integrity.HASH: digest}
         write_json(Path(directory) / f"{self.kind}.json", record)
 
     def load(self, directory: Path) -> None:
@@ -141,7 +153,7 @@ class FileIndex(Index):
         ------
         IndexMismatchError
             A file is missing or unreadable, the index was built for another metric or with
-            other build parameters, or the data file's size or sha256 is not the one saved.
+            other build parameters, or the data file's size or checksum is not the one saved.
         """
         directory = Path(directory)
         path, meta = directory / self.DATA_FILE, directory / f"{self.kind}.json"
@@ -154,7 +166,9 @@ class FileIndex(Index):
         try:
             record = read_json(meta)
             dim, size, n_bytes = int(record["dim"]), int(record["size"]), int(record["bytes"])
-            metric, params, digest = record["metric"], dict(record["params"]), record["sha256"]
+            metric, params = record["metric"], dict(record["params"])
+            kind = integrity.HASH if integrity.HASH in record else "sha256"
+            digest = str(record[kind])
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise IndexMismatchError(f"{meta} is unreadable ({err!r}); {rebuild}") from err
         if metric != self.metric:
@@ -167,10 +181,10 @@ class FileIndex(Index):
                     f"{path} was built with {name}={params.get(name)!r}, but the configuration "
                     f"says {getattr(self, name)!r}; {rebuild}"
                 )
-        if path.stat().st_size != n_bytes or sha256(path) != digest:
+        if _differs(path, n_bytes, kind, digest):
             raise IndexMismatchError(
-                f"{path} is not the file that was saved (size or sha256 differs): it is "
-                f"damaged or was replaced; {rebuild}"
+                f"{path} is not the file that was saved (size or {kind} checksum differs): it "
+                f"is damaged or was replaced; {rebuild}"
             )
         self.dim, self.size = dim, size
         self._read(path, record)

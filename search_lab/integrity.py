@@ -80,7 +80,7 @@ def problem(
     directory = Path(directory)
     if not isinstance(recorded, dict) or not recorded:
         return f"{directory} records no checksums of its files"
-    memo = _read_memo(directory) if full and not rehash else {}
+    memo = _read_memo(directory) if full else {}
     verified: dict[str, list] = {}
     for name, entry in recorded.items():
         path = _inside(directory, name)
@@ -97,12 +97,14 @@ def problem(
             continue
         seen = [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
         seen.append(entry.get(HASH))
-        if memo.get(name) != seen and file_digest(path) != entry.get(HASH):
+        if (rehash or memo.get(name) != seen) and file_digest(path) != entry.get(HASH):
             return f"{path} is damaged: its {HASH} checksum differs from the one recorded"
         if time.time_ns() - stat.st_ctime_ns > RACY_NS:
             verified[name] = seen
-    if full and verified != memo:
-        _write_memo(directory, verified)
+    if full:
+        verified |= {name: seen for name, seen in memo.items() if name not in recorded}
+        if verified != memo:
+            _write_memo(directory, verified)
     return None
 
 

@@ -146,7 +146,7 @@ def test_a_changed_byte_is_refused(kind: str, tmp_path: Path, items: np.ndarray)
     raw = bytearray(data.read_bytes())
     raw[len(raw) // 2] ^= 0xFF  # same size, other content
     data.write_bytes(bytes(raw))
-    with pytest.raises(IndexMismatchError, match="size or sha256 differs"):
+    with pytest.raises(IndexMismatchError, match="size or xxh3_128 checksum differs"):
         indexes.create(kind, metric="euclidean").load(tmp_path)
 
 
@@ -209,3 +209,43 @@ def test_default_settings_reach_095_recall_on_holidays(make_config, tmp_path: Pa
         assert metrics["ann_recall_at"]["10"] >= 0.95
     assert metrics["map"] == pytest.approx(0.5686, abs=0.01)
     assert 0 < metrics["query_ms_p50"] <= metrics["query_ms_p95"]
+
+
+def test_a_folder_recorded_with_sha256_still_loads_and_is_checked(
+    tmp_path: Path, items: np.ndarray
+) -> None:
+    from search_lab.index_files import sha256
+    from search_lab.results import read_json, write_json
+
+    index = indexes.create("kdtree", metric="euclidean")
+    index.build(items[:300])
+    index.save(tmp_path)
+    meta = tmp_path / "kdtree.json"
+    record = read_json(meta)
+    del record["xxh3_128"]
+    write_json(meta, {**record, "sha256": sha256(tmp_path / index.DATA_FILE)})
+    assert indexes.create("kdtree", metric="euclidean").load(tmp_path) is None
+    write_json(meta, {**record, "sha256": "0" * 64})
+    with pytest.raises(IndexMismatchError, match="size or sha256 checksum differs"):
+        indexes.create("kdtree", metric="euclidean").load(tmp_path)
+
+
+def test_the_data_file_is_hashed_once_across_engine_and_index_checks(
+    tmp_path: Path, items: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from search_lab import integrity
+
+    monkeypatch.setattr(integrity, "RACY_NS", 0)
+    index = indexes.create("hnsw", metric="euclidean")
+    index.build(items[:300])
+    index.save(tmp_path)
+    hashed: list[str] = []
+    real = integrity.file_digest
+    monkeypatch.setattr(integrity, "file_digest", lambda p: hashed.append(Path(p).name) or real(p))
+    record = integrity.record(tmp_path)
+    hashed.clear()
+    assert integrity.problem(tmp_path, record) is None  # as the engine checks a folder
+    indexes.create("hnsw", metric="euclidean").load(tmp_path)
+    assert sorted(hashed) == sorted(record)  # each file once: the index check found it verified
+    hashed.clear()
+    assert integrity.problem(tmp_path, record) is None and hashed == []
