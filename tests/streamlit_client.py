@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from requests.adapters import HTTPAdapter
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.Common_pb2 import FileURLs, UploadedFileInfo
 from streamlit.proto.Element_pb2 import Element
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
+from urllib3.util.retry import Retry
 from websockets.asyncio.client import ClientConnection, connect
 
 XSRF_COOKIE = "_streamlit_xsrf"
@@ -114,6 +116,10 @@ class StreamlitSession:
     def __init__(self, url: str, timeout_s: float = 120.0) -> None:
         self.url, self.timeout_s = url.rstrip("/"), timeout_s
         self.http = requests.Session()
+        # A browser resends a request whose reused keep-alive connection the server had just
+        # closed (uvicorn closes idle ones after 5 s); urllib3 does so only when told to.
+        retry = Retry(total=1, connect=1, read=1, status=0, allowed_methods=None)
+        self.http.mount("http://", HTTPAdapter(max_retries=retry))
         self.ws: ClientConnection | None = None
         self.session_id = ""
         self.page_hash = ""
