@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from playwright.async_api import Browser, Page
+from playwright.async_api import Error as PlaywrightError
 from requests import RequestException
 from websockets.exceptions import ConnectionClosed
 
@@ -37,17 +40,24 @@ from search_lab import app_support as sup
 from search_lab.app_pages.widgets import UPLOAD
 from search_lab.engine import build_engine
 from tests.streamlit_client import ProtocolError, StreamlitSession, Widget
-from tests.test_browser import ROOT, serve_app
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _need_chromium, serve_app
 
 pytestmark = pytest.mark.load
 
 SESSIONS = int(os.environ.get("LOAD_SESSIONS", "30"))
 DURATION_S = float(os.environ.get("LOAD_DURATION_S", "60"))
+BROWSER_PAGES = int(os.environ.get("LOAD_BROWSER_PAGES", "1"))  # Chromium pages beside them
 QUERY_TIMEOUT_S = 120.0
 RAMP_PARALLEL = 5  # sessions opening at once before the measured minute starts
 INDEXES = ("hsv-cosine-exact", "cnn-cosine-exact")
 REPORT = ROOT / "test-artifacts" / "load.json"
 TARGET_PEAK_MB = 2048
+BROWSER_ARGS = [
+    *CHROMIUM_ARGS,
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+]
 
 
 @dataclass
@@ -55,7 +65,7 @@ class Session:
     """One protocol session's index, uploader widget and what it measured."""
 
     index: str
-    client: StreamlitSession
+    client: StreamlitSession | None = None  # None: a Chromium page
     uploader: Widget | None = None
     latencies: list[float] = field(default_factory=list)
     engine_ms: list[float] = field(default_factory=list)
@@ -90,6 +100,8 @@ def load_server(
     holidays_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, int]]:
     """(URL, pid) of the app serving an hsv and a cnn index built from holidays-small."""
+    if BROWSER_PAGES:
+        _need_chromium()
     base = tmp_path_factory.mktemp("load")
     indexes, cache = base / "indexes", base / "cache"
     common = [f"dataset.root={holidays_dir}", f"cache_dir={cache}"]
@@ -122,6 +134,7 @@ def _twins(images: list[Path]) -> dict[str, frozenset[str]]:
 async def _open(url: str, index: str, slots: asyncio.Semaphore) -> Session:
     """Open one session on the Search page in upload mode with ``index`` picked."""
     session = Session(index, StreamlitSession(url, timeout_s=QUERY_TIMEOUT_S))
+    assert session.client is not None
     async with slots:  # a few sessions start at a time, as users arriving would
         try:
             run = await session.client.open()
@@ -172,13 +185,84 @@ async def _query_loop(
             session.errors.append(f"{type(err).__name__}: {err}")
 
 
+async def _page_loop(
+    page: Page, session: Session, images: list[Path], twins: dict, stop_at: float
+) -> None:
+    """What :func:`_query_loop` does, in a real page: upload, wait for the image ranked first."""
+    for turn in range(10**6):
+        if time.monotonic() >= stop_at:
+            break
+        image = images[turn % len(images)]
+        start = time.monotonic()
+        try:
+            await page.locator("input[type=file]").set_input_files(str(image))
+            names = "|".join(re.escape(name) for name in twins[image.name])
+            await page.get_by_text(re.compile(rf"^#1 ({names}) · d=")).wait_for()
+            session.latencies.append(time.monotonic() - start)
+            shown = await page.get_by_test_id("stMetricValue").first.inner_text()
+            session.engine_ms.append(float(shown.split()[0]))
+        except PlaywrightError as err:  # a timeout or a broken page: counted, the page goes on
+            session.errors.append(f"browser: {type(err).__name__}: {str(err).splitlines()[0]}")
+        if await page.locator("[data-testid=stException]").count():
+            session.errors.append("browser: exception shown on the page")
+            break
+
+
+async def _browser_pages(
+    url: str, images: list[Path], twins: dict, clock: asyncio.Future[float]
+) -> list[Session]:
+    """BROWSER_PAGES Chromium pages on the hsv index, querying from ``await clock`` until then."""
+    from playwright.async_api import async_playwright
+
+    sessions = [Session(f"browser {INDEXES[0]}") for _ in range(BROWSER_PAGES)]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=BROWSER_ARGS, headless=True
+        )
+        try:
+            pages = [await _open_page(browser, url, s) for s in sessions]
+            stop_at = await clock
+            await asyncio.gather(
+                *(
+                    _page_loop(page, s, images[-1 - i :: -SESSIONS], twins, stop_at)
+                    for i, (page, s) in enumerate(zip(pages, sessions, strict=True))
+                    if page is not None
+                )
+            )
+        finally:
+            await browser.close()
+    return sessions
+
+
+async def _open_page(browser: Browser, url: str, session: Session) -> Page | None:
+    """A page on the Search page in upload mode with the hsv index picked (None if it failed)."""
+    try:
+        page = await browser.new_page(viewport={"width": 1100, "height": 1200})
+        page.set_default_timeout(QUERY_TIMEOUT_S * 1e3)
+        await page.goto(url)
+        await page.get_by_text(UPLOAD, exact=True).click()
+        await page.get_by_test_id("stSelectbox").first.click()  # it starts on the cnn index
+        await page.get_by_role("option", name=re.compile(f"^{INDEXES[0]}")).click()
+        await page.get_by_text(re.compile("HSV colour histogram")).first.wait_for()
+        await page.locator("input[type=file]").wait_for(state="attached")
+        return page
+    except PlaywrightError as err:
+        session.errors.append(f"browser open: {type(err).__name__}: {str(err).splitlines()[0]}")
+        return None
+
+
 async def _run_sessions(url: str, images: list[Path]) -> tuple[list[Session], float]:
     """Open every session, then let them all query for DURATION_S; returns them and the time."""
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(4 * SESSIONS))
     twins = _twins(images)
+    clock: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+    pages = (
+        asyncio.create_task(_browser_pages(url, images, twins, clock)) if BROWSER_PAGES else None
+    )
     slots = asyncio.Semaphore(RAMP_PARALLEL)
     sessions = await asyncio.gather(*(_open(url, INDEXES[i % 2], slots) for i in range(SESSIONS)))
     start = time.monotonic()
+    clock.set_result(start + DURATION_S)
     try:
         await asyncio.gather(
             *(
@@ -186,25 +270,34 @@ async def _run_sessions(url: str, images: list[Path]) -> tuple[list[Session], fl
                 for i, s in enumerate(sessions)
             )
         )
-        return sessions, time.monotonic() - start
+        browser = await pages if pages is not None else []
+        return [*sessions, *browser], time.monotonic() - start
     finally:
         await asyncio.gather(*(s.client.close() for s in sessions), return_exceptions=True)
 
 
+def _figures(sessions: list[Session]) -> dict:
+    """Queries, latency p50/p95/max (ms) and the engine's median query time of ``sessions``."""
+    lat = [x for s in sessions for x in s.latencies]
+    engine = [x for s in sessions for x in s.engine_ms]
+    return {
+        "queries": len(lat),
+        "p50_ms": round(float(np.percentile(lat, 50)) * 1e3) if lat else None,
+        "p95_ms": round(float(np.percentile(lat, 95)) * 1e3) if lat else None,
+        "max_ms": round(max(lat) * 1e3) if lat else None,
+        "engine_p50_ms": round(float(np.percentile(engine, 50)), 1) if engine else None,
+    }
+
+
 def _summary(sessions: list[Session], peak_bytes: int, seconds: float) -> dict:
-    """Latency percentiles per index and overall, errors, and the server's peak memory."""
+    """Latency figures per index, overall and in Chromium, errors, the server's peak memory."""
+    protocol = [s for s in sessions if s.client is not None]
     out: dict = {"sessions": SESSIONS, "duration_s": round(seconds, 1)}
-    for index in (*INDEXES, "all"):
-        mine = [s for s in sessions if index in ("all", s.index)]
-        lat = [x for s in mine for x in s.latencies]
-        engine = [x for s in mine for x in s.engine_ms]
-        out[index] = {
-            "queries": len(lat),
-            "p50_ms": round(float(np.percentile(lat, 50)) * 1e3) if lat else None,
-            "p95_ms": round(float(np.percentile(lat, 95)) * 1e3) if lat else None,
-            "max_ms": round(max(lat) * 1e3) if lat else None,
-            "engine_p50_ms": round(float(np.percentile(engine, 50)), 1) if engine else None,
-        }
+    for index in INDEXES:
+        out[index] = _figures([s for s in protocol if s.index == index])
+    out["all"] = _figures(protocol)
+    out["browser_pages"] = BROWSER_PAGES
+    out["browser"] = _figures([s for s in sessions if s.client is None])
     out["errors"] = [e for s in sessions for e in s.errors]
     out["sessions_without_results"] = sum(not s.latencies for s in sessions)
     out["server_peak_mb"] = round(peak_bytes / 2**20)
@@ -226,12 +319,15 @@ def test_thirty_sessions_for_a_minute(load_server: tuple[str, int], holidays_dir
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(json.dumps(summary, indent=2) + "\n")
     every, hsv, cnn = summary["all"], summary[INDEXES[0]], summary[INDEXES[1]]
+    browser = summary["browser"]
     print(
         f"\nload: {SESSIONS} sessions, {every['queries']} queries in {summary['duration_s']} s, "
         f"p50 {every['p50_ms']} ms, p95 {every['p95_ms']} ms, max {every['max_ms']} ms "
         f"(hsv p50 {hsv['p50_ms']} / p95 {hsv['p95_ms']} ms, "
         f"cnn p50 {cnn['p50_ms']} / p95 {cnn['p95_ms']} ms), "
-        f"engine p50 {every['engine_p50_ms']} ms, {len(summary['errors'])} errors, "
+        f"engine p50 {every['engine_p50_ms']} ms; Chromium pages ({BROWSER_PAGES}, hsv): "
+        f"{browser['queries']} queries, p50 {browser['p50_ms']} / p95 {browser['p95_ms']} ms; "
+        f"{len(summary['errors'])} errors, "
         f"server peak {summary['server_peak_mb']} MB, server CPU {summary['server_cpu_cores']} "
         f"cores, client CPU {summary['client_cpu_cores']} cores, "
         f"load average {summary['load_average']}"
