@@ -68,6 +68,7 @@ class Session:
     client: StreamlitSession | None = None  # None: a Chromium page
     uploader: Widget | None = None
     latencies: list[float] = field(default_factory=list)
+    started: list[float] = field(default_factory=list)  # time.monotonic() at each query's start
     engine_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -163,6 +164,7 @@ async def _query(session: Session, image: Path, twins: dict[str, frozenset[str]]
     if shown is None:
         raise ProtocolError(f"{image.name}: no query time shown")
     session.latencies.append(seconds)
+    session.started.append(start)
     session.engine_ms.append(float(shown.split()[0]))  # "Query time": the engine's own
     await session.client.fetch_media(run)
 
@@ -199,6 +201,7 @@ async def _page_loop(
             names = "|".join(re.escape(name) for name in twins[image.name])
             await page.get_by_text(re.compile(rf"^#1 ({names}) · d=")).wait_for()
             session.latencies.append(time.monotonic() - start)
+            session.started.append(start)
             shown = await page.get_by_test_id("stMetricValue").first.inner_text()
             session.engine_ms.append(float(shown.split()[0]))
         except PlaywrightError as err:  # a timeout or a broken page: counted, the page goes on
@@ -289,6 +292,20 @@ def _figures(sessions: list[Session]) -> dict:
     }
 
 
+def _slowest(sessions: list[Session], count: int = 5) -> list[dict]:
+    """The ``count`` slowest queries: when they started (s into the run), where, how long."""
+    first = min((t for s in sessions for t in s.started), default=0.0)
+    queries = [
+        (seconds, start - first, s.index)
+        for s in sessions
+        for start, seconds in zip(s.started, s.latencies, strict=True)
+    ]
+    return [
+        {"at_s": round(at, 1), "index": index, "seconds": round(seconds, 1)}
+        for seconds, at, index in sorted(queries, reverse=True)[:count]
+    ]
+
+
 def _summary(sessions: list[Session], peak_bytes: int, seconds: float) -> dict:
     """Latency figures per index, overall and in Chromium, errors, the server's peak memory."""
     protocol = [s for s in sessions if s.client is not None]
@@ -298,6 +315,7 @@ def _summary(sessions: list[Session], peak_bytes: int, seconds: float) -> dict:
     out["all"] = _figures(protocol)
     out["browser_pages"] = BROWSER_PAGES
     out["browser"] = _figures([s for s in sessions if s.client is None])
+    out["slowest"] = _slowest(sessions)
     out["errors"] = [e for s in sessions for e in s.errors]
     out["sessions_without_results"] = sum(not s.latencies for s in sessions)
     out["server_peak_mb"] = round(peak_bytes / 2**20)
