@@ -16,6 +16,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -61,8 +62,7 @@ class Run:
         """Every widget the run showed (an element with a non-empty ``id``)."""
         found = []
         for element in self.elements.values():
-            kind = element.WhichOneof("type")
-            proto = getattr(element, kind)
+            kind, proto = _inner(element)
             if getattr(proto, "id", ""):
                 options = tuple(getattr(proto, "options", ()))
                 found.append(Widget(proto.id, kind, proto.label, options))
@@ -96,10 +96,15 @@ class Run:
         return [f"{e.exception.type}: {e.exception.message}" for e in self.of_kind("exception")]
 
 
+def _inner(element: Element) -> tuple[str, Any]:
+    """An element's type name and message (e.g. ("selectbox", Selectbox)); ("", None) if unset."""
+    kind = element.WhichOneof("type")
+    return (kind, getattr(element, kind)) if kind else ("", None)
+
+
 def _default_state(element: Element) -> WidgetState | None:
     """The value the frontend gives a newly shown widget (its default), for the kinds we drive."""
-    kind = element.WhichOneof("type")
-    proto = getattr(element, kind)
+    kind, proto = _inner(element)
     state = WidgetState(id=proto.id)
     if kind in STRING_WIDGETS and proto.HasField("default"):
         state.string_value = proto.options[proto.default]
@@ -264,7 +269,7 @@ class StreamlitSession:
         """Forget widgets the run no longer shows and give new ones their defaults."""
         shown = {}
         for element in run.elements.values():
-            widget_id = getattr(getattr(element, element.WhichOneof("type")), "id", "")
+            widget_id = getattr(_inner(element)[1], "id", "")
             if not widget_id:
                 continue
             state = self.states.get(widget_id) or _default_state(element)
