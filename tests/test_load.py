@@ -7,6 +7,8 @@ so the measurement is of the server, not of 30 browser renderers sharing its CPU
 opens the Search page, switches to upload mode and picks its index (half hsv, half cnn); then
 for ``DURATION_S`` seconds it uploads a different holidays image in turn, waits until the script
 run finishes with that image ranked first, and fetches the thumbnails shown, as a browser does.
+``BROWSER_PAGES`` headless Chromium pages do the same on the hsv index alongside (the real UI
+under the same load), reported apart.
 Reported: queries done, p50/p95 latency as the sessions saw it (upload start to the finished
 run carrying the results), the engine's own query time, errors, the server's peak memory (RSS of
 its process tree, sampled every 0.25 s with psutil) and CPU use. Run it with
@@ -62,7 +64,7 @@ BROWSER_ARGS = [
 
 @dataclass
 class Session:
-    """One protocol session's index, uploader widget and what it measured."""
+    """One session (a protocol client, or a Chromium page): its index and what it measured."""
 
     index: str
     client: StreamlitSession | None = None  # None: a Chromium page
