@@ -84,6 +84,17 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def app_env(indexes: Path, cache: Path, outputs: Path, dataset: Path) -> dict[str, str]:
+    """The environment of an app server over ``indexes``, its cache, outputs and dataset."""
+    return {
+        **os.environ,
+        sup.INDEXES_ENV: str(indexes),
+        sup.OUTPUTS_ENV: str(outputs),
+        "SEARCH_LAB_CACHE": str(cache),
+        "HOLIDAYS_DIR": str(dataset),
+    }
+
+
 @contextmanager
 def serve_app(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
     """Run ``streamlit run app.py`` on a free loopback port; yields (URL, pid), then stops it."""
@@ -113,13 +124,7 @@ def served_app(tmp_path: Path, holidays_dir: Path) -> Iterator[str]:
         indexes, [f"dataset.root={holidays_dir}", f"cache_dir={cache}", "workers=1"]
     )
     build_engine(cfg).save(cfg["index_dir"])
-    env = {
-        **os.environ,
-        sup.INDEXES_ENV: str(indexes),
-        sup.OUTPUTS_ENV: str(tmp_path / "outputs"),
-        "SEARCH_LAB_CACHE": str(cache),
-        "HOLIDAYS_DIR": str(holidays_dir),
-    }
+    env = app_env(indexes, cache, tmp_path / "outputs", holidays_dir)
     with serve_app(env, tmp_path / "streamlit.log") as (url, _):
         yield url
 

@@ -42,7 +42,7 @@ from search_lab import app_support as sup
 from search_lab.app_pages.widgets import UPLOAD
 from search_lab.engine import build_engine
 from tests.streamlit_client import ProtocolError, StreamlitSession, Widget
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _need_chromium, serve_app
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _need_chromium, app_env, serve_app
 
 pytestmark = pytest.mark.load
 
@@ -111,13 +111,7 @@ def load_server(
     for name, feature in zip(INDEXES, ("hsv", "cnn"), strict=True):
         cfg = sup.default_build_config(indexes, [*common, f"feature={feature}"])
         build_engine(cfg).save(indexes / name)
-    env = {
-        **os.environ,
-        sup.INDEXES_ENV: str(indexes),
-        sup.OUTPUTS_ENV: str(base / "outputs"),
-        "SEARCH_LAB_CACHE": str(cache),
-        "HOLIDAYS_DIR": str(holidays_dir),
-    }
+    env = app_env(indexes, cache, base / "outputs", holidays_dir)
     with serve_app(env, base / "streamlit.log") as (url, pid):
         yield url, pid
 

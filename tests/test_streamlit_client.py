@@ -8,7 +8,6 @@ and reads the result grid, the query time and the thumbnails from the server's m
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from search_lab import app_support as sup
 from search_lab.app_pages.widgets import UPLOAD
 from search_lab.engine import build_engine
 from tests.streamlit_client import ProtocolError, StreamlitSession
-from tests.test_browser import serve_app
+from tests.test_browser import app_env, serve_app
 
 IMAGES = [f"1000{i:02d}.jpg" for i in range(3)] + [f"10{g}00.jpg" for g in range(10, 19)]
 
@@ -53,12 +52,6 @@ def test_client_drives_the_search_page(tmp_path: Path, holidays_dir: Path) -> No
         indexes, [f"dataset.root={data}", f"cache_dir={cache}", "workers=1"]
     )
     build_engine(cfg).save(cfg["index_dir"])
-    env = {
-        **os.environ,
-        sup.INDEXES_ENV: str(indexes),
-        sup.OUTPUTS_ENV: str(tmp_path / "outputs"),
-        "SEARCH_LAB_CACHE": str(cache),
-        "HOLIDAYS_DIR": str(data),
-    }
+    env = app_env(indexes, cache, tmp_path / "outputs", data)
     with serve_app(env, tmp_path / "streamlit.log") as (url, _):
         asyncio.run(_scenario(url, data))
