@@ -104,7 +104,7 @@ def top_lists(o: Outcome, k: int) -> dict[str, list[str]]:
     out = {}
     with open(o.folder / RANKINGS_FILE, encoding="utf-8") as lines:
         for line in lines:
-            tokens = line.split(" ", 2 * k + 1)
+            tokens = line.rstrip("\n").split(" ", 2 * k + 1)
             out[tokens[0]] = tokens[2 : 2 * k + 1 : 2]
     return out
 

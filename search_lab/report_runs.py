@@ -27,6 +27,7 @@ from search_lab.engine import dataset_of_config
 from search_lab.errors import ConfigError, SearchLabError
 from search_lab.extract import extract_files
 from search_lab.results import METRICS_FILE, read_json, write_json
+from search_lab.sweep import RESULT_NEUTRAL_KEYS as NEUTRAL_KEYS
 from search_lab.sweep import comparable_config, finished_metrics, job_subdir
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
 
 def run_folder(root: Path, run: Run, dataset_overrides: tuple[str, ...]) -> Path:
     """The stable folder of ``run`` under ``root`` (its overrides, as a sweep names jobs)."""
-    name = job_subdir(",".join([*run.overrides, *dataset_overrides]), 0)
+    kept = [o for o in dataset_overrides if o.split("=", 1)[0].lstrip("+~") not in NEUTRAL_KEYS]
+    name = job_subdir(",".join([*run.overrides, *kept]), 0)
     return root / ("defaults" if name == "job0" else name)
 
 
