@@ -22,18 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from search_lab import report_plan
+from search_lab.app_support import outputs_dir
 from search_lab.errors import SearchLabError
 from search_lab.report_cells import display
 from search_lab.report_dimension import dimension
 from search_lab.report_distances import distances
-from search_lab.report_render import HTML_FILE, MD_FILE, html_page, markdown
+from search_lab.report_files import HTML_FILE, MD_FILE, REPORT_DIR
+from search_lab.report_render import html_page, markdown
 from search_lab.report_runs import Outcome, Run, ensure, extraction_cost
 from search_lab.report_sections import features, search
 from search_lab.results import read_json, write_bytes, write_json, write_text
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUT = Path("outputs/report")
 RUNS_DIR = "runs"
 JSON_FILE = "report.json"
 TITLE = "Findings: the talk's four questions, measured"
@@ -49,7 +50,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="hsv/lbp only, fewer settings (under a minute)"
     )
     parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="report folder parent (outputs/report)"
+        "--out",
+        type=Path,
+        default=outputs_dir() / REPORT_DIR,
+        help="parent of the report folders (default: $SEARCH_LAB_OUTPUTS/report, outputs/report)",
     )
     parser.add_argument("--runs", type=Path, help="folder of the reused runs (default OUT/runs)")
     parser.add_argument(

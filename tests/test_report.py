@@ -16,7 +16,7 @@ import pytest
 
 from search_lab.errors import ConfigError
 from search_lab.report_cells import same_top
-from search_lab.report_render import HTML_FILE, MD_FILE
+from search_lab.report_files import HTML_FILE, MD_FILE
 from search_lab.report_runs import Outcome, Run, not_run_reason, run_folder
 from search_lab.report_sections import HEADINGS
 from search_lab.results import read_json
