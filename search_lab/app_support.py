@@ -12,6 +12,7 @@ import io
 import itertools
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import pandas as pd
 from PIL import Image
 
 from search_lab import indexes
-from search_lab.compare import DIFF_PREFIX, diff_to_baseline, format_cell
+from search_lab.compare import DIFF_PREFIX, common_items, diff_to_baseline, format_cell, name_items
 from search_lab.data import Dataset, default_root
 from search_lab.engine import (
     Hit,
@@ -408,6 +409,32 @@ def matching_run_map(runs: pd.DataFrame, config: Mapping[str, Any]) -> float | N
         if same_setup(saved, config) and same_data and _plain_evaluation(saved):
             matches.append((mtime, float(value)))
     return max(matches)[1] if matches else None
+
+
+def chart_labels(names: Sequence[str]) -> list[str]:
+    """Short, unique chart labels that show only what differs between runs.
+
+    Items every name shares are dropped and each remaining ``key=value`` shows its value:
+    ``feature=hsv,metric=cosine`` beside ``feature=lbp,metric=euclidean`` reads ``hsv · cosine``.
+    Labels that would then read the same keep their keys (``index.n_trees=5`` beside
+    ``index.search_k=5``); runs with the very same overrides are numbered (``hsv #2``).
+    """
+    names = [str(n) for n in names]
+    common = set(common_items(names))
+    kept = [[i for i in name_items(n) if i not in common] for n in names]
+    values = [
+        " · ".join(i.split("=", 1)[-1] for i in items) or n
+        for items, n in zip(kept, names, strict=True)
+    ]
+    keyed = [" · ".join(items) or n for items, n in zip(kept, names, strict=True)]
+    seen = Counter(values)
+    labels = [v if seen[v] == 1 else k for v, k in zip(values, keyed, strict=True)]
+    repeats, count = Counter(labels), Counter()
+    out = []
+    for label in labels:
+        count[label] += 1
+        out.append(label if repeats[label] == 1 else f"{label} #{count[label]}")
+    return out
 
 
 def run_label(row: Mapping[str, Any]) -> str:

@@ -60,6 +60,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--bench", type=Path, default=Path("bench/ann.json"), help="bench_ann results"
     )
     parser.add_argument(
+        "--export",
+        type=Path,
+        help="also copy report.md and its charts into this folder (e.g. docs/report)",
+    )
+    parser.add_argument(
         "overrides", nargs="*", help="dataset overrides for every run (dataset.root=...)"
     )
     args = parser.parse_args(argv)
@@ -161,6 +166,13 @@ def write_report(out: Path, sections: list[Any], record: dict[str, Any], lines: 
     return final
 
 
+def export(folder: Path, target: Path) -> None:
+    """Copy the report's Markdown and charts (not its runs) into ``target``, atomically each."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in [folder / MD_FILE, *sorted(folder.glob("*.png"))]:
+        write_bytes(target / path.name, path.read_bytes())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry: build and write the report; one ``error:`` line and status 2 on bad input."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -170,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sections, record = build(args)
         lines = preamble(args, record, time.perf_counter() - start)
         folder = write_report(args.out, sections, record, lines)
+        if args.export:
+            export(folder, args.export)
     except SearchLabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

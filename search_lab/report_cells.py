@@ -120,7 +120,9 @@ def same_top(a: Outcome, b: Outcome, k: int = 10) -> float | None:
 
 def not_run(outcomes: Sequence[Outcome]) -> str:
     """A sentence listing the rows that could not run, or ''."""
-    missing = [f"{o.run.label} ({o.reason})" for o in outcomes if not o.ok]
+    missing = [
+        f"{o.run.label} ({o.reason.removeprefix('not run: ')})" for o in outcomes if not o.ok
+    ]
     return ("Not run: " + "; ".join(missing) + ".") if missing else ""
 
 
