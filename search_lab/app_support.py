@@ -411,24 +411,33 @@ def matching_run_map(runs: pd.DataFrame, config: Mapping[str, Any]) -> float | N
     return max(matches)[1] if matches else None
 
 
+_PLAIN_VALUE = re.compile(r"(?i)true|false|null|none|[-+\d.\[\], ]+")
+
+
+def _short_item(item: str) -> str:
+    """``feature=hsv`` -> ``hsv``; a number or flag keeps its (last) key: ``whiten=true``."""
+    key, sep, value = item.partition("=")
+    if not sep:
+        return item
+    return f"{key.rsplit('.', 1)[-1]}={value}" if _PLAIN_VALUE.fullmatch(value) else value
+
+
 def chart_labels(names: Sequence[str]) -> list[str]:
     """Short, unique chart labels that show only what differs between runs.
 
-    Items every name shares are dropped and each remaining ``key=value`` shows its value:
-    ``feature=hsv,metric=cosine`` beside ``feature=lbp,metric=euclidean`` reads ``hsv · cosine``.
-    Labels that would then read the same keep their keys (``index.n_trees=5`` beside
-    ``index.search_k=5``); runs with the very same overrides are numbered (``hsv #2``).
+    Items every name shares are dropped; a named choice shows its value alone and a number or
+    flag its last key too: ``feature=hsv,metric=cosine`` beside ``feature=lbp,metric=euclidean``
+    reads ``hsv · cosine``, ``post.pca_dim=128,post.whiten=true`` reads
+    ``pca_dim=128 · whiten=true``. Labels that would then read the same keep their full keys;
+    runs with the very same overrides are numbered (``r1 #2``).
     """
     names = [str(n) for n in names]
     common = set(common_items(names))
     kept = [[i for i in name_items(n) if i not in common] for n in names]
-    values = [
-        " · ".join(i.split("=", 1)[-1] for i in items) or n
-        for items, n in zip(kept, names, strict=True)
-    ]
+    short = [" · ".join(map(_short_item, items)) or n for items, n in zip(kept, names, strict=True)]
     keyed = [" · ".join(items) or n for items, n in zip(kept, names, strict=True)]
-    seen = Counter(values)
-    labels = [v if seen[v] == 1 else k for v, k in zip(values, keyed, strict=True)]
+    seen = Counter(short)
+    labels = [s if seen[s] == 1 else k for s, k in zip(short, keyed, strict=True)]
     repeats, count = Counter(labels), Counter()
     out = []
     for label in labels:
