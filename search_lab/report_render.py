@@ -65,8 +65,11 @@ def bar_chart(
     groups: Sequence[str],
     xlabel: str,
 ) -> bytes:
-    """Horizontal bars with 95% interval whiskers, one colour per group."""
+    """Horizontal bars with 95% interval whiskers, one colour per group, grouped together."""
     order = list(dict.fromkeys(groups))
+    rows = sorted(range(len(labels)), key=lambda i: order.index(groups[i]))  # stable
+    labels, values = [labels[i] for i in rows], [values[i] for i in rows]
+    intervals, groups = [intervals[i] for i in rows], [groups[i] for i in rows]
     fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(labels) + 1.2))
     ys = range(len(labels))[::-1]
     colours = [COLOURS[order.index(g) % len(COLOURS)] for g in groups]
@@ -78,7 +81,7 @@ def bar_chart(
     handles = [
         plt.Rectangle((0, 0), 1, 1, color=COLOURS[i % len(COLOURS)]) for i in range(len(order))
     ]
-    ax.legend(handles, order, fontsize=7, loc="lower right")
+    ax.legend(handles, order, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="x", alpha=0.3)
     return _png(fig)
 
@@ -119,7 +122,9 @@ def _md_table(table: Table) -> list[str]:
 
 def markdown(title: str, preamble: Sequence[str], sections: Sequence[Section]) -> str:
     """The whole report as Markdown; charts as ``![title](name.png)``."""
-    lines = [f"# {title}", "", *preamble, ""]
+    lines = [f"# {title}", ""]
+    for para in preamble:
+        lines += [para, ""]
     for section in sections:
         lines += [f"## {section.heading}", ""]
         for para in section.answer:
