@@ -100,8 +100,9 @@ def _raw_sentence(outcomes: Sequence[Outcome]) -> str:
     share, pc = same_top(cos, euc, TOP_K), paired(cos, euc)
     text = (
         f"They part when the vectors are not unit length: on raw hsv histograms "
-        f"(`feature.sqrt=false post.l2=false`, each sums to 1 so its L2 length varies with how "
-        f"peaked it is) euclidean scores {short(euc)} against cosine's {short(cos)} "
+        f"(`feature.sqrt=false post.l2=false`: each is divided by its pixel count, so an image's "
+        f"size never changes it, but its L2 length still varies with how peaked it is) "
+        f"euclidean scores {short(euc)} against cosine's {short(cos)} "
         f"({delta_text(pc)}, {verdict(pc)}), and only {100 * share:.1f}% of the queries keep "
         f"the same top-{TOP_K}."
     )

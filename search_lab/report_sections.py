@@ -69,6 +69,44 @@ def _group_sentence(outcomes: Sequence[Outcome], group: str, ref: Outcome | None
     )
 
 
+def _cost_sentence(fams: list[Outcome], costs: dict[str, float | None]) -> str:
+    """The cheapest and dearest family to extract, per image."""
+    names = {o.run.label for o in fams}
+    priced = sorted((c, lab) for lab, c in costs.items() if c is not None and lab in names)
+    if not priced:
+        return ""
+    (lo, cheap), (hi, dear) = priced[0], priced[-1]
+    return (
+        f"Cost: extraction takes from {lo:.2f} ms per image ({cheap}) to {hi:.2f} ms ({dear}), "
+        f"{hi / lo:.0f}× more (one process; the CNN on torch's threads)."
+    )
+
+
+def _features_answer(outcomes: Sequence[Outcome], costs: dict[str, float | None]) -> list[str]:
+    """Q1 in words: families ranked, the best of all, each group's best, extraction cost."""
+    fams = sorted(
+        (o for o in outcomes if o.ok and o.run.group == "families"),
+        key=lambda o: -o.metrics["map"],
+    )
+    hsv, cnn, top = find(outcomes, "hsv"), find(outcomes, "cnn"), best(outcomes)
+    pc = paired(hsv, top)
+    answer = [
+        "Feature families, best first: "
+        + ", ".join(f"{o.run.label} {short(o)}" for o in fams)
+        + f". Best of all: **{top.run.label}** (mAP {short(top)}); against plain hsv "
+        f"{delta_text(pc)} ({verdict(pc)})."
+    ]
+    answer += [
+        _group_sentence(outcomes, "hsv bins", hsv),
+        _group_sentence(outcomes, "hsv layouts", hsv),
+        _group_sentence(outcomes, "combinations", hsv),
+        _group_sentence(outcomes, "cnn", cnn),
+        _cost_sentence(fams, costs),
+        not_run(outcomes),
+    ]
+    return [a for a in answer if a]
+
+
 def features(
     outcomes: Sequence[Outcome], costs: dict[str, float | None], dataset: tuple[str, ...]
 ) -> Section:
@@ -86,47 +124,12 @@ def features(
         for o in outcomes
     ]
     columns = ["group", "configuration", "dim", MAP_COLUMN, "P@1", "extract ms/image", RUN_COLUMN]
-    fams = sorted(
-        (o for o in outcomes if o.ok and o.run.group == "families"),
-        key=lambda o: -o.metrics["map"],
+    section = Section(
+        HEADINGS[0], _features_answer(outcomes, costs), commands=commands(outcomes, dataset)
     )
-    hsv, cnn, top = find(outcomes, "hsv"), find(outcomes, "cnn"), best(outcomes)
-    answer = [
-        "Feature families, best first: "
-        + ", ".join(f"{o.run.label} {short(o)}" for o in fams)
-        + f". Best of all: **{top.run.label}** (mAP {short(top)}); against plain hsv "
-        f"{delta_text(paired(hsv, top))} ({verdict(paired(hsv, top))})."
-    ]
-    answer += [
-        s
-        for s in (
-            _group_sentence(outcomes, "hsv bins", hsv),
-            _group_sentence(outcomes, "hsv layouts", hsv),
-            _group_sentence(outcomes, "combinations", hsv),
-            _group_sentence(outcomes, "cnn", cnn),
-        )
-        if s
-    ]
-    priced = sorted(
-        (
-            (c, lab)
-            for lab, c in costs.items()
-            if c is not None and lab in {o.run.label for o in fams}
-        )
-    )
-    if priced:
-        (lo, cheap), (hi, dear) = priced[0], priced[-1]
-        answer.append(
-            f"Cost: extraction takes from {lo:.2f} ms per image ({cheap}) to {hi:.2f} ms ({dear}), "
-            f"{hi / lo:.0f}× more (one process; the CNN on torch's threads)."
-        )
-    answer.append(not_run(outcomes))
-    section = Section(HEADINGS[0], [a for a in answer if a], commands=commands(outcomes, dataset))
     section.tables.append(Table("Features on the collection (exact search, cosine)", columns, rows))
-    labels = [f"{o.run.label}" for o in outcomes]
-    section.charts.append(
-        Chart("q1-map", "mAP of every feature configuration", _map_bars(outcomes, labels))
-    )
+    png = _map_bars(outcomes, [o.run.label for o in outcomes])
+    section.charts.append(Chart("q1-map", "mAP of every feature configuration", png))
     return section
 
 
@@ -153,10 +156,8 @@ def _bench_best(bench: dict[str, Any], k: int = 10, min_recall: float = 0.9) -> 
     return Table("Scaling: collection size (benchmark)", cols, rows, note)
 
 
-def search(
-    outcomes: Sequence[Outcome], bench: dict[str, Any] | None, dataset: tuple[str, ...]
-) -> Section:
-    """Q2: exhaustive vs approximate search, recall vs latency, and collection size."""
+def _methods_table(outcomes: Sequence[Outcome], feature: str, dim: int) -> Table:
+    """Every search method on the collection: mAP, recall of exact search, latency, build."""
     rows = [
         [
             o.run.label,
@@ -171,28 +172,22 @@ def search(
         ]
         for o in outcomes
     ]
-    cols = [
-        "index",
-        MAP_COLUMN,
-        "recall@10 of exact",
-        "query ms p50",
-        "query ms p95",
-        "build s",
-        RUN_COLUMN,
-    ]
+    cols = ["index", MAP_COLUMN, "recall@10 of exact", "query ms p50", "query ms p95"]
+    title = f"Every search method on the collection ({feature}, {dim}-d, cosine)"
+    return Table(title, [*cols, "build s", RUN_COLUMN], rows)
+
+
+def search(
+    outcomes: Sequence[Outcome], bench: dict[str, Any] | None, dataset: tuple[str, ...]
+) -> Section:
+    """Q2: exhaustive vs approximate search, recall vs latency, and collection size."""
     done = [o for o in outcomes if o.ok]
     exact = find(outcomes, "exact")
     first = done[0].metrics
     feature = first["config"]["feature"]["name"]
     answer = [_search_answer(done, exact, first, feature)]
     section = Section(HEADINGS[1], answer, commands=commands(outcomes, dataset))
-    section.tables.append(
-        Table(
-            f"Every search method on the collection ({feature}, {first['dim']}-d, cosine)",
-            cols,
-            rows,
-        )
-    )
+    section.tables.append(_methods_table(outcomes, feature, first["dim"]))
     series = {
         o.run.label: (
             [o.metrics["query_ms_p50"]],
@@ -214,7 +209,7 @@ def search(
     section.answer.append(_scaling_answer(bench))
     section.commands.append(bench.get("command", "python -m search_lab.bench_ann"))
     section.charts.append(
-        Chart("q2-scaling", "Queries/s against collection size", _scalingChart(bench))
+        Chart("q2-scaling", "Queries/s against collection size", _scaling_chart(bench))
     )
     return section
 
@@ -268,7 +263,7 @@ def _scaling_answer(bench: dict[str, Any]) -> str:
     )
 
 
-def _scalingChart(bench: dict[str, Any]) -> bytes:
+def _scaling_chart(bench: dict[str, Any]) -> bytes:
     """Best queries/s at recall@10 ≥ 0.9 against collection size, per method (synthetic sets)."""
     from search_lab.bench_ann import best_at
 

@@ -115,8 +115,10 @@ def test_quick_report_end_to_end(tmp_path: Path, holidays_dir: Path) -> None:
     for chart in re.findall(r"!\[[^]]*\]\(([^)]+)\)", md):
         assert (folder / chart).read_bytes().startswith(b"\x89PNG")
 
-    again = report(out, cache, "--quick")
+    again = report(out, cache, "--quick", "--export", str(tmp_path / "docs"))
     assert again.returncode == 0, again.stderr[-2000:]
+    exported = sorted(p.name for p in (tmp_path / "docs").iterdir())
+    assert exported == sorted([MD_FILE, *(p.name for p in folder.glob("*.png"))])
     record = read_json(sorted(p for p in out.iterdir() if p.name != "runs")[-1] / "report.json")
     assert all(r["reused"] or r["reason"] for r in record["runs"])
 
