@@ -93,11 +93,7 @@ def build(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     root = args.runs or args.out / RUNS_DIR
     dataset = tuple(args.overrides)
     q1 = run_all(report_plan.features(args.quick), root, dataset)
-    costs = {
-        o.run.label: extraction_cost(o, COST_IMAGES[args.quick])
-        for o in q1
-        if o.run.group in ("families", "cnn")
-    }
+    costs = {o.run.label: extraction_cost(o, COST_IMAGES[args.quick]) for o in q1}
     q2 = run_all(report_plan.search(args.quick), root, dataset)
     q3 = run_all(report_plan.metrics(args.quick), root, dataset)
     q4_runs, _ = report_plan.dimensions(args.quick)

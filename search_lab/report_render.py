@@ -141,6 +141,7 @@ def markdown(title: str, preamble: Sequence[str], sections: Sequence[Section]) -
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;"
     "line-height:1.45;color:#222}table{border-collapse:collapse;margin:.5rem 0 1rem;"
+    "display:block;overflow-x:auto;"
     "font-size:.85rem}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}"
     "td{font-variant-numeric:tabular-nums}pre{background:#f4f4f4;padding:.6rem;overflow-x:auto;"
     "font-size:.8rem}img{max-width:100%}.note{font-size:.8rem;color:#555}"

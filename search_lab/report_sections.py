@@ -111,6 +111,8 @@ def features(
     outcomes: Sequence[Outcome], costs: dict[str, float | None], dataset: tuple[str, ...]
 ) -> Section:
     """Q1: which feature families, bins, layouts, combinations and CNN settings matter."""
+    groups = list(dict.fromkeys(o.run.group for o in outcomes))
+    outcomes = sorted(outcomes, key=lambda o: groups.index(o.run.group))  # stable: plan order
     rows = [
         [
             o.run.group,
