@@ -129,7 +129,14 @@ def features(
     section = Section(
         HEADINGS[0], _features_answer(outcomes, costs), commands=commands(outcomes, dataset)
     )
-    section.tables.append(Table("Features on the collection (exact search, cosine)", columns, rows))
+    note = (
+        "extract ms/image: one process (the CNN on torch's threads), the collection's first "
+        "images, timed once when the run was first made; on a shared machine these vary with "
+        "its load."
+    )
+    section.tables.append(
+        Table("Features on the collection (exact search, cosine)", columns, rows, note)
+    )
     png = _map_bars(outcomes, [o.run.label for o in outcomes])
     section.charts.append(Chart("q1-map", "mAP of every feature configuration", png))
     return section
