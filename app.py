@@ -1,6 +1,6 @@
 """search_lab's web app: ``streamlit run app.py`` (``make app`` builds the default index first).
 
-Four pages, chosen with ``st.navigation``; each is a script in ``search_lab/app_pages``.
+Five pages, chosen with ``st.navigation``; each is a script in ``search_lab/app_pages``.
 """
 
 import streamlit as st
@@ -28,6 +28,12 @@ navigation = st.navigation(
             title="Experiments",
             icon=":material/table_chart:",
             url_path="experiments",
+        ),
+        st.Page(
+            f"{PAGES}/findings_page.py",
+            title="Findings",
+            icon=":material/insights:",
+            url_path="findings",
         ),
         st.Page(
             f"{PAGES}/dataset_page.py",

@@ -13,6 +13,7 @@ import io
 import itertools
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import pandas as pd
 from PIL import Image
 
 from search_lab import indexes
-from search_lab.compare import DIFF_PREFIX, diff_to_baseline, format_cell
+from search_lab.compare import DIFF_PREFIX, common_items, diff_to_baseline, format_cell, name_items
 from search_lab.data import Dataset, default_root
 from search_lab.engine import (
     Hit,
@@ -409,6 +410,41 @@ def matching_run_map(runs: pd.DataFrame, config: Mapping[str, Any]) -> float | N
         if same_setup(saved, config) and same_data and _plain_evaluation(saved):
             matches.append((mtime, float(value)))
     return max(matches)[1] if matches else None
+
+
+_PLAIN_VALUE = re.compile(r"(?i)true|false|null|none|[-+\d.\[\], ]+")
+
+
+def _short_item(item: str) -> str:
+    """``feature=hsv`` -> ``hsv``; a number or flag keeps its (last) key: ``whiten=true``."""
+    key, sep, value = item.partition("=")
+    if not sep:
+        return item
+    return f"{key.rsplit('.', 1)[-1]}={value}" if _PLAIN_VALUE.fullmatch(value) else value
+
+
+def chart_labels(names: Sequence[str]) -> list[str]:
+    """Short, unique chart labels that show only what differs between runs.
+
+    Items every name shares are dropped; a named choice shows its value alone and a number or
+    flag its last key too: ``feature=hsv,metric=cosine`` beside ``feature=lbp,metric=euclidean``
+    reads ``hsv · cosine``, ``post.pca_dim=128,post.whiten=true`` reads
+    ``pca_dim=128 · whiten=true``. Labels that would then read the same keep their full keys;
+    runs with the very same overrides are numbered (``r1 #2``).
+    """
+    names = [str(n) for n in names]
+    common = set(common_items(names))
+    kept = [[i for i in name_items(n) if i not in common] for n in names]
+    short = [" · ".join(map(_short_item, items)) or n for items, n in zip(kept, names, strict=True)]
+    keyed = [" · ".join(items) or n for items, n in zip(kept, names, strict=True)]
+    seen = Counter(short)
+    labels = [s if seen[s] == 1 else k for s, k in zip(short, keyed, strict=True)]
+    repeats, count = Counter(labels), Counter()
+    out = []
+    for label in labels:
+        count[label] += 1
+        out.append(label if repeats[label] == 1 else f"{label} #{count[label]}")
+    return out
 
 
 def run_label(row: Mapping[str, Any]) -> str:

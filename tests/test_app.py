@@ -21,6 +21,9 @@ from streamlit.testing.v1 import AppTest
 from search_lab import app_support as sup
 from search_lab.engine import build_engine
 from search_lab.evaluate import run as evaluate
+from search_lab.report import write_report
+from search_lab.report_render import Chart, Section, Table, bar_chart
+from search_lab.report_sections import HEADINGS
 from search_lab.stats import paired_comparison, shared_values
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,3 +279,42 @@ def test_dataset_page(app: AppTest) -> None:
     captions = [_unescape(c) for image in app.image for c in image.captions]
     assert captions[0] == f"query {EASY_QUERY}" and EASY_MATCH in captions
     assert any("skipped no file" in s.value for s in app.success)
+
+
+def _write_findings(outputs: Path, lab: Lab) -> Path:
+    """A findings report written by the report's own writer from the lab's cosine run."""
+    metrics = json.loads((lab.outputs / "runs" / "r1" / "metrics.json").read_text())
+    low, high = metrics["map_ci95"]
+    png = bar_chart(["hsv"], [metrics["map"]], [(low, high)], ["families"], "mAP")
+    cell = f"{metrics['map']:.4f} [{low:.3f}, {high:.3f}]"
+    sections = [
+        Section(h, [f"Answer {i}."], [Table("runs", ["configuration", "mAP"], [["hsv", cell]])])
+        for i, h in enumerate(HEADINGS, 1)
+    ]
+    sections[0].charts.append(Chart("q1-map", "mAP of every feature configuration", png))
+    return write_report(outputs / "report", sections, {"runs": []}, ["Made by a test."])
+
+
+def test_findings_page_without_report(
+    app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(sup.OUTPUTS_ENV, str(tmp_path / "none"))
+    _page(app, "findings_page")
+    assert any("python -m search_lab.report" in i.value for i in app.info)
+
+
+def test_findings_page_shows_latest_report(
+    app: AppTest, lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outputs = tmp_path / "outputs"
+    (outputs / "report" / "2000-01-01_00-00-00").mkdir(parents=True)  # older, incomplete
+    (outputs / "report" / ".2099-01-01_00-00-00.tmp-1").mkdir()  # being written: ignored
+    folder = _write_findings(outputs, lab)
+    monkeypatch.setenv(sup.OUTPUTS_ENV, str(outputs))
+    _page(app, "findings_page")
+    text = "\n".join(m.value for m in app.markdown)
+    for heading in HEADINGS:
+        assert f"## {heading}" in text
+    assert "Answer 4." in text and folder.name in _unescape(app.caption[0].value)
+    captions = [c for image in app.image for c in image.captions]
+    assert captions == ["mAP of every feature configuration"]

@@ -426,3 +426,25 @@ def test_plain_table_escapes_labels_and_text_cells() -> None:
     assert list(out.columns) == [r"A\: \*x\*"]
     assert list(out.index) == [r"\_k\_", "n"]
     assert out.iloc[:, 0].tolist() == [r"\$y\$", 1.5]
+
+
+def test_chart_labels_show_only_what_differs() -> None:
+    names = [
+        "feature=hsv,metric=cosine",
+        "feature=lbp,metric=cosine",
+        "feature=hsv,metric=euclidean",
+    ]
+    assert sup.chart_labels(names) == ["hsv · cosine", "lbp · cosine", "hsv · euclidean"]
+    shared = ["dataset=wang,feature=hsv", "dataset=wang,feature=lbp"]
+    assert sup.chart_labels(shared) == ["hsv", "lbp"]  # what every run shares is left out
+    assert sup.chart_labels(["index.n_trees=5", "index.search_k=5"]) == [
+        "n_trees=5",
+        "search_k=5",
+    ]  # numbers and flags keep their key
+    assert sup.chart_labels(["a.x=hsv", "c.x=hsv"]) == ["a.x=hsv", "c.x=hsv"]  # would clash
+    assert sup.chart_labels(["r1", "r1", "feature=hog"]) == ["r1 #1", "r1 #2", "hog"]
+    assert sup.chart_labels(["feature.bins=[4,6,2],metric=chi2"]) == ["bins=[4,6,2] · chi2"]
+    assert sup.chart_labels(["post.pca_dim=128,post.whiten=true", "post.pca_dim=128"]) == [
+        "whiten=true",
+        "post.pca_dim=128",
+    ]

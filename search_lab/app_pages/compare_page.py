@@ -47,7 +47,7 @@ with ui.user_errors():
         with column:
             st.markdown(f"**{sup.plain(name)}**")
             st.caption(sup.plain(sup.describe(engines[name].config, len(engines[name].names))))
-            ui.result_metrics(result)
+            ui.result_metrics(result, stacked=len(results) >= 3)
             ui.result_grid(engines[name], result.hits, result.relevant, columns=2)
 
     st.subheader(f"Overlap of the top {k}")

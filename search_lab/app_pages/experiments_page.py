@@ -40,7 +40,9 @@ with ui.user_errors():
         shown,
         hide_index=True,
         key="exp_table",
-        column_config={"run": st.column_config.TextColumn("run folder")},
+        # the figures first; the (long) run folder last and narrow, whole on hover
+        column_order=[c for c in shown.columns if c != "run"] + ["run"],
+        column_config={"run": st.column_config.TextColumn("run folder", width="small")},
     )
     if shown.empty:
         st.warning("No run passes these filters.")

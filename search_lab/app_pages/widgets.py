@@ -231,9 +231,13 @@ def query_thumb(query: Query, engine: SearchEngine) -> bytes | None:
     return thumb(engine.root, engine.names, query.dataset_name or "")
 
 
-def result_metrics(result: sup.Result) -> None:
-    """Query time and, for a dataset query, its average precision and relevant images found."""
-    cols = st.columns(3)
+def result_metrics(result: sup.Result, *, stacked: bool = False) -> None:
+    """Query time and, for a dataset query, its average precision and relevant images found.
+
+    ``stacked`` puts the three figures one under the other, at the full width of a narrow
+    column (three or more indexes side by side), so no label or value is cut.
+    """
+    cols = [st.container() for _ in range(3)] if stacked else st.columns(3)
     cols[0].metric(
         "Query time",
         f"{result.seconds * 1e3:.1f} ms",
@@ -296,19 +300,26 @@ def run_map(config: dict) -> float | None:
     return _run_map(signature, json.dumps(config, sort_keys=True)) if signature else None
 
 
+LABEL_AXIS = alt.Axis(labelLimit=360)
+"""Chart labels are short (only what differs, see sup.chart_labels); the full name is on hover."""
+
+
 def precision_chart(runs: pd.DataFrame) -> alt.Chart:
     """Grouped horizontal bars: precision@k of every run, k in numeric order."""
     at_k = sorted(
         (c for c in runs.columns if str(c).startswith("P@")),
         key=lambda c: float(str(c).partition("@")[2]),
     )
-    long = runs.melt(id_vars="name", value_vars=at_k, var_name="k", value_name="precision")
+    labelled = runs.assign(label=sup.chart_labels(list(runs["name"])))
+    long = labelled.melt(
+        id_vars=["name", "label"], value_vars=at_k, var_name="k", value_name="precision"
+    )
     return (
         alt.Chart(long)
         .mark_bar()
         .encode(
             x=alt.X("precision:Q", scale=alt.Scale(domain=[0, 1])),
-            y=alt.Y("name:N", title=None, sort=list(runs["name"])),
+            y=alt.Y("label:N", title=None, sort=list(labelled["label"]), axis=LABEL_AXIS),
             yOffset=alt.YOffset("k:N", sort=at_k),
             color=alt.Color("k:N", sort=at_k),
             tooltip=["name", "k", alt.Tooltip("precision:Q", format=".4f")],
@@ -320,10 +331,12 @@ def map_chart(runs: pd.DataFrame) -> alt.LayerChart | alt.Chart:
     """Horizontal mAP bars, best first, with each run's 95% interval as an error bar."""
     has_ci = set(CI_COLUMNS) <= set(runs.columns)
     frame = runs[["name", "map", *(CI_COLUMNS if has_ci else ())]].dropna(subset=["map"])
-    order = list(frame.sort_values("map", ascending=False)["name"])
+    frame = frame.assign(label=sup.chart_labels(list(frame["name"])))
+    order = list(frame.sort_values("map", ascending=False)["label"])
     tooltip = ["name", alt.Tooltip("map:Q", format=".4f")]
     tooltip += [alt.Tooltip(f"{c}:Q", format=".4f") for c in CI_COLUMNS if has_ci]
-    base = alt.Chart(frame).encode(y=alt.Y("name:N", title=None, sort=order), tooltip=tooltip)
+    y = alt.Y("label:N", title=None, sort=order, axis=LABEL_AXIS)
+    base = alt.Chart(frame).encode(y=y, tooltip=tooltip)
     bars = base.mark_bar().encode(x=alt.X("map:Q", title="mAP", scale=alt.Scale(domain=[0, 1])))
     chart = bars
     if has_ci:

@@ -1,0 +1,39 @@
+"""Findings: the latest report of ``python -m search_lab.report`` (the talk's four questions)."""
+
+import streamlit as st
+
+from search_lab import app_support as sup
+from search_lab.report_files import HTML_FILE, MD_FILE, blocks, latest_report
+
+st.title("Findings")
+folder = latest_report(sup.outputs_dir())
+if folder is None:
+    st.info(
+        f"No findings report in {sup.plain(sup.outputs_dir() / 'report')} yet. Make one with "
+        "`python -m search_lab.report` (every feature, search method, metric and dimension on "
+        "your dataset; runs already made are reused), or `python -m search_lab.report --quick` "
+        "for a first look in under a minute."
+    )
+    st.stop()
+
+st.caption(
+    f"Report {sup.plain(folder.name)} from {sup.plain(folder)}. Remake it with "
+    "`python -m search_lab.report`."
+)
+if (folder / HTML_FILE).is_file():
+    st.download_button(
+        "Download the self-contained HTML report",
+        (folder / HTML_FILE).read_bytes(),
+        file_name=f"findings-{folder.name}.html",
+        mime="text/html",
+        key="findings_html",
+    )
+for kind, content in blocks((folder / MD_FILE).read_text(encoding="utf-8")):
+    if kind == "text":
+        st.markdown(content)
+        continue
+    name, title = content.split("|", 1)
+    if (folder / name).is_file():
+        st.image(str(folder / name), caption=title)
+    else:
+        st.warning(f"Chart {sup.plain(name)} is missing from {sup.plain(folder)}.")

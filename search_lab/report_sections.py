@@ -1,0 +1,291 @@
+"""The report's four sections: each question's answer in words, generated from the numbers.
+
+Each builder takes the :class:`~search_lab.report_runs.Outcome` of every run its question
+needed (see :mod:`search_lab.report_plan`) and returns a
+:class:`~search_lab.report_render.Section`. Q2 and Q4 also read the search-method benchmark
+(``bench/ann.json``, written by ``python -m search_lab.bench_ann``) for collection sizes and
+dimensions the 648 Holidays images cannot show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from search_lab.report_cells import (
+    MAP_COLUMN,
+    RUN_COLUMN,
+    best,
+    delta_text,
+    find,
+    interval,
+    map_cell,
+    metric,
+    not_run,
+    paired,
+    run_cell,
+    short,
+    verdict,
+)
+from search_lab.report_render import Chart, Section, Table, bar_chart, line_chart
+from search_lab.report_runs import Outcome
+
+HEADINGS = (
+    "1. What features are important?",
+    "2. How to search efficiently and effectively?",
+    "3. When to use Euclidean distance vs cosine similarity?",
+    "4. How to handle huge dimension?",
+)
+
+
+def commands(outcomes: Sequence[Outcome], dataset: tuple[str, ...]) -> list[str]:
+    """One reproducing command per run (each once)."""
+    return list(dict.fromkeys(o.run.command(dataset) for o in outcomes))
+
+
+def _map_bars(outcomes: Sequence[Outcome], labels: Sequence[str]) -> bytes:
+    """mAP bars with 95% whiskers of the finished runs, coloured by group."""
+    done = [(o, lab) for o, lab in zip(outcomes, labels, strict=True) if o.ok]
+    return bar_chart(
+        [lab for _, lab in done],
+        [o.metrics["map"] for o, _ in done],
+        [interval(o) for o, _ in done],
+        [o.run.group for o, _ in done],
+        "mAP (95% bootstrap interval)",
+    )
+
+
+def _group_sentence(outcomes: Sequence[Outcome], group: str, ref: Outcome | None) -> str:
+    """'Among <group>, X is best: Δ vs ref ... (verdict).'"""
+    top = best([o for o in outcomes if o.run.group == group])
+    if top is None or ref is None:
+        return ""
+    if top is ref or top.metrics["map"] <= ref.metrics["map"]:
+        return f"No {group} variant beats {ref.run.label} ({short(ref)})."
+    pc = paired(ref, top)
+    return (
+        f"Among {group}, **{top.run.label}** is best with mAP {short(top)}: against "
+        f"{ref.run.label} {delta_text(pc)} ({verdict(pc)})."
+    )
+
+
+def _cost_sentence(fams: list[Outcome], costs: dict[str, float | None]) -> str:
+    """The cheapest and dearest family to extract, per image."""
+    names = {o.run.label for o in fams}
+    priced = sorted((c, lab) for lab, c in costs.items() if c is not None and lab in names)
+    if not priced:
+        return ""
+    (lo, cheap), (hi, dear) = priced[0], priced[-1]
+    return (
+        f"Cost: extraction takes from {lo:.2f} ms per image ({cheap}) to {hi:.2f} ms ({dear}), "
+        f"{hi / lo:.0f}× more (one process; the CNN on torch's threads)."
+    )
+
+
+def _features_answer(outcomes: Sequence[Outcome], costs: dict[str, float | None]) -> list[str]:
+    """Q1 in words: families ranked, the best of all, each group's best, extraction cost."""
+    fams = sorted(
+        (o for o in outcomes if o.ok and o.run.group == "families"),
+        key=lambda o: -o.metrics["map"],
+    )
+    hsv, cnn, top = find(outcomes, "hsv"), find(outcomes, "cnn"), best(outcomes)
+    pc = paired(hsv, top)
+    answer = [
+        "Feature families, best first: "
+        + ", ".join(f"{o.run.label} {short(o)}" for o in fams)
+        + f". Best of all: **{top.run.label}** (mAP {short(top)}); against plain hsv "
+        f"{delta_text(pc)} ({verdict(pc)})."
+    ]
+    answer += [
+        _group_sentence(outcomes, "hsv bins", hsv),
+        _group_sentence(outcomes, "hsv layouts", hsv),
+        _group_sentence(outcomes, "combinations", hsv),
+        _group_sentence(outcomes, "cnn", cnn),
+        _cost_sentence(fams, costs),
+        not_run(outcomes),
+    ]
+    return [a for a in answer if a]
+
+
+def features(
+    outcomes: Sequence[Outcome], costs: dict[str, float | None], dataset: tuple[str, ...]
+) -> Section:
+    """Q1: which feature families, bins, layouts, combinations and CNN settings matter."""
+    groups = list(dict.fromkeys(o.run.group for o in outcomes))
+    outcomes = sorted(outcomes, key=lambda o: groups.index(o.run.group))  # stable: plan order
+    rows = [
+        [
+            o.run.group,
+            o.run.label,
+            metric(o, "dim", fmt="{:d}"),
+            map_cell(o),
+            metric(o, "precision_at", "1"),
+            "" if costs.get(o.run.label) is None else f"{costs[o.run.label]:.2f}",
+            run_cell(o),
+        ]
+        for o in outcomes
+    ]
+    columns = ["group", "configuration", "dim", MAP_COLUMN, "P@1", "extract ms/image", RUN_COLUMN]
+    section = Section(
+        HEADINGS[0], _features_answer(outcomes, costs), commands=commands(outcomes, dataset)
+    )
+    note = (
+        "extract ms/image: one process (the CNN on torch's threads), the collection's first "
+        "images, timed once when the run was first made; on a shared machine these vary with "
+        "its load."
+    )
+    section.tables.append(
+        Table("Features on the collection (exact search, cosine)", columns, rows, note)
+    )
+    png = _map_bars(outcomes, [o.run.label for o in outcomes])
+    section.charts.append(Chart("q1-map", "mAP of every feature configuration", png))
+    return section
+
+
+def _bench_best(bench: dict[str, Any], k: int = 10, min_recall: float = 0.9) -> Table | None:
+    """Best single-query queries/s at recall@k >= min_recall per method and benchmark set."""
+    from search_lab.bench_ann import best_at
+
+    runs = bench.get("runs") or []
+    if not runs:
+        return None
+    methods = list(dict.fromkeys(m["method"] for r in runs for m in r["methods"]))
+    bests = [best_at(r, k, min_recall) for r in runs]
+    rows = []
+    for name in methods:
+        cells = [f"{b[name]['qps']:,.0f}" if name in b else "—" for b in bests]
+        rows.append([name, *cells])
+    cols = ["method", *[f"{r['name']} ({r['n_items']:,} items)" for r in runs]]
+    note = (
+        f"queries/s, one query per call, best setting with recall@{k} ≥ {min_recall}; — = never "
+        f"reached or not run. From `{bench.get('command', 'python -m search_lab.bench_ann')}` "
+        f"(bench/ann.json, {bench.get('elapsed_s', 0):.0f} s, "
+        f"{bench.get('machine', {}).get('cpu', '')})."
+    )
+    return Table("Scaling: collection size (benchmark)", cols, rows, note)
+
+
+def _methods_table(outcomes: Sequence[Outcome], feature: str, dim: int) -> Table:
+    """Every search method on the collection: mAP, recall of exact search, latency, build."""
+    rows = [
+        [
+            o.run.label,
+            map_cell(o),
+            "1 (exact)"
+            if o.ok and "ann_recall_at" not in o.metrics
+            else metric(o, "ann_recall_at", "10"),
+            metric(o, "query_ms_p50", fmt="{:.3f}"),
+            metric(o, "query_ms_p95", fmt="{:.3f}"),
+            metric(o, "build_s", fmt="{:.3f}"),
+            run_cell(o),
+        ]
+        for o in outcomes
+    ]
+    cols = ["index", MAP_COLUMN, "recall@10 of exact", "query ms p50", "query ms p95"]
+    title = f"Every search method on the collection ({feature}, {dim}-d, cosine)"
+    return Table(title, [*cols, "build s", RUN_COLUMN], rows)
+
+
+def search(
+    outcomes: Sequence[Outcome], bench: dict[str, Any] | None, dataset: tuple[str, ...]
+) -> Section:
+    """Q2: exhaustive vs approximate search, recall vs latency, and collection size."""
+    done = [o for o in outcomes if o.ok]
+    exact = find(outcomes, "exact")
+    first = done[0].metrics
+    feature = first["config"]["feature"]["name"]
+    answer = [_search_answer(done, exact, first, feature)]
+    section = Section(HEADINGS[1], answer, commands=commands(outcomes, dataset))
+    section.tables.append(_methods_table(outcomes, feature, first["dim"]))
+    series = {
+        o.run.label: (
+            [o.metrics["query_ms_p50"]],
+            [o.metrics.get("ann_recall_at", {}).get("10", 1.0)],
+        )
+        for o in done
+    }
+    png = line_chart(series, "query ms (p50, one query)", "recall@10 of exact search", logx=True)
+    section.charts.append(
+        Chart("q2-recall-latency", "Recall against latency on the collection", png)
+    )
+    table = _bench_best(bench) if bench else None
+    if table is None:
+        section.answer.append(
+            "No benchmark file: `python -m search_lab.bench_ann` writes bench/ann.json."
+        )
+        return section
+    section.tables.append(table)
+    section.answer.append(_scaling_answer(bench))
+    section.commands.append(bench.get("command", "python -m search_lab.bench_ann"))
+    section.charts.append(
+        Chart("q2-scaling", "Queries/s against collection size", _scaling_chart(bench))
+    )
+    return section
+
+
+def _search_answer(done: list[Outcome], exact: Outcome | None, first: dict, feature: str) -> str:
+    """Words for the collection's method table."""
+    fast = min(done, key=lambda o: o.metrics["query_ms_p50"])
+    good = [o for o in done if o.metrics.get("ann_recall_at", {}).get("10", 1.0) >= 0.95]
+    spread = max(o.metrics["map"] for o in done) - min(o.metrics["map"] for o in done)
+    text = (
+        f"On this collection ({first['n_images']} images, {feature} {first['dim']}-d) every method "
+        f"keeps mAP within {spread:.4f} of the others"
+    )
+    if exact:
+        text += f"; exhaustive search takes {exact.metrics['query_ms_p50']:.3f} ms per query (p50)"
+    text += (
+        f", the fastest is {fast.run.label} at {fast.metrics['query_ms_p50']:.3f} ms. "
+        f"{len(good)} of {len(done)} methods keep recall@10 ≥ 0.95 of exact search. At this size "
+        "exhaustive search is exact and fast enough; approximate methods pay off as the "
+        "collection grows."
+    )
+    return text
+
+
+def _bench_pair(bench: dict[str, Any]) -> tuple[dict, dict, dict] | None:
+    """The largest benchmark set, its exact method and its fastest method at recall ≥ 0.9."""
+    from search_lab.bench_ann import best_at
+
+    runs = sorted(bench.get("runs") or [], key=lambda r: r["n_items"])
+    if not runs:
+        return None
+    big = runs[-1]
+    b = best_at(big, 10, 0.9)
+    exact = next((v for k, v in b.items() if k.startswith("exact")), None)
+    top = max(b.items(), key=lambda kv: kv[1]["qps"])
+    return (big, exact, {"method": top[0], **top[1]}) if exact else None
+
+
+def _scaling_answer(bench: dict[str, Any]) -> str:
+    """Words for the benchmark: how the picture changes with collection size."""
+    got = _bench_pair(bench)
+    if got is None:
+        return ""
+    big, exact, top = got
+    return (
+        f"With {big['n_items']:,} items of {big['dim']} dimensions (synthetic, the benchmark), "
+        f"exhaustive search answers {exact['qps']:,.1f} queries/s while **{top['method']}** "
+        f"answers {top['qps']:,.0f} at recall@10 {top['recall_at_10']:.3f} "
+        f"({top['qps'] / exact['qps']:,.0f}× faster): use an approximate index (a graph index "
+        "such as HNSW, or IVF) once the collection reaches hundreds of thousands of images."
+    )
+
+
+def _scaling_chart(bench: dict[str, Any]) -> bytes:
+    """Best queries/s at recall@10 ≥ 0.9 against collection size, per method (synthetic sets)."""
+    from search_lab.bench_ann import best_at
+
+    runs = sorted(
+        (r for r in bench["runs"] if r["dim"] == 128 and "clustered" in r["name"]),
+        key=lambda r: r["n_items"],
+    )
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for r in runs:
+        for name, s in best_at(r, 10, 0.9).items():
+            xs, ys = series.setdefault(name, ([], []))
+            xs.append(r["n_items"])
+            ys.append(s["qps"])
+    return line_chart(
+        series, "items in the collection", "queries/s at recall@10 ≥ 0.9", logx=True, logy=True
+    )
