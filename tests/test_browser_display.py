@@ -16,8 +16,6 @@ import pytest
 from search_lab import app_support as sup
 from tests.test_app_display import EVIL, evil_lab  # noqa: F401 - the fixture is used below
 from tests.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     _need_chromium,
     serve_app,
 )
@@ -37,18 +35,6 @@ def evil_server(evil_lab: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     }
     with serve_app(env, tmp_path_factory.mktemp("log") / "streamlit.log") as (url, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        yield chromium
-        chromium.close()
 
 
 MARKUP = "strong, em, a[href^='http'], .katex, del, code, img[src='x']"

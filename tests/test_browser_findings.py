@@ -18,7 +18,7 @@ import pytest
 from search_lab import app_support as sup
 from search_lab.engine import build_engine
 from search_lab.report_sections import HEADINGS
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _need_chromium, serve_app
+from tests.test_browser import ROOT, _need_chromium, serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -60,18 +60,6 @@ def findings_server(tmp_path_factory: pytest.TempPathFactory, holidays_dir: Path
         build_engine(cfg).save(indexes / f"{feature}-{metric}-exact")
     with serve_app(env, base / "streamlit.log") as (url, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        yield chromium
-        chromium.close()
 
 
 def test_findings_page_shows_the_report(findings_server: str, browser) -> None:
