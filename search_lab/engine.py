@@ -351,7 +351,7 @@ def index_collection(cfg: dict[str, Any], progress: Progress | None = None) -> C
     cache = FeatureCache(cfg["cache_dir"]) if cfg.get("cache_dir") else None
     fingerprint = full.fingerprint()
     start = time.perf_counter()
-    feats, cached = cached_features(
+    feats, cached = feature_source(cfg)(
         cache,
         full.root,
         full.names,
@@ -388,6 +388,26 @@ def index_collection(cfg: dict[str, Any], progress: Progress | None = None) -> C
         build_s,
         n_distractors,
     )
+
+
+def _ray_features(ex: dict[str, Any]) -> Any:
+    from search_lab.ray_executor import RayExecutor
+
+    return RayExecutor(ex).cached_features
+
+
+EXECUTORS: dict[str, Any] = {"local": lambda ex: cached_features, "ray": _ray_features}
+"""``executor.name`` -> the ``cached_features`` of that executor (given the executor config)."""
+
+
+def feature_source(cfg: dict[str, Any]) -> Any:
+    """``cached_features`` of the configured executor (``executor=local``: this machine)."""
+    ex = cfg.get("executor") or {"name": "local"}
+    if ex.get("name") not in EXECUTORS:
+        raise ConfigError(
+            f"unknown executor {ex.get('name')!r}; choose one of: {', '.join(sorted(EXECUTORS))}"
+        )
+    return EXECUTORS[ex["name"]](ex)
 
 
 def split_options(dataset_cfg: dict[str, Any]) -> dict[str, Any]:
