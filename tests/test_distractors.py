@@ -266,3 +266,26 @@ def test_experiments_page_charts_map_against_collection_size(
     assert table["run"].str.endswith("(curve)").all()
     specs = [c.proto.spec for c in at.get("vega_lite_chart")]
     assert any('"errorbar"' in s and '"images"' in s and '"log"' in s for s in specs)
+
+
+def test_table_and_summary_by_hand(tmp_path: Path) -> None:
+    from search_lab import distractor_report
+
+    section = {
+        "folder": "d",
+        "seed": 0,
+        "indexed": 1000,
+        "rows": [
+            {"count": 0, "n_images": 648, "map": 0.5, "map_ci95": [0.4, 0.6],
+             "precision_at": {"1": 0.75}},
+            {"count": 1000, "n_images": 1648, "map": 0.25, "map_ci95": [0.2, 0.3],
+             "precision_at": {"1": 0.5}},
+        ],
+    }  # fmt: skip
+    table = distractor_report.table(section)
+    assert "| 0 | 648 | 0.5000 [0.400, 0.600] | 0.7500 |" in table
+    assert "| 1,000 | 1,648 | 0.2500 [0.200, 0.300] | 0.5000 |" in table
+    lines = distractor_report.summary_lines(section)
+    assert lines[1] == "distractors    1,000: mAP 0.2500 [0.200, 0.300]  (1,648 images)"
+    path = distractor_report.chart([("a", section), ("b", section)], tmp_path / "c.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
