@@ -289,3 +289,10 @@ def test_table_and_summary_by_hand(tmp_path: Path) -> None:
     assert lines[1] == "distractors    1,000: mAP 0.2500 [0.200, 0.300]  (1,648 images)"
     path = distractor_report.chart([("a", section), ("b", section)], tmp_path / "c.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_run_with_distractors_is_not_the_index_evaluation() -> None:
+    from search_lab.app_support import _plain_evaluation
+
+    assert _plain_evaluation({"eval": {}, "dataset": {"distractors": None}})
+    assert not _plain_evaluation({"eval": {}, "dataset": {"distractors": "d"}})

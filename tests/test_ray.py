@@ -129,3 +129,10 @@ def test_unreachable_address_is_one_line(holidays_dir: Path, tmp_path: Path) -> 
     errors = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr
     assert errors[0].startswith("error: cannot reach the Ray cluster at 127.0.0.1:9")
+
+
+def test_the_executor_does_not_change_a_result() -> None:
+    from search_lab.sweep import comparable_config
+
+    local = {"feature": {"name": "hsv"}, "executor": {"name": "local"}}
+    assert comparable_config(local) == comparable_config({**local, "executor": EX})
