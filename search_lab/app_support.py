@@ -385,9 +385,13 @@ def same_setup(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def _plain_evaluation(config: Mapping[str, Any]) -> bool:
-    """Whether a run ranked plain queries over the whole collection (as the app does)."""
+    """Whether a run ranked plain queries over the whole collection (as the app does).
+
+    A run with distractors scored a larger collection than the index holds: it does not count.
+    """
     evaluation = config.get("eval") or {}
-    return not evaluation.get("rotations") and evaluation.get("depth") is None
+    no_distractors = not (config.get("dataset") or {}).get("distractors")
+    return not evaluation.get("rotations") and evaluation.get("depth") is None and no_distractors
 
 
 def matching_run_map(runs: pd.DataFrame, config: Mapping[str, Any]) -> float | None:

@@ -6,7 +6,8 @@ protocol: every image is a query, the other images of its label are relevant).
 
 Command line: ``python -m search_lab.data fetch [--dest DIR] [--from PATH]`` downloads INRIA's
 Holidays archives (or imports a local copy) into the dataset root; ``python -m search_lab.data
-info [ROOT]`` prints its counts.
+info [ROOT]`` prints its counts; ``python -m search_lab.data distractors --count N --dest DIR
+[--seed S]`` writes a reproducible synthetic distractor set (:mod:`search_lab.synth`).
 """
 
 from __future__ import annotations
@@ -323,6 +324,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     info.add_argument(
         "--labels", type=Path, default=None, help="`file,label` CSV: the labels layout"
     )
+    synth = sub.add_parser("distractors", help="write N synthetic distractor images")
+    synth.add_argument("--count", type=int, required=True, help="number of images")
+    synth.add_argument("--dest", type=Path, required=True, help="folder to write them into")
+    synth.add_argument("--seed", type=int, default=0, help="image i depends on (seed, i) only")
     return parser.parse_args(argv)
 
 
@@ -343,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
             count = fetch(root, archives=archives, source=args.source)
             print(f"{count} images in {root}")
+        elif args.command == "distractors":
+            from search_lab.synth import generate
+
+            written, present = generate(args.count, args.dest, seed=args.seed)
+            print(f"{written} distractors written, {present} already there, in {args.dest}")
         else:
             layout = "labels" if args.labels else "auto"
             data = load_dataset(args.root, layout=layout, labels=args.labels)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from search_lab import __version__, indexes, integrity, swap
+from search_lab import __version__, distractors, indexes, integrity, swap
 from search_lab.cache import FeatureCache, Features
 from search_lab.data import Dataset, load_dataset
 from search_lab.errors import ConfigError, DatasetError, IndexMismatchError
@@ -326,6 +326,7 @@ class Collection:
     index: Index
     extract_s: float
     build_s: float
+    n_distractors: int = 0  # the last rows of ``features`` (dataset.distractors)
 
 
 def dataset_of_config(dataset: dict[str, Any]) -> Dataset:
@@ -345,11 +346,12 @@ def index_collection(cfg: dict[str, Any], progress: Progress | None = None) -> C
     full = dataset_of_config(cfg["dataset"])
     data = split_dataset(full, **split_options(cfg["dataset"]))
     check_subsets(cfg["eval"], data)
+    picked = distractors.chosen(cfg, full)  # checked before any extraction
     fit_on = fit_on_source(cfg)
     cache = FeatureCache(cfg["cache_dir"]) if cfg.get("cache_dir") else None
     fingerprint = full.fingerprint()
     start = time.perf_counter()
-    feats, cached = cached_features(
+    feats, cached = feature_source(cfg)(
         cache,
         full.root,
         full.names,
@@ -358,17 +360,54 @@ def index_collection(cfg: dict[str, Any], progress: Progress | None = None) -> C
         workers=cfg.get("workers"),
         progress=cfg.get("progress", True) if progress is None else progress,
     )
-    extract_s = time.perf_counter() - start
     feats = feats.restricted(data.names)
     if len(feats.names) == 0:
         raise ConfigError(f"no image of {data.root} could be read")
+    n_distractors = 0
+    if picked is not None:
+        shown = cfg.get("progress", True) if progress is None else progress
+        options = {"workers": cfg.get("workers"), "progress": shown}
+        extra = distractors.features(cache, *picked, cfg["feature"], **options)
+        data, feats = distractors.with_distractors(data, feats, extra)
+        n_distractors = len(extra.names)
+    extract_s = time.perf_counter() - start
     post = fitted_post(cfg, fit_on, cache, progress)
     start = time.perf_counter()
     vectors, index = fit_and_index(cfg, feats.vectors, post)
     build_s = time.perf_counter() - start
     return Collection(
-        data, fingerprint, cache, feats, cached, post, vectors, index, extract_s, build_s
+        data,
+        fingerprint,
+        cache,
+        feats,
+        cached,
+        post,
+        vectors,
+        index,
+        extract_s,
+        build_s,
+        n_distractors,
     )
+
+
+def _ray_features(ex: dict[str, Any]) -> Any:
+    from search_lab.ray_executor import RayExecutor
+
+    return RayExecutor(ex).cached_features
+
+
+EXECUTORS: dict[str, Any] = {"local": lambda ex: cached_features, "ray": _ray_features}
+"""``executor.name`` -> the ``cached_features`` of that executor (given the executor config)."""
+
+
+def feature_source(cfg: dict[str, Any]) -> Any:
+    """``cached_features`` of the configured executor (``executor=local``: this machine)."""
+    ex = cfg.get("executor") or {"name": "local"}
+    if ex.get("name") not in EXECUTORS:
+        raise ConfigError(
+            f"unknown executor {ex.get('name')!r}; choose one of: {', '.join(sorted(EXECUTORS))}"
+        )
+    return EXECUTORS[ex["name"]](ex)
 
 
 def split_options(dataset_cfg: dict[str, Any]) -> dict[str, Any]:
@@ -478,6 +517,11 @@ def build_engine(cfg: dict[str, Any], progress: Progress | None = None) -> Searc
 
     ``progress`` overrides ``cfg["progress"]`` (see :func:`search_lab.extract.extract_files`).
     """
+    if cfg["dataset"].get("distractors"):
+        raise ConfigError(
+            "dataset.distractors is for evaluation (python -m search_lab.evaluate); "
+            "build_index indexes the dataset alone: drop it"
+        )
     col = index_collection(cfg, progress)
     manifest = {
         "format": FORMAT,

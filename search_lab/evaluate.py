@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from search_lab import indexes
+from search_lab import distractor_report, distractors, indexes
 from search_lab.data import Dataset
 from search_lab.engine import Collection, fit_and_index, index_collection, make_post
 from search_lab.extract import cached_features
@@ -74,10 +75,16 @@ def run(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     )
     if cfg["eval"].get("subsets"):
         metrics["subsets"] = subset_scores(cfg, col)
+    if cfg["eval"].get("distractor_counts") is not None:
+        metrics["distractors"] = distractor_curve(cfg, col, metrics)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_rankings(out_dir / RANKINGS_FILE, rankings)
     write_json(out_dir / METRICS_FILE, metrics)
-    print("\n".join([f"results in {out_dir}", *summary_lines(metrics)]))
+    lines = [f"results in {out_dir}", *summary_lines(metrics)]
+    if "distractors" in metrics:
+        distractor_report.write(out_dir, metrics["distractors"], cfg["feature"]["name"])
+        lines += distractor_report.summary_lines(metrics["distractors"])
+    print("\n".join(lines))
     return metrics
 
 
@@ -168,6 +175,38 @@ def subset_scores(cfg: dict[str, Any], col: Collection) -> dict[str, Any]:
         "map_mean": float(np.mean(maps)),
         "map_min": float(np.min(maps)),
         "map_std": float(np.std(maps)),
+    }
+
+
+def distractor_curve(cfg: dict[str, Any], col: Collection, full: dict[str, Any]) -> dict[str, Any]:
+    """mAP of the same queries with the first n distractors, for n in ``eval.distractor_counts``.
+
+    Each count is a collection of its own, as a user with that many photos would have: the
+    post-processing chain is fitted on it (unless ``post.fit_on`` fixed it) and it gets its own
+    index. ``full`` holds the metrics of the whole collection (the largest count), re-used.
+    """
+    counts = distractors.check_counts(cfg["eval"], cfg["dataset"].get("distractors"))
+    base = len(col.features.names) - col.n_distractors
+    rows = []
+    for count in counts or []:
+        if count > col.n_distractors:
+            log.warning("only %d distractors could be read, not %d", col.n_distractors, count)
+        size = base + min(count, col.n_distractors)
+        metrics = full
+        if size < len(col.features.names):
+            feats = col.features.restricted(col.features.names[:size])
+            post = col.post if cfg["post"].get("fit_on") else make_post(cfg)
+            vectors, index = fit_and_index(cfg, feats.vectors, post)
+            part = replace(col, features=feats, vectors=vectors, index=index, post=post)
+            metrics, _ = search_and_score(cfg, part)
+        keep = ("map", "map_ci95", "precision_at", "recall_at", "per_query_ap", "ann_recall_at")
+        row = {key: metrics[key] for key in keep if key in metrics}
+        rows.append({"count": size - base, "n_images": size, **row})
+    return {
+        "folder": str(cfg["dataset"]["distractors"]),
+        "seed": cfg["eval"].get("distractor_seed", 0),
+        "indexed": col.n_distractors,
+        "rows": rows,
     }
 
 

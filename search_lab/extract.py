@@ -203,13 +203,19 @@ def _combo_features(
     rotation: int,
     workers: int | None,
     progress: Progress,
+    fetch: Callable[..., tuple[Features, bool]] | None = None,
 ) -> tuple[Features, bool]:
-    """Weighted concatenation of each part's features, on the images every part could read."""
+    """Weighted concatenation of each part's features, on the images every part could read.
+
+    ``fetch`` gets each part's features (default :func:`cached_features`; the Ray executor
+    passes its own).
+    """
+    fetch = fetch or cached_features
     parts, weights = list(feature_cfg["parts"]), list(feature_cfg["weights"])
     build_extractor(feature_cfg)  # validates parts and weights before any extraction
     blocks, all_hit, skipped, seconds = [], True, {}, 0.0
     for part in parts:
-        features, hit = cached_features(
+        features, hit = fetch(
             cache,
             root,
             names,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -124,30 +124,55 @@ class FaissIndex(FileIndex):
             return unit_rows(vectors, "faiss")
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-    def build(self, vectors: np.ndarray) -> None:
-        """Create the factory's index, train it on the vectors if it needs to, add them."""
+    def _create(self, train: np.ndarray, rows: int) -> Any:
+        """The factory's empty index for ``rows`` vectors, trained on ``train`` if it must be."""
         faiss = self._faiss()
-        vectors = self._rows(vectors)
-        factory = adapt_nlist(self.factory, len(vectors))
+        factory = adapt_nlist(self.factory, rows)
         metric = faiss.METRIC_L2 if self.faiss_metric == "l2" else faiss.METRIC_INNER_PRODUCT
         try:
-            index = faiss.index_factory(vectors.shape[1], factory, metric)
+            index = faiss.index_factory(train.shape[1], factory, metric)
             ivf = faiss.try_extract_index_ivf(index)
             if ivf is not None:
                 ivf.cp.seed = self.seed
             _no_polysemous(faiss, index)
             if not index.is_trained:
-                index.train(vectors)
+                index.train(train)
         except RuntimeError as err:  # Faiss's own message, first line only
             reason = re.sub(r"^.*? at \S+:\d+: (Error: )?", "", str(err).strip().splitlines()[0])
             raise ConfigError(
-                f"faiss index: cannot build {factory!r} on {vectors.shape[0]} vectors of "
-                f"dimension {vectors.shape[1]}: {reason}"
+                f"faiss index: cannot build {factory!r} on {train.shape[0]} vectors of "
+                f"dimension {train.shape[1]}: {reason}"
             ) from err
+        self.built_factory = factory
+        return index
+
+    def build(self, vectors: np.ndarray) -> None:
+        """Create the factory's index, train it on the vectors if it needs to, add them."""
+        vectors = self._rows(vectors)
+        index = self._create(vectors, len(vectors))
         index.add(vectors)
-        self._index, self.built_factory = index, factory
+        self._index = index
         self.size, self.dim = vectors.shape
         self._built = True
+
+    streaming = True
+
+    def build_streaming(self, blocks: Iterable[np.ndarray], rows: int, directory: Path) -> None:
+        """Add block after block; a factory that needs training (IVF, PQ) learns on the first.
+
+        The index itself stays in memory (Faiss's on-disk inverted lists are not used), but
+        the vectors are never all held at once.
+        """
+        index, n = None, 0
+        for block in blocks:
+            block = self._rows(block)
+            if index is None:
+                index = self._create(block, rows)
+            index.add(block)
+            n += len(block)
+        if index is None or n != rows:
+            raise ValueError(f"faiss index: {n} rows streamed, {rows} announced")
+        self._index, self.size, self.dim, self._built = index, n, index.d, True
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (exact for ``Flat``); distances in the metric's units (estimates for PQ)."""

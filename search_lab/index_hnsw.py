@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -74,18 +74,37 @@ class HNSWIndex(FileIndex):
         self.space, self._to_metric = SPACES[self.metric]
         self._graph: Any = None
 
-    def build(self, vectors: np.ndarray) -> None:
-        """Insert the rows of an (N, D) matrix as items 0..N-1."""
+    streaming = True
+
+    def _new_graph(self, rows: int, dim: int) -> Any:
         import hnswlib
 
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        graph = hnswlib.Index(space=self.space, dim=vectors.shape[1])
+        graph = hnswlib.Index(space=self.space, dim=dim)
         graph.init_index(
-            max_elements=max(1, len(vectors)), M=self.M, ef_construction=self.ef_construction,
+            max_elements=max(1, rows), M=self.M, ef_construction=self.ef_construction,
             random_seed=self.seed,
         )  # fmt: skip
+        return graph
+
+    def build(self, vectors: np.ndarray) -> None:
+        """Insert the rows of an (N, D) matrix as items 0..N-1."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        graph = self._new_graph(len(vectors), vectors.shape[1])
         graph.add_items(vectors, np.arange(len(vectors)), num_threads=self.n_jobs)
         self._graph, (self.size, self.dim), self._built = graph, vectors.shape, True
+
+    def build_streaming(self, blocks: Iterable[np.ndarray], rows: int, directory: Path) -> None:
+        """Insert block after block (hnswlib adds to a sized graph): the graph is the memory."""
+        graph, n = None, 0
+        for block in blocks:
+            if graph is None:
+                graph = self._new_graph(rows, block.shape[1])
+            rows_in = np.ascontiguousarray(block, dtype=np.float32)
+            graph.add_items(rows_in, np.arange(n, n + len(block)), num_threads=self.n_jobs)
+            n += len(block)
+        if graph is None or n != rows:
+            raise ValueError(f"hnsw index: {n} rows streamed, {rows} announced")
+        self._graph, self.size, self.dim, self._built = graph, n, graph.dim, True
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Approximate top-k with ``max(ef, k)`` candidates; distances in the metric's units."""

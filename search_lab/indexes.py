@@ -7,7 +7,9 @@ in the configured metric's own units, so rankings and scores never depend on the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +21,8 @@ from search_lab.distances import check_metric
 from search_lab.errors import ConfigError, IndexMismatchError
 from search_lab.registry import Registry
 from search_lab.results import read_json, write_json
+
+log = logging.getLogger(__name__)
 
 PAD_ID = -1
 """Id that pads a result row when an approximate index finds fewer than ``k`` items."""
@@ -36,6 +40,8 @@ class Index:
     """True when :meth:`search` is exhaustive (no fidelity to measure against a baseline)."""
     description: ClassVar[str] = ""
     """The method in words, and when to pick it (the app shows it)."""
+    streaming: ClassVar[bool] = False
+    """True when :meth:`build_streaming` holds one block at a time (out-of-core build)."""
 
     def __init__(self, *, metric: str) -> None:
         self.metric = check_metric(metric)
@@ -45,6 +51,17 @@ class Index:
     def build(self, vectors: np.ndarray) -> None:
         """Index an (N, D) matrix; replaces whatever was indexed before."""
         raise NotImplementedError
+
+    def build_streaming(self, blocks: Iterable[np.ndarray], rows: int, directory: Path) -> None:
+        """Index blocks of rows that arrive one at a time (memory-mapped shards); ids in order.
+
+        ``rows`` is their total. Files may be written straight into ``directory``, the folder
+        :meth:`save` will then be given. This default concatenates the blocks and calls
+        :meth:`build`, so memory grows with the collection: index types whose library needs
+        the whole matrix (kd-tree, NN-descent) keep it; the others override it.
+        """
+        log.info("%s index cannot be built out of core: reading all %d rows", self.kind, rows)
+        self.build(np.concatenate([np.asarray(b) for b in blocks], axis=0))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Nearest ``k`` items of each (Q, D) query: ids (Q, k') int64 and distances (Q, k') float.
@@ -140,11 +157,32 @@ class ExactIndex(Index):
             raise ConfigError(f"exact index: block must be positive, got {block}")
         self.block = block
         self.vectors = np.zeros((0, 0), np.float32)
+        self._file: Path | None = None  # vectors.npy when built out of core (memory-mapped)
+        self._norms2: np.ndarray | None = None
+
+    streaming = True
 
     def build(self, vectors: np.ndarray) -> None:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.size, self.dim = self.vectors.shape
         self._norms2: np.ndarray | None = None  # squared row norms, computed at the first search
+        self._file = None
+
+    def build_streaming(self, blocks: Iterable[np.ndarray], rows: int, directory: Path) -> None:
+        """Copy the blocks into ``directory/vectors.npy`` one at a time and memory-map it."""
+        path, out, start = Path(directory) / self.VECTORS_FILE, None, 0
+        for block in blocks:
+            if out is None:
+                shape = (rows, block.shape[1])
+                out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+            out[start : start + len(block)] = block
+            start += len(block)
+        if out is None or start != rows:
+            raise ValueError(f"exact index: {start} rows streamed, {rows} announced")
+        out.flush()
+        del out
+        self.build(np.load(path, mmap_mode="r"))
+        self._file = path
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = self._check_queries(queries)
@@ -165,7 +203,9 @@ class ExactIndex(Index):
 
     def save(self, directory: Path) -> None:
         """Write ``vectors.npy`` and ``exact.json`` (metric, dim, size: what the matrix means)."""
-        np.save(Path(directory) / self.VECTORS_FILE, self.vectors)
+        target = Path(directory) / self.VECTORS_FILE
+        if self._file is None or self._file.resolve() != target.resolve():
+            np.save(target, self.vectors)  # (a streamed build wrote it there already)
         meta = {"metric": self.metric, "dim": self.dim, "size": self.size}
         write_json(Path(directory) / self.META_FILE, meta)
 
@@ -303,20 +343,46 @@ class AnnoyIndex(Index):
         self.seed = seed
         self.annoy_metric, self._to_metric = ANNOY_METRICS[self.metric]
         self._forest: annoy.AnnoyIndex | None = None
+        self._file: Path | None = None  # the forest's file when built on disk
+
+    streaming = True
+
+    def _new_forest(self, dim: int) -> annoy.AnnoyIndex:
+        forest = annoy.AnnoyIndex(dim, self.annoy_metric)
+        if self.seed is not None:
+            forest.set_seed(self.seed)
+        return forest
 
     def build(self, vectors: np.ndarray) -> None:
         """Index the rows of an (N, D) matrix as items 0..N-1 and grow ``n_trees`` trees."""
         vectors = np.asarray(vectors, np.float32)
         if vectors.ndim != 2:
             raise ValueError(f"annoy index: expected an (N, D) matrix, got shape {vectors.shape}")
-        forest = annoy.AnnoyIndex(vectors.shape[1], self.annoy_metric)
-        if self.seed is not None:
-            forest.set_seed(self.seed)
+        forest = self._new_forest(vectors.shape[1])
         for i, row in enumerate(vectors):
             forest.add_item(i, row)
         forest.build(self.n_trees, n_jobs=self.n_jobs)
-        self._forest = forest
+        self._forest, self._file = forest, None
         self.size, self.dim = vectors.shape
+
+    def build_streaming(self, blocks: Iterable[np.ndarray], rows: int, directory: Path) -> None:
+        """Annoy's on-disk build: items and trees go to ``directory/annoy.ann``, not to memory.
+
+        The same seed and ``n_jobs`` give the same file as :meth:`build`.
+        """
+        path, forest, n = Path(directory) / self.FOREST_FILE, None, 0
+        for block in blocks:
+            if forest is None:
+                forest = self._new_forest(block.shape[1])
+                forest.on_disk_build(str(path))
+                self.dim = block.shape[1]
+            for row in np.asarray(block, np.float32):
+                forest.add_item(n, row)
+                n += 1
+        if forest is None or n != rows:
+            raise ValueError(f"annoy index: {n} rows streamed, {rows} announced")
+        forest.build(self.n_trees, n_jobs=self.n_jobs)
+        self._forest, self._file, self.size = forest, path, n
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Approximate top-k per query, distances converted to the configured metric.
@@ -346,7 +412,10 @@ class AnnoyIndex(Index):
         if self._forest is None:
             raise RuntimeError("annoy index: nothing to save, call build() first")
         path = Path(directory) / self.FOREST_FILE
-        self._forest.save(str(path))
+        if self._file is None:
+            self._forest.save(str(path))
+        elif self._file.resolve() != path.resolve():  # Annoy's save is a no-op once on disk
+            shutil.copyfile(self._file, path)
         meta = {
             "metric": self.metric,
             "annoy_metric": self.annoy_metric,

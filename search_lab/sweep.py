@@ -31,7 +31,7 @@ from search_lab.results import METRICS_FILE, read_json, write_text
 
 log = logging.getLogger(__name__)
 
-RESULT_NEUTRAL_KEYS = ("progress", "workers", "cache_dir")
+RESULT_NEUTRAL_KEYS = ("progress", "workers", "cache_dir", "executor")
 """Top-level config keys that cannot change a job's results; resuming ignores them."""
 
 SUMMARY_CSV = "summary.csv"

@@ -4,6 +4,7 @@ import streamlit as st
 
 from search_lab import app_support as sup
 from search_lab.app_pages import widgets as ui
+from search_lab.app_pages.distractor_view import show_distractors
 from search_lab.compare import filter_runs
 
 st.title("Experiments")
@@ -72,6 +73,8 @@ with ui.user_errors():
             x_label="query latency p50 (ms)",
             y_label=f"ANN recall ({recall})",
         )
+
+    show_distractors(shown)
 
     st.subheader("Two runs side by side")
     labels = [sup.run_label(row) for row in shown.to_dict("records")]

@@ -1,0 +1,138 @@
+"""executor=ray: the same vectors as the local executor, shard retries, resume, one-line errors.
+
+Tests marked ``ray`` start a local Ray with 2 CPUs (``pip install -r requirements-ray.txt``;
+``pytest -m ray``); the error tests run in the default suite.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search_lab.cache import FeatureCache
+from search_lab.data import load_dataset
+from search_lab.errors import ConfigError
+from search_lab.extract import cached_features
+from search_lab.ray_executor import CRASH_ENV, RayExecutor
+
+ROOT = Path(__file__).resolve().parents[1]
+EX = {"name": "ray", "address": None, "num_cpus": 2, "shard_size": 100, "cpus_per_task": 1,
+      "max_retries": 3}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray with 2 CPUs for this module; the crash flag's path is known to its workers."""
+    ray = pytest.importorskip("ray")
+    flag = Path(os.environ.setdefault(CRASH_ENV, f"/tmp/search_lab_ray_crash_{os.getpid()}"))
+    yield flag
+    ray.shutdown()
+    os.environ.pop(CRASH_ENV, None)
+
+
+def _both(holidays_dir: Path, tmp_path: Path, feature: dict, names_count: int | None = None):
+    data = load_dataset(holidays_dir)
+    names = list(data.names[:names_count] if names_count else data.names)
+    fingerprint = data.fingerprint()
+    local, _ = cached_features(None, data.root, names, fingerprint, feature, progress=False)
+    cache = FeatureCache(tmp_path / "cache")
+    executor = RayExecutor(EX)
+    remote, hit = executor.cached_features(cache, data.root, names, fingerprint, feature,
+                                           progress=False)  # fmt: skip
+    return local, remote, hit, (executor, cache, data.root, names, fingerprint)
+
+
+@pytest.mark.ray
+def test_hsv_on_ray_is_the_local_pool_and_resumes(
+    ray_local: Path, holidays_dir: Path, tmp_path: Path, caplog
+) -> None:
+    hsv = {"name": "hsv", "bins": [8, 12, 3], "sqrt": True}
+    local, remote, hit, (executor, cache, root, names, fp) = _both(holidays_dir, tmp_path, hsv)
+    assert not hit and remote.names == local.names
+    np.testing.assert_allclose(remote.vectors, local.vectors, rtol=0, atol=1e-6)
+    files = sorted(cache.directory.glob("*.npz"))
+    assert len(files) == 7  # 648 images in shards of 100
+    files[2].unlink()  # a run killed before these two shards were written
+    files[5].write_bytes(b"damaged")  # a shard file damaged on disk
+    with caplog.at_level(logging.INFO):
+        again, hit = executor.cached_features(cache, root, names, fp, hsv, progress=False)
+    assert not hit and "extracting 2 of 7 shards on Ray" in caplog.text
+    assert "is corrupt" in caplog.text
+    np.testing.assert_array_equal(again.vectors, remote.vectors)
+    third, hit = executor.cached_features(cache, root, names, fp, hsv, progress=False)
+    assert hit and np.array_equal(third.vectors, remote.vectors)
+
+
+@pytest.mark.ray
+def test_a_lost_worker_is_retried(ray_local: Path, holidays_dir: Path, tmp_path: Path) -> None:
+    ray_local.write_text("crash once")  # the first task to see it kills its worker
+    hsv = {"name": "hsv", "bins": [8, 12, 3], "sqrt": True}
+    local, remote, _, _ = _both(holidays_dir, tmp_path, hsv, names_count=300)
+    assert not ray_local.exists()  # a worker did die
+    np.testing.assert_allclose(remote.vectors, local.vectors, rtol=0, atol=1e-6)
+
+
+@pytest.mark.ray
+def test_cnn_on_ray_gives_the_local_vectors(
+    ray_local: Path, holidays_dir: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import compose_config
+
+    cnn = compose_config(["feature=cnn"])["feature"]
+    local, remote, _, _ = _both(holidays_dir, tmp_path, cnn, names_count=120)
+    assert remote.names == local.names
+    np.testing.assert_allclose(remote.vectors, local.vectors, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.ray
+def test_evaluate_on_ray_from_the_command_line(holidays_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    proc = subprocess.run(
+        [sys.executable, "-m", "search_lab.evaluate", "executor=ray", "executor.num_cpus=2",
+         "executor.shard_size=150", f"cache_dir={tmp_path / 'cache'}", "progress=false",
+         f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HOLIDAYS_DIR": str(holidays_dir)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "mAP            0.5686" in proc.stdout  # the local executor's figure (README)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 5  # 648 images, shards of 150
+
+
+def test_missing_ray_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    with pytest.raises(ConfigError, match=r"needs Ray, which is not installed: pip install -r"):
+        RayExecutor(EX)
+
+
+def test_bad_executor_settings_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"executor\.shard_size must be a positive"):
+        RayExecutor({**EX, "shard_size": 0})
+
+
+@pytest.mark.ray
+def test_unreachable_address_is_one_line(holidays_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    proc = subprocess.run(
+        [sys.executable, "-m", "search_lab.evaluate", "executor=ray",
+         "executor.address=127.0.0.1:9", f"cache_dir={tmp_path / 'cache'}", "progress=false",
+         f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "HOLIDAYS_DIR": str(holidays_dir)},
+    )  # fmt: skip
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert errors[0].startswith("error: cannot reach the Ray cluster at 127.0.0.1:9")
+
+
+def test_the_executor_does_not_change_a_result() -> None:
+    from search_lab.sweep import comparable_config
+
+    local = {"feature": {"name": "hsv"}, "executor": {"name": "local"}}
+    assert comparable_config(local) == comparable_config({**local, "executor": EX})
