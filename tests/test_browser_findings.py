@@ -20,7 +20,7 @@ from search_lab.engine import build_engine
 from search_lab.report_sections import HEADINGS
 from tests.test_browser import ROOT, _need_chromium, serve_app
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.long]  # a report is made first: CI runs `-m long`
 
 INDEXES = (("hsv", "cosine"), ("hsv", "euclidean"), ("lbp", "cosine"))
 CUT_TEXT = """() => [...document.querySelectorAll(

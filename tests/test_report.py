@@ -91,7 +91,7 @@ def check_section(section: str) -> int:
     return checked
 
 
-@pytest.mark.slow
+@pytest.mark.long  # about a minute: CI runs it with `-m long`, apart from the default run
 def test_quick_report_end_to_end(tmp_path: Path, holidays_dir: Path) -> None:
     """Four sections, each with tables equal to the cited runs; charts inline; resumed rerun."""
     out, cache = tmp_path / "report", tmp_path / "cache"
