@@ -24,7 +24,7 @@ from search_lab.data import load_dataset
 from search_lab.errors import SearchLabError
 from search_lab.extract import cached_features
 from search_lab.ray_executor import RayExecutor, connect
-from search_lab.results import write_json, write_text
+from search_lab.results import write_report
 
 
 def one_run(executor: str, feature: dict[str, Any], shard_size: int, count: int = 0) -> float:
@@ -99,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     except SearchLabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    write_json(args.json, result)
-    write_text(args.md, report(result))
-    print(report(result))
+    print(write_report(args.json, args.md, result, report(result)))
     return 0
 
 

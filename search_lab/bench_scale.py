@@ -34,7 +34,7 @@ from search_lab import integrity
 from search_lab.bench import load_avg, machine
 from search_lab.errors import SearchLabError
 from search_lab.indexes import AnnoyIndex
-from search_lab.results import write_json, write_text
+from search_lab.results import write_report
 from search_lab.shards import RECORD, ShardSet, write_shards
 
 log = logging.getLogger(__name__)
@@ -188,9 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     except SearchLabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    write_json(args.json, result)
-    write_text(args.md, report(result))
-    print(report(result))
+    print(write_report(args.json, args.md, result, report(result)))
     return 0
 
 

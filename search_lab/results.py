@@ -51,6 +51,15 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode())
 
 
+def write_report(
+    json_path: str | Path, md_path: str | Path, result: Mapping[str, Any], markdown: str
+) -> str:
+    """Write a benchmark's figures (JSON) and its table (Markdown) atomically; returns the table."""
+    write_json(json_path, result)
+    write_text(md_path, markdown)
+    return markdown
+
+
 def write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` through a temporary file and a rename: the one atomic write of results."""
     path = Path(path)
