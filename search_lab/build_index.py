@@ -15,15 +15,25 @@ import hydra
 from omegaconf import DictConfig
 
 from search_lab.engine import build_engine
+from search_lab.streaming_build import build_and_save, in_memory_reason
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: dict[str, Any], out_dir: Path) -> Path:
-    """Build the configured engine and save it to ``cfg["index_dir"]``; returns that folder."""
-    engine = build_engine(cfg)
+    """Build the configured engine and save it to ``cfg["index_dir"]``; returns that folder.
+
+    Features extracted on Ray are indexed out of core, shard by shard (streaming_build).
+    """
     target = Path(cfg["index_dir"])
-    engine.save(target)
+    reason = in_memory_reason(cfg)
+    if reason is None:
+        engine = build_and_save(cfg, target)
+    else:
+        if (cfg.get("executor") or {}).get("name") == "ray":
+            log.info("building the index in memory: %s", reason)
+        engine = build_engine(cfg)
+        engine.save(target)
     skipped = len(engine.manifest["skipped"])
     print(
         f"built {target}: {engine.describe()}; {skipped} files skipped"

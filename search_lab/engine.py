@@ -141,17 +141,13 @@ class SearchEngine:
         hits = self.search_vectors(self.vectorize(source, rotations), k)
         return hits, time.perf_counter() - start
 
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Write the engine into ``directory`` atomically: a temporary folder, then a rename."""
+    def save(self, directory: str | os.PathLike, staged: Path | None = None) -> Path:
+        """Write the engine into ``directory`` atomically: a temporary folder, then a rename.
+
+        ``staged`` is a folder from :func:`staging_dir` the index was already built into.
+        """
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale(directory)
-        tmp = Path(
-            tempfile.mkdtemp(
-                prefix=f".{directory.name}.{owner_tag()}", suffix=".tmp", dir=directory.parent
-            )
-        )
-        tmp.chmod(0o755)  # mkdtemp's 0700 would keep other users' app processes from the mmap
+        tmp = staged or staging_dir(directory)
         try:
             self.index.save(tmp)
             np.savez(tmp / POST_STATE, **self.post.state)
@@ -216,6 +212,19 @@ class SearchEngine:
                 engine.root,
             )
         return engine
+
+
+def staging_dir(directory: Path) -> Path:
+    """A new empty folder beside ``directory`` that :meth:`SearchEngine.save` renames into it."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(directory)
+    tmp = Path(
+        tempfile.mkdtemp(
+            prefix=f".{directory.name}.{owner_tag()}", suffix=".tmp", dir=directory.parent
+        )
+    )
+    tmp.chmod(0o755)  # mkdtemp's 0700 would keep other users' app processes from the mmap
+    return tmp
 
 
 def _read_post_state(directory: Path) -> dict[str, np.ndarray]:
@@ -512,31 +521,45 @@ def fitted_post(
     return post.fit(feats.vectors)
 
 
-def build_engine(cfg: dict[str, Any], progress: Progress | None = None) -> SearchEngine:
-    """Extract (or read cached) features of the configured dataset and index them.
-
-    ``progress`` overrides ``cfg["progress"]`` (see :func:`search_lab.extract.extract_files`).
-    """
+def check_buildable(cfg: dict[str, Any]) -> None:
+    """ConfigError for settings that are for evaluation only (an index serves the dataset)."""
     if cfg["dataset"].get("distractors"):
         raise ConfigError(
             "dataset.distractors is for evaluation (python -m search_lab.evaluate); "
             "build_index indexes the dataset alone: drop it"
         )
-    col = index_collection(cfg, progress)
-    manifest = {
+
+
+def new_manifest(cfg: dict[str, Any], data: Dataset, features: Features, **built: Any) -> dict:
+    """An index folder's manifest: config, dataset, names, skipped files and ``built`` figures
+    (``dim``, ``fingerprint``, ``build_s``)."""
+    return {
         "format": FORMAT,
         "version": __version__,
         "config": cfg,
-        "root": str(col.data.root.resolve()),
-        "labels": str(col.data.labels.resolve()) if col.data.labels else None,
-        "names": col.features.names,
-        "skipped": col.features.skipped,
-        "dim": int(col.vectors.shape[1]),
-        "fingerprint": col.fingerprint,
-        "build_s": col.build_s,
-        "extract_s": col.features.seconds,
+        "root": str(data.root.resolve()),
+        "labels": str(data.labels.resolve()) if data.labels else None,
+        "names": features.names,
+        "skipped": features.skipped,
+        "dim": int(built["dim"]),
+        "fingerprint": built["fingerprint"],
+        "build_s": built["build_s"],
+        "extract_s": features.seconds,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+
+
+def build_engine(cfg: dict[str, Any], progress: Progress | None = None) -> SearchEngine:
+    """Extract (or read cached) features of the configured dataset and index them.
+
+    ``progress`` overrides ``cfg["progress"]`` (see :func:`search_lab.extract.extract_files`).
+    """
+    check_buildable(cfg)
+    col = index_collection(cfg, progress)
+    manifest = new_manifest(
+        cfg, col.data, col.features, dim=col.vectors.shape[1], fingerprint=col.fingerprint,
+        build_s=col.build_s,
+    )  # fmt: skip
     return SearchEngine(manifest, col.index, col.post)
 
 

@@ -128,16 +128,38 @@ class PostProcessor:
         """Learn the (shrunk, whitened) PCA of the collection into ``state``."""
         x = self._pre(x)
         mean = x.mean(axis=0)
-        variance, components = _principal_axes(x - mean)
+        self._set_pca(mean, *_principal_axes(x - mean), len(x))
+
+    def moments(self, x: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        """Rows, sum and sum of outer products of pre-processed ``x``: one block's share of a fit.
+
+        Summed over the blocks of a collection read one at a time, they give
+        :meth:`fit_moments` the same PCA as :meth:`fit` on the whole matrix (to rounding).
+        """
+        x = self._pre(x)
+        return len(x), x.sum(axis=0), x.T @ x
+
+    def fit_moments(self, count: int, total: np.ndarray, outer: np.ndarray) -> PostProcessor:
+        """Learn the PCA from moments summed over a collection's blocks (out-of-core builds)."""
+        if self.expand:
+            raise ValueError("post.expand keeps the whole collection: fit it in memory")
+        if self.pca_dim is not None:
+            mean = total / count
+            scatter = outer - count * np.outer(mean, mean)
+            self._set_pca(mean, *_axes_of_scatter(scatter, count), count)
+        return self
+
+    def _set_pca(self, mean: np.ndarray, variance: np.ndarray, axes: np.ndarray, n: int) -> None:
+        """Keep the first ``pca_dim`` axes (at most the rank) and their whitening scales."""
         dim = min(self.pca_dim, len(variance))
         if dim < self.pca_dim:
             log.info(
                 "post.pca_dim=%d reduced to %d: the %d images support no more components",
                 self.pca_dim,
                 dim,
-                len(x),
+                n,
             )
-        variance, components = variance[:dim], components[:dim]
+        variance, components = variance[:dim], axes[:dim]
         if self.whiten:
             scale = 1.0 / np.sqrt(variance + self.shrinkage * variance.mean() + EPS)
         else:
@@ -198,11 +220,23 @@ def _principal_axes(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     components with a variance above ``RANK_TOL`` of the largest (the collection's rank).
     """
     n, d = centred.shape
-    small_n = n <= d
-    eigval, eigvec = np.linalg.eigh(centred @ centred.T if small_n else centred.T @ centred)
+    if n > d:
+        return _axes_of_scatter(centred.T @ centred, n)
+    eigval, eigvec = _ranked_eigen(centred @ centred.T)
+    axes = (eigvec / np.sqrt(eigval)).T @ centred
+    return eigval / max(n - 1, 1), axes
+
+
+def _axes_of_scatter(scatter: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Variances and principal axes from the (D, D) scatter matrix of ``n`` centred rows."""
+    eigval, eigvec = _ranked_eigen(scatter)
+    return eigval / max(n - 1, 1), eigvec.T
+
+
+def _ranked_eigen(symmetric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (decreasing) and eigenvectors (columns) above the rank tolerance."""
+    eigval, eigvec = np.linalg.eigh(symmetric)
     order = np.argsort(eigval)[::-1]
     eigval, eigvec = eigval[order], eigvec[:, order]
     keep = eigval > RANK_TOL * max(float(eigval[0]), EPS)
-    eigval, eigvec = eigval[keep], eigvec[:, keep]
-    axes = (eigvec / np.sqrt(eigval)).T @ centred if small_n else eigvec.T
-    return eigval / max(n - 1, 1), axes
+    return eigval[keep], eigvec[:, keep]

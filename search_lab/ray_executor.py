@@ -148,20 +148,39 @@ class RayExecutor:
                 cache, root, names, fingerprint, feature_cfg, rotation, workers, progress,
                 fetch=self.cached_features,
             )  # fmt: skip
+        shards, extracted = self.ensure_shards(
+            cache, root, names, fingerprint, feature_cfg, rotation=rotation, progress=progress,
+            warn=warn,
+        )  # fmt: skip
+        assert cache is not None  # ensure_shards refuses a run without a cache
+        return _joined([read_shard(cache, key) for _, key in shards]), not extracted
+
+    def ensure_shards(
+        self,
+        cache: FeatureCache | None,
+        root: Path,
+        names: Sequence[str],
+        fingerprint: str,
+        feature_cfg: dict[str, Any],
+        *,
+        rotation: int = 0,
+        progress: Progress = True,
+        warn: bool = True,
+    ) -> tuple[list[tuple[list[str], str]], int]:
+        """Every shard of ``names`` in the cache, missing or damaged ones extracted on Ray.
+
+        Returns each shard's (names, cache key) in collection order and how many shards were
+        extracted. Shards are checked one at a time and none is kept, so memory does not grow
+        with the collection (the out-of-core build reads them back one by one).
+        """
         if cache is None:
             raise ConfigError("executor=ray writes every shard to the feature cache: set cache_dir")
         shards = self.shard_keys(names, fingerprint, feature_cfg, rotation)
-        found = {i: cache.get(key) for i, (_, key) in enumerate(shards)}
-        todo = [i for i, feats in found.items() if feats is None]
+        todo = [i for i, (_, key) in enumerate(shards) if cache.get(key) is None]
         if todo:
             log.info("extracting %d of %d shards on Ray", len(todo), len(shards))
-            found.update(self._run(cache, root, shards, todo, feature_cfg, rotation, progress))
-        parts = [found[i] for i in range(len(shards))]
-        if warn:
-            for i in todo:
-                for reason in found[i].skipped.values():
-                    log.warning("skipping %s", reason)
-        return _joined(parts), not todo
+            self._run(cache, root, shards, todo, dict(feature_cfg), rotation, progress, warn)
+        return shards, len(todo)
 
     def _run(
         self,
@@ -172,7 +191,8 @@ class RayExecutor:
         feature_cfg: dict[str, Any],
         rotation: int,
         progress: Progress,
-    ) -> dict[int, Features]:
+        warn: bool,
+    ) -> None:
         """Extract the shards ``todo`` as Ray tasks; each is cached the moment it finishes."""
         ray = connect(self.ex)
         task = ray.remote(extract_shard).options(
@@ -181,20 +201,21 @@ class RayExecutor:
         pending = {task.remote(str(root), shards[i][0], feature_cfg, rotation): i for i in todo}
         total = sum(len(shards[i][0]) for i in todo)
         bar = tqdm(total=total, unit="img", desc="extract on Ray", disable=progress is not True)
-        done: dict[int, Features] = {}
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 i = pending.pop(ready[0])
                 try:
-                    done[i] = ray.get(ready[0])
+                    feats = ray.get(ready[0])
                 except ray.exceptions.RayError as err:
                     first = str(err).strip().splitlines()[0]
                     raise SearchLabError(
                         f"shard {i} ({shards[i][0][0]} ...) failed after "
                         f"{self.ex['max_retries']} retries: {first}"
                     ) from err
-                cache.put(shards[i][1], done[i])
+                cache.put(shards[i][1], feats)
+                for reason in feats.skipped.values() if warn else ():
+                    log.warning("skipping %s", reason)
                 bar.update(len(shards[i][0]))
                 if callable(progress):
                     progress(bar.n, total)
@@ -202,7 +223,17 @@ class RayExecutor:
             for ref in pending:
                 ray.cancel(ref)
             bar.close()
-        return done
+
+
+def read_shard(cache: FeatureCache, key: str) -> Features:
+    """A shard the run has just checked or written; one line if it has gone or been damaged."""
+    feats = cache.get(key)
+    if feats is None:
+        raise SearchLabError(
+            f"feature shard {cache.path(key)} disappeared or was damaged during the run; "
+            "run the command again (finished shards are kept)"
+        )
+    return feats
 
 
 def _joined(parts: list[Features]) -> Features:

@@ -112,3 +112,27 @@ def test_expansion_is_fitted_on_the_collection_and_saved_in_the_state() -> None:
     for bad in ({"expand": -1}, {"expand": 2, "l2": False}, {"expand_alpha": "x"}):
         with pytest.raises(ConfigError):
             PostProcessor(**bad)
+
+
+@pytest.mark.parametrize("whiten", [False, True])
+def test_a_pca_fitted_from_streamed_moments_is_the_in_memory_one(whiten: bool) -> None:
+    """Moments summed over blocks give the PCA of the whole matrix (up to each axis' sign)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(500, 24)) * np.linspace(3, 0.1, 24) + rng.normal(size=24)
+    whole = PostProcessor(power=0.5, pca_dim=10, whiten=whiten).fit(x)
+    streamed = PostProcessor(power=0.5, pca_dim=10, whiten=whiten)
+    parts = [streamed.moments(block) for block in np.array_split(x, 7)]
+    count = sum(p[0] for p in parts)
+    streamed.fit_moments(count, sum(p[1] for p in parts), sum(p[2] for p in parts))
+    assert count == 500
+    np.testing.assert_allclose(streamed.state["mean"], whole.state["mean"], atol=1e-12)
+    np.testing.assert_allclose(streamed.state["scale"], whole.state["scale"], rtol=1e-9)
+    a, b = whole.transform(x[:50]), streamed.transform(x[:50])
+    signs = np.sign(np.sum(a * b, axis=0))  # eigh may return an axis negated
+    np.testing.assert_allclose(a, b * signs, atol=1e-5)
+
+
+def test_streamed_moments_refuse_query_expansion() -> None:
+    post = PostProcessor(expand=2)
+    with pytest.raises(ValueError, match="fit it in memory"):
+        post.fit_moments(*post.moments(np.eye(3)))

@@ -136,3 +136,33 @@ def test_the_executor_does_not_change_a_result() -> None:
 
     local = {"feature": {"name": "hsv"}, "executor": {"name": "local"}}
     assert comparable_config(local) == comparable_config({**local, "executor": EX})
+
+
+@pytest.mark.ray
+def test_build_index_on_ray_streams_the_shards_into_the_index(
+    ray_local: Path, holidays_dir: Path, tmp_path: Path, caplog
+) -> None:
+    """build_index executor=ray indexes shard by shard: the local build's vectors and answers."""
+    from search_lab.build_index import run
+    from search_lab.engine import SearchEngine
+    from tests.conftest import compose_config
+
+    def build(name: str, *overrides: str) -> SearchEngine:
+        cfg = compose_config([f"dataset.root={holidays_dir}", f"cache_dir={tmp_path / name}",
+                              f"index_dir={tmp_path / name / 'index'}", "progress=false",
+                              *overrides], name="build_index")  # fmt: skip
+        run(cfg, tmp_path)
+        return SearchEngine.load(tmp_path / name / "index")
+
+    ray = ["executor=ray", "executor.num_cpus=2", "executor.shard_size=100"]
+    with caplog.at_level(logging.INFO):
+        streamed = build("ray", *ray)
+    assert "out of core from 7 shards" in caplog.text
+    local = build("local")
+    assert streamed.names == local.names and streamed.manifest["dim"] == local.manifest["dim"]
+    np.testing.assert_allclose(streamed.index.vectors, local.index.vectors, atol=1e-5)
+
+    whitened = build("annoy", *ray, "index=annoy", "post.pca_dim=64", "post.whiten=true")
+    assert whitened.index.size == 648 and whitened.manifest["dim"] == 64
+    hits = [whitened.query(whitened.path_of(n), k=1)[0][0].name for n in whitened.names[:40]]
+    assert sum(h == n for h, n in zip(hits, whitened.names[:40], strict=True)) >= 38

@@ -1,0 +1,131 @@
+"""``build_index executor=ray``: an index built out of core from the collection's feature shards.
+
+The Ray executor leaves the features in the feature cache as shards. Here they are read back
+one at a time: a first pass collects the names (and the moments a PCA chain is fitted from), a
+second pass post-processes each shard and streams it into the index (``Index.build_streaming``,
+written straight into the folder that becomes the index). So the driver holds one shard plus
+the index itself, whatever the size of the collection. ``combo`` features and ``post.expand``
+need the whole matrix at once: those runs take the in-memory path, said in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_lab.cache import FeatureCache, Features
+from search_lab.engine import (
+    SearchEngine,
+    check_buildable,
+    check_config,
+    dataset_of_config,
+    fit_on_source,
+    fitted_post,
+    make_index,
+    new_manifest,
+    split_options,
+    staging_dir,
+)
+from search_lab.errors import ConfigError
+from search_lab.postprocess import PostProcessor
+from search_lab.splits import split_dataset
+
+log = logging.getLogger(__name__)
+
+
+def in_memory_reason(cfg: dict[str, Any]) -> str | None:
+    """Why this build cannot stream (None when it can): executor, feature or chain."""
+    if (cfg.get("executor") or {}).get("name") != "ray":
+        return "features come from the local executor as one matrix"
+    if cfg["feature"]["name"] == "combo":
+        return "combo features are assembled from their parts in memory"
+    if cfg["post"].get("expand"):
+        return "post.expand keeps the whole collection as neighbours"
+    return None
+
+
+@dataclass
+class ShardStream:
+    """The cached shards of a collection, restricted to ``keep``, read one at a time."""
+
+    cache: FeatureCache
+    keys: list[str]
+    keep: set[str]
+    names: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def scan(self, post: PostProcessor) -> None:
+        """First pass: the kept names in order, skipped files, and ``post`` fitted if it must be."""
+        from search_lab.ray_executor import read_shard
+
+        fit = not post.fitted
+        count, total, outer = 0, 0.0, 0.0
+        for key in self.keys:
+            feats = read_shard(self.cache, key)
+            rows = [i for i, n in enumerate(feats.names) if n in self.keep]
+            self.names += [feats.names[i] for i in rows]
+            self.skipped.update({n: w for n, w in feats.skipped.items() if n in self.keep})
+            self.seconds += feats.seconds
+            if fit and rows:
+                n, s, o = post.moments(feats.vectors[rows])
+                count, total, outer = count + n, total + s, outer + o
+        if not self.names:
+            raise ConfigError("no image of the collection could be read")
+        if fit:
+            post.fit_moments(count, np.asarray(total), np.asarray(outer))
+
+    def blocks(self, post: PostProcessor) -> Iterator[np.ndarray]:
+        """Second pass: each shard's kept rows, post-processed (float32)."""
+        from search_lab.ray_executor import read_shard
+
+        for key in self.keys:
+            feats = read_shard(self.cache, key)
+            rows = [i for i, n in enumerate(feats.names) if n in self.keep]
+            if rows:
+                yield post.transform(feats.vectors[rows])
+
+
+def build_and_save(cfg: dict[str, Any], target: Path, progress: Any = None) -> SearchEngine:
+    """Extract missing shards on Ray, then fit and index them out of core into ``target``."""
+    from search_lab.ray_executor import RayExecutor
+
+    check_buildable(cfg)
+    check_config(cfg)
+    full = dataset_of_config(cfg["dataset"])
+    data = split_dataset(full, **split_options(cfg["dataset"]))
+    fit_on = fit_on_source(cfg)
+    if not cfg.get("cache_dir"):
+        raise ConfigError("executor=ray writes every shard to the feature cache: set cache_dir")
+    cache = FeatureCache(cfg["cache_dir"])
+    fingerprint = full.fingerprint()
+    shown = cfg.get("progress", True) if progress is None else progress
+    shards, _ = RayExecutor(cfg["executor"]).ensure_shards(
+        cache, full.root, full.names, fingerprint, cfg["feature"], progress=shown
+    )
+    stream = ShardStream(cache, [key for _, key in shards], set(data.names))
+    post = fitted_post(cfg, fit_on, cache, progress)
+    stream.scan(post)
+    start = time.perf_counter()
+    tmp = staging_dir(target)
+    try:
+        index = make_index(cfg)
+        index.build_streaming(stream.blocks(post), len(stream.names), tmp)
+        features = Features(stream.names, np.zeros((0, 0), np.float32), stream.skipped,
+                            stream.seconds)  # fmt: skip
+        manifest = new_manifest(cfg, data, features, dim=index.dim, fingerprint=fingerprint,
+                                build_s=time.perf_counter() - start)  # fmt: skip
+        engine = SearchEngine(manifest, index, post)
+        engine.save(target, staged=tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("built %s out of core from %d shards", target, len(shards))
+    return engine
