@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shlex
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -31,7 +29,7 @@ from typing import Any
 from search_lab import indexes
 from search_lab.benchmarks.ann_data import Mixture, holidays_sets
 from search_lab.benchmarks.ann_methods import DIM_SETTING, GRID, Method, bench_set
-from search_lab.benchmarks.common import load_1m, machine, package_version
+from search_lab.benchmarks.common import load_1m, machine, package_version, start_cli
 from search_lab.results import write_json
 
 log = logging.getLogger(__name__)
@@ -175,10 +173,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Entry point: parse options, run, print where the reports went."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv, command = start_cli("search_lab.bench_ann", argv)
     args = parse_args(argv)
-    command = shlex.join(["python", "-m", "search_lab.bench_ann", *argv])
     report = run(args, command)
     print(
         f"wrote {args.out}, {args.out.with_suffix('.md')} and {args.out.with_suffix('.png')} "

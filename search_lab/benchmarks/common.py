@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import re
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -89,6 +91,16 @@ def compose(overrides: Sequence[str]) -> dict[str, Any]:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = hydra_compose(config_name="config", overrides=list(overrides))
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+def start_cli(module: str, argv: Sequence[str] | None) -> tuple[list[str], str]:
+    """Log progress at INFO; the arguments (``sys.argv``'s when None) and the command they make.
+
+    The command, ``python -m <module> <arguments>``, is recorded in the report.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return argv, shlex.join(["python", "-m", module, *argv])
 
 
 def exit_status(action: Callable[[], object]) -> int:

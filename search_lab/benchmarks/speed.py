@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shlex
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from search_lab.benchmarks.common import extraction_machine, load_avg
+from search_lab.benchmarks.common import extraction_machine, load_avg, start_cli
 from search_lab.benchmarks.integrity import verification_cost
 from search_lab.benchmarks.speed_images import camera_set, link_subset, whole_groups
 from search_lab.benchmarks.speed_report import check_targets, fmt, markdown
@@ -181,10 +180,8 @@ def camera_stages(
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Entry point: run, print where the reports went and the target verdicts."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv, command = start_cli("search_lab.bench", argv)
     args = parse_args(argv)
-    command = shlex.join(["python", "-m", "search_lab.bench", *argv])
     try:
         report = run(args, command)
     except SearchLabError as err:
