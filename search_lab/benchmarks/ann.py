@@ -16,7 +16,6 @@ Results go to a JSON file, a Markdown report and a recall-vs-QPS chart beside it
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import tempfile
@@ -31,8 +30,6 @@ from search_lab.benchmarks.ann_data import Mixture, holidays_sets
 from search_lab.benchmarks.ann_methods import DIM_SETTING, GRID, Method, bench_set
 from search_lab.benchmarks.common import load_1m, machine, package_version, start_cli
 from search_lab.results import write_json
-
-log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("bench/ann.json")
 QUICK_OUT = Path("bench/ann-quick.json")
