@@ -15,7 +15,7 @@ One run on one machine measures, and reports as throughputs and ratios:
   feature extraction included (:meth:`~search_lab.engine.SearchEngine.query`).
 - **end-to-end** ``python -m search_lab.evaluate`` for the default configuration, as a whole
   command, with a cold and with a warm feature cache.
-- **checksum verification on load** (:mod:`search_lab.bench_integrity`): full XXH3-128
+- **checksum verification on load** (:mod:`search_lab.benchmarks.integrity`): full XXH3-128
   verification of an exact and an Annoy index of ``--integrity-items`` x 128 vectors against
   their load + first query time.
 
