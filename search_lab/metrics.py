@@ -206,3 +206,46 @@ def score_ranked(
         "ap_protocol": rule.name,
         "ap": {int(q): float(ap) for q, ap in zip(queries, aps, strict=True)},
     }
+
+
+def _first_valid(ids: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` non-negative ids of each row, in order, padded with -1 at the end."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if ids.ndim != 2:
+        raise ValueError(f"ids must be a (queries, depth) matrix, got shape {ids.shape}")
+    order = np.argsort(ids < 0, axis=1, kind="stable")  # valid ids first, order kept
+    return np.take_along_axis(ids, order, axis=1)[:, :k]
+
+
+def recall_at_k(found_ids: np.ndarray, true_ids: np.ndarray, k: int) -> float:
+    """ANN recall@k: mean share of each query's true top k that the tested index's top k holds.
+
+    Parameters
+    ----------
+    found_ids : (Q, m) int array
+        Ids returned by the index under test, best first.
+    true_ids : (Q, n) int array
+        Ids of the exact search of the same queries (:class:`~search_lab.indexes.ExactIndex`),
+        best first.
+    k : int
+        Depth compared; positive.
+
+    Negative ids are padding and are skipped, not counted: a row's top k are its first ``k``
+    non-negative ids (a caller leaves the query itself out by setting it to -1). Row ``i``
+    scores ``|F_i & T_i| / |T_i|`` with ``F_i``, ``T_i`` the sets of those ids of
+    ``found_ids[i]`` and ``true_ids[i]``; rows whose ``T_i`` is empty are left out. Returns
+    the mean over the rows left, 1.0 when none is left (nothing to miss).
+    """
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    found, truth = _first_valid(found_ids, k), _first_valid(true_ids, k)
+    if len(found) != len(truth):
+        raise ValueError(f"{len(found)} rows of found ids against {len(truth)} of true ids")
+    span = int(max(found.max(initial=-1), truth.max(initial=-1))) + 2
+    rows = np.arange(len(truth), dtype=np.int64)[:, None] * span  # one id range per row
+    hit = np.isin(truth + rows, (found + rows)[found >= 0]) & (truth >= 0)
+    n_true = (truth >= 0).sum(axis=1)
+    scored = n_true > 0
+    if not scored.any():
+        return 1.0
+    return float(np.mean(hit.sum(axis=1)[scored] / n_true[scored]))

@@ -1,4 +1,5 @@
-"""Tests for search_lab.bench: the quick run's report is complete and consistent; helpers work.
+"""The speed benchmark (``python -m search_lab.bench``): the quick run's report is complete and
+consistent; helpers work.
 
 These check the benchmark's output, never its speed.
 """
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from search_lab import bench
+from search_lab.benchmarks import speed, speed_images, speed_report, speed_timing
 from search_lab.data import load_dataset
 from search_lab.results import read_json
 
@@ -41,7 +42,7 @@ def _check_extraction(part: dict, features: set[str]) -> None:
         _check_rate(rec["parallel"])
     assert set(part["features"]) == features
     for rec in part["features"].values():
-        side = bench.decode_key(rec["max_side"])
+        side = speed_timing.decode_key(rec["max_side"])
         for mode in ("one_process", "parallel"):
             feat = rec[mode]
             _check_rate(feat)
@@ -56,7 +57,7 @@ def _check_extraction(part: dict, features: set[str]) -> None:
 def test_quick_run_writes_a_consistent_report(holidays_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench" / "speed.json"
     argv = ["--quick", "--out", str(out), "--dataset", str(holidays_dir)]
-    bench.main([*argv, "--camera-cache", str(tmp_path / "camera")])
+    speed.main([*argv, "--camera-cache", str(tmp_path / "camera")])
     report = read_json(out)
     assert {
         "command",
@@ -92,7 +93,7 @@ def test_quick_run_writes_a_consistent_report(holidays_dir: Path, tmp_path: Path
     cmap = report["camera_map"]
     for key in ("draft", "full"):
         assert 0.0 <= cmap[key]["map"] <= 1.0
-    assert cmap["full"]["max_side"] == bench.FULL_SIDE
+    assert cmap["full"]["max_side"] == speed_timing.FULL_SIDE
     assert cmap["difference"] == pytest.approx(abs(cmap["draft"]["map"] - cmap["full"]["map"]))
 
     for index in ("exact", "annoy"):
@@ -103,7 +104,7 @@ def test_quick_run_writes_a_consistent_report(holidays_dir: Path, tmp_path: Path
     assert ev["warm"]["features_cached"] and not ev["cold"]["features_cached"]
     assert 0.0 <= ev["cold"]["map"] <= 1.0 and ev["warm"]["map"] == pytest.approx(ev["cold"]["map"])
 
-    assert [t["name"] for t in report["targets"]] == list(bench.TARGETS)
+    assert [t["name"] for t in report["targets"]] == list(speed_report.TARGETS)
     assert all(isinstance(t["met"], bool) for t in report["targets"])
     table = out.with_suffix(".md").read_text()
     assert m["cpu"] in table and "| **hsv** |" in table and "## Targets" in table
@@ -120,35 +121,37 @@ def test_whole_groups_never_split_a_group(tmp_path: Path) -> None:
         "100201.jpg",
     ]
     data = load_dataset(_holidays_folder(tmp_path / "h", names))
-    assert bench.whole_groups(data, 1) == names[:2]
-    assert bench.whole_groups(data, 3) == names[:5]
-    assert bench.whole_groups(data, 100) == names
+    assert speed_images.whole_groups(data, 1) == names[:2]
+    assert speed_images.whole_groups(data, 3) == names[:5]
+    assert speed_images.whole_groups(data, 100) == names
 
 
 def test_link_subset_is_a_loadable_dataset(tmp_path: Path) -> None:
     names = ["100000.jpg", "100001.jpg", "100100.jpg", "100101.jpg"]
     data = load_dataset(_holidays_folder(tmp_path / "h", names))
-    subset = load_dataset(bench.link_subset(data.root, names[:2], tmp_path / "sub"))
+    subset = load_dataset(speed_images.link_subset(data.root, names[:2], tmp_path / "sub"))
     assert list(subset.names) == names[:2] and len(subset.queries) == 1
 
 
 def test_camera_set_is_generated_once_at_camera_size(tmp_path: Path) -> None:
     names = ["100000.jpg", "100001.jpg", "100100.jpg", "100101.jpg"]
     data = load_dataset(_holidays_folder(tmp_path / "h", names))
-    root, seconds = bench.camera_set(data, 2, tmp_path / "cache", workers=1)
+    root, seconds = speed_images.camera_set(data, 2, tmp_path / "cache", workers=1)
     assert seconds is not None and seconds > 0
     made = sorted(p.name for p in root.glob("*.jpg"))
     assert made == names[:2]
     with Image.open(root / made[0]) as img:
-        assert img.size == bench.CAMERA_SIZE and img.format == "JPEG"
-    again, seconds_again = bench.camera_set(data, 2, tmp_path / "cache", workers=1)
+        assert img.size == speed_images.CAMERA_SIZE and img.format == "JPEG"
+    again, seconds_again = speed_images.camera_set(data, 2, tmp_path / "cache", workers=1)
     assert again == root and seconds_again is None
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [root.name]  # no leftovers
 
 
 def test_best_of_rounds_interleaves_and_keeps_the_minimum() -> None:
     calls: list[str] = []
-    best = bench.best_of_rounds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
+    best = speed_timing.best_of_rounds(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3
+    )
     assert calls == ["a", "b"] * 3
     assert set(best) == {"a", "b"} and all(0 <= s < 1 for s in best.values())
 
@@ -166,24 +169,24 @@ def test_targets_are_judged_in_the_right_direction() -> None:
             "camera_map": {"difference": diff},
         }
 
-    good = {t["name"]: t["met"] for t in bench.check_targets(report(1.9, 25.0, 5.0, 0.005))}
+    good = {t["name"]: t["met"] for t in speed_report.check_targets(report(1.9, 25.0, 5.0, 0.005))}
     assert all(good.values())
-    bad = {t["name"]: t["met"] for t in bench.check_targets(report(2.1, 19.0, 3.9, 0.02))}
+    bad = {t["name"]: t["met"] for t in speed_report.check_targets(report(2.1, 19.0, 3.9, 0.02))}
     assert not any(bad.values())
     skipped = report(1.0, 30.0, 9.0, 0.0)
     del skipped["camera"]
-    verdicts = {t["name"]: t["met"] for t in bench.check_targets(skipped)}
+    verdicts = {t["name"]: t["met"] for t in speed_report.check_targets(skipped)}
     assert verdicts["camera_hsv_draft_speedup"] is None and verdicts["hsv_over_decode"] is True
 
 
 def test_quick_defaults_never_overwrite_the_real_report() -> None:
-    args = bench.parse_args(["--quick"])
-    assert args.out == bench.QUICK_OUT != bench.DEFAULT_OUT
+    args = speed.parse_args(["--quick"])
+    assert args.out == speed.QUICK_OUT != speed.DEFAULT_OUT
     assert (args.images, args.camera_images, args.queries, args.rounds) == (12, 4, 5, 1)
-    assert bench.parse_args([]).out == bench.DEFAULT_OUT
+    assert speed.parse_args([]).out == speed.DEFAULT_OUT
 
 
 def test_rate_record() -> None:
-    rec = bench.rate(10, 2.0, workers=2)
+    rec = speed_timing.rate(10, 2.0, workers=2)
     assert rec == {"images": 10, "seconds": 2.0, "images_per_s": 5.0, "workers": 2}
     assert np.isfinite(rec["images_per_s"])

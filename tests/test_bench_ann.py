@@ -1,4 +1,5 @@
-"""Tests for search_lab.bench_ann: the quick run writes its reports; helpers do what they say."""
+"""The search-method benchmark (``python -m search_lab.bench_ann``): the quick run writes its
+reports; helpers do what they say."""
 
 from __future__ import annotations
 
@@ -7,16 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search_lab import bench_ann
-from search_lab.bench_ann import Mixture, PeakRSS, best_at, recall
-from search_lab.bench_ann_report import pareto
+from search_lab.benchmarks import ann
+from search_lab.benchmarks.ann_data import Mixture
+from search_lab.benchmarks.ann_methods import GRID
+from search_lab.benchmarks.ann_report import best_at, pareto
+from search_lab.benchmarks.memory import PeakRSS
 from search_lab.results import read_json
 
 
 def test_quick_run_writes_json_markdown_and_chart(tmp_path: Path) -> None:
     out = tmp_path / "bench" / "ann.json"
     kinds = ["exact", "annoy", "kdtree", "hnsw", "faiss"]  # nndescent: numba compiles ~1 min
-    bench_ann.main(["--quick", "--methods", *kinds, "--out", str(out)])
+    ann.main(["--quick", "--methods", *kinds, "--out", str(out)])
     report = read_json(out)
     assert {"command", "machine", "config", "runs", "dims", "elapsed_s"} <= set(report)
     assert {"cpu", "cores", "ram_gb", "numpy", "annoy", "hnswlib", "faiss-cpu"} <= set(
@@ -74,9 +77,12 @@ def test_mixture_is_seeded_and_streams_differ() -> None:
     assert not np.array_equal(a, mix.sample(100, stream=1))
 
 
-def test_recall_ignores_padding() -> None:
-    truth = np.array([[1, 2], [3, 4]])
-    assert recall(np.array([[2, 1], [3, -1]]), truth) == pytest.approx(0.75)
+def test_faiss_grid_entries_build_and_batch_on_every_core() -> None:
+    faiss = {m.label: m for m in GRID if m.kind == "faiss" and m.label != "faiss Flat"}
+    assert sorted(faiss) == ["faiss HNSW32", "faiss IVF1024,Flat", "faiss IVF1024,PQ16"]
+    for label, m in faiss.items():
+        assert m.build == {"factory": label.removeprefix("faiss "), "threads": -1}
+        assert m.batch == {"threads": -1} and m.knob in ("nprobe", "ef")
 
 
 def test_peak_rss_sees_a_short_lived_allocation() -> None:
@@ -88,5 +94,5 @@ def test_peak_rss_sees_a_short_lived_allocation() -> None:
 
 def test_unknown_method_is_refused() -> None:
     with pytest.raises(SystemExit) as err:
-        bench_ann.parse_args(["--methods", "flann"])
+        ann.parse_args(["--methods", "flann"])
     assert err.value.code == 2

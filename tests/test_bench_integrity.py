@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from search_lab import bench_integrity
+from search_lab.benchmarks import integrity as bench_integrity
 
 
 def test_verification_cost_small(tmp_path: Path) -> None:

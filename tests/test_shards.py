@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search_lab import bench_scale, indexes
+from search_lab import indexes
+from search_lab.benchmarks import scale as bench_scale
 from search_lab.errors import DatasetError
 from search_lab.shards import RECORD, ShardSet, shard_file, write_shards
 

@@ -1,0 +1,17 @@
+"""Benchmarks, apart from the core: they measure the package; the package never imports them.
+
+- :mod:`~search_lab.benchmarks.speed` (``python -m search_lab.bench``): decoding, extraction,
+  query latency and the end-to-end ``evaluate`` command.
+- :mod:`~search_lab.benchmarks.ann` (``python -m search_lab.bench_ann``): every search method
+  side by side, recall against queries per second; report and chart in
+  :mod:`~search_lab.benchmarks.ann_report`.
+- :mod:`~search_lab.benchmarks.integrity` (``python -m search_lab.bench_integrity``): cost of
+  checksum verification on load.
+- :mod:`~search_lab.benchmarks.ray_extraction` (``python -m search_lab.bench_ray``): extraction
+  on Ray against the local executor.
+- :mod:`~search_lab.benchmarks.scale` (``python -m search_lab.bench_scale``): peak memory of an
+  out-of-core index build.
+
+Shared pieces: :mod:`~search_lab.benchmarks.common` (machine, load, configuration, the
+command-line frame) and :mod:`~search_lab.benchmarks.memory` (peak resident memory).
+"""
