@@ -296,7 +296,9 @@ def check_config(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"eval.rotations must be true or false, got {ev['rotations']!r}")
     if cfg.get("workers") is not None and not _positive_int(cfg["workers"]):
         raise ConfigError(f"workers must be a positive integer or null, got {cfg['workers']!r}")
-    build_extractor(cfg["feature"])
+    extractor = build_extractor(cfg["feature"])
+    if (cfg.get("executor") or {}).get("name", "local") == "local":
+        extractor.prepare()  # weights missing here: one line now (Ray workers load their own)
     make_index(cfg)
     post = make_post(cfg)
     if cfg["metric"]["name"] == "chi2" and post.pca_dim is not None:

@@ -136,6 +136,7 @@ def test_network_input_shape(
     params: dict, shape: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     feature = create("cnn", weights=None, **params)
+    feature.prepare()
     seen = []
     forward = feature._forward
     monkeypatch.setattr(feature, "_forward", lambda x: seen.append(tuple(x.shape)) or forward(x))
@@ -172,14 +173,14 @@ def test_network_input_shape(
 )
 def test_bad_parameters(params: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        create("cnn", **params)
+        create("cnn", **params).prepare()  # weights are checked when the network loads
 
 
 def test_weights_that_do_not_fit(tmp_path: Path) -> None:
     path = tmp_path / "other.pth"
     torch.save({"fc.weight": torch.zeros(2, 2)}, path)
     with pytest.raises(ConfigError, match="do not fit"):
-        create("cnn", backbone="alexnet", weights=str(path))
+        create("cnn", backbone="alexnet", weights=str(path)).prepare()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,6 +208,7 @@ def test_random_init_dimensions(params: dict, dim: int, max_side: int) -> None:
 def test_models_are_cached_across_create() -> None:
     a = create("cnn", backbone="alexnet", weights=None)
     b = create("cnn", backbone="alexnet", weights=None, batch_size=4)
+    a.prepare(), b.prepare()
     assert a._forward is b._forward
 
 
@@ -252,7 +254,7 @@ def _closed_port() -> int:
 def test_missing_weights_with_downloads_disabled(torch_home: Path) -> None:
     start = time.monotonic()
     with pytest.raises(ConfigError) as info:
-        create("cnn", backbone="alexnet", weights="DEFAULT", download=False)
+        create("cnn", backbone="alexnet", weights="DEFAULT", download=False).prepare()
     message = str(info.value)
     assert str(torch_home / "hub" / "checkpoints" / ALEXNET_FILE) in message
     assert "feature.weights=" in message and "download=false" in message
@@ -357,3 +359,15 @@ def test_crop_is_closer_than_an_unrelated_photo(holidays_dir: Path) -> None:
     other = _photo(holidays_dir / "120000.jpg", feature.max_side)
     v_photo, v_crop, v_other = feature.extract_batch([photo, crop, other])
     assert float(v_photo @ v_crop) > float(v_photo @ v_other) + 0.1
+
+
+def test_describing_a_cnn_feature_does_not_import_torch() -> None:
+    """A Ray driver or the app's index list builds the extractor: the network loads on use."""
+    code = (
+        "import sys; from search_lab.features import create; "
+        "f = create('cnn'); assert 'torch' not in sys.modules, 'torch imported'; "
+        "f.prepare(); assert 'torch' in sys.modules"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-1500:]

@@ -554,7 +554,18 @@ class CNNFeature(Extractor):
         self.mean, self.std = spec.mean, spec.std
         self.dim = spec.layers[layer]
         self.max_side = max(sides)
-        self._forward = load_model(backbone, weights=weights, layer=layer, download=self.download)
+        self._forward: Forward | None = None  # loaded by prepare(): torch stays out until then
+
+    def prepare(self) -> None:
+        """Load the network and its weights (ConfigError naming ``feature.weights`` if missing).
+
+        Construction does not import torch, so a process that only describes the feature
+        (a Ray driver, the app listing indexes) never pays for it.
+        """
+        if self._forward is None:
+            self._forward = load_model(
+                self.backbone, weights=self.weights, layer=self.layer, download=self.download
+            )
 
     def extract(self, image: np.ndarray) -> np.ndarray:
         """Descriptor of one (H, W, 3) uint8 RGB image: L2-normalised float32, shape (dim,)."""
@@ -593,6 +604,8 @@ class CNNFeature(Extractor):
         """(N, dim) unnormalised descriptors of one batch of same-shape inputs."""
         import torch
 
+        self.prepare()
+        assert self._forward is not None
         features = self._forward(batch.contiguous(memory_format=torch.channels_last))
         if features.ndim == 4:
             features = pool(features, self.pooling, self.gem_p)

@@ -67,6 +67,10 @@ class Combo(Extractor):
 
         return [shrink(image, part.max_side) for image in images]
 
+    def prepare(self) -> None:
+        for part in self.parts:
+            part.prepare()
+
     def extract(self, image: np.ndarray) -> np.ndarray:
         return self.extract_batch([image])[0]
 
