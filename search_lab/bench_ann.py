@@ -362,7 +362,7 @@ def holidays_sets(root: Path, n_queries: int) -> list[tuple[str, np.ndarray, np.
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from search_lab.app_support import CONF_DIR
+    from search_lab.app.paths import CONF_DIR
     from search_lab.engine import index_collection
 
     out = []
