@@ -22,7 +22,6 @@ from search_lab.runs import LATENCY_COLUMNS, TIME_COLUMNS, CompareError, name_it
 DIFF_PREFIX = "Δ"
 """Prefix of the difference columns :func:`diff_to_baseline` adds (``Δmap``, ``ΔP@1`` ...)."""
 
-
 _FILTER = re.compile(
     r"^\s*(?P<col>[^\s=!<>]+)\s*(?P<op>==|!=|<=|>=|<|>|=)\s*(?P<value>(?![=<>!]).*?)\s*$"
 )

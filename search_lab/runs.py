@@ -25,27 +25,16 @@ from search_lab.run_scores import CI_COLUMNS, PER_QUERY_ATTR, RunScores, map_int
 
 log = logging.getLogger(__name__)
 
-
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 """Where Hydra saves a job's command-line overrides, relative to its output folder."""
-
 
 NAME_EXCLUDED_KEYS = frozenset({"progress", "workers", "cache_dir", "dataset.root"})
 """Override keys left out of a run's name: they do not change its results (or are paths)."""
 
-
 ID_COLUMNS = ("run", "name", "feature", "metric", "index")
-
-
 TIME_COLUMNS = ("extract_s", "build_s", "search_s")
-
-
 LATENCY_COLUMNS = ("query_ms_p50", "query_ms_p95")
-
-
 COUNT_COLUMNS = ("n_images", "n_skipped", "dim")
-
-
 _AT_PREFIXES = {"precision_at": "P@", "recall_at": "R@", "ann_recall_at": "ANN-R@"}
 
 

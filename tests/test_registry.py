@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import yaml
 
+from search_lab.data import layouts, load_dataset
 from search_lab.distances import DISTANCES, pairwise
-from search_lab.errors import ConfigError
+from search_lab.errors import ConfigError, DatasetError
 from search_lab.features import available as features
 from search_lab.features.base import FEATURES
 from search_lab.indexes import INDEXES
 from search_lab.indexes import available as indexes
-from search_lab.layouts import DATASETS
+from search_lab.layouts import DATASETS, Layout
 from search_lab.registry import Registry
 from tests.conftest import compose_config
 
@@ -48,6 +49,8 @@ def test_register_create_and_errors() -> None:
 def test_builtins_are_registered() -> None:
     assert features() == ["cnn", "combo", "edges", "hog", "hsv", "lbp"]
     assert indexes() == ["annoy", "exact", "faiss", "hnsw", "kdtree", "nndescent"]
+    assert DISTANCES.available() == ["chi2", "cosine", "dot", "euclidean", "manhattan"]
+    assert DATASETS.available() == ["folders", "holidays", "labels"]
 
 
 def test_describe_reads_the_metadata_on_the_class() -> None:
@@ -176,3 +179,30 @@ def test_every_metric_gives_a_query_by_item_matrix(name: str) -> None:
     assert np.allclose(d, DISTANCES.get(name)(queries, items))
     nearest = pairwise(name, items, items).argmin(axis=1)  # an item is (one of) its own nearest
     assert name == "dot" or (nearest == np.arange(4)).all()
+
+
+def test_a_new_dataset_layout_plugs_in_beside_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class PairsLayout(Layout):
+        """Images named ``<group>_<n>.jpg``; ``<group>_0`` is the query."""
+
+        name = "pairs"
+        label = "pairs by prefix"
+        description = "images named <group>_<n>.jpg: <group>_0 is the query"
+
+        def read(self, root: Path, labels: Path | None) -> tuple[list[str], list[str], set[str]]:
+            names = sorted(p.name for p in root.glob("*_*.jpg"))
+            return names, [n.split("_")[0] for n in names], {n for n in names if "_0." in n}
+
+    monkeypatch.setitem(DATASETS._classes, "pairs", PairsLayout)  # as @DATASETS.register does
+    for name in ("a_0.jpg", "a_1.jpg", "b_0.jpg", "b_1.jpg", "b_2.jpg"):
+        (tmp_path / name).write_bytes(b"not decoded here")
+    data = load_dataset(tmp_path, layout="pairs")
+    assert data.names == ("a_0.jpg", "a_1.jpg", "b_0.jpg", "b_1.jpg", "b_2.jpg")
+    assert data.relevant == {0: frozenset({1}), 2: frozenset({3, 4})}
+    assert data.protocol == "instance"
+    assert layouts() == ("auto", "holidays", "folders", "labels", "pairs")
+    assert DATASETS.describe("pairs").label == "pairs by prefix"
+    with pytest.raises(DatasetError, match="no images in the 'folders' layout"):
+        load_dataset(tmp_path)  # auto only tries layouts with an auto_rank

@@ -9,26 +9,12 @@ from pathlib import Path
 from search_lab.errors import ImageLoadError
 
 INDEXES_ENV = "SEARCH_LAB_INDEXES"
-
-
 OUTPUTS_ENV = "SEARCH_LAB_OUTPUTS"
-
-
 DEFAULT_INDEXES = Path("indexes")
-
-
 DEFAULT_OUTPUTS = Path("outputs")
-
-
 DEFAULT_INDEX_NAME = "hsv-cosine-exact"
-
-
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
-
 BUILD_COMMAND = "python -m search_lab.build_index"
-
-
 FETCH_COMMAND = "python -m search_lab.data fetch"
 
 

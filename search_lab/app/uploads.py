@@ -9,11 +9,7 @@ from PIL import Image
 from search_lab.images import ImageSource, load_image
 
 THUMB_SIDE = 256
-
-
 UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp")
-
-
 MAX_UPLOAD_MB = 20
 
 
