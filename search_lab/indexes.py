@@ -134,11 +134,6 @@ register = INDEXES.register
 available = INDEXES.available
 
 
-def description(kind: str) -> str:
-    """What the registered index type ``kind`` does, in words ("" for an unknown name)."""
-    return INDEXES.describe(kind).description if kind in INDEXES else ""
-
-
 def create(kind: str, *, metric: str, **params: Any) -> Index:
     """An empty index of type ``kind``; unknown names raise ConfigError listing the valid ones."""
     return INDEXES.create(kind, metric=metric, **params)
