@@ -12,6 +12,7 @@ from search_lab.distances import DISTANCES
 from search_lab.engine import Hit
 from search_lab.features.base import FEATURES
 from search_lab.indexes import INDEXES
+from search_lab.registry import Registry
 
 T = TypeVar("T")
 
@@ -69,20 +70,20 @@ AP_WORDS = {
 def plain_words(config: Mapping[str, Any]) -> dict[str, str]:
     """Feature, metric and index type of a config in words, e.g. ``HSV colour histogram``.
 
-    The words are the registered classes' own (their ``label`` and ``shown`` parameters).
+    The words are the registered classes' own (their ``label`` and ``shown`` parameters);
+    a name no registry knows reads ``<name> features`` (``distance``, ``index``).
     """
     feature, metric, index = config["feature"]["name"], config["metric"]["name"], config["index"]
     return {
-        "feature": FEATURES.describe(feature).label
-        if feature in FEATURES
-        else f"{feature} features",
-        "metric": DISTANCES.describe(metric).label if metric in DISTANCES else f"{metric} distance",
-        "index": (
-            INDEXES.describe(index["name"]).words(index)
-            if index["name"] in INDEXES
-            else f"{index['name']} index"
-        ),
+        "feature": _words(FEATURES, feature, {}, "features"),
+        "metric": _words(DISTANCES, metric, {}, "distance"),
+        "index": _words(INDEXES, index["name"], index, "index"),
     }
+
+
+def _words(registry: Registry[Any], name: str, params: Mapping[str, Any], kind: str) -> str:
+    """``name``'s label and shown ``params`` from ``registry``, else ``<name> <kind>``."""
+    return registry.describe(name).words(params) if name in registry else f"{name} {kind}"
 
 
 def method_words(config: Mapping[str, Any]) -> str:
