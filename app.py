@@ -1,11 +1,11 @@
 """search_lab's web app: ``streamlit run app.py`` (``make app`` builds the default index first).
 
-Five pages, chosen with ``st.navigation``; each is a script in ``search_lab/app_pages``.
+Five pages, chosen with ``st.navigation``; each is a script in ``search_lab/app/pages``.
 """
 
 import streamlit as st
 
-PAGES = "search_lab/app_pages"
+PAGES = "search_lab/app/pages"
 
 st.set_page_config(page_title="search_lab", page_icon=":material/image_search:", layout="wide")
 navigation = st.navigation(

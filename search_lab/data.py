@@ -1,8 +1,9 @@
 """Retrieval datasets: the Holidays layout, one folder per group, and labelled collections.
 
-Layouts: ``holidays`` (``GGGGNN.jpg``, instance protocol), ``folders`` (one subfolder per group,
-instance protocol) and ``labels`` (a folder of images plus a ``file,label`` CSV, category
-protocol: every image is a query, the other images of its label are relevant).
+Layouts (registered in :data:`search_lab.layouts.DATASETS`, one module each): ``holidays``
+(``GGGGNN.jpg``, instance protocol), ``folders`` (one subfolder per group, instance protocol)
+and ``labels`` (a folder of images plus a ``file,label`` CSV, category protocol: every image is
+a query, the other images of its label are relevant).
 
 Command line: ``python -m search_lab.data fetch [--dest DIR] [--from PATH]`` downloads INRIA's
 Holidays archives (or imports a local copy) into the dataset root; ``python -m search_lab.data
@@ -13,25 +14,19 @@ info [ROOT]`` prints its counts; ``python -m search_lab.data distractors --count
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import logging
 import os
-import re
 import sys
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from search_lab.errors import DatasetError, SearchLabError
+from search_lab.layouts import DATASETS
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
-HOLIDAYS_NAME = re.compile(r"^(\d{4})(\d{2})\.(jpe?g|png)$", re.IGNORECASE)
-LAYOUTS = ("auto", "holidays", "folders", "labels")
-LABELS_HEADER = ("file", "label")
 DEFAULT_ROOT = Path("data/holidays")
 
 
@@ -90,120 +85,24 @@ class Dataset:
         return digest.hexdigest()[:20]
 
 
-def _is_image(path: Path) -> bool:
-    return (
-        path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-    )
+def _auto_order() -> list[type]:
+    """The registered layouts ``layout=auto`` tries, in ``auto_rank`` order."""
+    classes = [DATASETS.get(name) for name in DATASETS.available()]
+    return sorted((c for c in classes if c.auto_rank is not None), key=lambda c: c.auto_rank)
 
 
-def _holidays_groups(
-    root: Path, labels: Path | None = None
-) -> tuple[list[str], list[str], set[str]]:
-    """Names, groups, queries of a flat Holidays folder (GGGGNN.jpg; GGGG00 is the query)."""
-    names, groups, queries = [], [], set()
-    for path in sorted(root.iterdir()):
-        match = HOLIDAYS_NAME.match(path.name)
-        if match and path.is_file():
-            names.append(path.name)
-            groups.append(match.group(1))
-            if match.group(2) == "00":
-                queries.add(path.name)
-    return names, groups, queries
-
-
-def _folder_groups(root: Path, labels: Path | None = None) -> tuple[list[str], list[str], set[str]]:
-    """Names, groups, queries of a one-subfolder-per-group layout (first file is the query)."""
-    names, groups, queries = [], [], set()
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(p.name for p in folder.iterdir() if _is_image(p))
-        for i, name in enumerate(files):
-            names.append(f"{folder.name}/{name}")
-            groups.append(folder.name)
-            if i == 0:
-                queries.add(f"{folder.name}/{name}")
-    return names, groups, queries
-
-
-def _label_rows(labels: Path | None, root: Path) -> list[list[str]]:
-    """Data rows of a ``file,label`` CSV (header dropped; blank lines skipped).
-
-    A missing, unreadable, empty or garbled file is fatal (DatasetError); a first row that is
-    not the ``file,label`` header but names an image of ``root`` is read as data, with a warning.
-    """
-    if labels is None:
-        raise DatasetError("the labels layout needs dataset.labels, a `file,label` CSV file")
-    try:
-        text = labels.read_text(encoding="utf-8-sig")
-        rows = [row for row in csv.reader(text.splitlines()) if any(c.strip() for c in row)]
-    except FileNotFoundError as err:
-        raise DatasetError(f"labels file {labels} does not exist; set dataset.labels") from err
-    except UnicodeDecodeError as err:
-        raise DatasetError(f"labels file {labels} is not a text `file,label` CSV") from err
-    except csv.Error as err:
-        raise DatasetError(f"labels file {labels} is not a readable CSV ({err})") from err
-    except OSError as err:
-        raise DatasetError(f"labels file {labels} cannot be read: {err.strerror}") from err
-    if not rows:
-        raise DatasetError(f"labels file {labels} is empty; expected a `file,label` header row")
-    first = tuple(c.strip().lower() for c in rows[0])
-    if first[:2] == LABELS_HEADER:
-        return rows[1:]
-    if rows[0] and (root / rows[0][0].strip()).is_file():
-        log.warning("%s has no `file,label` header: its first row is read as data", labels)
-        return rows
-    log.warning("%s: header %r read as `file,label`", labels, ",".join(rows[0]))
-    return rows[1:]
-
-
-def _labelled_groups(root: Path, labels: Path | None) -> tuple[list[str], list[str], set[str]]:
-    """Names, labels, queries of a folder of images plus a ``file,label`` CSV (all are queries).
-
-    Only images found under ``root`` are kept, so a CSV name can never point outside it. Rows
-    naming missing files, malformed or duplicate rows and images the CSV leaves out are
-    counted and warned about once each.
-    """
-    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if _is_image(p)}
-    label_of: dict[str, str] = {}
-    problems: dict[str, list[str]] = defaultdict(list)
-    for row in _label_rows(labels, root):
-        cells = [c.strip() for c in row]
-        if len(cells) < 2 or not cells[0] or not cells[1]:
-            problems["malformed rows (not `file,label`)"].append(",".join(row))
-        elif cells[0] not in on_disk:
-            problems[f"rows naming images missing from {root}"].append(cells[0])
-        elif cells[0] in label_of:
-            kind = "same" if label_of[cells[0]] == cells[1] else "a different"
-            problems[f"duplicate rows ({kind} label; the first row counts)"].append(cells[0])
-        else:
-            label_of[cells[0]] = cells[1]
-    problems[f"images of {root} missing from the labels file (not indexed)"] = sorted(
-        on_disk - label_of.keys()
-    )
-    for what, items in problems.items():
-        if items:
-            shown = ", ".join(items[:5]) + (" ..." if len(items) > 5 else "")
-            log.warning("%s: %d %s: %s", labels, len(items), what, shown)
-    if not label_of:
-        raise DatasetError(f"no row of labels file {labels} names an image of {root}")
-    names = sorted(label_of)
-    return names, [label_of[n] for n in names], set(names)
+def layouts() -> tuple[str, ...]:
+    """Every ``dataset.layout`` value: ``auto``, the layouts it tries in order, then the rest."""
+    tried = [cls.name for cls in _auto_order()]
+    return ("auto", *tried, *(name for name in DATASETS.available() if name not in tried))
 
 
 def _detect_layout(root: Path) -> str:
-    """``holidays`` when the root holds GGGGNN images directly, else ``folders``."""
-    if any(HOLIDAYS_NAME.match(p.name) for p in root.iterdir()):
-        return "holidays"
-    return "folders"
+    """The first layout whose ``detect`` accepts ``root``, in ``auto_rank`` order.
 
-
-Reader = Callable[[Path, Path | None], tuple[list[str], list[str], set[str]]]
-
-# layout -> (reader of names, groups and query names; the protocol that scores it)
-READERS: dict[str, tuple[Reader, str]] = {
-    "holidays": (_holidays_groups, "instance"),
-    "folders": (_folder_groups, "instance"),
-    "labels": (_labelled_groups, "category"),
-}
+    ``holidays`` when the root holds GGGGNN images directly, else ``folders``.
+    """
+    return next(cls.name for cls in _auto_order() if cls.detect(root))
 
 
 def load_dataset(
@@ -223,9 +122,9 @@ def load_dataset(
         or no query has a relevant image.
     """
     root = Path(root) if root else default_root()
-    if layout not in LAYOUTS:
+    if layout not in layouts():
         raise DatasetError(
-            f"unknown dataset layout {layout!r}; choose one of: {', '.join(LAYOUTS)}"
+            f"unknown dataset layout {layout!r}; choose one of: {', '.join(layouts())}"
         )
     if not root.is_dir():
         raise DatasetError(
@@ -234,13 +133,13 @@ def load_dataset(
         )
     if layout == "auto":
         layout = _detect_layout(root)
-    reader, protocol = READERS[layout]
-    labels = Path(labels) if labels and layout == "labels" else None
-    names, groups, query_names = reader(root, labels)
+    reader = DATASETS.create(layout)
+    labels = Path(labels) if labels and reader.uses_labels else None
+    names, groups, query_names = reader.read(root, labels)
     names, groups = _utf8_names(names, groups)
     if not names:
         raise DatasetError(f"dataset folder {root} holds no images in the {layout!r} layout")
-    data = _with_ground_truth(root, names, groups, query_names, protocol)
+    data = _with_ground_truth(root, names, groups, query_names, reader.protocol)
     return replace(data, labels=labels)
 
 

@@ -8,14 +8,23 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from search_lab.errors import ConfigError
+from search_lab.registry import Registry
 
 EPS = 1e-12
+
+DISTANCES: Registry[np.ndarray] = Registry("metric")
+"""Every metric by name; each carries its ``label`` and one-line ``description``."""
 
 
 def _norms(x: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->i", x, x))
 
 
+@DISTANCES.register(
+    "euclidean",
+    label="Euclidean (L2) distance",
+    description="L2 distance, through one matrix product",
+)
 def euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """L2 distance, through ||a||^2 + ||b||^2 - 2 a.b (one matrix product)."""
     sq = (
@@ -26,17 +35,32 @@ def euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(sq, 0.0))
 
 
+@DISTANCES.register(
+    "cosine",
+    label="cosine distance",
+    description="1 - cosine similarity, in [0, 2]",
+)
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """1 - cosine similarity, in [0, 2]."""
     sim = (a @ b.T) / np.maximum(_norms(a)[:, None] * _norms(b)[None, :], EPS)
     return np.maximum(1.0 - sim, 0.0)
 
 
+@DISTANCES.register(
+    "manhattan",
+    label="Manhattan (L1) distance",
+    description="L1 (city-block) distance",
+)
 def manhattan(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """L1 (city-block) distance."""
     return cdist(a, b, metric="cityblock")
 
 
+@DISTANCES.register(
+    "chi2",
+    label="chi-squared distance",
+    description="0.5 * sum (a - b)^2 / (a + b), for non-negative histograms",
+)
 def chi2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Chi-squared distance 0.5 * sum (a - b)^2 / (a + b), for non-negative histograms."""
     if (a < 0).any() or (b < 0).any():
@@ -50,17 +74,18 @@ def chi2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+@DISTANCES.register(
+    "dot",
+    label="dot-product distance",
+    description="negative inner product: the more aligned and longer, the closer",
+)
 def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Negative inner product: the more aligned and longer, the closer."""
     return -(a @ b.T)
 
 
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "euclidean": euclidean,
-    "cosine": cosine,
-    "manhattan": manhattan,
-    "chi2": chi2,
-    "dot": dot,
+    name: DISTANCES.get(name) for name in DISTANCES.available()
 }
 
 

@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from search_lab.cache import FeatureCache, Features
-from search_lab.data import Dataset, _is_image, _utf8_names
+from search_lab.data import Dataset, _utf8_names
 from search_lab.errors import ConfigError, DatasetError
 from search_lab.extract import Progress, cached_features
+from search_lab.layouts import is_image
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def list_images(folder: Path) -> list[str]:
     """Image paths under ``folder`` (recursive, POSIX, sorted); DatasetError if none or missing."""
     if not folder.is_dir():
         raise DatasetError(f"distractor folder {folder} does not exist; set dataset.distractors")
-    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if _is_image(p))
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if is_image(p))
     names, _ = _utf8_names(names, names)
     if not names:
         raise DatasetError(f"distractor folder {folder} holds no images (jpg, png, webp, ...)")

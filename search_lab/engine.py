@@ -111,7 +111,8 @@ class SearchEngine:
     def describe(self) -> str:
         """The configuration in plain words: ``hsv features, cosine distance, exact search``."""
         index = self.config["index"]
-        extra = f" ({index['n_trees']} trees)" if "n_trees" in index else ""
+        shown = indexes.INDEXES.describe(index["name"]).values(index)
+        extra = f" ({', '.join(shown)})" if shown else ""
         return (
             f"{self.config['feature']['name']} features, {self.config['metric']['name']} distance, "
             f"{index['name']} search{extra}, {len(self.names)} images"

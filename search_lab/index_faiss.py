@@ -88,6 +88,8 @@ class FaissIndex(FileIndex):
         "Faiss (faiss-cpu): Flat is a fast exact exhaustive scan; IVF searches the nprobe "
         "nearest clusters; PQ compresses vectors to a few bytes; HNSW is a graph"
     )
+    label = "Faiss (faiss-cpu)"
+    shown: ClassVar[dict[str, str]] = {"factory": "{}", "nprobe": "nprobe={}", "ef": "ef={}"}
 
     def __init__(
         self,

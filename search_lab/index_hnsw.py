@@ -50,6 +50,8 @@ class HNSWIndex(FileIndex):
         "HNSW graph (hnswlib, NMSLib's algorithm): greedy search through a layered "
         "small-world graph; among the fastest at high recall, the vectors stay in memory"
     )
+    label = "HNSW graph (hnswlib, NMSLib's algorithm)"
+    shown: ClassVar[dict[str, str]] = {"M": "M={}", "ef": "ef={}"}
 
     def __init__(
         self,

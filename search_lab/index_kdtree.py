@@ -50,6 +50,8 @@ class KDTreeIndex(FileIndex):
         "kd-tree (SciPy cKDTree): exact branch-and-bound search; fast in low dimensions, "
         "close to exhaustive beyond about 20"
     )
+    label = "kd-tree (SciPy cKDTree)"
+    shown: ClassVar[dict[str, str]] = {"eps": "eps={}"}
 
     def __init__(
         self, *, metric: str, leafsize: int = 16, eps: float = 0.0, n_jobs: int = 1

@@ -56,6 +56,8 @@ class NNDescentIndex(FileIndex):
         "NN-descent k-NN graph (pynndescent, KGraph's method): graph search from "
         "random-projection-tree entry points; high recall, slow first build (numba compiles)"
     )
+    label = "NN-descent k-NN graph (pynndescent, KGraph's method)"
+    shown: ClassVar[dict[str, str]] = {"n_neighbors": "{} neighbours", "epsilon": "epsilon={}"}
 
     def __init__(
         self,

@@ -40,6 +40,10 @@ class Index:
     """True when :meth:`search` is exhaustive (no fidelity to measure against a baseline)."""
     description: ClassVar[str] = ""
     """The method in words, and when to pick it (the app shows it)."""
+    label: ClassVar[str] = ""
+    """The method in a few plain words (the app's configuration line)."""
+    shown: ClassVar[dict[str, str]] = {}
+    """Parameters worth showing beside the label, each with how its value reads."""
     streaming: ClassVar[bool] = False
     """True when :meth:`build_streaming` holds one block at a time (out-of-core build)."""
 
@@ -130,11 +134,6 @@ register = INDEXES.register
 available = INDEXES.available
 
 
-def description(kind: str) -> str:
-    """What the registered index type ``kind`` does, in words ("" for an unknown name)."""
-    return getattr(INDEXES._classes.get(kind), "description", "")
-
-
 def create(kind: str, *, metric: str, **params: Any) -> Index:
     """An empty index of type ``kind``; unknown names raise ConfigError listing the valid ones."""
     return INDEXES.create(kind, metric=metric, **params)
@@ -150,6 +149,7 @@ class ExactIndex(Index):
 
     exact = True
     description = "exact search: every image compared with the query (the baseline)"
+    label = "exact search (every image compared)"
 
     def __init__(self, *, metric: str, block: int = 256) -> None:
         super().__init__(metric=metric)
@@ -313,6 +313,8 @@ class AnnoyIndex(Index):
         "approximate search (Annoy): a forest of random-projection trees, memory-mapped; "
         "small and instant to load, slower than graph indexes at high recall"
     )
+    label = "approximate search (Annoy)"
+    shown: ClassVar[dict[str, str]] = {"n_trees": "{} trees"}
     FOREST_FILE: ClassVar[str] = "annoy.ann"
     META_FILE: ClassVar[str] = "annoy.json"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from search_lab import report_plan
-from search_lab.app_support import outputs_dir
+from search_lab.app.paths import outputs_dir
 from search_lab.errors import SearchLabError
 from search_lab.report_cells import display
 from search_lab.report_dimension import dimension

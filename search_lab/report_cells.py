@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from search_lab.compare import p_text
 from search_lab.report_runs import Outcome
 from search_lab.results import RANKINGS_FILE
 from search_lab.run_scores import map_interval, per_query
+from search_lab.run_tables import p_text
 from search_lab.stats import PairedComparison, paired_comparison, shared_values
 
 RUN_COLUMN = "run"

@@ -1,8 +1,9 @@
 """Per-query scores of finished runs as table columns: each mAP's interval, paired tests.
 
-The comparison table (:mod:`search_lab.compare`) and the app read runs' ``per_query_ap``
-through this module: the 95% interval of each run's mAP and the paired comparison of every
-run with a baseline over the queries both share. The statistics are in :mod:`search_lab.stats`.
+The comparison table (:mod:`search_lab.runs`, :mod:`search_lab.comparison`) and the app read
+runs' ``per_query_ap`` through this module: the 95% interval of each run's mAP and the paired
+comparison of every run with a baseline over the queries both share. The statistics are in
+:mod:`search_lab.stats`.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def finished_metrics(out_dir: str | Path, config: Mapping[str, Any]) -> dict[str
 def write_summary(sweep_dir: str | Path) -> tuple[Path, Path] | None:
     """Write ``summary.csv`` and ``summary.md`` for every run under ``sweep_dir``.
 
-    One row per ``metrics.json`` found (see :func:`search_lab.compare.load_runs`), best mAP
+    One row per ``metrics.json`` found (see :func:`search_lab.runs.load_runs`), best mAP
     first: the job's overrides (``name``), mAP, P@k, R@k, ANN recall and latency when present,
     timings. The CSV holds every column; the Markdown table leaves out the ``run`` folder.
 
@@ -121,7 +121,8 @@ def write_summary(sweep_dir: str | Path) -> tuple[Path, Path] | None:
     (Path, Path) or None
         The CSV and Markdown paths, or None if no run was found.
     """
-    from search_lab.compare import load_runs, table_markdown  # pandas: only when a sweep ends
+    from search_lab.run_tables import table_markdown  # pandas: only when a sweep ends
+    from search_lab.runs import load_runs
 
     sweep_dir = Path(sweep_dir)
     runs = load_runs([sweep_dir]) if sweep_dir.is_dir() else None

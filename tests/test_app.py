@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from search_lab import app_support as sup
+from search_lab.app import indexes as app_indexes
+from search_lab.app import paths as app_paths
 from search_lab.engine import build_engine
 from search_lab.evaluate import run as evaluate
 from search_lab.report import write_report
@@ -28,7 +29,7 @@ from search_lab.stats import paired_comparison, shared_values
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
-PAGES = "search_lab/app_pages"
+PAGES = "search_lab/app/pages"
 EASY_QUERY, EASY_MATCH = "100000.jpg", "100001.jpg"  # hsv ranks the match first
 
 
@@ -52,7 +53,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, holidays_dir: Path) -> Lab:
     runs = {"cosine": outputs / "runs" / "r1", "euclidean": outputs / "sweeps" / "s1" / "0"}
     metrics = {}
     for metric, run_dir in runs.items():
-        cfg = sup.default_build_config(indexes, [*common, f"metric={metric}"])
+        cfg = app_indexes.default_build_config(indexes, [*common, f"metric={metric}"])
         build_engine(cfg).save(indexes / f"hsv-{metric}-exact")
         metrics[metric] = evaluate(cfg, run_dir)
     ap = metrics["cosine"]["per_query_ap"][EASY_QUERY]
@@ -62,8 +63,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory, holidays_dir: Path) -> Lab:
 @pytest.fixture
 def app(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     """The app pointed at the lab, run once on its default page (Search)."""
-    monkeypatch.setenv(sup.INDEXES_ENV, str(lab.indexes))
-    monkeypatch.setenv(sup.OUTPUTS_ENV, str(lab.outputs))
+    monkeypatch.setenv(app_paths.INDEXES_ENV, str(lab.indexes))
+    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(lab.outputs))
     monkeypatch.setenv("SEARCH_LAB_CACHE", str(lab.cache))
     monkeypatch.setenv("HOLIDAYS_DIR", str(lab.dataset))
     at = AppTest.from_file(str(APP), default_timeout=120).run()
@@ -85,7 +86,7 @@ def _result_captions(at: AppTest) -> list[str]:
 
 
 def _unescape(markdown: str) -> str:
-    """The text a caption escaped with ``sup.plain`` shows (its backslashes removed)."""
+    """The text a caption escaped with ``app_text.plain`` shows (its backslashes removed)."""
     return re.sub(r"\\(.)", r"\1", markdown)
 
 
@@ -169,7 +170,7 @@ def test_no_index_offers_the_command_and_builds(
     app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lab: Lab
 ) -> None:
     empty = tmp_path / "indexes"
-    monkeypatch.setenv(sup.INDEXES_ENV, str(empty))
+    monkeypatch.setenv(app_paths.INDEXES_ENV, str(empty))
     app.run()
     assert not app.exception
     assert any(f"python -m search_lab.build_index index_dir={empty}" in c.value for c in app.code)
@@ -183,7 +184,7 @@ def test_no_index_offers_the_command_and_builds(
 def test_no_index_and_no_dataset_says_how_to_fetch(
     app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(sup.INDEXES_ENV, str(tmp_path / "indexes"))
+    monkeypatch.setenv(app_paths.INDEXES_ENV, str(tmp_path / "indexes"))
     monkeypatch.setenv("HOLIDAYS_DIR", str(tmp_path / "no-data"))
     app.run()
     assert not app.exception
@@ -238,9 +239,9 @@ def test_experiments_page_intervals_and_paired_verdict(
     outputs = tmp_path / "outputs"
     shutil.copytree(lab.outputs, outputs)
     common = [f"dataset.root={lab.dataset}", f"cache_dir={lab.cache}", "workers=1"]
-    cfg = sup.default_build_config(lab.indexes, [*common, "metric=manhattan"])
+    cfg = app_indexes.default_build_config(lab.indexes, [*common, "metric=manhattan"])
     better = evaluate(cfg, outputs / "runs" / "r2")  # L1 beats cosine on hsv (0.650 vs 0.569)
-    monkeypatch.setenv(sup.OUTPUTS_ENV, str(outputs))
+    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(outputs))
     _page(app, "experiments_page")
     chart = json.loads(app.get("vega_lite_chart")[0].proto.spec)
     marks = [layer["mark"]["type"] for layer in chart["layer"]]
@@ -266,7 +267,7 @@ def test_experiments_page_intervals_and_paired_verdict(
 def test_experiments_page_without_runs(
     app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(sup.OUTPUTS_ENV, str(tmp_path / "none"))
+    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(tmp_path / "none"))
     _page(app, "experiments_page")
     assert any("python -m search_lab.evaluate" in i.value for i in app.info)
 
@@ -298,7 +299,7 @@ def _write_findings(outputs: Path, lab: Lab) -> Path:
 def test_findings_page_without_report(
     app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(sup.OUTPUTS_ENV, str(tmp_path / "none"))
+    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(tmp_path / "none"))
     _page(app, "findings_page")
     assert any("python -m search_lab.report" in i.value for i in app.info)
 
@@ -310,7 +311,7 @@ def test_findings_page_shows_latest_report(
     (outputs / "report" / "2000-01-01_00-00-00").mkdir(parents=True)  # older, incomplete
     (outputs / "report" / ".2099-01-01_00-00-00.tmp-1").mkdir()  # being written: ignored
     folder = _write_findings(outputs, lab)
-    monkeypatch.setenv(sup.OUTPUTS_ENV, str(outputs))
+    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(outputs))
     _page(app, "findings_page")
     text = "\n".join(m.value for m in app.markdown)
     for heading in HEADINGS:

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from search_lab import app_support as sup
+from search_lab.app import indexes as app_indexes
+from search_lab.app import paths as app_paths
+from search_lab.app import text as app_text
 from search_lab.engine import build_engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +41,7 @@ def evil_lab(tmp_path_factory: pytest.TempPathFactory, holidays_dir: Path) -> Pa
         (data / group).mkdir(parents=True)
         for source in files:
             shutil.copy(holidays_dir / source, data / group / _evil_name(group, source))
-    cfg = sup.default_build_config(
+    cfg = app_indexes.default_build_config(
         base / "indexes", [f"dataset.root={data}", f"cache_dir={base / 'cache'}", "workers=1"]
     )
     build_engine(cfg).save(base / "indexes" / INDEX)
@@ -48,8 +50,8 @@ def evil_lab(tmp_path_factory: pytest.TempPathFactory, holidays_dir: Path) -> Pa
 
 @pytest.fixture
 def evil_app(evil_lab: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv(sup.INDEXES_ENV, str(evil_lab / "indexes"))
-    monkeypatch.setenv(sup.OUTPUTS_ENV, str(evil_lab / "outputs"))
+    monkeypatch.setenv(app_paths.INDEXES_ENV, str(evil_lab / "indexes"))
+    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(evil_lab / "outputs"))
     monkeypatch.setenv("HOLIDAYS_DIR", str(evil_lab / "data"))
     at = AppTest.from_file(str(APP), default_timeout=120).run()
     assert not at.exception
@@ -77,9 +79,9 @@ def test_search_page_shows_names_escaped(evil_app: AppTest) -> None:
     query = f"{EVIL} g1/{EVIL} 100000.jpg"
     assert evil_app.selectbox(key="search_query").value == query
     texts = _texts(evil_app)
-    assert f"Results for {sup.plain(query)}" in texts
-    assert sup.plain(f"query: {query}") in texts
-    assert any(t.startswith(sup.plain(f"✓ #1 {EVIL} g1/100001.jpg")) for t in texts)
+    assert f"Results for {app_text.plain(query)}" in texts
+    assert app_text.plain(f"query: {query}") in texts
+    assert any(t.startswith(app_text.plain(f"✓ #1 {EVIL} g1/100001.jpg")) for t in texts)
     _assert_no_raw_markup(texts)
 
 
@@ -90,13 +92,13 @@ def test_upload_name_is_shown_escaped(evil_app: AppTest, evil_lab: Path) -> None
     evil_app.file_uploader(key="search_upload").upload(name, content, "image/jpeg").run()
     assert not evil_app.exception and not evil_app.error
     texts = _texts(evil_app)
-    assert f"Results for {sup.plain(name)}" in texts
+    assert f"Results for {app_text.plain(name)}" in texts
     _assert_no_raw_markup(texts)
 
 
 def test_compare_and_dataset_pages_show_names_escaped(evil_app: AppTest) -> None:
     for page in ("compare_page", "dataset_page"):
-        evil_app.switch_page(f"search_lab/app_pages/{page}.py").run()
+        evil_app.switch_page(f"search_lab/app/pages/{page}.py").run()
         assert not evil_app.exception
         _assert_no_raw_markup(_texts(evil_app))
-    assert sup.plain(f"query {EVIL} g1/{EVIL} 100000.jpg") in _texts(evil_app)
+    assert app_text.plain(f"query {EVIL} g1/{EVIL} 100000.jpg") in _texts(evil_app)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from search_lab import app_support as sup
+from search_lab.app import paths as app_paths
 from search_lab.results import read_json, write_json
 from tests.test_app import (  # noqa: F401
     APP,
@@ -52,8 +52,8 @@ def _app(
     indexes: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AppTest:
-    monkeypatch.setenv(sup.INDEXES_ENV, str(indexes))
-    monkeypatch.setenv(sup.OUTPUTS_ENV, str(lab.outputs))
+    monkeypatch.setenv(app_paths.INDEXES_ENV, str(indexes))
+    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(lab.outputs))
     monkeypatch.setenv("SEARCH_LAB_CACHE", str(lab.cache))
     monkeypatch.setenv("HOLIDAYS_DIR", str(lab.dataset))
     return AppTest.from_file(str(APP), default_timeout=120)

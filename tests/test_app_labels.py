@@ -14,7 +14,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from search_lab import app_support as sup
+from search_lab.app import datasets as app_datasets
+from search_lab.app import indexes as app_indexes
+from search_lab.app import paths as app_paths
 from search_lab.engine import build_engine
 from search_lab.evaluate import run as evaluate
 from tests.test_app import _result_captions, _unescape
@@ -46,7 +48,7 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         f"cache_dir={base / 'cache'}",
         "workers=1",
     ]
-    cfg = sup.default_build_config(base / "indexes", overrides)
+    cfg = app_indexes.default_build_config(base / "indexes", overrides)
     assert cfg["dataset"]["root"] == str(images)
     build_engine(cfg).save(base / "indexes" / "labelled-hsv")
     return base, evaluate(cfg, base / "outputs" / "runs" / "r1")
@@ -55,8 +57,8 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 @pytest.fixture
 def app(labelled: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch) -> AppTest:
     base, _ = labelled
-    monkeypatch.setenv(sup.INDEXES_ENV, str(base / "indexes"))
-    monkeypatch.setenv(sup.OUTPUTS_ENV, str(base / "outputs"))
+    monkeypatch.setenv(app_paths.INDEXES_ENV, str(base / "indexes"))
+    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(base / "outputs"))
     monkeypatch.setenv("HOLIDAYS_DIR", str(base / "no-holidays-here"))
     monkeypatch.setenv("WANG_DIR", str(base))  # the app serves conf/dataset/wang.yaml's folders
     at = AppTest.from_file(str(APP), default_timeout=120).run()
@@ -96,10 +98,10 @@ def test_upload_searches_the_labelled_index(app: AppTest, labelled: tuple[Path, 
 
 def test_dataset_page_shows_categories(app: AppTest, labelled: tuple[Path, dict]) -> None:
     base, _ = labelled
-    app.switch_page("search_lab/app_pages/dataset_page.py").run()
+    app.switch_page("search_lab/app/pages/dataset_page.py").run()
     source = next(s for s in app.selectbox(key="dataset_source").options if "labels.csv" in s)
     app.selectbox(key="dataset_source").set_value(
-        sup.DatasetSource(base / "images", "labels", base / "labels.csv")
+        app_datasets.DatasetSource(base / "images", "labels", base / "labels.csv")
     ).run()
     assert not app.exception and source
     assert _metric(app, "Categories") == ["3"]
@@ -122,8 +124,8 @@ def test_dataset_sources_ignore_folders_the_app_does_not_serve(
         "labels elsewhere": {"root": str(images), "labels": "/etc/passwd", **layout},
         "root elsewhere": {"root": "/etc", "labels": str(labels), **layout},
     }
-    sources = sup.dataset_sources(manifests, tmp_path / "holidays")
+    sources = app_datasets.dataset_sources(manifests, tmp_path / "holidays")
     assert sources == [
-        sup.DatasetSource(tmp_path / "holidays"),
-        sup.DatasetSource(images, "labels", labels),
+        app_datasets.DatasetSource(tmp_path / "holidays"),
+        app_datasets.DatasetSource(images, "labels", labels),
     ]

@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from search_lab import app_support as sup
-from search_lab.compare import load_runs
+from search_lab.app import indexes as app_indexes
+from search_lab.app import paths as app_paths
+from search_lab.app import runs as app_runs
 from search_lab.engine import build_engine
 from search_lab.evaluate import run as evaluate
+from search_lab.runs import load_runs
 from tests.test_app import APP, EASY_MATCH, EASY_QUERY, PAGES, _result_captions, _unescape
 
 METHODS = ("faiss", "hnsw", "kdtree")
@@ -30,15 +32,15 @@ def app(
     cache, indexes, outputs = base / "cache", base / "indexes", base / "outputs"
     common = [f"dataset.root={holidays_dir}", f"cache_dir={cache}", "workers=1"]
     for kind in METHODS:
-        cfg = sup.default_build_config(indexes, [*common, f"index={kind}"])
+        cfg = app_indexes.default_build_config(indexes, [*common, f"index={kind}"])
         build_engine(cfg).save(indexes / f"hsv-cosine-{kind}")
     for kind in ("annoy", "hnsw", "kdtree"):
-        cfg = sup.default_build_config(indexes, [*common, f"index={kind}"])
+        cfg = app_indexes.default_build_config(indexes, [*common, f"index={kind}"])
         evaluate(cfg, outputs / "sweeps" / "s" / f"index={kind}")
     patch = pytest.MonkeyPatch()
     for name, value in {
-        sup.INDEXES_ENV: indexes,
-        sup.OUTPUTS_ENV: outputs,
+        app_paths.INDEXES_ENV: indexes,
+        app_paths.OUTPUTS_ENV: outputs,
         "SEARCH_LAB_CACHE": cache,
         "HOLIDAYS_DIR": holidays_dir,
     }.items():
@@ -82,7 +84,7 @@ def test_experiments_chart_has_one_colour_per_method(app: tuple[AppTest, object]
     at, _ = app
     at.switch_page(f"{PAGES}/experiments_page.py").run()
     assert not at.exception
-    frame, column = sup.ann_vs_latency(load_runs([sup.outputs_dir()]))
+    frame, column = app_runs.ann_vs_latency(load_runs([app_paths.outputs_dir()]))
     assert set(frame["method"]) == {"annoy", "hnsw", "kdtree"}
     assert frame.set_index("method").loc["kdtree", column] == 1.0  # exact: recall 1
     specs = [chart.proto.spec for chart in at.get("vega_lite_chart")]

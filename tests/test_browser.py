@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from search_lab import app_support as sup
+from search_lab.app import indexes as app_indexes
+from search_lab.app import paths as app_paths
 from search_lab.engine import build_engine
 
 pytestmark = pytest.mark.browser
@@ -88,8 +89,8 @@ def app_env(indexes: Path, cache: Path, outputs: Path, dataset: Path) -> dict[st
     """The environment of an app server over ``indexes``, its cache, outputs and dataset."""
     return {
         **os.environ,
-        sup.INDEXES_ENV: str(indexes),
-        sup.OUTPUTS_ENV: str(outputs),
+        app_paths.INDEXES_ENV: str(indexes),
+        app_paths.OUTPUTS_ENV: str(outputs),
         "SEARCH_LAB_CACHE": str(cache),
         "HOLIDAYS_DIR": str(dataset),
     }
@@ -120,7 +121,7 @@ def served_app(tmp_path: Path, holidays_dir: Path) -> Iterator[str]:
     """URL of the app serving a freshly built hsv index; the server is killed afterwards."""
     _need_chromium()
     indexes, cache = tmp_path / "indexes", tmp_path / "cache"
-    cfg = sup.default_build_config(
+    cfg = app_indexes.default_build_config(
         indexes, [f"dataset.root={holidays_dir}", f"cache_dir={cache}", "workers=1"]
     )
     build_engine(cfg).save(cfg["index_dir"])

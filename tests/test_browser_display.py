@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from search_lab import app_support as sup
+from search_lab.app import paths as app_paths
 from tests.test_app_display import EVIL, evil_lab  # noqa: F401 - the fixture is used below
 from tests.test_browser import (
     _need_chromium,
@@ -29,8 +29,8 @@ def evil_server(evil_lab: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     _need_chromium()
     env = {
         **os.environ,
-        sup.INDEXES_ENV: str(evil_lab / "indexes"),
-        sup.OUTPUTS_ENV: str(evil_lab / "outputs"),
+        app_paths.INDEXES_ENV: str(evil_lab / "indexes"),
+        app_paths.OUTPUTS_ENV: str(evil_lab / "outputs"),
         "HOLIDAYS_DIR": str(evil_lab / "data"),
     }
     with serve_app(env, tmp_path_factory.mktemp("log") / "streamlit.log") as (url, _):

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from search_lab import app_support as sup
+from search_lab.app import indexes as app_indexes
+from search_lab.app import paths as app_paths
 from search_lab.engine import build_engine
 from search_lab.report_sections import HEADINGS
 from tests.test_browser import ROOT, _need_chromium, serve_app
@@ -39,8 +40,8 @@ def findings_server(tmp_path_factory: pytest.TempPathFactory, holidays_dir: Path
     env = {
         **os.environ,
         "SEARCH_LAB_CACHE": str(cache),
-        sup.OUTPUTS_ENV: str(outputs),
-        sup.INDEXES_ENV: str(indexes),
+        app_paths.OUTPUTS_ENV: str(outputs),
+        app_paths.INDEXES_ENV: str(indexes),
         "HOLIDAYS_DIR": str(holidays_dir),
     }
     made = subprocess.run(
@@ -54,7 +55,7 @@ def findings_server(tmp_path_factory: pytest.TempPathFactory, holidays_dir: Path
     assert made.returncode == 0, made.stderr[-2000:]
     for feature, metric in INDEXES:
         overrides = [f"dataset.root={holidays_dir}", f"cache_dir={cache}", "workers=1"]
-        cfg = sup.default_build_config(
+        cfg = app_indexes.default_build_config(
             indexes, [*overrides, f"feature={feature}", f"metric={metric}"]
         )
         build_engine(cfg).save(indexes / f"{feature}-{metric}-exact")

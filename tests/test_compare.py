@@ -1,4 +1,5 @@
-"""search_lab.compare on hand-written metrics files: loading, filters, sorting, baseline, output."""
+"""search_lab.compare and the runs modules behind it on hand-written metrics files: loading,
+filters, sorting, baseline, output."""
 
 from __future__ import annotations
 
@@ -9,21 +10,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from search_lab.compare import (
-    CompareError,
-    diff_to_baseline,
-    filter_runs,
-    load_runs,
-    main,
-    name_items,
-    parse_filter,
-    run_name,
-    short_labels,
-    sort_runs,
-    table_markdown,
-    write_chart,
-)
+from search_lab.compare import main
+from search_lab.comparison import diff_to_baseline, filter_runs, parse_filter, sort_runs
 from search_lab.results import write_json, write_text
+from search_lab.run_charts import write_chart
+from search_lab.run_tables import table_markdown
+from search_lab.runs import CompareError, load_runs, name_items, run_name, short_labels
 from search_lab.stats import bootstrap_ci
 
 

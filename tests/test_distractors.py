@@ -243,7 +243,7 @@ def test_experiments_page_charts_map_against_collection_size(
 ) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from search_lab import app_support as sup
+    from search_lab.app import paths as app_paths
     from tests.test_app import APP, PAGES
 
     outputs = tmp_path / "outputs"
@@ -251,8 +251,8 @@ def test_experiments_page_charts_map_against_collection_size(
     rows = run(cfg, outputs / "runs" / "curve")["distractors"]["rows"]
     run(make_config(), outputs / "runs" / "plain")  # no distractors: not in the chart
     for name, value in {
-        sup.OUTPUTS_ENV: outputs,
-        sup.INDEXES_ENV: tmp_path / "indexes",
+        app_paths.OUTPUTS_ENV: outputs,
+        app_paths.INDEXES_ENV: tmp_path / "indexes",
         "HOLIDAYS_DIR": holidays_dir,
     }.items():
         monkeypatch.setenv(name, str(value))
@@ -292,7 +292,7 @@ def test_table_and_summary_by_hand(tmp_path: Path) -> None:
 
 
 def test_a_run_with_distractors_is_not_the_index_evaluation() -> None:
-    from search_lab.app_support import _plain_evaluation
+    from search_lab.app.runs import _plain_evaluation
 
     assert _plain_evaluation({"eval": {}, "dataset": {"distractors": None}})
     assert not _plain_evaluation({"eval": {}, "dataset": {"distractors": "d"}})

@@ -15,7 +15,7 @@ import importlib, json, os, pkgutil
 before = dict(os.environ)
 import search_lab
 names = [m.name for m in pkgutil.walk_packages(search_lab.__path__, "search_lab.")
-         if ".app_pages." not in m.name and not m.name.endswith("__main__")]
+         if ".app.pages." not in m.name and not m.name.endswith("__main__")]
 for name in names:
     importlib.import_module(name)
 changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))

@@ -158,10 +158,11 @@ def hang(tmp, directory):
     time.sleep(600)
 engine._replace_dir = hang
 from search_lab.engine import build_engine
-from search_lab import app_support as sup
+from search_lab.app import indexes as app_indexes
 from pathlib import Path
 parent = Path(sys.argv[1])
-cfg = sup.default_build_config(parent, [f"dataset.root={os.environ['HOLIDAYS_DIR']}", "workers=1"])
+overrides = [f"dataset.root={os.environ['HOLIDAYS_DIR']}", "workers=1"]
+cfg = app_indexes.default_build_config(parent, overrides)
 build_engine(cfg).save(parent / "idx")
 """
 
@@ -184,10 +185,10 @@ def test_next_build_removes_a_killed_builds_temporary_folder(
     proc.kill()
     proc.wait()
     assert is_stale(leftover)
-    from search_lab import app_support as sup
+    from search_lab.app import indexes as app_indexes
     from search_lab.engine import build_engine
 
-    cfg = sup.default_build_config(tmp_path, [f"dataset.root={holidays_dir}", "workers=1"])
+    cfg = app_indexes.default_build_config(tmp_path, [f"dataset.root={holidays_dir}", "workers=1"])
     build_engine(cfg).save(tmp_path / "idx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
 

@@ -38,8 +38,8 @@ from playwright.async_api import Error as PlaywrightError
 from requests import RequestException
 from websockets.exceptions import ConnectionClosed
 
-from search_lab import app_support as sup
-from search_lab.app_pages.widgets import UPLOAD
+from search_lab.app import indexes as app_indexes
+from search_lab.app.widgets import UPLOAD
 from search_lab.engine import build_engine
 from tests.streamlit_client import ProtocolError, StreamlitSession, Widget
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _need_chromium, app_env, serve_app
@@ -109,7 +109,7 @@ def load_server(
     indexes, cache = base / "indexes", base / "cache"
     common = [f"dataset.root={holidays_dir}", f"cache_dir={cache}"]
     for name, feature in zip(INDEXES, ("hsv", "cnn"), strict=True):
-        cfg = sup.default_build_config(indexes, [*common, f"feature={feature}"])
+        cfg = app_indexes.default_build_config(indexes, [*common, f"feature={feature}"])
         build_engine(cfg).save(indexes / name)
     env = app_env(indexes, cache, base / "outputs", holidays_dir)
     with serve_app(env, base / "streamlit.log") as (url, pid):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from search_lab import app_support as sup
-from search_lab.app_pages.widgets import UPLOAD
+from search_lab.app import indexes as app_indexes
+from search_lab.app.widgets import UPLOAD
 from search_lab.engine import build_engine
 from tests.streamlit_client import ProtocolError, StreamlitSession
 from tests.test_browser import app_env, serve_app
@@ -48,7 +48,7 @@ def test_client_drives_the_search_page(tmp_path: Path, holidays_dir: Path) -> No
     data.mkdir()
     for name in IMAGES:
         shutil.copy(holidays_dir / name, data / name)
-    cfg = sup.default_build_config(
+    cfg = app_indexes.default_build_config(
         indexes, [f"dataset.root={data}", f"cache_dir={cache}", "workers=1"]
     )
     build_engine(cfg).save(cfg["index_dir"])

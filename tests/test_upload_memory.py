@@ -2,7 +2,7 @@
 
 Each measurement runs in a fresh Python: load an hsv engine, warm it up with a small query,
 then hand a 7000x7000 PNG's bytes to the app's query path (the thumbnail of the query and
-``app_support.search``) and report the growth of the peak resident set size.
+``search_lab.app.queries.search``) and report the growth of the peak resident set size.
 ``python tests/test_upload_memory.py`` prints the figures for every case.
 """
 
@@ -25,7 +25,7 @@ LIMIT_MB = 100
 MEASURE = """
 import ctypes, json, sys
 from pathlib import Path
-from search_lab import app_support as sup
+from search_lab.app import queries as app_queries, uploads as app_uploads
 from search_lab.engine import SearchEngine
 
 def peak_kb():
@@ -34,15 +34,16 @@ def peak_kb():
 
 engine = SearchEngine.load(sys.argv[1])
 small = open(sys.argv[3], "rb").read()
-sup.search(engine, small, 10); sup.thumbnail_jpeg(small)  # imports and first-call costs
+app_queries.search(engine, small, 10)  # imports and first-call costs
+app_uploads.thumbnail_jpeg(small)
 data = open(sys.argv[2], "rb").read()
 ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed memory back to the system: new use shows
 Path("/proc/self/clear_refs").write_text("5")  # reset the peak to the current RSS
 before = peak_kb()
 error = None
 try:
-    sup.thumbnail_jpeg(data)
-    hits = sup.search(engine, data, 10).hits
+    app_uploads.thumbnail_jpeg(data)
+    hits = app_queries.search(engine, data, 10).hits
 except Exception as err:  # the measured outcome, reported to the parent
     error = f"{type(err).__name__}: {err}"
 print(json.dumps({"growth_mb": (peak_kb() - before) / 1024, "error": error}))
@@ -85,11 +86,11 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def hsv_index(tmp_path_factory: pytest.TempPathFactory, holidays_dir: Path) -> Path:
-    from search_lab import app_support as sup
+    from search_lab.app import indexes as app_indexes
     from search_lab.engine import build_engine
 
     base = tmp_path_factory.mktemp("upload")
-    cfg = sup.default_build_config(
+    cfg = app_indexes.default_build_config(
         base, [f"dataset.root={holidays_dir}", f"cache_dir={base / 'cache'}", "workers=1"]
     )
     return build_engine(cfg).save(base / "hsv")
@@ -113,13 +114,13 @@ def main() -> None:
     """Print the peak RSS growth of a 7000x7000 PNG upload per colour mode."""
     import tempfile
 
-    from search_lab import app_support as sup
+    from search_lab.app import indexes as app_indexes
     from search_lab.engine import build_engine
 
     holidays = Path(os.environ["HOLIDAYS_DIR"])
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        cfg = sup.default_build_config(
+        cfg = app_indexes.default_build_config(
             base, [f"dataset.root={holidays}", "workers=1", "cache_dir=null"]
         )
         index = build_engine(cfg).save(base / "hsv")

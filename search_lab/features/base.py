@@ -32,6 +32,12 @@ class Extractor:
 
     name: ClassVar[str] = ""
     parallel: ClassVar[bool] = True
+    label: ClassVar[str] = ""
+    """The feature in a few plain words (the app's configuration line)."""
+    description: ClassVar[str] = ""
+    """What it computes, in one line (README's Features table)."""
+    shown: ClassVar[dict[str, str]] = {}
+    """Main parameters, each with how its value reads (README's Features table)."""
     max_side: int | None = None
 
     def prepare(self) -> None:

@@ -44,7 +44,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -488,6 +488,22 @@ class CNNFeature(Extractor):
     dim : int
         Descriptor dimension.
     """
+
+    label = "CNN embedding"
+    description = (
+        "deep descriptors: EfficientNet-Lite0 with packaged ImageNet weights (offline), "
+        "or torchvision AlexNet fc6 / ResNet-50; aspect ratio kept; avg / max / GeM "
+        "pooling; multi-scale"
+    )
+    shown: ClassVar[dict[str, str]] = {
+        "backbone": "{}",
+        "weights": "weights={}",
+        "pooling": "{} pooling",
+        "gem_p": "p={}",
+        "size": "size={}",
+        "scales": "scales={}",
+        "threads": "{} threads",
+    }
 
     parallel = False
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 from numbers import Integral
+from typing import ClassVar
 
 import numpy as np
 
@@ -105,6 +106,18 @@ class HSVHistogram(Extractor):
     Each region's histogram sums to 1 and the concatenation is divided by the number of
     regions (and by 3 for the marginals), so the vector sums to 1 before the optional square root.
     """
+
+    label = "HSV colour histogram"
+    description = (
+        "HSV colour histogram through a precomputed RGB-to-bin lookup table; joint 3-D "
+        "or per-channel marginals; optional 2x2 / 3x3 grid or centre-surround regions"
+    )
+    shown: ClassVar[dict[str, str]] = {
+        "bins": "bins={}",
+        "mode": "{}",
+        "layout": "{}",
+        "sqrt": "sqrt={}",
+    }
 
     def __init__(
         self,

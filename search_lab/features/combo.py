@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from numbers import Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -32,6 +32,10 @@ class Combo(Extractor):
     Each part's parameters come from a keyword named after it (``hsv={"bins": [8, 12, 3]}``);
     the Hydra config fills them from ``conf/feature/<part>.yaml``.
     """
+
+    label = "weighted combination of features"
+    description = "weighted concatenation of any of the above, each block L2-normalised first"
+    shown: ClassVar[dict[str, str]] = {"parts": "parts={}", "weights": "weights={}"}
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image
@@ -55,6 +56,15 @@ class HOG(Extractor):
     (constant) gives the constant unit vector ``1 / sqrt(D)`` rather than zeros, so
     cosine distances stay defined.
     """
+
+    label = "histogram of oriented gradients (shape)"
+    description = "histogram of oriented gradients on a fixed-size grey image"
+    shown: ClassVar[dict[str, str]] = {
+        "size": "size={}",
+        "orientations": "{} orientations",
+        "pixels_per_cell": "pixels_per_cell={}",
+        "cells_per_block": "cells_per_block={}",
+    }
 
     def __init__(
         self,
@@ -150,6 +160,15 @@ class EdgeHistogram(Extractor):
     while the uniform histogram means "no preferred orientation" and keeps the sum-1
     contract.
     """
+
+    label = "edge-orientation histogram (shape)"
+    description = "edge-orientation histogram (Sobel), a cheaper shape descriptor"
+    shown: ClassVar[dict[str, str]] = {
+        "orientations": "{} orientations",
+        "signed": "signed={}",
+        "threshold": "threshold={}",
+        "grid": "grid={}",
+    }
 
     def __init__(
         self,

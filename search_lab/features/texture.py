@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from numbers import Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from skimage.feature import local_binary_pattern
@@ -162,6 +162,18 @@ class LBP(Extractor):
     Output: ``n_radii * grid**2 * n_bins`` float32 values, each region histogram summing
     to 1 and the whole vector divided by the number of regions, so it **sums to 1**.
     """
+
+    label = "local binary patterns (texture)"
+    description = (
+        "local binary patterns (scikit-image), uniform / rotation-invariant / "
+        "non-rotation-invariant uniform codes, per grid cell"
+    )
+    shown: ClassVar[dict[str, str]] = {
+        "points": "points={}",
+        "radius": "radius={}",
+        "method": "{}",
+        "grid": "grid={}",
+    }
 
     def __init__(
         self,

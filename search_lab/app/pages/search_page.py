@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from search_lab import app_support as sup
-from search_lab.app_pages import widgets as ui
+from search_lab.app import queries as app_queries
+from search_lab.app import text as app_text
+from search_lab.app import widgets as ui
 
 st.title("Search")
 with ui.user_errors():
@@ -20,8 +21,8 @@ with ui.user_errors():
         query = ui.pick_query("search", engine, dataset)
     if query is None:
         st.stop()
-    result = sup.search(engine, query.source(engine), k, dataset, query.dataset_name)
-    st.subheader(f"Results for {sup.plain(query.label)}")
+    result = app_queries.search(engine, query.source(engine), k, dataset, query.dataset_name)
+    st.subheader(f"Results for {app_text.plain(query.label)}")
     image_col, metrics_col = st.columns([1, 4])
     with image_col:
         ui.show_image(ui.query_thumb(query, engine), f"query: {query.label}", width=200)

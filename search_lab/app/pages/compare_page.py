@@ -3,15 +3,18 @@
 import pandas as pd
 import streamlit as st
 
-from search_lab import app_support as sup
-from search_lab.app_pages import widgets as ui
+from search_lab.app import indexes as app_indexes
+from search_lab.app import paths as app_paths
+from search_lab.app import queries as app_queries
+from search_lab.app import text as app_text
+from search_lab.app import widgets as ui
 
 st.title("Compare")
 with ui.user_errors():
-    choices = {c.path.name: c for c in sup.index_choices(sup.indexes_dir())}
-    ui.show_broken(sup.indexes_dir())
+    choices = {c.path.name: c for c in app_indexes.index_choices(app_paths.indexes_dir())}
+    ui.show_broken(app_paths.indexes_dir())
     if not choices:
-        ui.offer_build(sup.indexes_dir())
+        ui.offer_build(app_paths.indexes_dir())
         st.stop()
     picked = st.multiselect(
         "Configurations (built indexes)",
@@ -37,26 +40,32 @@ with ui.user_errors():
     if query is None:
         st.stop()
     results = {
-        name: sup.search(engine, query.source(engine), k, ui.dataset_of(engine), query.dataset_name)
+        name: app_queries.search(
+            engine, query.source(engine), k, ui.dataset_of(engine), query.dataset_name
+        )
         for name, engine in engines.items()
     }
 
-    st.subheader(f"Results for {sup.plain(query.label)}")
+    st.subheader(f"Results for {app_text.plain(query.label)}")
     ui.show_image(ui.query_thumb(query, first), f"query: {query.label}", width=200)
     for column, (name, result) in zip(st.columns(len(results)), results.items(), strict=True):
         with column:
-            st.markdown(f"**{sup.plain(name)}**")
-            st.caption(sup.plain(sup.describe(engines[name].config, len(engines[name].names))))
+            st.markdown(f"**{app_text.plain(name)}**")
+            st.caption(
+                app_text.plain(app_text.describe(engines[name].config, len(engines[name].names)))
+            )
             ui.result_metrics(result, stacked=len(results) >= 3)
             ui.result_grid(engines[name], result.hits, result.relevant, columns=2)
 
     st.subheader(f"Overlap of the top {k}")
     names = {name: [hit.name for hit in r.hits] for name, r in results.items()}
-    st.dataframe(pd.DataFrame(sup.overlap_rows(names)), hide_index=True, key="compare_overlap")
+    st.dataframe(
+        pd.DataFrame(app_queries.overlap_rows(names)), hide_index=True, key="compare_overlap"
+    )
 
     st.subheader("Overall figures")
     rows = [
-        {**sup.manifest_row(name, engine.manifest), "eval mAP": ui.run_map(engine.config)}
+        {**app_indexes.manifest_row(name, engine.manifest), "eval mAP": ui.run_map(engine.config)}
         for name, engine in engines.items()
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="compare_overall")

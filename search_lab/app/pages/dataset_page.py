@@ -7,16 +7,20 @@ labelled collection such as Wang) can be browsed.
 import pandas as pd
 import streamlit as st
 
-from search_lab import app_support as sup
-from search_lab.app_pages import widgets as ui
+from search_lab.app import datasets as app_datasets
+from search_lab.app import indexes as app_indexes
+from search_lab.app import paths as app_paths
+from search_lab.app import queries as app_queries
+from search_lab.app import text as app_text
+from search_lab.app import widgets as ui
 from search_lab.data import default_root
 from search_lab.engine import list_engines, manifest_of
 from search_lab.errors import DatasetError
 
 st.title("Dataset")
 with ui.user_errors():
-    manifests = {p.name: manifest_of(p) for p in list_engines(sup.indexes_dir())}
-    sources = sup.dataset_sources(manifests, default_root())
+    manifests = {p.name: manifest_of(p) for p in list_engines(app_paths.indexes_dir())}
+    sources = app_datasets.dataset_sources(manifests, default_root())
     source = st.selectbox(
         "Dataset",
         sources,
@@ -27,14 +31,14 @@ with ui.user_errors():
     try:
         dataset = ui.dataset_at(source.root, source.layout, source.labels)
     except DatasetError as err:
-        st.error(sup.plain(err))
-        st.markdown(f"Get the dataset with `{sup.FETCH_COMMAND}` (or set HOLIDAYS_DIR).")
+        st.error(app_text.plain(err))
+        st.markdown(f"Get the dataset with `{app_paths.FETCH_COMMAND}` (or set HOLIDAYS_DIR).")
         st.stop()
     category = dataset.protocol == "category"
-    sizes = sup.group_sizes(dataset)
+    sizes = app_datasets.group_sizes(dataset)
     st.caption(
-        sup.plain(dataset.root)
-        + (f" · labels {sup.plain(dataset.labels)}" if dataset.labels else "")
+        app_text.plain(dataset.root)
+        + (f" · labels {app_text.plain(dataset.labels)}" if dataset.labels else "")
     )
     cols = st.columns(4)
     cols[0].metric("Images", len(dataset.names))
@@ -70,28 +74,28 @@ with ui.user_errors():
     st.subheader("Browse the categories" if category else "Browse the groups")
     queries = [dataset.names[q] for q in dataset.queries]
     query = st.selectbox("Query", queries, key="dataset_query")
-    relevant = sorted(sup.relevant_names(dataset, query))
+    relevant = sorted(app_queries.relevant_names(dataset, query))
     if category:
         label = dataset.groups[dataset.names.index(query)]
         relevant = relevant[: ui.GRID_COLUMNS * 4]  # a category holds many: show the first
         st.caption(
-            f"Query {sup.plain(query)} (category {sup.plain(label)}) and the first "
+            f"Query {app_text.plain(query)} (category {app_text.plain(label)}) and the first "
             f"{len(relevant)} other images of its category ({sizes[label] - 1} in all)."
         )
     else:
         st.caption(
-            f"Query {sup.plain(query)} and its {len(relevant)} relevant images "
+            f"Query {app_text.plain(query)} and its {len(relevant)} relevant images "
             "(the rest of its group)."
         )
     cells = [query, *relevant]
-    for row in sup.chunked(cells, ui.GRID_COLUMNS):
+    for row in app_text.chunked(cells, ui.GRID_COLUMNS):
         for cell, name in zip(st.columns(ui.GRID_COLUMNS), row, strict=False):
             with cell:
                 label = f"query {name}" if name == query else name
                 ui.show_image(ui.thumb(dataset.root, dataset.names, name), label)
 
     st.subheader("Files skipped as unreadable")
-    skipped = sup.skipped_rows(manifests)
+    skipped = app_indexes.skipped_rows(manifests)
     if skipped:
         st.dataframe(pd.DataFrame(skipped), hide_index=True, key="dataset_skipped")
     elif manifests:

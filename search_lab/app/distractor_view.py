@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from search_lab import app_support as sup
+from search_lab.app import runs as app_runs
 from search_lab.distractor_report import curves
 
 
@@ -24,7 +24,7 @@ def curve_chart(frame: pd.DataFrame) -> alt.LayerChart:
 
 def show_distractors(runs: pd.DataFrame) -> None:
     """Chart and table of the runs that measured ``eval.distractor_counts`` (nothing if none)."""
-    frame = curves(runs, sup.run_label)
+    frame = curves(runs, app_runs.run_label)
     if frame.empty:
         return
     st.subheader("mAP against collection size (distractors)")

@@ -2,14 +2,16 @@
 
 import streamlit as st
 
-from search_lab import app_support as sup
+from search_lab.app import paths as app_paths
+from search_lab.app import text as app_text
 from search_lab.report_files import HTML_FILE, MD_FILE, blocks, latest_report
 
 st.title("Findings")
-folder = latest_report(sup.outputs_dir())
+folder = latest_report(app_paths.outputs_dir())
 if folder is None:
     st.info(
-        f"No findings report in {sup.plain(sup.outputs_dir() / 'report')} yet. Make one with "
+        f"No findings report in {app_text.plain(app_paths.outputs_dir() / 'report')} yet. "
+        "Make one with "
         "`python -m search_lab.report` (every feature, search method, metric and dimension on "
         "your dataset; runs already made are reused), or `python -m search_lab.report --quick` "
         "for a first look in under a minute."
@@ -17,7 +19,7 @@ if folder is None:
     st.stop()
 
 st.caption(
-    f"Report {sup.plain(folder.name)} from {sup.plain(folder)}. Remake it with "
+    f"Report {app_text.plain(folder.name)} from {app_text.plain(folder)}. Remake it with "
     "`python -m search_lab.report`."
 )
 if (folder / HTML_FILE).is_file():
@@ -36,4 +38,4 @@ for kind, content in blocks((folder / MD_FILE).read_text(encoding="utf-8")):
     if (folder / name).is_file():
         st.image(str(folder / name), caption=title)
     else:
-        st.warning(f"Chart {sup.plain(name)} is missing from {sup.plain(folder)}.")
+        st.warning(f"Chart {app_text.plain(name)} is missing from {app_text.plain(folder)}.")

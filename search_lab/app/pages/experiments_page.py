@@ -2,24 +2,26 @@
 
 import streamlit as st
 
-from search_lab import app_support as sup
-from search_lab.app_pages import widgets as ui
-from search_lab.app_pages.distractor_view import show_distractors
-from search_lab.compare import filter_runs
+from search_lab.app import paths as app_paths
+from search_lab.app import runs as app_runs
+from search_lab.app import text as app_text
+from search_lab.app import widgets as ui
+from search_lab.app.distractor_view import show_distractors
+from search_lab.comparison import filter_runs
 
 st.title("Experiments")
 with ui.user_errors():
-    root = sup.outputs_dir()
+    root = app_paths.outputs_dir()
     runs = ui.runs_table()
     if runs.empty:
         st.info(
-            f"No evaluation run in {sup.plain(root)} yet. "
+            f"No evaluation run in {app_text.plain(root)} yet. "
             "Run one with `python -m search_lab.evaluate`, "
             "or a sweep with `python -m search_lab.evaluate -m feature=hsv,lbp`."
         )
         st.stop()
 
-    st.caption(f"{len(runs)} runs read from {sup.plain(root)}. Click a column header to sort.")
+    st.caption(f"{len(runs)} runs read from {app_text.plain(root)}. Click a column header to sort.")
     cols = st.columns(4)
     text = cols[0].text_input("Name contains", key="exp_text")
     choices = {
@@ -33,7 +35,7 @@ with ui.user_errors():
         key="exp_filter",
         placeholder="e.g. map>=0.5 or index.n_trees=50",
     )
-    shown = sup.filter_table(runs, text, choices)
+    shown = app_runs.filter_table(runs, text, choices)
     if expression.strip():
         shown = filter_runs(shown, [expression])
     shown = shown.reset_index(drop=True)
@@ -57,7 +59,7 @@ with ui.user_errors():
     st.altair_chart(ui.precision_chart(shown), key="exp_precision")
 
     st.subheader("ANN recall against query latency")
-    points = sup.ann_vs_latency(shown)
+    points = app_runs.ann_vs_latency(shown)
     if points is None:
         st.caption(
             "No run has both a query latency and an ANN recall yet (evaluate an "
@@ -77,7 +79,7 @@ with ui.user_errors():
     show_distractors(shown)
 
     st.subheader("Two runs side by side")
-    labels = [sup.run_label(row) for row in shown.to_dict("records")]
+    labels = [app_runs.run_label(row) for row in shown.to_dict("records")]
     left, right = st.columns(2)
     a = left.selectbox(
         "Run A (baseline)", range(len(shown)), format_func=labels.__getitem__, key="exp_a"
@@ -89,5 +91,5 @@ with ui.user_errors():
         format_func=labels.__getitem__,
         key="exp_b",
     )
-    st.table(sup.plain_table(sup.run_pair(shown, a, b)))
-    st.markdown(sup.pair_verdict(shown, a, b, ui.run_scores()))
+    st.table(app_text.plain_table(app_runs.run_pair(shown, a, b)))
+    st.markdown(app_runs.pair_verdict(shown, a, b, ui.run_scores()))

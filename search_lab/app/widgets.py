@@ -18,12 +18,18 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from search_lab import app_support as sup
-from search_lab.compare import load_runs
+from search_lab.app import datasets as app_datasets
+from search_lab.app import indexes as app_indexes
+from search_lab.app import paths as app_paths
+from search_lab.app import queries as app_queries
+from search_lab.app import runs as app_runs
+from search_lab.app import text as app_text
+from search_lab.app import uploads as app_uploads
 from search_lab.data import Dataset, default_root, load_dataset
 from search_lab.engine import Hit, SearchEngine
 from search_lab.errors import DatasetError, ImageLoadError, SearchLabError
 from search_lab.run_scores import CI_COLUMNS, PER_QUERY_ATTR, RunScores
+from search_lab.runs import load_runs
 
 GRID_COLUMNS = 5
 DATASET_QUERY = "Dataset query"
@@ -36,7 +42,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except SearchLabError as err:
-        st.error(sup.plain(err), icon=":material/error:")
+        st.error(app_text.plain(err), icon=":material/error:")
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the index…")
@@ -55,13 +61,13 @@ def _load_engine(path: str, mtime_ns: int, roots: tuple[str, ...]) -> SearchEngi
     return engine
 
 
-def engine_for(choice: sup.IndexChoice) -> SearchEngine:
+def engine_for(choice: app_indexes.IndexChoice) -> SearchEngine:
     """The shared, cached engine of a listed index."""
-    roots = tuple(str(folder) for folder in sup.served_folders())
+    roots = tuple(str(folder) for folder in app_datasets.served_folders())
     return _load_engine(str(choice.path.resolve()), choice.mtime_ns, roots)
 
 
-def engines_for(choices: Sequence[sup.IndexChoice]) -> dict[str, SearchEngine]:
+def engines_for(choices: Sequence[app_indexes.IndexChoice]) -> dict[str, SearchEngine]:
     """Engines of several listed indexes by name; one that fails to load is shown and left out."""
     engines = {}
     for choice in choices:
@@ -69,7 +75,7 @@ def engines_for(choices: Sequence[sup.IndexChoice]) -> dict[str, SearchEngine]:
             engines[choice.path.name] = engine_for(choice)
         except SearchLabError as err:
             st.error(
-                f"Index {sup.plain(choice.path.name)} cannot be used: {sup.plain(err)}",
+                f"Index {app_text.plain(choice.path.name)} cannot be used: {app_text.plain(err)}",
                 icon=":material/error:",
             )
     return engines
@@ -77,9 +83,9 @@ def engines_for(choices: Sequence[sup.IndexChoice]) -> dict[str, SearchEngine]:
 
 def show_broken(parent: Path) -> None:
     """One warning per index folder under ``parent`` that cannot be used, with its reason."""
-    for name, problem in sup.broken_indexes(parent).items():
+    for name, problem in app_indexes.broken_indexes(parent).items():
         st.warning(
-            f"Index {sup.plain(name)} cannot be used: {sup.plain(problem)}",
+            f"Index {app_text.plain(name)} cannot be used: {app_text.plain(problem)}",
             icon=":material/warning:",
         )
 
@@ -102,7 +108,9 @@ def dataset_of(engine: SearchEngine) -> Dataset | None:
 
     A labels file outside the folders the app serves is not read (None: no ground truth).
     """
-    if engine.labels is not None and not sup.is_served(engine.labels, sup.served_folders()):
+    if engine.labels is not None and not app_datasets.is_served(
+        engine.labels, app_datasets.served_folders()
+    ):
         return None
     try:
         layout = (engine.config.get("dataset") or {}).get("layout", "auto")
@@ -113,13 +121,13 @@ def dataset_of(engine: SearchEngine) -> Dataset | None:
 
 @st.cache_data(max_entries=4096, show_spinner=False)
 def _thumb(path: str, mtime_ns: int) -> bytes:
-    return sup.thumbnail_jpeg(path)
+    return app_uploads.thumbnail_jpeg(path)
 
 
 def thumb(root: Path, names: Sequence[str], name: str) -> bytes | None:
     """Cached thumbnail of a collection image (None if it can no longer be read)."""
     try:
-        path = sup.collection_path(root, names, name)
+        path = app_paths.collection_path(root, names, name)
         return _thumb(str(path), path.stat().st_mtime_ns)
     except (ImageLoadError, OSError):
         return None
@@ -128,26 +136,29 @@ def thumb(root: Path, names: Sequence[str], name: str) -> bytes | None:
 def show_image(image: bytes | None, caption: str, width: int | str = "stretch") -> None:
     """A thumbnail with its caption (plain text), or the caption alone if it is unreadable."""
     if image is None:
-        st.caption(sup.plain(f"{caption} (image unavailable)"))
+        st.caption(app_text.plain(f"{caption} (image unavailable)"))
     else:
-        st.image(image, caption=sup.plain(caption), width=width)
+        st.image(image, caption=app_text.plain(caption), width=width)
 
 
 def offer_build(parent: Path) -> None:
     """Say how to build an index (the exact command) and offer a button building the default one."""
-    st.warning(f"No index is built in {sup.plain(parent)} yet.", icon=":material/info:")
+    st.warning(f"No index is built in {app_text.plain(parent)} yet.", icon=":material/info:")
     st.markdown(
         "Build the default one (HSV colour histogram, cosine distance, exact search) "
         "in a terminal, in the project folder:"
     )
     st.code(
-        sup.build_command(parent, os.environ.get("HOLIDAYS_DIR")), language="bash", wrap_lines=True
+        app_indexes.build_command(parent, os.environ.get("HOLIDAYS_DIR")),
+        language="bash",
+        wrap_lines=True,
     )
     try:
         data = dataset_at(default_root())
     except DatasetError:
         st.error(
-            f"No dataset at {sup.plain(default_root())} either: get one with `{sup.FETCH_COMMAND}` "
+            f"No dataset at {app_text.plain(default_root())} either: "
+            f"get one with `{app_paths.FETCH_COMMAND}` "
             "(or set HOLIDAYS_DIR)."
         )
         return
@@ -161,31 +172,34 @@ def build_default(parent: Path) -> None:
     bar = st.progress(0.0, text="starting")
 
     def report(fraction: float, text: str) -> None:
-        bar.progress(fraction, text=sup.plain(text))
+        bar.progress(fraction, text=app_text.plain(text))
 
-    message = sup.build_with_progress(sup.default_build_config(parent), report)
+    message = app_indexes.build_with_progress(app_indexes.default_build_config(parent), report)
     st.session_state["built_message"] = message
     st.rerun()
 
 
-def pick_index(key: str) -> sup.IndexChoice | None:
+def pick_index(key: str) -> app_indexes.IndexChoice | None:
     """A select box over the built indexes with the choice in plain words; None if there is none."""
-    parent = sup.indexes_dir()
+    parent = app_paths.indexes_dir()
     if message := st.session_state.pop("built_message", None):
-        st.success(sup.plain(message))
-    choices = {c.path.name: c for c in sup.index_choices(parent)}
+        st.success(app_text.plain(message))
+    choices = {c.path.name: c for c in app_indexes.index_choices(parent)}
     show_broken(parent)
     if not choices:
         offer_build(parent)
         return None
-    where = f"built indexes in {sup.plain(parent)}"
+    where = f"built indexes in {app_text.plain(parent)}"
     name = st.selectbox("Index", list(choices), key=key, help=where)
-    words = {key: sup.plain(text) for key, text in sup.plain_words(choices[name].config).items()}
+    words = {
+        key: app_text.plain(text)
+        for key, text in app_text.plain_words(choices[name].config).items()
+    }
     st.caption(
         f"**Feature:** {words['feature']} · **Metric:** {words['metric']} · "
         f"**Search:** {words['index']}"
     )
-    st.caption(sup.method_words(choices[name].config))
+    st.caption(app_text.method_words(choices[name].config))
     return choices[name]
 
 
@@ -201,12 +215,12 @@ class Query:
         """What to hand ``engine.query``: the upload's bytes or the indexed file's path."""
         if self.data is not None:
             return self.data
-        return sup.collection_path(engine.root, engine.names, self.dataset_name or "")
+        return app_paths.collection_path(engine.root, engine.names, self.dataset_name or "")
 
 
 def pick_query(prefix: str, engine: SearchEngine, dataset: Dataset | None) -> Query | None:
     """Radio between a dataset query and an upload; None until an image is chosen."""
-    queries = sup.dataset_queries(dataset, engine.names) if dataset is not None else []
+    queries = app_queries.dataset_queries(dataset, engine.names) if dataset is not None else []
     modes = [DATASET_QUERY, UPLOAD] if queries else [UPLOAD]
     mode = st.radio("Query", modes, horizontal=True, key=f"{prefix}_source")
     if mode == DATASET_QUERY:
@@ -214,24 +228,24 @@ def pick_query(prefix: str, engine: SearchEngine, dataset: Dataset | None) -> Qu
         return Query(name, dataset_name=name)
     upload = st.file_uploader(
         "Image to search with (jpg, png or webp; drag and drop works)",
-        type=list(sup.UPLOAD_TYPES),
+        type=list(app_uploads.UPLOAD_TYPES),
         key=f"{prefix}_upload",
-        max_upload_size=sup.MAX_UPLOAD_MB,
+        max_upload_size=app_uploads.MAX_UPLOAD_MB,
     )
     if upload is None:
         st.info("Upload an image to search the index with it.")
         return None
-    return Query(sup.safe_label(upload.name), data=upload.getvalue())
+    return Query(app_text.safe_label(upload.name), data=upload.getvalue())
 
 
 def query_thumb(query: Query, engine: SearchEngine) -> bytes | None:
     """Thumbnail of the query image (from the upload's bytes or the collection)."""
     if query.data is not None:
-        return sup.thumbnail_jpeg(query.data)
+        return app_uploads.thumbnail_jpeg(query.data)
     return thumb(engine.root, engine.names, query.dataset_name or "")
 
 
-def result_metrics(result: sup.Result, *, stacked: bool = False) -> None:
+def result_metrics(result: app_queries.Result, *, stacked: bool = False) -> None:
     """Query time and, for a dataset query, its average precision and relevant images found.
 
     ``stacked`` puts the three figures one under the other, at the full width of a narrow
@@ -244,7 +258,7 @@ def result_metrics(result: sup.Result, *, stacked: bool = False) -> None:
         help=f"feature extraction and ranking of {result.ranked} images",
     )
     if result.ap is not None and result.relevant is not None:
-        rule = sup.AP_WORDS.get(result.ap_rule or "", "AP")
+        rule = app_text.AP_WORDS.get(result.ap_rule or "", "AP")
         cols[1].metric("Average precision", f"{result.ap:.3f}", help=f"{rule}, whole index ranked")
         found = sum(hit.name in result.relevant for hit in result.hits)
         cols[2].metric("Relevant shown", f"{found} of {len(result.relevant)}")
@@ -257,11 +271,11 @@ def result_grid(
     columns: int = GRID_COLUMNS,
 ) -> None:
     """The hits as rows of thumbnails captioned with rank, file name, distance and relevance."""
-    for row in sup.chunked(hits, columns):
+    for row in app_text.chunked(hits, columns):
         for cell, hit in zip(st.columns(columns), row, strict=False):
             with cell:
                 mark = None if relevant is None else hit.name in relevant
-                show_image(thumb(engine.root, engine.names, hit.name), sup.caption(hit, mark))
+                show_image(thumb(engine.root, engine.names, hit.name), app_text.caption(hit, mark))
                 if mark:
                     st.markdown(":green-badge[:material/check: relevant]")
 
@@ -279,29 +293,29 @@ def _runs(root: str, signature: tuple[tuple[str, int], ...]) -> tuple[pd.DataFra
 
 def runs_table() -> pd.DataFrame:
     """Evaluation runs and sweeps under the outputs folder, best mAP first (maybe empty)."""
-    root = sup.outputs_dir()
-    return _runs(str(root), sup.runs_signature(root))[0]
+    root = app_paths.outputs_dir()
+    return _runs(str(root), app_runs.runs_signature(root))[0]
 
 
 def run_scores() -> RunScores:
     """Per-query APs of the runs in :func:`runs_table`, keyed by run folder."""
-    root = sup.outputs_dir()
-    return _runs(str(root), sup.runs_signature(root))[1]
+    root = app_paths.outputs_dir()
+    return _runs(str(root), app_runs.runs_signature(root))[1]
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _run_map(signature: tuple[tuple[str, int], ...], config_json: str) -> float | None:
-    return sup.matching_run_map(runs_table(), json.loads(config_json))
+    return app_runs.matching_run_map(runs_table(), json.loads(config_json))
 
 
 def run_map(config: dict) -> float | None:
     """mAP of the newest evaluation run with the same search setup as ``config``, if any."""
-    signature = sup.runs_signature(sup.outputs_dir())
+    signature = app_runs.runs_signature(app_paths.outputs_dir())
     return _run_map(signature, json.dumps(config, sort_keys=True)) if signature else None
 
 
 LABEL_AXIS = alt.Axis(labelLimit=360)
-"""Chart labels are short (only what differs, see sup.chart_labels); the full name is on hover."""
+"""Chart labels are short (only what differs: app_runs.chart_labels); the full name on hover."""
 
 
 def precision_chart(runs: pd.DataFrame) -> alt.Chart:
@@ -310,7 +324,7 @@ def precision_chart(runs: pd.DataFrame) -> alt.Chart:
         (c for c in runs.columns if str(c).startswith("P@")),
         key=lambda c: float(str(c).partition("@")[2]),
     )
-    labelled = runs.assign(label=sup.chart_labels(list(runs["name"])))
+    labelled = runs.assign(label=app_runs.chart_labels(list(runs["name"])))
     long = labelled.melt(
         id_vars=["name", "label"], value_vars=at_k, var_name="k", value_name="precision"
     )
@@ -331,7 +345,7 @@ def map_chart(runs: pd.DataFrame) -> alt.LayerChart | alt.Chart:
     """Horizontal mAP bars, best first, with each run's 95% interval as an error bar."""
     has_ci = set(CI_COLUMNS) <= set(runs.columns)
     frame = runs[["name", "map", *(CI_COLUMNS if has_ci else ())]].dropna(subset=["map"])
-    frame = frame.assign(label=sup.chart_labels(list(frame["name"])))
+    frame = frame.assign(label=app_runs.chart_labels(list(frame["name"])))
     order = list(frame.sort_values("map", ascending=False)["label"])
     tooltip = ["name", alt.Tooltip("map:Q", format=".4f")]
     tooltip += [alt.Tooltip(f"{c}:Q", format=".4f") for c in CI_COLUMNS if has_ci]

@@ -1,0 +1,1 @@
+"""The pages of ``app.py``: each module is a script ``st.navigation`` runs top to bottom."""

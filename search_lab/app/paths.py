@@ -1,0 +1,44 @@
+"""Where the app finds things: index and output folders, config folder, commands, image paths."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from search_lab.errors import ImageLoadError
+
+INDEXES_ENV = "SEARCH_LAB_INDEXES"
+OUTPUTS_ENV = "SEARCH_LAB_OUTPUTS"
+DEFAULT_INDEXES = Path("indexes")
+DEFAULT_OUTPUTS = Path("outputs")
+DEFAULT_INDEX_NAME = "hsv-cosine-exact"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+BUILD_COMMAND = "python -m search_lab.build_index"
+FETCH_COMMAND = "python -m search_lab.data fetch"
+
+
+def indexes_dir() -> Path:
+    """Folder holding the built indexes: ``$SEARCH_LAB_INDEXES``, else ``indexes``."""
+    return Path(os.environ.get(INDEXES_ENV) or DEFAULT_INDEXES)
+
+
+def outputs_dir() -> Path:
+    """Folder holding evaluation runs and sweeps: ``$SEARCH_LAB_OUTPUTS``, else ``outputs``."""
+    return Path(os.environ.get(OUTPUTS_ENV) or DEFAULT_OUTPUTS)
+
+
+def collection_path(root: Path, names: Sequence[str] | frozenset[str], name: str) -> Path:
+    """``root / name`` for a name the index or dataset holds; anything else is refused.
+
+    Raises
+    ------
+    ImageLoadError
+        If ``name`` is not one of ``names`` or would lead outside ``root``.
+    """
+    if name not in names:
+        raise ImageLoadError(f"{name!r} is not an image of this collection")
+    path = (root / name).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise ImageLoadError(f"{name!r} lies outside the collection folder {root}")
+    return path
