@@ -1,0 +1,72 @@
+"""The rule of the layers: the core imports no user interface, no config framework, no entry layer.
+
+Core = every module of ``search_lab`` outside the entry layers (``cli/``, ``app/``,
+``benchmarks/``, ``report/``) and the thin ``python -m`` shims that forward to them. Read from
+the source (every ``import``, including those inside functions), so a lazy import cannot hide.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "search_lab"
+ENTRY_LAYERS = ("cli", "app", "benchmarks", "report")
+FORBIDDEN = ("streamlit", "hydra", "omegaconf", *(f"search_lab.{layer}" for layer in ENTRY_LAYERS))
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _is_shim(path: Path) -> bool:
+    """A ``python -m`` shim: a few lines that forward to an entry layer's ``main``."""
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    return len(lines) <= 12 and any(f"search_lab.{layer}" in ln for ln in lines
+                                    for layer in ENTRY_LAYERS)  # fmt: skip
+
+
+def core_modules() -> list[Path]:
+    """Every core source file."""
+    return [
+        p
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if p.relative_to(PACKAGE).parts[0] not in ENTRY_LAYERS and not _is_shim(p)
+    ]
+
+
+def test_the_core_imports_no_ui_no_hydra_and_no_entry_layer() -> None:
+    offenders = {
+        str(p.relative_to(PACKAGE)): sorted(
+            n for n in _imports(p) if any(n == f or n.startswith(f + ".") for f in FORBIDDEN)
+        )
+        for p in core_modules()
+    }
+    assert len(offenders) > 30  # the core is most of the package
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_importing_the_core_loads_neither_streamlit_nor_hydra() -> None:
+    modules = [
+        "search_lab." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts).replace(
+            ".__init__", ""
+        )
+        for p in core_modules()
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m.rstrip('.'))\n"
+        "print(sorted(m for m in ('streamlit', 'hydra', 'omegaconf') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=PACKAGE.parent, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
