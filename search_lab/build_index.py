@@ -1,47 +1,10 @@
-"""Build a search index for the app: ``python -m search_lab.build_index [overrides]``.
+"""``python -m search_lab.build_index``: the command lives in :mod:`search_lab.cli.build_index`."""
 
-Writes a self-describing folder (``index_dir``, default ``indexes/<feature>-<metric>-<index>``)
-that ``SearchEngine.load`` checks and serves.
-"""
+from search_lab.cli.build_index import main, run
 
-from __future__ import annotations
-
-import logging
-import sys
-from pathlib import Path
-from typing import Any
-
-import hydra
-from omegaconf import DictConfig
-
-from search_lab.engine import build_engine
-
-log = logging.getLogger(__name__)
-
-
-def run(cfg: dict[str, Any], out_dir: Path) -> Path:
-    """Build the configured engine and save it to ``cfg["index_dir"]``; returns that folder."""
-    engine = build_engine(cfg)
-    target = Path(cfg["index_dir"])
-    engine.save(target)
-    skipped = len(engine.manifest["skipped"])
-    print(
-        f"built {target}: {engine.describe()}; {skipped} files skipped"
-        + (f" ({', '.join(sorted(engine.manifest['skipped']))})" if skipped else "")
-    )
-    return target
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="build_index")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point."""
-    from search_lab.cli import run_job
-
-    run_job(run, cfg)
-
+__all__ = ["main", "run"]
 
 if __name__ == "__main__":
-    from search_lab.cli import check_overrides
+    from search_lab.cli.glue import entry
 
-    check_overrides(sys.argv[1:], "build_index")
-    main()
+    entry(main, "build_index")

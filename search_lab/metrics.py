@@ -206,3 +206,27 @@ def score_ranked(
         "ap_protocol": rule.name,
         "ap": {int(q): float(ap) for q, ap in zip(queries, aps, strict=True)},
     }
+
+
+def ann_recall(
+    approx: Sequence[Sequence[int]],
+    exact: Sequence[Sequence[int]],
+    ks: Iterable[int],
+    exclude: Sequence[int] | None = None,
+) -> dict[str, float]:
+    """Mean share of the exact top-k that the approximate top-k holds, for each k.
+
+    Row q of ``approx`` and ``exact`` are the ids found for query q (best first); padding
+    (ids < 0) is dropped, and ``exclude[q]`` (the query's own id) is left out of both.
+    Returns ``str(k) -> share`` (1.0 for a k no query has an exact neighbour for).
+    """
+    shares: dict[str, list[float]] = {str(k): [] for k in ks}
+    for q, (approx_ids, exact_ids) in enumerate(zip(approx, exact, strict=True)):
+        own = -1 if exclude is None else exclude[q]
+        got = [i for i in approx_ids if i >= 0 and i != own]
+        want = [i for i in exact_ids if i >= 0 and i != own]
+        for key, values in shares.items():
+            k = int(key)
+            if want[:k]:
+                values.append(len(set(got[:k]) & set(want[:k])) / len(want[:k]))
+    return {k: float(np.mean(v)) if v else 1.0 for k, v in shares.items()}
