@@ -24,6 +24,7 @@ from search_lab.indexes import Index
 from search_lab.manifest import MANIFEST, manifest_of
 from search_lab.pipeline import Pipeline, build_pipeline
 from search_lab.postprocess import PostProcessor
+from search_lab.splits import check_groups
 
 
 @dataclass
@@ -93,12 +94,8 @@ def index_collection(run: Pipeline | Mapping[str, Any]) -> Collection:
 
 def check_subsets(pipe: Pipeline, data: Dataset) -> None:
     """ConfigError unless ``eval.subset_groups`` fits the dataset's groups."""
-    groups = pipe.eval.subset_groups
-    if pipe.eval.subsets and groups > len(set(data.groups)):
-        raise ConfigError(
-            f"eval.subset_groups={groups} is more than the {len(set(data.groups))} groups "
-            f"of {data.root}"
-        )
+    if pipe.eval.subsets:
+        check_groups(data, pipe.eval.subset_groups)  # before any extraction
 
 
 def fit_and_index(pipe: Pipeline, raw: np.ndarray, post: PostProcessor) -> tuple[np.ndarray, Index]:

@@ -24,7 +24,7 @@ from search_lab.extract import Fetch, Progress, build_extractor, cached_features
 from search_lab.features import Extractor
 from search_lab.indexes import Index
 from search_lab.postprocess import PostProcessor
-from search_lab.splits import check_split, split_dataset
+from search_lab.splits import split_dataset
 
 
 def _positive_int(value: Any) -> bool:
@@ -39,17 +39,17 @@ def _optional_positive(name: str, value: Any) -> int | None:
 
 @dataclass(frozen=True)
 class EvalOptions:
-    """The ``eval`` section: what is scored and how (see ``conf/config.yaml``)."""
+    """The ``eval`` section: what is scored and how (values and defaults: ``conf/config.yaml``)."""
 
     k: tuple[int, ...]
-    rotations: bool = False
-    depth: int | None = None
-    max_queries: int | None = None
-    subsets: int = 0
-    subset_groups: int = 60
-    subset_seed: int = 0
-    distractor_counts: tuple[int, ...] | None = None
-    distractor_seed: int = 0
+    rotations: bool
+    depth: int | None
+    max_queries: int | None
+    subsets: int
+    subset_groups: int
+    subset_seed: int
+    distractor_counts: tuple[int, ...] | None
+    distractor_seed: int
 
     @classmethod
     def from_config(cls, ev: Mapping[str, Any], distractor_folder: str | None) -> EvalOptions:
@@ -57,9 +57,9 @@ class EvalOptions:
         ks = ev["k"]
         if not isinstance(ks, list) or not ks or not all(_positive_int(k) for k in ks):
             raise ConfigError(f"eval.k must be a list of positive integers, got {ks!r}")
-        if not isinstance(ev.get("rotations", False), bool):
+        if not isinstance(ev["rotations"], bool):
             raise ConfigError(f"eval.rotations must be true or false, got {ev['rotations']!r}")
-        count, groups = ev.get("subsets") or 0, ev.get("subset_groups", 60)
+        count, groups = ev["subsets"] or 0, ev["subset_groups"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ConfigError(f"eval.subsets must be a non-negative integer, got {count!r}")
         if count and not _positive_int(groups):
@@ -67,14 +67,14 @@ class EvalOptions:
         counts = distractors.check_counts(ev, distractor_folder)
         return cls(
             k=tuple(ks),
-            rotations=ev.get("rotations", False),
-            depth=_optional_positive("eval.depth", ev.get("depth")),
-            max_queries=_optional_positive("eval.max_queries", ev.get("max_queries")),
+            rotations=ev["rotations"],
+            depth=_optional_positive("eval.depth", ev["depth"]),
+            max_queries=_optional_positive("eval.max_queries", ev["max_queries"]),
             subsets=count,
             subset_groups=groups,
-            subset_seed=ev.get("subset_seed", 0),
+            subset_seed=ev["subset_seed"],
             distractor_counts=None if counts is None else tuple(counts),
-            distractor_seed=ev.get("distractor_seed", 0),
+            distractor_seed=ev["distractor_seed"],
         )
 
 
@@ -83,27 +83,18 @@ class DatasetSpec:
     """The ``dataset`` section: where the images are, which side of the split, distractors."""
 
     root: str
-    layout: str = "auto"
-    labels: str | None = None
-    split: str = "all"
-    split_fraction: float = 0.5
-    split_seed: int = 0
-    distractors: str | None = None
+    layout: str
+    labels: str | None
+    split: str
+    split_fraction: float
+    split_seed: int
+    distractors: str | None
 
     @classmethod
     def from_config(cls, dataset: Mapping[str, Any]) -> DatasetSpec:
-        """The checked dataset options (the split is checked here, before any work)."""
-        spec = cls(
-            root=dataset["root"],
-            layout=dataset.get("layout", "auto"),
-            labels=dataset.get("labels"),
-            split=dataset.get("split", "all"),
-            split_fraction=dataset.get("split_fraction", 0.5),
-            split_seed=dataset.get("split_seed", 0),
-            distractors=dataset.get("distractors"),
-        )
-        check_split(spec.split, spec.split_fraction, spec.split_seed)
-        return spec
+        """The dataset options (the split's are checked by :meth:`side`)."""
+        keys = ("root", "layout", "labels", "split", "split_fraction", "split_seed", "distractors")
+        return cls(**{key: dataset[key] for key in keys})
 
     def load(self) -> Dataset:
         """The whole dataset (every side of the split): DatasetError if it cannot be read."""
