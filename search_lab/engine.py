@@ -1,6 +1,6 @@
 """A built search engine: features + post-processing + index, saved as a self-describing folder.
 
-``build_engine(cfg)`` indexes a dataset; ``engine.save(dir)`` writes the index files, the item
+``build_engine(pipeline)`` indexes a dataset; ``engine.save(dir)`` writes the index files, the item
 names, the resolved config, the post-processing state, the dimension, the build time and the
 dataset fingerprint, atomically; ``SearchEngine.load(dir)`` checks all of it and answers queries.
 """
