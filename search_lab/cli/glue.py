@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from search_lab.cache import remove_leftovers
-from search_lab.errors import SearchLabError
+from search_lab.errors import ConfigError, SearchLabError
 from search_lab.lifeline import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,14 @@ def composed(overrides: list[str], name: str = "config", *, hydra: bool = False)
 
 
 def compose_config(overrides: list[str], name: str = "config") -> dict[str, Any]:
-    """The resolved plain-dict config ``name`` with ``overrides``: what a command's run gets."""
-    return OmegaConf.to_container(composed(overrides, name), resolve=True)
+    """The resolved plain-dict config ``name`` with ``overrides``: what a command's run gets.
+
+    Raises ConfigError (the first line of Hydra's message) if the overrides do not compose.
+    """
+    try:
+        return OmegaConf.to_container(composed(overrides, name), resolve=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(str(err).strip().splitlines()[0]) from err
 
 
 def entry(main: Callable[[], Any], config_name: str) -> None:
