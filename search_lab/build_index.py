@@ -1,57 +1,10 @@
-"""Build a search index for the app: ``python -m search_lab.build_index [overrides]``.
+"""``python -m search_lab.build_index``: the command lives in :mod:`search_lab.cli.build_index`."""
 
-Writes a self-describing folder (``index_dir``, default ``indexes/<feature>-<metric>-<index>``)
-that ``SearchEngine.load`` checks and serves.
-"""
+from search_lab.cli.build_index import main, run
 
-from __future__ import annotations
-
-import logging
-import sys
-from pathlib import Path
-from typing import Any
-
-import hydra
-from omegaconf import DictConfig
-
-from search_lab.engine import build_engine
-from search_lab.streaming_build import build_and_save, in_memory_reason
-
-log = logging.getLogger(__name__)
-
-
-def run(cfg: dict[str, Any], out_dir: Path) -> Path:
-    """Build the configured engine and save it to ``cfg["index_dir"]``; returns that folder.
-
-    Features extracted on Ray are indexed out of core, shard by shard (streaming_build).
-    """
-    target = Path(cfg["index_dir"])
-    reason = in_memory_reason(cfg)
-    if reason is None:
-        engine = build_and_save(cfg, target)
-    else:
-        if (cfg.get("executor") or {}).get("name") == "ray":
-            log.info("building the index in memory: %s", reason)
-        engine = build_engine(cfg)
-        engine.save(target)
-    skipped = len(engine.manifest["skipped"])
-    print(
-        f"built {target}: {engine.describe()}; {skipped} files skipped"
-        + (f" ({', '.join(sorted(engine.manifest['skipped']))})" if skipped else "")
-    )
-    return target
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="build_index")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point."""
-    from search_lab.cli import run_job
-
-    run_job(run, cfg)
-
+__all__ = ["main", "run"]
 
 if __name__ == "__main__":
-    from search_lab.cli import check_overrides
+    from search_lab.cli.glue import entry
 
-    check_overrides(sys.argv[1:], "build_index")
-    main()
+    entry(main, "build_index")

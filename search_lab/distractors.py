@@ -19,15 +19,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from search_lab.cache import FeatureCache, Features
+from search_lab.cache import Features
 from search_lab.data import Dataset, _utf8_names
 from search_lab.errors import ConfigError, DatasetError
-from search_lab.extract import Progress, cached_features
 from search_lab.layouts import is_image
+
+if TYPE_CHECKING:
+    from search_lab.pipeline import EvalOptions, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +93,17 @@ def check_counts(eval_cfg: dict[str, Any], folder: str | None) -> list[int] | No
     return sorted(set(counts))
 
 
-def chosen(cfg: dict[str, Any], data: Dataset) -> tuple[Path, list[str]] | None:
-    """The distractor folder and the names to extract, in seeded order; None when unset.
+def chosen(
+    source: str | None, options: EvalOptions, data: Dataset
+) -> tuple[Path, list[str]] | None:
+    """The distractor folder ``source`` and the names to extract, in seeded order; None if unset.
 
     Every check runs here, before any extraction: the folder exists and holds images, no file
     carries a query's name, and the largest count is at most the number of images.
     """
-    source = cfg["dataset"].get("distractors")
-    counts = check_counts(cfg["eval"], source)
     if source is None:
         return None
-    if cfg["eval"].get("subsets"):
+    if options.subsets:
         raise ConfigError(
             "eval.subsets (small collections) and dataset.distractors (large ones) cannot be "
             "combined; run them apart"
@@ -109,7 +111,8 @@ def chosen(cfg: dict[str, Any], data: Dataset) -> tuple[Path, list[str]] | None:
     folder = Path(source)
     names = list_images(folder)
     check_names(names, data, folder)
-    order = seeded_order(names, cfg["eval"].get("distractor_seed", 0))
+    order = seeded_order(names, options.distractor_seed)
+    counts = options.distractor_counts
     if counts is None:
         return folder, order
     if counts[-1] > len(order):
@@ -129,29 +132,13 @@ def fingerprint(folder: Path, names: Sequence[str]) -> str:
     return digest.hexdigest()[:20]
 
 
-def features(
-    cache: FeatureCache | None,
-    folder: Path,
-    names: Sequence[str],
-    feature_cfg: dict[str, Any],
-    *,
-    workers: int | None = None,
-    progress: Progress = True,
-) -> Features:
+def features(pipe: Pipeline, folder: Path, names: Sequence[str]) -> Features:
     """Features of ``names`` (seeded order kept), one cache entry per shard of :data:`SHARD`."""
     parts = []
     n_shards = -(-len(names) // SHARD)
     for i, start in enumerate(range(0, len(names), SHARD)):
         shard = list(names[start : start + SHARD])
-        feats, hit = cached_features(
-            cache,
-            folder,
-            shard,
-            fingerprint(folder, shard),
-            feature_cfg,
-            workers=workers,
-            progress=progress,
-        )
+        feats, hit = pipe.features(folder, shard, fingerprint(folder, shard))
         log.debug("distractor shard %d/%d %s", i + 1, n_shards, "cached" if hit else "extracted")
         parts.append(feats)
     if not any(f.names for f in parts):

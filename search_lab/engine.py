@@ -1,6 +1,6 @@
 """A built search engine: features + post-processing + index, saved as a self-describing folder.
 
-``build_engine(cfg)`` indexes a dataset; ``engine.save(dir)`` writes the index files, the item
+``build_engine(pipeline)`` indexes a dataset; ``engine.save(dir)`` writes the index files, the item
 names, the resolved config, the post-processing state, the dimension, the build time and the
 dataset fingerprint, atomically; ``SearchEngine.load(dir)`` checks all of it and answers queries.
 """
@@ -19,17 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from search_lab import __version__, distractors, indexes, integrity, swap
-from search_lab.cache import FeatureCache, Features
+from search_lab import __version__, indexes, integrity, swap
+from search_lab.cache import Features
+from search_lab.collection import (  # noqa: F401  (re-exported: callers import them from here)
+    Collection,
+    fit_and_index,
+    fit_on_source,
+    index_collection,
+)
 from search_lab.data import Dataset, load_dataset
 from search_lab.errors import ConfigError, DatasetError, IndexMismatchError
-from search_lab.extract import (
-    RUNTIME_PARAMS,
-    Progress,
-    build_extractor,
-    cached_features,
-    load_for,
-)
+from search_lab.extract import Progress, build_extractor, vectors_of
 from search_lab.features import Extractor
 from search_lab.indexes import Index, search_views
 from search_lab.lifeline import owner_tag, remove_stale
@@ -42,9 +42,15 @@ from search_lab.manifest import (
     path_in,
     root_problem,
 )
+from search_lab.pipeline import (
+    DatasetSpec,
+    Pipeline,
+    build_pipeline,
+    make_index,
+    make_post,
+)
 from search_lab.postprocess import PostProcessor
 from search_lab.results import write_json
-from search_lab.splits import split_dataset
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +129,7 @@ class SearchEngine:
     ) -> list[np.ndarray]:
         """Post-processed descriptor of a query image (and of its 90/180/270-degree turns)."""
         turns = (0, 1, 2, 3) if rotations else (0,)
-        images = [load_for(self.extractor, source, t) for t in turns]
-        return [self.post.transform(v) for v in self.extractor.extract_batch(images)]
+        return [self.post.transform(v) for v in vectors_of(self.extractor, source, turns)]
 
     def search_vectors(self, views: list[np.ndarray], k: int) -> list[Hit]:
         """Top-k hits for a query given as one or more post-processed views."""
@@ -281,265 +286,32 @@ def _replace_dir(tmp: Path, directory: Path) -> None:
     swap.replace_dir(tmp, directory)
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
 def check_config(cfg: dict[str, Any]) -> None:
     """Fail before any work on values no component would accept (each raises ConfigError)."""
-    ks, ev = cfg["eval"]["k"], cfg["eval"]
-    if not isinstance(ks, list) or not ks or not all(_positive_int(k) for k in ks):
-        raise ConfigError(f"eval.k must be a list of positive integers, got {ks!r}")
-    for key in ("depth", "max_queries"):
-        if ev.get(key) is not None and not _positive_int(ev[key]):
-            raise ConfigError(f"eval.{key} must be a positive integer or null, got {ev[key]!r}")
-    if not isinstance(ev.get("rotations", False), bool):
-        raise ConfigError(f"eval.rotations must be true or false, got {ev['rotations']!r}")
-    if cfg.get("workers") is not None and not _positive_int(cfg["workers"]):
-        raise ConfigError(f"workers must be a positive integer or null, got {cfg['workers']!r}")
-    extractor = build_extractor(cfg["feature"])
-    if (cfg.get("executor") or {}).get("name", "local") == "local":
-        extractor.prepare()  # weights missing here: one line now (Ray workers load their own)
-    make_index(cfg)
-    post = make_post(cfg)
-    if cfg["metric"]["name"] == "chi2" and post.pca_dim is not None:
-        raise ConfigError(
-            "metric chi2 needs non-negative histograms; PCA (post.pca_dim) makes "
-            "negative values: use another metric or drop post.pca_dim"
-        )
-
-
-def make_index(cfg: dict[str, Any]) -> Index:
-    """The empty index described by ``cfg["index"]`` and ``cfg["metric"]``."""
-    params = dict(cfg["index"])
-    return indexes.create(params.pop("name"), metric=cfg["metric"]["name"], **params)
-
-
-def make_post(cfg: dict[str, Any]) -> PostProcessor:
-    """The (unfitted) post-processing chain described by ``cfg["post"]``."""
-    params = {k: v for k, v in cfg.get("post", {}).items() if k != "fit_on"}
-    try:
-        return PostProcessor(**params)
-    except TypeError as err:
-        raise ConfigError(f"post: {err}") from err
-
-
-@dataclass
-class Collection:
-    """A dataset's features, post-processed and indexed: what evaluation and the app both need."""
-
-    data: Dataset
-    fingerprint: str  # of the dataset's file list, computed once (it stats every file)
-    cache: FeatureCache | None
-    features: Features
-    cached: bool
-    post: PostProcessor
-    vectors: np.ndarray
-    index: Index
-    extract_s: float
-    build_s: float
-    n_distractors: int = 0  # the last rows of ``features`` (dataset.distractors)
+    build_pipeline(cfg)
 
 
 def dataset_of_config(dataset: dict[str, Any]) -> Dataset:
     """The dataset a ``dataset`` config section names (root, layout, labels CSV)."""
-    return load_dataset(
-        dataset["root"], layout=dataset.get("layout", "auto"), labels=dataset.get("labels")
-    )
+    return DatasetSpec.from_config(dataset).load()
 
 
-def index_collection(cfg: dict[str, Any], progress: Progress | None = None) -> Collection:
-    """Check ``cfg``, get its dataset's features (cache first), fit the chain, build the index.
-
-    Features are extracted (or read from the cache) for the whole dataset, so every side of a
-    split and every subset reuses one cache entry; only the chosen side is indexed.
-    """
-    check_config(cfg)
-    full = dataset_of_config(cfg["dataset"])
-    data = split_dataset(full, **split_options(cfg["dataset"]))
-    check_subsets(cfg["eval"], data)
-    picked = distractors.chosen(cfg, full)  # checked before any extraction
-    fit_on = fit_on_source(cfg)
-    cache = FeatureCache(cfg["cache_dir"]) if cfg.get("cache_dir") else None
-    fingerprint = full.fingerprint()
-    start = time.perf_counter()
-    feats, cached = feature_source(cfg)(
-        cache,
-        full.root,
-        full.names,
-        fingerprint,
-        cfg["feature"],
-        workers=cfg.get("workers"),
-        progress=cfg.get("progress", True) if progress is None else progress,
-    )
-    feats = feats.restricted(data.names)
-    if len(feats.names) == 0:
-        raise ConfigError(f"no image of {data.root} could be read")
-    n_distractors = 0
-    if picked is not None:
-        shown = cfg.get("progress", True) if progress is None else progress
-        options = {"workers": cfg.get("workers"), "progress": shown}
-        extra = distractors.features(cache, *picked, cfg["feature"], **options)
-        data, feats = distractors.with_distractors(data, feats, extra)
-        n_distractors = len(extra.names)
-    extract_s = time.perf_counter() - start
-    post = fitted_post(cfg, fit_on, cache, progress)
-    start = time.perf_counter()
-    vectors, index = fit_and_index(cfg, feats.vectors, post)
-    build_s = time.perf_counter() - start
-    return Collection(
-        data,
-        fingerprint,
-        cache,
-        feats,
-        cached,
-        post,
-        vectors,
-        index,
-        extract_s,
-        build_s,
-        n_distractors,
-    )
-
-
-def _ray_features(ex: dict[str, Any]) -> Any:
-    from search_lab.ray_executor import RayExecutor
-
-    return RayExecutor(ex).cached_features
-
-
-EXECUTORS: dict[str, Any] = {"local": lambda ex: cached_features, "ray": _ray_features}
-"""``executor.name`` -> the ``cached_features`` of that executor (given the executor config)."""
-
-
-def feature_source(cfg: dict[str, Any]) -> Any:
-    """``cached_features`` of the configured executor (``executor=local``: this machine)."""
-    ex = cfg.get("executor") or {"name": "local"}
-    if ex.get("name") not in EXECUTORS:
-        raise ConfigError(
-            f"unknown executor {ex.get('name')!r}; choose one of: {', '.join(sorted(EXECUTORS))}"
-        )
-    return EXECUTORS[ex["name"]](ex)
-
-
-def split_options(dataset_cfg: dict[str, Any]) -> dict[str, Any]:
-    """The ``split_dataset`` arguments of a dataset config (no split when absent)."""
-    return {
-        "side": dataset_cfg.get("split", "all"),
-        "fraction": dataset_cfg.get("split_fraction", 0.5),
-        "seed": dataset_cfg.get("split_seed", 0),
-    }
-
-
-def check_subsets(eval_cfg: dict[str, Any], data: Dataset) -> None:
-    """ConfigError unless ``eval.subsets`` / ``eval.subset_groups`` fit the dataset."""
-    count, groups = eval_cfg.get("subsets") or 0, eval_cfg.get("subset_groups", 60)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ConfigError(f"eval.subsets must be a non-negative integer, got {count!r}")
-    if count and not _positive_int(groups):
-        raise ConfigError(f"eval.subset_groups must be a positive integer, got {groups!r}")
-    if count and groups > len(set(data.groups)):
-        raise ConfigError(
-            f"eval.subset_groups={groups} is more than the {len(set(data.groups))} groups "
-            f"of {data.root}"
-        )
-
-
-def fit_and_index(
-    cfg: dict[str, Any], raw: np.ndarray, post: PostProcessor
-) -> tuple[np.ndarray, Index]:
-    """Post-process ``raw`` (fitting ``post`` on it unless already fitted) and index the result."""
-    vectors = post.transform(raw) if post.fitted else post.fit_transform(raw)
-    index = make_index(cfg)
-    index.build(vectors)
-    return vectors, index
-
-
-def fit_on_source(cfg: dict[str, Any]) -> Path | None:
-    """The checked ``post.fit_on`` folder: a built index or a dataset folder (None if unset).
-
-    Raises ConfigError before any extraction if the folder is missing, or is an index built with
-    other features or another post-processing chain.
-    """
-    source = cfg.get("post", {}).get("fit_on")
-    if source is None:
-        return None
-    if cfg["post"].get("expand"):
-        raise ConfigError(
-            "post.expand draws on the indexed collection itself: it cannot be learned on "
-            "post.fit_on; drop one of them"
-        )
-    path = Path(source)
-    if not path.is_dir():
-        raise ConfigError(f"post.fit_on: {path} is not a folder (a built index or a dataset)")
-    if not (path / MANIFEST).is_file():
-        return path
-    built = manifest_of(path)["config"]
-    ours, theirs = _identity(cfg["feature"]), _identity(built["feature"])
-    if ours != theirs:
-        raise ConfigError(
-            f"post.fit_on: {path} was built with other features ({theirs['name']} "
-            f"{theirs}) than this run's ({ours['name']} {ours})"
-        )
-    chain = {k: v for k, v in cfg["post"].items() if k != "fit_on"}
-    if {k: v for k, v in built.get("post", {}).items() if k != "fit_on"} != chain:
-        raise ConfigError(
-            f"post.fit_on: {path} was built with another post-processing chain "
-            f"({built.get('post')}); use the same post.* settings"
-        )
-    return path
-
-
-def _identity(feature_cfg: dict[str, Any]) -> dict[str, Any]:
-    """A feature config without its runtime options (threads, batch size), parts included."""
-    return {
-        k: _identity(v) if isinstance(v, dict) else v
-        for k, v in feature_cfg.items()
-        if k not in RUNTIME_PARAMS
-    }
-
-
-def fitted_post(
-    cfg: dict[str, Any], fit_on: Path | None, cache: FeatureCache | None, progress: Progress | None
-) -> PostProcessor:
-    """The chain of ``cfg``: unfitted, or learned on ``fit_on`` (an index's state or a dataset)."""
-    post = make_post(cfg)
-    if fit_on is None:
-        return post
-    if (fit_on / MANIFEST).is_file():
-        post.state = SearchEngine.load(fit_on).post.state  # every file of it verified
-        return post
-    other = load_dataset(fit_on)
-    feats, _ = cached_features(
-        cache,
-        other.root,
-        other.names,
-        other.fingerprint(),
-        cfg["feature"],
-        workers=cfg.get("workers"),
-        progress=cfg.get("progress", True) if progress is None else progress,
-    )
-    if len(feats.names) == 0:
-        raise ConfigError(f"post.fit_on: no image of {fit_on} could be read")
-    return post.fit(feats.vectors)
-
-
-def check_buildable(cfg: dict[str, Any]) -> None:
+def check_buildable(pipe: Pipeline) -> None:
     """ConfigError for settings that are for evaluation only (an index serves the dataset)."""
-    if cfg["dataset"].get("distractors"):
+    if pipe.dataset.distractors:
         raise ConfigError(
             "dataset.distractors is for evaluation (python -m search_lab.evaluate); "
             "build_index indexes the dataset alone: drop it"
         )
 
 
-def new_manifest(cfg: dict[str, Any], data: Dataset, features: Features, **built: Any) -> dict:
-    """An index folder's manifest: config, dataset, names, skipped files and ``built`` figures
-    (``dim``, ``fingerprint``, ``build_s``)."""
+def new_manifest(pipe: Pipeline, data: Dataset, features: Features, **built: Any) -> dict:
+    """An index folder's manifest: config, dataset, names and skipped files of ``features``,
+    and the ``built`` figures (``dim``, ``fingerprint``, ``build_s``)."""
     return {
         "format": FORMAT,
         "version": __version__,
-        "config": cfg,
+        "config": pipe.config,
         "root": str(data.root.resolve()),
         "labels": str(data.labels.resolve()) if data.labels else None,
         "names": features.names,
@@ -552,18 +324,20 @@ def new_manifest(cfg: dict[str, Any], data: Dataset, features: Features, **built
     }
 
 
-def build_engine(cfg: dict[str, Any], progress: Progress | None = None) -> SearchEngine:
+def build_engine(run: Pipeline | dict[str, Any], progress: Progress | None = None) -> SearchEngine:
     """Extract (or read cached) features of the configured dataset and index them.
 
-    ``progress`` overrides ``cfg["progress"]`` (see :func:`search_lab.extract.extract_files`).
+    ``run`` is the pipeline (or the config it is built from, with ``progress`` overriding
+    ``cfg["progress"]``; see :func:`search_lab.extract.extract_files`).
     """
-    check_buildable(cfg)
-    col = index_collection(cfg, progress)
+    pipe = run if isinstance(run, Pipeline) else build_pipeline(run, progress)
+    check_buildable(pipe)
+    col = index_collection(pipe)
     manifest = new_manifest(
-        cfg, col.data, col.features, dim=col.vectors.shape[1], fingerprint=col.fingerprint,
+        pipe, col.data, col.features, dim=col.vectors.shape[1], fingerprint=col.fingerprint,
         build_s=col.build_s,
     )  # fmt: skip
-    return SearchEngine(manifest, col.index, col.post)
+    return SearchEngine(manifest, col.index, col.post, pipe.extractor)
 
 
 def list_engines(parent: str | os.PathLike) -> list[Path]:

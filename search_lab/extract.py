@@ -22,7 +22,6 @@ from tqdm import tqdm
 from search_lab.cache import FeatureCache, Features, cache_key
 from search_lab.errors import ImageLoadError
 from search_lab.features import Extractor, create
-from search_lab.features.combo import combine
 from search_lab.images import load_image
 from search_lab.lifeline import die_with_parent
 
@@ -48,6 +47,16 @@ def build_extractor(feature_cfg: Mapping[str, Any]) -> Extractor:
     return create(name, **params)
 
 
+def as_extractor(feature: Extractor | Mapping[str, Any]) -> Extractor:
+    """``feature`` itself, or the extractor its description names (callers holding a dict)."""
+    return feature if isinstance(feature, Extractor) else build_extractor(feature)
+
+
+def feature_key(extractor: Extractor) -> dict[str, Any]:
+    """What decides an extractor's vectors: its description without :data:`RUNTIME_PARAMS`."""
+    return {k: v for k, v in extractor.spec.items() if k not in RUNTIME_PARAMS}
+
+
 def load_for(
     extractor: Extractor, path: str | os.PathLike | bytes, rotation: int = 0
 ) -> np.ndarray:
@@ -57,33 +66,38 @@ def load_for(
 
 
 def _init_worker(feature_cfg: dict[str, Any], rotation: int, parent: int | None = None) -> None:
-    """Set up a pool worker; it dies with ``parent`` (the run) if that is killed."""
+    """Set up a pool worker (its own extractor, once); it dies with ``parent`` if that is killed."""
     if parent is not None:
         die_with_parent(parent)
     _WORKER["extractor"] = build_extractor(feature_cfg)
     _WORKER["rotation"] = rotation
 
 
-def _extract_file(path: Path) -> tuple[np.ndarray | None, str | None]:
-    """Worker task: descriptor of one file, or the reason it could not be read."""
+def _extract_one(
+    extractor: Extractor, rotation: int, path: Path
+) -> tuple[np.ndarray | None, str | None]:
+    """Descriptor of one file, or the reason it could not be read."""
     try:
-        extractor = _WORKER["extractor"]
-        return extractor.extract(load_for(extractor, path, _WORKER["rotation"])), None
+        return extractor.extract(load_for(extractor, path, rotation)), None
     except ImageLoadError as err:
         return None, str(err)
 
 
-def _parallel(paths: Sequence[Path], feature_cfg: dict, rotation: int, workers: int) -> Iterator:
-    """Results of ``_extract_file`` in order, computed by a pool of ``workers`` processes."""
+def _extract_file(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """Pool task: :func:`_extract_one` with the worker's extractor."""
+    return _extract_one(_WORKER["extractor"], _WORKER["rotation"], path)
+
+
+def _parallel(paths: Sequence[Path], extractor: Extractor, rotation: int, workers: int) -> Iterator:
+    """Results of ``_extract_one`` in order: here, or by a pool of ``workers`` processes."""
     if workers <= 1:
-        _init_worker(feature_cfg, rotation)
-        yield from map(_extract_file, paths)
+        yield from (_extract_one(extractor, rotation, path) for path in paths)
         return
     chunk = max(1, min(16, len(paths) // (workers * 8)))
     ctx = (
         get_context("fork") if "fork" in get_all_start_methods() else None
     )  # no re-imports per worker
-    init_args = (feature_cfg, rotation, os.getpid())
+    init_args = (extractor.spec, rotation, os.getpid())
     with ProcessPoolExecutor(workers, ctx, _init_worker, init_args) as pool:
         yield from pool.map(_extract_file, paths, chunksize=chunk)
 
@@ -108,7 +122,7 @@ def _batched(
 def extract_files(
     root: Path,
     names: Sequence[str],
-    feature_cfg: Mapping[str, Any],
+    feature: Extractor | Mapping[str, Any],
     *,
     rotation: int = 0,
     workers: int | None = None,
@@ -117,24 +131,24 @@ def extract_files(
 ) -> Features:
     """Descriptors of ``root / name`` for every name; unreadable files are skipped and reported.
 
-    ``progress`` is True for a terminal progress bar (images/s), False for none, or a callable
-    given ``(done, total)`` after every image (the app's progress bar). ``warn=False`` leaves
-    the warning about each skipped file to the caller (``combo`` warns once for all its parts).
+    ``feature`` is the extractor (or its description). ``progress`` is True for a terminal
+    progress bar (images/s), False for none, or a callable given ``(done, total)`` after every
+    image (the app's progress bar). ``warn=False`` leaves the warning about each skipped file
+    to the caller (``combo`` warns once for all its parts).
     """
-    feature_cfg = dict(feature_cfg)
-    extractor = build_extractor(feature_cfg)
+    extractor = as_extractor(feature)
     paths = [Path(root) / name for name in names]
     workers = workers or os.cpu_count() or 1
     start = time.perf_counter()
     if extractor.parallel:
-        results = _parallel(paths, feature_cfg, rotation, min(workers, max(1, len(paths))))
+        results = _parallel(paths, extractor, rotation, min(workers, max(1, len(paths))))
     else:
-        results = _batched(paths, extractor, rotation, int(feature_cfg.get("batch_size", 16)))
+        results = _batched(paths, extractor, rotation, int(extractor.spec.get("batch_size", 16)))
     bar = tqdm(
         results,
         total=len(paths),
         unit="img",
-        desc=f"extract {feature_cfg['name']}",
+        desc=f"extract {extractor.name}",
         disable=progress is not True,
         leave=False,
     )
@@ -153,45 +167,100 @@ def extract_files(
     return Features(kept, matrix, skipped, time.perf_counter() - start)
 
 
+Fetch = Callable[..., tuple[Features, bool]]
+"""``fetch(cache, root, names, fingerprint, extractor, *, rotation, workers, progress, warn)``:
+features of one whole extractor (:func:`whole_features` here; the Ray executor its own)."""
+
+
 def cached_features(
     cache: FeatureCache | None,
     root: Path,
     names: Sequence[str],
     fingerprint: str,
-    feature_cfg: Mapping[str, Any],
+    feature: Extractor | Mapping[str, Any],
     *,
     rotation: int = 0,
     workers: int | None = None,
     progress: Progress = True,
     warn: bool = True,
+    fetch: Fetch | None = None,
 ) -> tuple[Features, bool]:
     """Features of ``names`` from the cache, extracting (and storing) them on a miss.
 
-    Returns the features and whether they came from the cache. ``combo`` features are built from
-    their parts' cached matrices, so a combination reuses every part already extracted.
+    Returns the features and whether they came from the cache. An extractor with
+    :meth:`~search_lab.features.Extractor.cache_parts` (``combo``) is assembled from its parts'
+    cached matrices, so a combination reuses every part already extracted. ``fetch`` gets the
+    features of one whole extractor (default :func:`whole_features`).
     """
-    feature_cfg = dict(feature_cfg)
-    if feature_cfg["name"] == "combo":
-        return _combo_features(
-            cache, root, names, fingerprint, feature_cfg, rotation, workers, progress
-        )
+    extractor, fetch = as_extractor(feature), fetch or whole_features
+    options = {"rotation": rotation, "workers": workers, "progress": progress}
+    parts = extractor.cache_parts()
+    if not parts:
+        return fetch(cache, root, names, fingerprint, extractor, warn=warn, **options)
+    got = [fetch(cache, root, names, fingerprint, p, warn=False, **options) for p in parts]
+    return _assembled(extractor, names, got)
+
+
+def whole_features(
+    cache: FeatureCache | None,
+    root: Path,
+    names: Sequence[str],
+    fingerprint: str,
+    extractor: Extractor,
+    **options: Any,
+) -> tuple[Features, bool]:
+    """Features of one extractor as a whole: the cache entry, or :func:`extract_files` stored."""
     if cache is None:
-        options = {"rotation": rotation, "workers": workers, "progress": progress, "warn": warn}
-        return extract_files(root, names, feature_cfg, **options), False
+        return extract_files(root, names, extractor, **options), False
     key = cache_key(
         fingerprint=fingerprint,
         names=cache_key(names=list(names)),
-        feature={k: v for k, v in feature_cfg.items() if k not in RUNTIME_PARAMS},
-        rotation=rotation,
+        feature=feature_key(extractor),
+        rotation=options.get("rotation", 0),
     )
     with cache.lock(key):
         hit = cache.get(key)
         if hit is not None:
             return hit, True
-        options = {"rotation": rotation, "workers": workers, "progress": progress, "warn": warn}
-        features = extract_files(root, names, feature_cfg, **options)
+        features = extract_files(root, names, extractor, **options)
         cache.put(key, features)
         return features, False
+
+
+def _assembled(
+    extractor: Extractor, names: Sequence[str], parts: list[tuple[Features, bool]]
+) -> tuple[Features, bool]:
+    """``extractor.assemble`` of its parts' features, on the images every part could read."""
+    all_hit, skipped, seconds = True, {}, 0.0
+    for features, hit in parts:
+        all_hit &= hit
+        for name, reason in features.skipped.items():
+            if name not in skipped and not hit:  # once per file, as a single feature would
+                log.warning("skipping %s", reason)
+            skipped.setdefault(name, reason)
+        seconds += features.seconds
+    kept = [n for n in names if n not in skipped]
+    matrices = []
+    for features, _ in parts:
+        row = {n: i for i, n in enumerate(features.names)}
+        matrices.append(features.vectors[[row[n] for n in kept]])
+    return Features(kept, extractor.assemble(matrices), skipped, seconds), all_hit
+
+
+def vectors_of(
+    extractor: Extractor, source: str | os.PathLike | bytes, rotations: Sequence[int] = (0,)
+) -> np.ndarray:
+    """Vectors of one file (or its bytes) turned by each of ``rotations`` quarter turns.
+
+    The same path as the collection's: each part of a combination decodes the file at its
+    own size, so a query's vector equals the collection's row for the same file.
+    """
+    parts = extractor.cache_parts()
+    blocks = [
+        part.extract_batch([load_for(part, source, turn) for turn in rotations])
+        for part in parts or [extractor]
+    ]
+    return extractor.assemble(blocks) if parts else blocks[0]
 
 
 def _combo_features(
@@ -205,35 +274,18 @@ def _combo_features(
     progress: Progress,
     fetch: Callable[..., tuple[Features, bool]] | None = None,
 ) -> tuple[Features, bool]:
-    """Weighted concatenation of each part's features, on the images every part could read.
+    """:func:`cached_features` of a combination given as a description, for callers whose
+    ``fetch`` takes descriptions (the Ray executor's ``cached_features``)."""
 
-    ``fetch`` gets each part's features (default :func:`cached_features`; the Ray executor
-    passes its own).
-    """
-    fetch = fetch or cached_features
-    parts, weights = list(feature_cfg["parts"]), list(feature_cfg["weights"])
-    build_extractor(feature_cfg)  # validates parts and weights before any extraction
-    blocks, all_hit, skipped, seconds = [], True, {}, 0.0
-    for part in parts:
-        features, hit = fetch(
-            cache,
-            root,
-            names,
-            fingerprint,
-            feature_cfg[part],
-            rotation=rotation,
-            workers=workers,
-            progress=progress,
-            warn=False,
-        )
-        blocks.append(features)
-        all_hit &= hit
-        for name, reason in features.skipped.items():
-            if name not in skipped and not hit:  # once per file, as a single feature would
-                log.warning("skipping %s", reason)
-            skipped.setdefault(name, reason)
-        seconds += features.seconds
-    kept = [n for n in names if n not in skipped]
-    rows = [{n: i for i, n in enumerate(f.names)} for f in blocks]
-    matrices = [f.vectors[[row[n] for n in kept]] for f, row in zip(blocks, rows, strict=True)]
-    return Features(kept, combine(matrices, weights), skipped, seconds), all_hit
+    def by_spec(
+        cache: FeatureCache | None,
+        root: Path,
+        names: Sequence[str],
+        fp: str,
+        part: Extractor,
+        **o: Any,
+    ) -> tuple[Features, bool]:
+        return (fetch or cached_features)(cache, root, names, fp, part.spec, **o)
+
+    options = {"rotation": rotation, "workers": workers, "progress": progress}
+    return cached_features(cache, root, names, fingerprint, feature_cfg, fetch=by_spec, **options)

@@ -295,7 +295,7 @@ class AnnoyIndex(Index):
         Seed of the random splits (``set_seed``); None keeps Annoy's built-in seed. A build is
         reproducible for one seed *and* one ``n_jobs``: each build thread draws its own stream.
     n_jobs : int
-        Threads that build trees; -1 uses every core.
+        Threads that build trees; -1 uses every core. (Defaults: ``conf/index/annoy.yaml``.)
 
     Notes
     -----
@@ -324,8 +324,8 @@ class AnnoyIndex(Index):
         metric: str,
         n_trees: int = 50,
         search_k: int = -1,
-        seed: int | None = None,
-        n_jobs: int = -1,
+        seed: int | None = 42,
+        n_jobs: int = 1,
     ) -> None:
         super().__init__(metric=metric)
         if self.metric not in ANNOY_METRICS:
@@ -407,7 +407,9 @@ class AnnoyIndex(Index):
         return ids, dists
 
     def save(self, directory: Path) -> None:
-        """Write ``annoy.ann`` and ``annoy.json`` (metric, dim, size, trees, file size).
+        """Write ``annoy.ann`` and ``annoy.json`` (metric, dim, size, file size).
+
+        The number of trees is a parameter: the index folder records it once, in its config.
 
         Annoy re-opens the written file memory-mapped, so the index keeps working afterwards.
         """
@@ -423,7 +425,6 @@ class AnnoyIndex(Index):
             "annoy_metric": self.annoy_metric,
             "dim": self.dim,
             "size": self.size,
-            "n_trees": self.n_trees,
             "bytes": path.stat().st_size,
         }
         write_json(Path(directory) / self.META_FILE, meta)
@@ -448,17 +449,13 @@ class AnnoyIndex(Index):
             )
         try:
             meta = read_json(meta_path)
-            dim, size, n_trees = int(meta["dim"]), int(meta["size"]), int(meta["n_trees"])
+            dim, size = int(meta["dim"]), int(meta["size"])
             metric, n_bytes = meta["metric"], int(meta["bytes"])
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise IndexMismatchError(f"{meta_path} is unreadable ({err!r}); {rebuild}") from err
         if metric != self.metric:
             raise IndexMismatchError(
                 f"{path} was built for metric {metric!r}, but {self.metric!r} was asked for"
-            )
-        if n_trees != self.n_trees:
-            raise IndexMismatchError(
-                f"{path} holds {n_trees} trees, but the configuration says {self.n_trees}"
             )
         if path.stat().st_size != n_bytes:
             raise IndexMismatchError(
@@ -470,10 +467,15 @@ class AnnoyIndex(Index):
             forest.load(str(path), prefault=False)  # mmap, pages read on demand
         except OSError as err:
             raise IndexMismatchError(f"{path} cannot be read by Annoy ({err}); {rebuild}") from err
-        if forest.get_n_items() != size or forest.get_n_trees() != n_trees:
+        if forest.get_n_trees() != self.n_trees:
             raise IndexMismatchError(
-                f"{path} holds {forest.get_n_items()} items in {forest.get_n_trees()} trees, "
-                f"{self.META_FILE} says {size} in {n_trees}; {rebuild}"
+                f"{path} holds {forest.get_n_trees()} trees, but the configuration says "
+                f"{self.n_trees}; {rebuild}"
+            )
+        if forest.get_n_items() != size:
+            raise IndexMismatchError(
+                f"{path} holds {forest.get_n_items()} items, {self.META_FILE} says {size}; "
+                f"{rebuild}"
             )
         self._forest, self.dim, self.size = forest, dim, size
 

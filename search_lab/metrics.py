@@ -249,3 +249,27 @@ def recall_at_k(found_ids: np.ndarray, true_ids: np.ndarray, k: int) -> float:
     if not scored.any():
         return 1.0
     return float(np.mean(hit.sum(axis=1)[scored] / n_true[scored]))
+
+
+def ann_recall(
+    approx: Sequence[Sequence[int]],
+    exact: Sequence[Sequence[int]],
+    ks: Iterable[int],
+    exclude: Sequence[int] | None = None,
+) -> dict[str, float]:
+    """:func:`recall_at_k` for each k, ``str(k) -> share``; ``exclude[q]`` (query q's own id)
+    is left out of both rows. Rows may be of different lengths (padding: ids < 0)."""
+    found, truth = _padded(approx), _padded(exact)
+    if exclude is not None:
+        own = np.asarray(exclude, dtype=np.int64)[:, None]
+        found, truth = np.where(found == own, -1, found), np.where(truth == own, -1, truth)
+    return {str(k): recall_at_k(found, truth, k) for k in ks}
+
+
+def _padded(rows: Sequence[Sequence[int]]) -> np.ndarray:
+    """Ragged rows of ids as one (Q, max length) int64 matrix padded with -1."""
+    width = max((len(r) for r in rows), default=0)
+    out = np.full((len(rows), max(width, 1)), -1, dtype=np.int64)
+    for q, r in enumerate(rows):
+        out[q, : len(r)] = np.asarray(r, dtype=np.int64)
+    return out

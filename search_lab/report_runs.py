@@ -17,14 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
-from search_lab.cli import CONF_DIR
+from search_lab.cli import compose_config
 from search_lab.engine import dataset_of_config
-from search_lab.errors import ConfigError, SearchLabError
+from search_lab.errors import SearchLabError
 from search_lab.extract import extract_files
 from search_lab.results import METRICS_FILE, read_json, write_json
 from search_lab.sweep import RESULT_NEUTRAL_KEYS as NEUTRAL_KEYS
@@ -69,16 +64,6 @@ class Outcome:
     def ok(self) -> bool:
         """Whether the run has metrics."""
         return self.metrics is not None
-
-
-def compose_config(overrides: list[str]) -> dict[str, Any]:
-    """Resolved plain-dict ``evaluate`` config; a bad override is one ConfigError line."""
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
-        return OmegaConf.to_container(cfg, resolve=True)
-    except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(str(err).strip().splitlines()[0]) from err
 
 
 def run_folder(root: Path, run: Run, dataset_overrides: tuple[str, ...]) -> Path:

@@ -95,17 +95,23 @@ def split_dataset(data: Dataset, side: str, *, fraction: float = 0.5, seed: int 
     return result
 
 
+def check_groups(data: Dataset, groups: int) -> None:
+    """ConfigError unless ``data`` holds at least ``groups`` groups (``eval.subset_groups``)."""
+    count = len(set(data.groups))
+    if groups > count:
+        raise ConfigError(
+            f"eval.subset_groups={groups} is more than the {count} groups of {data.root}"
+        )
+
+
 def group_subsets(data: Dataset, count: int, groups: int, *, seed: int = 0) -> list[Dataset]:
     """``count`` random subsets of ``groups`` whole groups each (seeded), as small collections.
 
     This is how a configuration is checked against collection size: settings fitted on the
     collection (PCA, whitening) must not collapse when the collection is small.
     """
+    check_groups(data, groups)
     names = sorted(set(data.groups))
-    if groups > len(names):
-        raise ConfigError(
-            f"eval.subset_groups={groups} is more than the {len(names)} groups of {data.root}"
-        )
     rng = np.random.default_rng(seed)
     members: dict[str, list[int]] = {}
     for i, g in enumerate(data.groups):

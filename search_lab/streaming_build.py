@@ -16,37 +16,26 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from search_lab.cache import FeatureCache, Features
-from search_lab.engine import (
-    SearchEngine,
-    check_buildable,
-    check_config,
-    dataset_of_config,
-    fit_on_source,
-    fitted_post,
-    make_index,
-    new_manifest,
-    split_options,
-    staging_dir,
-)
+from search_lab.collection import fit_on_source, fitted_post
+from search_lab.engine import SearchEngine, check_buildable, new_manifest, staging_dir
 from search_lab.errors import ConfigError
+from search_lab.pipeline import Pipeline
 from search_lab.postprocess import PostProcessor
-from search_lab.splits import split_dataset
 
 log = logging.getLogger(__name__)
 
 
-def in_memory_reason(cfg: dict[str, Any]) -> str | None:
+def in_memory_reason(pipe: Pipeline) -> str | None:
     """Why this build cannot stream (None when it can): executor, feature or chain."""
-    if (cfg.get("executor") or {}).get("name") != "ray":
+    if (pipe.config.get("executor") or {}).get("name") != "ray":
         return "features come from the local executor as one matrix"
-    if cfg["feature"]["name"] == "combo":
+    if pipe.extractor.cache_parts():
         return "combo features are assembled from their parts in memory"
-    if cfg["post"].get("expand"):
+    if pipe.post.expand:
         return "post.expand keeps the whole collection as neighbours"
     return None
 
@@ -93,36 +82,34 @@ class ShardStream:
                 yield post.transform(feats.vectors[rows])
 
 
-def build_and_save(cfg: dict[str, Any], target: Path, progress: Any = None) -> SearchEngine:
+def build_and_save(pipe: Pipeline, target: Path) -> SearchEngine:
     """Extract missing shards on Ray, then fit and index them out of core into ``target``."""
     from search_lab.ray_executor import RayExecutor
 
-    check_buildable(cfg)
-    check_config(cfg)
-    full = dataset_of_config(cfg["dataset"])
-    data = split_dataset(full, **split_options(cfg["dataset"]))
-    fit_on = fit_on_source(cfg)
-    if not cfg.get("cache_dir"):
+    check_buildable(pipe)
+    full = pipe.dataset.load()
+    data = pipe.dataset.side(full)
+    fit_on = fit_on_source(pipe)
+    if pipe.cache is None:
         raise ConfigError("executor=ray writes every shard to the feature cache: set cache_dir")
-    cache = FeatureCache(cfg["cache_dir"])
     fingerprint = full.fingerprint()
-    shown = cfg.get("progress", True) if progress is None else progress
-    shards, _ = RayExecutor(cfg["executor"]).ensure_shards(
-        cache, full.root, full.names, fingerprint, cfg["feature"], progress=shown
-    )
-    stream = ShardStream(cache, [key for _, key in shards], set(data.names))
-    post = fitted_post(cfg, fit_on, cache, progress)
+    shards, _ = RayExecutor(pipe.config["executor"]).ensure_shards(
+        pipe.cache, full.root, list(full.names), fingerprint, pipe.extractor.spec,
+        progress=pipe.progress,
+    )  # fmt: skip
+    stream = ShardStream(pipe.cache, [key for _, key in shards], set(data.names))
+    post = fitted_post(pipe, fit_on)
     stream.scan(post)
     start = time.perf_counter()
     tmp = staging_dir(target)
     try:
-        index = make_index(cfg)
+        index = pipe.new_index()
         index.build_streaming(stream.blocks(post), len(stream.names), tmp)
         features = Features(stream.names, np.zeros((0, 0), np.float32), stream.skipped,
                             stream.seconds)  # fmt: skip
-        manifest = new_manifest(cfg, data, features, dim=index.dim, fingerprint=fingerprint,
+        manifest = new_manifest(pipe, data, features, dim=index.dim, fingerprint=fingerprint,
                                 build_s=time.perf_counter() - start)  # fmt: skip
-        engine = SearchEngine(manifest, index, post)
+        engine = SearchEngine(manifest, index, post, pipe.extractor)
         engine.save(target, staged=tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,153 +1,19 @@
-"""Sweeps: stable job folders, resuming finished jobs, and the table written when a sweep ends.
+"""Sweep job folders, resuming and the summary table: they live in :mod:`search_lab.cli.sweep`."""
 
-Three pieces, wired in ``conf/config.yaml``'s ``hydra:`` block:
+from search_lab.cli.sweep import (
+    RESULT_NEUTRAL_KEYS,
+    AggregateSweep,
+    comparable_config,
+    finished_metrics,
+    job_subdir,
+    write_summary,
+)
 
-- the ``sweep_subdir`` resolver names each job's folder after its overrides
-  (``hydra.sweep.subdir: ${sweep_subdir:${hydra.job.override_dirname},${hydra.job.num}}``), so a
-  re-run of the same command finds the same folders;
-- :func:`finished_metrics`, called by ``search_lab.cli.run_job`` in multirun mode, returns the
-  saved metrics of a job whose ``metrics.json`` was computed from the same configuration, so
-  an interrupted sweep re-run in the same ``hydra.sweep.dir`` only runs the missing jobs;
-- :class:`AggregateSweep`, a Hydra callback (``hydra.callbacks``), writes ``summary.csv`` and
-  ``summary.md`` into the sweep folder when all jobs are done (see :func:`write_summary`).
-
-Importing this module registers the resolver; Hydra imports it when it builds the callback,
-in the launching process and (by unpickling the callback) in every job process.
-"""
-
-from __future__ import annotations
-
-import hashlib
-import json
-import logging
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
-
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
-
-from search_lab.results import METRICS_FILE, read_json, write_text
-
-log = logging.getLogger(__name__)
-
-RESULT_NEUTRAL_KEYS = ("progress", "workers", "cache_dir", "executor")
-"""Top-level config keys that cannot change a job's results; resuming ignores them."""
-
-SUMMARY_CSV = "summary.csv"
-SUMMARY_MD = "summary.md"
-MAX_SUBDIR_CHARS = 120
-
-
-def job_subdir(override_dirname: str, num: int) -> str:
-    """Folder name of a sweep job: its overrides, made safe as one path component.
-
-    Parameters
-    ----------
-    override_dirname : str
-        Hydra's ``hydra.job.override_dirname`` (``feature=hsv,metric=cosine``).
-    num : int
-        The job's number, used only when there are no overrides (``job0``).
-
-    Returns
-    -------
-    str
-        ``override_dirname`` with ``/`` replaced by ``_``; names longer than 120 characters
-        are cut and end with a short hash of the full name, so they stay unique and stable.
-    """
-    name = str(override_dirname).replace("/", "_").strip()
-    if not name:
-        return f"job{num}"
-    if len(name) > MAX_SUBDIR_CHARS:
-        digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-        name = f"{name[: MAX_SUBDIR_CHARS - 11]}~{digest}"
-    return name
-
-
-if not OmegaConf.has_resolver("sweep_subdir"):
-    OmegaConf.register_new_resolver("sweep_subdir", job_subdir)
-
-
-def comparable_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a resolved config that decides results, normalised as JSON would store it.
-
-    Drops :data:`RESULT_NEUTRAL_KEYS` and turns tuples into lists, so a config compares equal
-    to the ``config`` saved in its own ``metrics.json``.
-    """
-    kept = {k: v for k, v in config.items() if k not in RESULT_NEUTRAL_KEYS}
-    return json.loads(json.dumps(kept, default=str))
-
-
-def finished_metrics(out_dir: str | Path, config: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Saved metrics of a job already finished in ``out_dir`` with the same configuration.
-
-    Parameters
-    ----------
-    out_dir : str or Path
-        The job's output folder.
-    config : mapping
-        The job's resolved configuration (plain dict).
-
-    Returns
-    -------
-    dict or None
-        The contents of ``out_dir/metrics.json`` if it exists and its ``config`` equals
-        ``config`` apart from :data:`RESULT_NEUTRAL_KEYS`; None otherwise (the job must run).
-        ``metrics.json`` is written atomically and last, so its presence means the job ended.
-    """
-    path = Path(out_dir) / METRICS_FILE
-    if not path.is_file():
-        return None
-    try:
-        saved = read_json(path)
-    except (OSError, ValueError) as err:
-        log.warning("cannot read %s (%s): running the job again", path, err)
-        return None
-    if comparable_config(saved.get("config") or {}) != comparable_config(config):
-        log.info("%s was computed with another configuration: running the job again", path)
-        return None
-    return saved
-
-
-def write_summary(sweep_dir: str | Path) -> tuple[Path, Path] | None:
-    """Write ``summary.csv`` and ``summary.md`` for every run under ``sweep_dir``.
-
-    One row per ``metrics.json`` found (see :func:`search_lab.runs.load_runs`), best mAP
-    first: the job's overrides (``name``), mAP, P@k, R@k, ANN recall and latency when present,
-    timings. The CSV holds every column; the Markdown table leaves out the ``run`` folder.
-
-    Returns
-    -------
-    (Path, Path) or None
-        The CSV and Markdown paths, or None if no run was found.
-    """
-    from search_lab.run_tables import table_markdown  # pandas: only when a sweep ends
-    from search_lab.runs import load_runs
-
-    sweep_dir = Path(sweep_dir)
-    runs = load_runs([sweep_dir]) if sweep_dir.is_dir() else None
-    if runs is None or runs.empty:
-        log.warning("no %s under %s: no summary written", METRICS_FILE, sweep_dir)
-        return None
-    csv_path = write_text(sweep_dir / SUMMARY_CSV, runs.to_csv(index=False))
-    md_path = write_text(
-        sweep_dir / SUMMARY_MD, table_markdown(runs.drop(columns=["run"]), index=True)
-    )
-    best = runs.iloc[0]
-    log.info(
-        "summary of %d runs: %s (best: %s, mAP %.4f)", len(runs), md_path, best["name"], best["map"]
-    )
-    return csv_path, md_path
-
-
-class AggregateSweep(Callback):
-    """Hydra callback: when a multirun ends, write its summary table into the sweep folder.
-
-    Register it in ``hydra.callbacks`` (``_target_: search_lab.sweep.AggregateSweep``). If a job
-    fails, Hydra stops before ``on_multirun_end``; ``python -m search_lab.compare SWEEP_DIR``
-    still tabulates the jobs that finished, and re-running the sweep resumes it.
-    """
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Aggregate every job under ``config.hydra.sweep.dir``."""
-        write_summary(Path(str(config.hydra.sweep.dir)))
+__all__ = [
+    "RESULT_NEUTRAL_KEYS",
+    "AggregateSweep",
+    "comparable_config",
+    "finished_metrics",
+    "job_subdir",
+    "write_summary",
+]

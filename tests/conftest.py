@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+
+from search_lab.cli import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -40,13 +40,6 @@ def wang_dir() -> Path:
             pytest.fail(f"CI needs the dataset: {reason}")
         pytest.skip(reason)
     return path
-
-
-def compose_config(overrides: list[str], name: str = "config") -> dict[str, Any]:
-    """Resolved plain-dict config from ``conf/`` with Hydra's compose API."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name=name, overrides=overrides)
-    return OmegaConf.to_container(cfg, resolve=True)
 
 
 @pytest.fixture

@@ -56,9 +56,8 @@ def test_the_core_imports_no_ui_no_hydra_and_no_entry_layer() -> None:
 
 def test_importing_the_core_loads_neither_streamlit_nor_hydra() -> None:
     modules = [
-        "search_lab." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts).replace(
-            ".__init__", ""
-        )
+        "search_lab."
+        + ".".join(p.relative_to(PACKAGE).with_suffix("").parts).replace(".__init__", "")
         for p in core_modules()
     ]
     code = (

@@ -19,8 +19,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from search_lab.results import write_json
-from search_lab.sweep import (
+from search_lab.cli.sweep import (
     SUMMARY_CSV,
     SUMMARY_MD,
     AggregateSweep,
@@ -29,6 +28,7 @@ from search_lab.sweep import (
     job_subdir,
     write_summary,
 )
+from search_lab.results import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -125,7 +125,7 @@ def test_ray_launcher_config_is_optional() -> None:
 
 def test_config_wires_callback_and_stable_subdirs() -> None:
     hydra_cfg = compose_hydra([]).hydra
-    assert hydra_cfg.callbacks.aggregate._target_ == "search_lab.sweep.AggregateSweep"
+    assert hydra_cfg.callbacks.aggregate._target_ == "search_lab.cli.sweep.AggregateSweep"
     subdir = OmegaConf.to_container(hydra_cfg.sweep)["subdir"]  # unresolved
     assert subdir.startswith("${sweep_subdir:${hydra.job.override_dirname}")  # not the job number
 

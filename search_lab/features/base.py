@@ -39,6 +39,9 @@ class Extractor:
     shown: ClassVar[dict[str, str]] = {}
     """Main parameters, each with how its value reads (README's Features table)."""
     max_side: int | None = None
+    spec: dict[str, Any]
+    """The description it was created from (``{"name": ..., **params}``, set by :func:`create`):
+    picklable, so worker processes build their own copy, and the feature cache's key."""
 
     def prepare(self) -> None:
         """Load what extraction needs (a network and its weights) now, so a bad setting fails
@@ -51,6 +54,18 @@ class Extractor:
     def extract_batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Descriptors of several images, (N, D) float32 (batched extractors override this)."""
         return np.stack([self.extract(image) for image in images]).astype(np.float32, copy=False)
+
+    def cache_parts(self) -> list[Extractor]:
+        """Extractors whose features are extracted and cached apart, then assembled.
+
+        Empty (the default): this extractor's features are extracted and cached as a whole.
+        A combination returns its parts, so every part already cached is re-used.
+        """
+        return []
+
+    def assemble(self, blocks: Sequence[np.ndarray]) -> np.ndarray:
+        """This extractor's (N, D) vectors from the (N, D_i) blocks of :meth:`cache_parts`."""
+        raise NotImplementedError(f"{self.name} has no parts to assemble")
 
 
 # Parameter checks shared by the extractors: each names the feature, the parameter and the value.
@@ -101,4 +116,10 @@ def check_bool(feature: str, name: str, value: Any) -> bool:
 FEATURES: Registry[Extractor] = Registry("feature")
 register = FEATURES.register
 available = FEATURES.available
-create = FEATURES.create
+
+
+def create(name: str, **params: Any) -> Extractor:
+    """The extractor registered as ``name``, built with ``params``; it keeps them as ``spec``."""
+    extractor = FEATURES.create(name, **params)
+    extractor.spec = {"name": name, **params}
+    return extractor

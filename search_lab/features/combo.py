@@ -65,6 +65,14 @@ class Combo(Extractor):
         sides = [p.max_side for p in self.parts]
         self.max_side = None if None in sides else max(sides)
 
+    def cache_parts(self) -> list[Extractor]:
+        """The parts: each is extracted from the file at its own size and cached apart."""
+        return self.parts
+
+    def assemble(self, blocks: Sequence[np.ndarray]) -> np.ndarray:
+        """The weighted concatenation of the parts' blocks (see :func:`combine`)."""
+        return combine(blocks, self.weights)
+
     def _views(self, images: Sequence[np.ndarray], part: Extractor) -> list[np.ndarray]:
         """The images at the size ``part`` asks for (the loader gave the largest any part needs)."""
         from search_lab.images import shrink
@@ -79,8 +87,12 @@ class Combo(Extractor):
         return self.extract_batch([image])[0]
 
     def extract_batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        blocks = [part.extract_batch(self._views(images, part)) for part in self.parts]
-        return combine(blocks, self.weights)
+        """Vectors of decoded images (each part sees it shrunk to its size).
+
+        Files go through :func:`search_lab.extract.vectors_of` instead, which decodes the file
+        once per part as the collection's extraction does, so a query equals its indexed row.
+        """
+        return self.assemble([part.extract_batch(self._views(images, part)) for part in self.parts])
 
 
 def _params(cfg: Mapping[str, Any]) -> dict[str, Any]:

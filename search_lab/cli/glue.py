@@ -1,4 +1,10 @@
-"""Glue for the Hydra entry points: plain-dict configs, output dirs, resume, one-line errors."""
+"""Glue for the Hydra entry points: composing configs, output dirs, resume, one-line errors.
+
+The entry layer: the only code that reads Hydra/OmegaConf configs. It composes the config
+(:func:`compose_config`), registers the resolver ``conf/config.yaml`` uses
+(:func:`register_resolvers`), and hands a plain dict to the command, which builds the
+:class:`~search_lab.pipeline.Pipeline` once and passes objects to the core.
+"""
 
 from __future__ import annotations
 
@@ -19,15 +25,55 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from search_lab.cache import remove_leftovers
-from search_lab.errors import SearchLabError
+from search_lab.errors import ConfigError, SearchLabError
 from search_lab.lifeline import die_with_parent
 
 log = logging.getLogger(__name__)
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 MULTIRUN_FLAGS = frozenset({"-m", "--multirun"})
 LAUNCHER_PID_ENV = "SEARCH_LAB_LAUNCHER_PID"  # the pid of the command a sweep's jobs belong to
 _GROUP_CHOICE = re.compile(r"^[+~]{0,2}([A-Za-z_]\w*)=([\w.,-]+)$")
+
+
+def register_resolvers() -> None:
+    """Register the OmegaConf resolvers the configs use (``sweep_subdir``); idempotent.
+
+    Called by every entry point before Hydra starts, and by the sweep callback when Hydra
+    builds or unpickles it in a job process, so importing a module registers nothing.
+    """
+    from search_lab.cli.sweep import job_subdir
+
+    if not OmegaConf.has_resolver("sweep_subdir"):
+        OmegaConf.register_new_resolver("sweep_subdir", job_subdir)
+
+
+def composed(overrides: list[str], name: str = "config", *, hydra: bool = False) -> DictConfig:
+    """The config ``name`` of ``conf/`` with ``overrides``, composed by Hydra's compose API.
+
+    ``hydra=True`` keeps the ``hydra`` node (unresolved), as a command line would see it.
+    """
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides, return_hydra_config=hydra)
+
+
+def compose_config(overrides: list[str], name: str = "config") -> dict[str, Any]:
+    """The resolved plain-dict config ``name`` with ``overrides``: what a command's run gets.
+
+    Raises ConfigError (the first line of Hydra's message) if the overrides do not compose.
+    """
+    try:
+        return OmegaConf.to_container(composed(overrides, name), resolve=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(str(err).strip().splitlines()[0]) from err
+
+
+def entry(main: Callable[[], Any], config_name: str) -> None:
+    """Run a Hydra ``main`` from the command line: resolvers, a one-line check, then Hydra."""
+    register_resolvers()
+    check_overrides(sys.argv[1:], config_name)
+    main()
 
 
 def check_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
@@ -69,8 +115,7 @@ def check_overrides(argv: list[str], config_name: str) -> None:
     try:
         if flags:
             overrides = first_job(overrides)
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+        composed(overrides, config_name, hydra=True)
     except (HydraException, OmegaConfBaseException) as err:
         lines = str(err).strip().splitlines()
         hint = f" {lines[1]}" if len(lines) > 1 and lines[1].startswith("To ") else ""
@@ -120,7 +165,7 @@ def run_job(run: Callable[[dict[str, Any], Path], Any], cfg: DictConfig) -> Any:
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
         if hydra_cfg.mode == RunMode.MULTIRUN:
-            from search_lab.sweep import finished_metrics
+            from search_lab.cli.sweep import finished_metrics
 
             done = finished_metrics(out, config)
             if done is not None:
