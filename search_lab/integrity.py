@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import mmap
 import os
 import time
 from pathlib import Path, PurePosixPath
@@ -31,6 +30,7 @@ log = logging.getLogger(__name__)
 
 HASH = "xxh3_128"
 MEMO = ".verified.json"  # stat data of the files last verified; never listed in a record
+CHUNK = 8 << 20  # bytes read per call when hashing a file
 RACY_NS = 2_000_000_000  # files changed this recently are re-hashed on the next load
 
 
@@ -40,12 +40,17 @@ def digest(data: bytes | memoryview) -> str:
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    """XXH3-128 of a file's bytes, hashed straight from a read-only memory map (no copy)."""
-    with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            return digest(b"")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return digest(mapped)
+    """XXH3-128 of a file's bytes, read in 8 MB chunks into one reused buffer.
+
+    Not through a memory map: mapped pages count as the process's resident memory, so hashing
+    a 600 MB index just written (and mapped) by Annoy would double its peak memory.
+    """
+    state, buffer = xxhash.xxh3_128(), bytearray(CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
+        while n := handle.readinto(buffer):
+            state.update(view[:n])
+    return state.hexdigest()
 
 
 def record(directory: str | os.PathLike, skip: frozenset[str] = frozenset()) -> dict[str, Any]:

@@ -22,9 +22,9 @@ from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
 from search_lab.engine import build_engine
 from search_lab.evaluate import run as evaluate
-from search_lab.report import write_report
-from search_lab.report_render import Chart, Section, Table, bar_chart
-from search_lab.report_sections import HEADINGS
+from search_lab.report.command import write_report
+from search_lab.report.render import Chart, Section, Table, bar_chart
+from search_lab.report.sections import HEADINGS
 from search_lab.stats import paired_comparison, shared_values
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,10 +28,24 @@ def _imports(path: Path) -> set[str]:
 
 
 def _is_shim(path: Path) -> bool:
-    """A ``python -m`` shim: a few lines that forward to an entry layer's ``main``."""
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    return len(lines) <= 12 and any(f"search_lab.{layer}" in ln for ln in lines
-                                    for layer in ENTRY_LAYERS)  # fmt: skip
+    """A ``python -m`` shim: only a docstring, imports from an entry layer, ``__all__`` and a
+    ``__main__`` block (kept so that documented commands and old imports still work)."""
+    body = ast.parse(path.read_text()).body
+    layers = [["search_lab", layer] for layer in ENTRY_LAYERS]
+    entry = [
+        n
+        for n in body
+        if isinstance(n, ast.ImportFrom) and n.module and n.module.split(".")[:2] in layers
+    ]
+    allowed = (ast.Expr, ast.Import, ast.ImportFrom, ast.Assign, ast.If)
+    return (
+        bool(entry)
+        and all(isinstance(n, allowed) for n in body)
+        and not any(
+            isinstance(n, ast.Assign) and n.targets[0].id != "__all__"  # type: ignore[attr-defined]
+            for n in body
+        )
+    )
 
 
 def core_modules() -> list[Path]:

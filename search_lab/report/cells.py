@@ -1,7 +1,7 @@
 """Table cells, paired comparisons and sentences the report's sections share.
 
 Every number the report prints is read from a run's ``metrics.json`` (through
-:class:`~search_lab.report_runs.Outcome`) or from ``bench/ann.json``; nothing is typed in.
+:class:`~search_lab.report.runs.Outcome`) or from ``bench/ann.json``; nothing is typed in.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from search_lab.report_runs import Outcome
+from search_lab.report.runs import Outcome
 from search_lab.results import RANKINGS_FILE
 from search_lab.run_scores import map_interval, per_query
 from search_lab.run_tables import p_text

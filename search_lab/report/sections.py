@@ -1,8 +1,8 @@
 """The report's four sections: each question's answer in words, generated from the numbers.
 
-Each builder takes the :class:`~search_lab.report_runs.Outcome` of every run its question
-needed (see :mod:`search_lab.report_plan`) and returns a
-:class:`~search_lab.report_render.Section`. Q2 and Q4 also read the search-method benchmark
+Each builder takes the :class:`~search_lab.report.runs.Outcome` of every run its question
+needed (see :mod:`search_lab.report.plan`) and returns a
+:class:`~search_lab.report.render.Section`. Q2 and Q4 also read the search-method benchmark
 (``bench/ann.json``, written by ``python -m search_lab.bench_ann``) for collection sizes and
 dimensions the 648 Holidays images cannot show.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from search_lab.report_cells import (
+from search_lab.report.cells import (
     MAP_COLUMN,
     RUN_COLUMN,
     best,
@@ -27,8 +27,8 @@ from search_lab.report_cells import (
     short,
     verdict,
 )
-from search_lab.report_render import Chart, Section, Table, bar_chart, line_chart
-from search_lab.report_runs import Outcome
+from search_lab.report.render import Chart, Section, Table, bar_chart, line_chart
+from search_lab.report.runs import Outcome
 
 HEADINGS = (
     "1. What features are important?",

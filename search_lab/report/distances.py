@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from search_lab.report_cells import (
+from search_lab.report.cells import (
     MAP_COLUMN,
     RUN_COLUMN,
     best,
@@ -25,9 +25,9 @@ from search_lab.report_cells import (
     short,
     verdict,
 )
-from search_lab.report_render import Chart, Section, Table, bar_chart
-from search_lab.report_runs import Outcome
-from search_lab.report_sections import HEADINGS, commands
+from search_lab.report.render import Chart, Section, Table, bar_chart
+from search_lab.report.runs import Outcome
+from search_lab.report.sections import HEADINGS, commands
 
 FORMS = ("unit length (default)", "raw histograms", "square root, no L2")
 FORM_ARGS = {

@@ -6,7 +6,7 @@ has; the quick plan keeps the same shape on the cheap hsv / lbp features (second
 
 from __future__ import annotations
 
-from search_lab.report_runs import Run
+from search_lab.report.runs import Run
 
 TORCHVISION = ("feature=cnn", "feature.download=false")  # never reach for the network here
 

@@ -1,6 +1,6 @@
 """The talk's four questions answered with measurements: ``python -m search_lab.report``.
 
-Runs (or reuses) the evaluations each question needs (:mod:`search_lab.report_plan`), reads
+Runs (or reuses) the evaluations each question needs (:mod:`search_lab.report.plan`), reads
 the search-method benchmark, and writes one self-contained ``report.html`` (charts inline), a
 ``report.md`` with its charts as PNG files, and ``report.json`` (the runs cited) into
 ``outputs/report/<time>/``, atomically: the folder appears complete or not at all.
@@ -21,16 +21,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from search_lab import report_plan
 from search_lab.app.paths import outputs_dir
 from search_lab.errors import SearchLabError
-from search_lab.report_cells import display
-from search_lab.report_dimension import dimension
-from search_lab.report_distances import distances
-from search_lab.report_files import HTML_FILE, MD_FILE, REPORT_DIR
-from search_lab.report_render import html_page, markdown
-from search_lab.report_runs import Outcome, Run, ensure, extraction_cost
-from search_lab.report_sections import features, search
+from search_lab.report import plan as report_plan
+from search_lab.report.cells import display
+from search_lab.report.dimension import dimension
+from search_lab.report.distances import distances
+from search_lab.report.files import HTML_FILE, MD_FILE, REPORT_DIR
+from search_lab.report.render import html_page, markdown
+from search_lab.report.runs import Outcome, Run, ensure, extraction_cost
+from search_lab.report.sections import features, search
 from search_lab.results import read_json, write_bytes, write_json, write_text
 
 log = logging.getLogger(__name__)
