@@ -5,15 +5,12 @@ Layouts (registered in :data:`search_lab.layouts.DATASETS`, one module each): ``
 and ``labels`` (a folder of images plus a ``file,label`` CSV, category protocol: every image is
 a query, the other images of its label are relevant).
 
-Command line: ``python -m search_lab.data fetch [--dest DIR] [--from PATH]`` downloads INRIA's
-Holidays archives (or imports a local copy) into the dataset root; ``python -m search_lab.data
-info [ROOT]`` prints its counts; ``python -m search_lab.data distractors --count N --dest DIR
-[--seed S]`` writes a reproducible synthetic distractor set (:mod:`search_lab.synth`).
+The command line (``python -m search_lab.data fetch | info | distractors``) is
+:mod:`search_lab.cli.data`.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import os
@@ -22,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from search_lab.errors import DatasetError, SearchLabError
+from search_lab.errors import DatasetError
 from search_lab.layouts import DATASETS
 
 log = logging.getLogger(__name__)
@@ -200,70 +197,7 @@ def _with_ground_truth(
     )
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m search_lab.data", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    fetch = sub.add_parser("fetch", help="download INRIA Holidays (or import a local copy)")
-    fetch.add_argument(
-        "--dest",
-        type=Path,
-        default=None,
-        help="dataset root (default: $HOLIDAYS_DIR or data/holidays)",
-    )
-    fetch.add_argument(
-        "--from", dest="source", type=Path, default=None, help="local folder or archive to import"
-    )
-    fetch.add_argument(
-        "--mirror",
-        default=None,
-        help="base URL serving jpg1.tar.gz and jpg2.tar.gz instead of INRIA",
-    )
-    info = sub.add_parser("info", help="print a dataset's counts")
-    info.add_argument("root", nargs="?", type=Path, default=None)
-    info.add_argument(
-        "--labels", type=Path, default=None, help="`file,label` CSV: the labels layout"
-    )
-    synth = sub.add_parser("distractors", help="write N synthetic distractor images")
-    synth.add_argument("--count", type=int, required=True, help="number of images")
-    synth.add_argument("--dest", type=Path, required=True, help="folder to write them into")
-    synth.add_argument("--seed", type=int, default=0, help="image i depends on (seed, i) only")
-    return parser.parse_args(argv)
+if __name__ == "__main__":  # the command lives in search_lab.cli.data
+    from search_lab.cli.data import main
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; problems are reported as one line and exit status 2."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = _parse_args(argv)
-    try:
-        if args.command == "fetch":
-            from search_lab.fetch import ARCHIVES, Archive, fetch
-
-            root = args.dest or default_root()
-            archives = ARCHIVES
-            if args.mirror:
-                base = args.mirror.rstrip("/")
-                archives = tuple(
-                    Archive(f"{base}/{a.filename}", a.size, a.sha256) for a in ARCHIVES
-                )
-            count = fetch(root, archives=archives, source=args.source)
-            print(f"{count} images in {root}")
-        elif args.command == "distractors":
-            from search_lab.synth import generate
-
-            written, present = generate(args.count, args.dest, seed=args.seed)
-            print(f"{written} distractors written, {present} already there, in {args.dest}")
-        else:
-            layout = "labels" if args.labels else "auto"
-            data = load_dataset(args.root, layout=layout, labels=args.labels)
-            print(
-                f"{data.root}: {len(data.names)} images, {len(set(data.groups))} groups, "
-                f"{len(data.queries)} queries, {len(data.lonely)} without relevant images"
-            )
-    except SearchLabError as err:
-        print(f"search_lab.data: error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

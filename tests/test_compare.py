@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from search_lab.compare import main
+from search_lab.cli.compare import main
 from search_lab.comparison import diff_to_baseline, filter_runs, parse_filter, sort_runs
 from search_lab.results import write_json, write_text
 from search_lab.run_charts import write_chart

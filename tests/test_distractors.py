@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search_lab import data as data_cli
 from search_lab import distractors, synth
 from search_lab.cache import Features
+from search_lab.cli import data as data_cli
 from search_lab.data import Dataset
 from search_lab.errors import ConfigError, DatasetError
 from search_lab.evaluate import run

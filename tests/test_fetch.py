@@ -146,7 +146,7 @@ def test_fetch_downloads_and_extracts_flat(server: Server, tmp_path: Path) -> No
 
 
 def test_command_line_fetch_from_a_mirror(server: Server, tmp_path: Path) -> None:
-    from search_lab.data import main
+    from search_lab.cli.data import main
 
     root = tmp_path / "holidays"
     assert main(["fetch", "--dest", str(root), "--mirror", server.base]) == 0

@@ -17,9 +17,23 @@ ENTRY_LAYERS = ("cli", "app", "benchmarks", "report")
 FORBIDDEN = ("streamlit", "hydra", "omegaconf", *(f"search_lab.{layer}" for layer in ENTRY_LAYERS))
 
 
+def _is_main_block(node: ast.AST) -> bool:
+    """``if __name__ == "__main__":``: runs as a command only, never when imported."""
+    test = getattr(node, "test", None)
+    return (
+        isinstance(node, ast.If)
+        and isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+    )
+
+
 def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, at any depth, outside its ``__main__`` block."""
+    tree = ast.parse(path.read_text(), str(path))
+    tree.body = [n for n in tree.body if not _is_main_block(n)]
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

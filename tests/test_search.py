@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from search_lab import search
+from search_lab.cli import search
 from search_lab.engine import SearchEngine, build_engine
 from tests.test_integrity import flip
 

@@ -1,0 +1,114 @@
+"""I have an image, give me similar images: ``python -m search_lab.search --index DIR IMAGE ...``.
+
+Loads a built index (every check of :meth:`SearchEngine.load`, checksums included) and prints,
+for each image, its top-k file names and distances in the index metric's own units; ``--json``
+writes one JSON object per image and line instead. An image that cannot be read gets one line
+naming it and the others are still answered: exit status 0 when all were answered, 1 when
+any image failed, 2 for a bad index or bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from search_lab.engine import SearchEngine
+from search_lab.errors import ImageLoadError, SearchLabError
+
+log = logging.getLogger(__name__)
+
+
+def shown(text: str) -> str:
+    """``text`` fit for one terminal line: control characters and undecodable bytes escaped."""
+    raw = os.fsencode(text) if any("\udc80" <= c <= "\udcff" for c in text) else None
+    if raw is not None:
+        text = raw.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _positive(value: str) -> int:
+    k = int(value) if value.isdigit() else 0
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    return k
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m search_lab.search", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--index", required=True, type=Path, help="a built index folder")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to search with")
+    parser.add_argument("--k", type=_positive, default=10, help="results per image (default 10)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image and line")
+    parser.add_argument(
+        "--sizes-only",
+        action="store_true",
+        help="check the index files' sizes but not their checksums (faster on huge indexes)",
+    )
+    parser.add_argument(
+        "--rehash",
+        action="store_true",
+        help="hash every index file, even those unchanged since they were last verified",
+    )
+    return parser.parse_args(argv)
+
+
+def answer(engine: SearchEngine, image: str, k: int) -> dict[str, Any]:
+    """The top-k of one image as a plain dict (``error`` instead of results if unreadable)."""
+    try:
+        hits, seconds = engine.query(image, k)
+    except ImageLoadError as err:
+        return {"image": image, "error": str(err)}
+    results = [{"rank": h.rank, "name": h.name, "distance": h.distance} for h in hits]
+    return {"image": image, "ms": round(seconds * 1e3, 3), "results": results}
+
+
+def write_text(out: TextIO, record: dict[str, Any], metric: str) -> None:
+    """One image's answer for people: a heading line, then ``rank  distance  name`` lines."""
+    out.write(f"{shown(record['image'])}  ({record['ms']:.1f} ms, {metric} distance)\n")
+    for hit in record["results"]:
+        out.write(f"{hit['rank']:>4}  {hit['distance']:.6f}  {shown(hit['name'])}\n")
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Answer every image of ``args`` on ``out`` (stdout); exit status 0, or 1 if any failed."""
+    out = out or sys.stdout
+    engine = SearchEngine.load(args.index, verify=not args.sizes_only, rehash=args.rehash)
+    metric = engine.config["metric"]["name"]
+    engine.extractor  # noqa: B018 - created (imports included) before the first query is timed
+    failed = 0
+    for image in args.images:
+        record = answer(engine, image, args.k)
+        if "error" in record:
+            failed += 1
+            if not args.json:
+                print(f"error: {shown(record['error'])}", file=sys.stderr)
+        if args.json:
+            record["image"] = shown(record["image"])
+            out.write(json.dumps({**record, "metric": metric}) + "\n")
+        elif "error" not in record:
+            write_text(out, record, metric)
+        out.flush()
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: problems with the index are one line and exit status 2."""
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except SearchLabError as err:
+        print(f"error: {shown(str(err))}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
