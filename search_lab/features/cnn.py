@@ -31,16 +31,12 @@ is one :class:`ConfigError` line saying where to put the file.
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import logging
 import os
 import pickle
 import re
-import tempfile
 import threading
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from search_lab.errors import ConfigError
+from search_lab.errors import ConfigError, DatasetError
 from search_lab.features.base import Extractor, register
 
 if TYPE_CHECKING:
@@ -191,42 +187,26 @@ def preprocess(
 
 
 def _fetch_weights(url: str, dest: Path, timeout: float) -> Path:
-    """Download ``url`` to ``dest`` atomically, giving up after ``timeout`` s without progress.
+    """Download ``url`` to ``dest`` with the project's one downloader (:func:`fetch.download`).
 
-    The file is written next to ``dest`` under a temporary name and renamed when complete, so an
-    interrupted download never leaves a truncated checkpoint behind. When the file name carries a
-    torch-hub hash (``name-<sha256 prefix>.pth``) the content is checked against it.
+    The file is verified before it is moved into place, so an interrupted download never leaves
+    a truncated checkpoint behind; when its name carries a torch-hub hash
+    (``name-<sha256 prefix>.pth``) the content is checked against it.
 
     Raises
     ------
     ConfigError
         On any network or file error, a timeout, or a hash mismatch (the message says which).
     """
-    dest = Path(dest)
-    tmp_name = None
+    from search_lab.fetch import download
+
+    match = HASH_IN_NAME.search(Path(dest).name)
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        with (
-            urllib.request.urlopen(url, timeout=timeout) as response,
-            tempfile.NamedTemporaryFile(dir=dest.parent, prefix=dest.name, delete=False) as tmp,
-        ):
-            tmp_name = tmp.name
-            while chunk := response.read(1 << 20):
-                tmp.write(chunk)
-                digest.update(chunk)
-        match = HASH_IN_NAME.search(dest.name)
-        if match and not digest.hexdigest().startswith(match.group(1)):
-            raise ConfigError(f"downloaded {url} does not match the hash in its name {dest.name}")
-        os.replace(tmp_name, dest)
-        tmp_name = None
-    except (OSError, http.client.HTTPException) as err:  # URLError, refused, timeout, disk
-        raise ConfigError(f"could not download {url}: {err}") from err
-    finally:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
+        download(url, dest, timeout=timeout, retries=1, digest_prefix=match and match.group(1))
+    except (DatasetError, OSError) as err:
+        raise ConfigError(f"could not download the weights: {err}") from err
     log.info("downloaded %s to %s", url, dest)
-    return dest
+    return Path(dest)
 
 
 def _hub_weights_file(url: str, *, download: bool, timeout: float = DOWNLOAD_TIMEOUT) -> Path:
