@@ -37,7 +37,7 @@ import pickle
 import re
 import threading
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,13 @@ import numpy as np
 
 from search_lab.errors import ConfigError, DatasetError
 from search_lab.features.base import Extractor, register
+from search_lab.params import (
+    is_number,
+    require,
+    require_bool,
+    require_choice,
+    require_positive_int,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -485,51 +492,26 @@ class CNNFeature(Extractor):
         threads: int | None = None,
         download: bool = True,
     ) -> None:
-        if backbone not in BACKBONES:
-            raise ConfigError(
-                f"cnn: unknown backbone {backbone!r}; choose one of: {', '.join(BACKBONES)}"
-            )
-        spec = BACKBONES[backbone]
+        spec = BACKBONES[require_choice("cnn: backbone", backbone, list(BACKBONES))]
         layer = spec.default_layer if layer is None else layer
-        if layer not in spec.layers:
-            valid = ", ".join(spec.layers)
-            raise ConfigError(
-                f"cnn: unknown layer {layer!r} for {backbone}; choose one of: {valid}"
-            )
-        if pooling not in POOLINGS:
-            raise ConfigError(
-                f"cnn: unknown pooling {pooling!r}; choose one of: {', '.join(POOLINGS)}"
-            )
-        if not _number(gem_p) > 0:
-            raise ConfigError(f"cnn: gem_p must be > 0, got {gem_p}")
-        if isinstance(size, bool) or int(size) != size or size <= 0:
-            raise ConfigError(f"cnn: size must be a positive integer, got {size}")
-        scales = tuple(_number(s) for s in scales)
-        if not scales or not all(s > 0 for s in scales):
-            raise ConfigError(
-                f"cnn: scales must be a non-empty list of positive numbers, got {list(scales)}"
-            )
-        sides = tuple(round(size * s) for s in scales)
-        if min(sides) < MIN_SIDE:
-            raise ConfigError(
-                f"cnn: size x scale must be at least {MIN_SIDE} pixels, got sides {list(sides)}"
-            )
-        if batch_size <= 0:
-            raise ConfigError(f"cnn: batch_size must be positive, got {batch_size}")
-        if threads is not None and threads <= 0:
-            raise ConfigError(f"cnn: threads must be positive or null, got {threads}")
-        if layer in FC_LAYERS:
-            if scales != (1.0,):
-                conv = ", ".join(k for k in spec.layers if k not in FC_LAYERS)
-                raise ConfigError(
-                    f"cnn: {backbone} {layer} takes one fixed {FC_INPUT}x{FC_INPUT} input, so "
-                    f"multi-scale does not apply; use scales=[1.0] or a conv layer ({conv})"
-                )
-            sides = (FC_INPUT,)  # size, pooling and gem_p do not apply either
+        require_choice(f"cnn: {backbone} layer", layer, list(spec.layers))
+        require_choice("cnn: pooling", pooling, POOLINGS)
+        require("cnn: gem_p", gem_p, is_number(gem_p) and gem_p > 0, "> 0")
+        require_positive_int("cnn: size", size)
+        listed = (
+            tuple(scales) if isinstance(scales, Iterable) and not isinstance(scales, str) else ()
+        )
+        positive = bool(listed) and all(is_number(s) and s > 0 for s in listed)
+        require("cnn: scales", scales, positive, "a non-empty list of positive numbers")
+        scales = tuple(float(s) for s in listed)
+        sides = _input_sides(backbone, layer, size, scales)
+        require_positive_int("cnn: batch_size", batch_size)
+        require_positive_int("cnn: threads", threads, null=True)
         self.backbone, self.weights, self.layer = backbone, weights, layer
         self.pooling, self.gem_p = pooling, float(gem_p)
         self.size, self.scales, self.sides = int(size), scales, sides
-        self.batch_size, self.threads, self.download = int(batch_size), threads, bool(download)
+        self.batch_size, self.threads = int(batch_size), threads
+        self.download = require_bool("cnn: download", download)
         self.square = layer in FC_LAYERS
         self.mean, self.std = spec.mean, spec.std
         self.dim = spec.layers[layer]
@@ -579,12 +561,24 @@ class CNNFeature(Extractor):
         return features.float().numpy()
 
 
-def _number(value: object) -> float:
-    """``float(value)``, or NaN (which fails every range check) when it is not a number."""
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return float("nan")
+def _input_sides(
+    backbone: str, layer: str, size: int, scales: tuple[float, ...]
+) -> tuple[int, ...]:
+    """Longer side of the network input at each scale; fully connected layers take one size."""
+    sides = tuple(round(size * s) for s in scales)
+    if min(sides) < MIN_SIDE:
+        raise ConfigError(
+            f"cnn: size x scale must be at least {MIN_SIDE} pixels, got sides {list(sides)}"
+        )
+    if layer not in FC_LAYERS:
+        return sides
+    if scales != (1.0,):
+        conv = ", ".join(k for k in BACKBONES[backbone].layers if k not in FC_LAYERS)
+        raise ConfigError(
+            f"cnn: {backbone} {layer} takes one fixed {FC_INPUT}x{FC_INPUT} input, so "
+            f"multi-scale does not apply; use scales=[1.0] or a conv layer ({conv})"
+        )
+    return (FC_INPUT,)  # size, pooling and gem_p do not apply either
 
 
 def _l2n(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
