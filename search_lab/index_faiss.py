@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from search_lab.errors import ConfigError
-from search_lab.index_files import FileIndex, jobs_param, padded, positive, seed_param, unit_rows
-from search_lab.indexes import register
+from search_lab.index_files import FileIndex, padded, unit_rows
+from search_lab.indexes import Check, register
+from search_lab.params import require, require_jobs, require_positive_int, require_seed
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,12 @@ def _no_polysemous(faiss: Any, index: Any) -> None:
             faiss.downcast_index(part).do_polysemous_training = False
 
 
+def _factory(name: str, value: Any) -> str:
+    """A Faiss index factory string (``"HNSW32"``, ``"IVF1024,PQ16"``), stripped."""
+    require(name, value, isinstance(value, str) and bool(value.strip()), "a factory string")
+    return value.strip()
+
+
 @register("faiss")
 class FaissIndex(FileIndex):
     """Any Faiss index by factory string: ``Flat``, ``IVF1024,Flat``, ``IVF1024,PQ16``, ``HNSW32``.
@@ -89,24 +96,17 @@ class FaissIndex(FileIndex):
         "nearest clusters; PQ compresses vectors to a few bytes; HNSW is a graph"
     )
 
-    def __init__(
-        self,
-        *,
-        metric: str,
-        factory: str = "HNSW32",
-        nprobe: int = 16,
-        ef: int = 64,
-        seed: int = 1234,
-        threads: int = 1,
-    ) -> None:
-        super().__init__(metric=metric)
-        if not isinstance(factory, str) or not factory.strip():
-            raise ConfigError(f"faiss index: factory must be a factory string, got {factory!r}")
-        self.factory = factory.strip()
+    PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {
+        "factory": ("HNSW32", _factory),
+        "nprobe": (16, require_positive_int),
+        "ef": (64, require_positive_int),
+        "seed": (1234, require_seed),
+        "threads": (1, require_jobs),
+    }
+
+    def __init__(self, *, metric: str, **params: Any) -> None:
+        super().__init__(metric=metric, **params)
         self.exact = self.factory == "Flat"
-        self.nprobe, self.ef = positive("faiss", "nprobe", nprobe), positive("faiss", "ef", ef)
-        self.seed = seed_param("faiss", seed)
-        self.threads = jobs_param("faiss", "threads", threads)
         self.faiss_metric, self._to_metric = KINDS[self.metric]
         self.built_factory = self.factory
         self._index: Any = None

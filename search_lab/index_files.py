@@ -11,7 +11,6 @@ before the library reads it (a library fed garbage may crash the process instead
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,30 +20,6 @@ from search_lab import integrity
 from search_lab.errors import ConfigError, IndexMismatchError
 from search_lab.indexes import PAD_ID, Index
 from search_lab.results import read_json, write_json
-
-
-def int_param(kind: str, name: str, value: Any, *, allowed: str, ok: Callable[[int], bool]) -> int:
-    """``value`` if it is an int passing ``ok``; else ConfigError saying what is ``allowed``."""
-    if isinstance(value, bool) or not isinstance(value, int) or not ok(value):
-        raise ConfigError(f"{kind} index: {name} must be {allowed}, got {value!r}")
-    return value
-
-
-def positive(kind: str, name: str, value: Any) -> int:
-    """A positive integer parameter."""
-    return int_param(kind, name, value, allowed="a positive integer", ok=lambda v: v > 0)
-
-
-def jobs_param(kind: str, name: str, value: Any) -> int:
-    """A thread count: -1 (every core) or positive."""
-    return int_param(
-        kind, name, value, allowed="-1 (every core) or positive", ok=lambda v: v == -1 or v > 0
-    )
-
-
-def seed_param(kind: str, value: Any) -> int:
-    """A non-negative integer seed."""
-    return int_param(kind, "seed", value, allowed="a non-negative integer", ok=lambda v: v >= 0)
 
 
 def unit_rows(vectors: np.ndarray, kind: str) -> np.ndarray:
@@ -105,8 +80,8 @@ class FileIndex(Index):
     DATA_FILE: ClassVar[str] = ""
     BUILD_PARAMS: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *, metric: str) -> None:
-        super().__init__(metric=metric)
+    def __init__(self, *, metric: str, **params: Any) -> None:
+        super().__init__(metric=metric, **params)
         if self.metric not in self.METRICS:
             raise ConfigError(
                 f"{self.kind} index does not support metric {self.metric!r}; choose one of: "

@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.index_files import FileIndex, jobs_param, padded, positive, seed_param
-from search_lab.indexes import register
+from search_lab.index_files import FileIndex, padded
+from search_lab.indexes import Check, register
+from search_lab.params import require_jobs, require_positive_int, require_seed
 
 SPACES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "euclidean": ("l2", lambda d: np.sqrt(np.maximum(d, 0.0))),  # hnswlib's l2 is squared
@@ -51,26 +52,17 @@ class HNSWIndex(FileIndex):
         "small-world graph; among the fastest at high recall, the vectors stay in memory"
     )
 
-    def __init__(
-        self,
-        *,
-        metric: str,
-        M: int = 16,
-        ef_construction: int = 200,
-        ef: int = 50,
-        seed: int = 100,
-        n_jobs: int = 1,
-        query_jobs: int = 1,
-    ) -> None:
-        super().__init__(metric=metric)
-        self.M = positive("hnsw", "M", M)
-        self.ef_construction = positive("hnsw", "ef_construction", ef_construction)
-        self.ef = positive("hnsw", "ef", ef)
-        self.seed = seed_param("hnsw", seed)
-        self.n_jobs, self.query_jobs = (
-            jobs_param("hnsw", "n_jobs", n_jobs),
-            jobs_param("hnsw", "query_jobs", query_jobs),
-        )
+    PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {
+        "M": (16, require_positive_int),
+        "ef_construction": (200, require_positive_int),
+        "ef": (50, require_positive_int),
+        "seed": (100, require_seed),
+        "n_jobs": (1, require_jobs),
+        "query_jobs": (1, require_jobs),
+    }
+
+    def __init__(self, *, metric: str, **params: Any) -> None:
+        super().__init__(metric=metric, **params)
         self.space, self._to_metric = SPACES[self.metric]
         self._graph: Any = None
 

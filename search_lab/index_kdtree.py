@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.spatial import cKDTree
 
-from search_lab.errors import ConfigError, IndexMismatchError
-from search_lab.index_files import FileIndex, jobs_param, padded, positive, unit_rows
-from search_lab.indexes import register
+from search_lab.errors import IndexMismatchError
+from search_lab.index_files import FileIndex, padded, unit_rows
+from search_lab.indexes import Check, register
+from search_lab.params import require_jobs, require_number, require_positive_int
 
 P_OF: dict[str, int] = {"euclidean": 2, "manhattan": 1, "cosine": 2}
 """Our metric -> the Minkowski p the tree searches with (cosine: L2 on unit vectors)."""
@@ -51,16 +52,15 @@ class KDTreeIndex(FileIndex):
         "close to exhaustive beyond about 20"
     )
 
-    def __init__(
-        self, *, metric: str, leafsize: int = 16, eps: float = 0.0, n_jobs: int = 1
-    ) -> None:
-        super().__init__(metric=metric)
-        self.leafsize = positive("kdtree", "leafsize", leafsize)
-        if isinstance(eps, bool) or not isinstance(eps, int | float) or eps < 0:
-            raise ConfigError(f"kdtree index: eps must be a number >= 0, got {eps!r}")
-        self.eps = float(eps)
+    PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {
+        "leafsize": (16, require_positive_int),
+        "eps": (0.0, require_number),
+        "n_jobs": (1, require_jobs),
+    }
+
+    def __init__(self, *, metric: str, **params: Any) -> None:
+        super().__init__(metric=metric, **params)
         self.exact = self.eps == 0.0
-        self.n_jobs = jobs_param("kdtree", "n_jobs", n_jobs)
         self._tree: cKDTree | None = None
 
     def build(self, vectors: np.ndarray) -> None:

@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from search_lab.errors import ConfigError
-from search_lab.index_files import FileIndex, jobs_param, padded, positive, seed_param
-from search_lab.indexes import register
+from search_lab.index_files import FileIndex, padded
+from search_lab.indexes import Check, register
+from search_lab.params import require_jobs, require_number, require_positive_int, require_seed
 
 
 @register("nndescent")
@@ -57,24 +58,16 @@ class NNDescentIndex(FileIndex):
         "random-projection-tree entry points; high recall, slow first build (numba compiles)"
     )
 
-    def __init__(
-        self,
-        *,
-        metric: str,
-        n_neighbors: int = 30,
-        epsilon: float = 0.1,
-        leaf_budget: int = 16,
-        seed: int = 42,
-        n_jobs: int = 1,
-    ) -> None:
-        super().__init__(metric=metric)
-        self.n_neighbors = positive("nndescent", "n_neighbors", n_neighbors)
-        if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or epsilon < 0:
-            raise ConfigError(f"nndescent index: epsilon must be a number >= 0, got {epsilon!r}")
-        self.epsilon = float(epsilon)
-        self.leaf_budget = positive("nndescent", "leaf_budget", leaf_budget)
-        self.seed = seed_param("nndescent", seed)
-        self.n_jobs = jobs_param("nndescent", "n_jobs", n_jobs)
+    PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {
+        "n_neighbors": (30, require_positive_int),
+        "epsilon": (0.1, require_number),
+        "leaf_budget": (16, require_positive_int),
+        "seed": (42, require_seed),
+        "n_jobs": (1, require_jobs),
+    }
+
+    def __init__(self, *, metric: str, **params: Any) -> None:
+        super().__init__(metric=metric, **params)
         self._graph: Any = None
 
     def build(self, vectors: np.ndarray) -> None:

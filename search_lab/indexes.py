@@ -7,6 +7,7 @@ in the configured metric's own units, so rankings and scores never depend on the
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ import numpy as np
 from search_lab import exact_search
 from search_lab.distances import check_metric
 from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.params import is_int, require, require_jobs, require_positive_int, require_seed
 from search_lab.registry import Registry
 from search_lab.results import read_json, write_json
 
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 
 PAD_ID = -1
 """Id that pads a result row when an approximate index finds fewer than ``k`` items."""
+
+Check = Callable[[str, Any], Any]
+"""A parameter check: (name for messages, value) -> the value to keep, or ConfigError."""
 
 
 class Index:
@@ -42,11 +47,19 @@ class Index:
     """The method in words, and when to pick it (the app shows it)."""
     streaming: ClassVar[bool] = False
     """True when :meth:`build_streaming` holds one block at a time (out-of-core build)."""
+    PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {}
+    """Parameter name -> (default, check); :meth:`__init__` checks each and sets it as attribute."""
 
-    def __init__(self, *, metric: str) -> None:
+    def __init__(self, *, metric: str, **params: Any) -> None:
         self.metric = check_metric(metric)
         self.dim = 0
         self.size = 0
+        unknown = sorted(set(params) - set(self.PARAMS))
+        if unknown:  # TypeError, as for any unexpected keyword: the registry names the index
+            valid = ", ".join(self.PARAMS) or "none"
+            raise TypeError(f"unknown parameter(s) {', '.join(unknown)}; valid ones: {valid}")
+        for name, (default, check) in self.PARAMS.items():
+            setattr(self, name, check(f"{self.kind} index: {name}", params.get(name, default)))
 
     def build(self, vectors: np.ndarray) -> None:
         """Index an (N, D) matrix; replaces whatever was indexed before."""
@@ -151,11 +164,10 @@ class ExactIndex(Index):
     exact = True
     description = "exact search: every image compared with the query (the baseline)"
 
-    def __init__(self, *, metric: str, block: int = 256) -> None:
-        super().__init__(metric=metric)
-        if block <= 0:
-            raise ConfigError(f"exact index: block must be positive, got {block}")
-        self.block = block
+    PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {"block": (256, require_positive_int)}
+
+    def __init__(self, *, metric: str, **params: Any) -> None:
+        super().__init__(metric=metric, **params)
         self.vectors = np.zeros((0, 0), np.float32)
         self._file: Path | None = None  # vectors.npy when built out of core (memory-mapped)
         self._norms2: np.ndarray | None = None
@@ -269,11 +281,11 @@ ANNOY_METRICS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
 """Our metric -> (Annoy's metric name, map from Annoy's reported distance to ours)."""
 
 
-def _int_param(name: str, value: Any, *, allowed: str, ok: Callable[[int], bool]) -> int:
-    """``value`` if it is an int passing ``ok``; else ConfigError saying what is ``allowed``."""
-    if isinstance(value, bool) or not isinstance(value, int) or not ok(value):
-        raise ConfigError(f"annoy index: {name} must be {allowed}, got {value!r}")
-    return value
+def _search_k(name: str, value: Any) -> int:
+    """Annoy's ``search_k``: -1 (its default, ``k * n_trees``) or a positive node count."""
+    ok = is_int(value) and (value == -1 or value > 0)
+    require(name, value, ok, "-1 (Annoy's default) or positive")
+    return int(value)
 
 
 @register("annoy")
@@ -315,32 +327,20 @@ class AnnoyIndex(Index):
     )
     FOREST_FILE: ClassVar[str] = "annoy.ann"
     META_FILE: ClassVar[str] = "annoy.json"
+    PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {
+        "n_trees": (50, require_positive_int),
+        "search_k": (-1, _search_k),
+        "seed": (None, functools.partial(require_seed, null=True)),
+        "n_jobs": (-1, require_jobs),
+    }
 
-    def __init__(
-        self,
-        *,
-        metric: str,
-        n_trees: int = 50,
-        search_k: int = -1,
-        seed: int | None = None,
-        n_jobs: int = -1,
-    ) -> None:
-        super().__init__(metric=metric)
+    def __init__(self, *, metric: str, **params: Any) -> None:
+        super().__init__(metric=metric, **params)
         if self.metric not in ANNOY_METRICS:
             raise ConfigError(
                 f"annoy index does not support metric {self.metric!r}; "
                 f"choose one of: {', '.join(sorted(ANNOY_METRICS))} (or index=exact)"
             )
-        self.n_trees = _int_param("n_trees", n_trees, allowed="a positive integer", ok=_positive)
-        self.search_k = _int_param(
-            "search_k", search_k, allowed="-1 (Annoy's default) or positive", ok=_minus1_or_positive
-        )
-        self.n_jobs = _int_param(
-            "n_jobs", n_jobs, allowed="-1 (every core) or positive", ok=_minus1_or_positive
-        )
-        if seed is not None:
-            _int_param("seed", seed, allowed="null or a non-negative integer", ok=_non_negative)
-        self.seed = seed
         self.annoy_metric, self._to_metric = ANNOY_METRICS[self.metric]
         self._forest: annoy.AnnoyIndex | None = None
         self._file: Path | None = None  # the forest's file when built on disk
@@ -474,18 +474,6 @@ class AnnoyIndex(Index):
                 f"{self.META_FILE} says {size} in {n_trees}; {rebuild}"
             )
         self._forest, self.dim, self.size = forest, dim, size
-
-
-def _positive(value: int) -> bool:
-    return value > 0
-
-
-def _non_negative(value: int) -> bool:
-    return value >= 0
-
-
-def _minus1_or_positive(value: int) -> bool:
-    return value == -1 or value > 0
 
 
 # The other index types live in modules of their own; importing them registers them.

@@ -96,3 +96,20 @@ def require_int_pair(name: str, value: Any, minimum: int = 1) -> tuple[int, int]
     allowed = f"a pair of integers >= {minimum} (rows, cols) or one such integer"
     require(name, value, ok, allowed)
     return int(value[0]), int(value[1])
+
+
+def require_jobs(name: str, value: Any) -> int:
+    """A thread count: -1 (every core) or a positive integer."""
+    require(
+        name, value, is_int(value) and (value == -1 or value > 0), "-1 (every core) or positive"
+    )
+    return int(value)
+
+
+def require_seed(name: str, value: Any, *, null: bool = False) -> int | None:
+    """A random seed: a non-negative integer; with ``null``, None (the library's own) passes."""
+    if null and value is None:
+        return None
+    allowed = "null or a non-negative integer" if null else "a non-negative integer"
+    require(name, value, is_int(value) and value >= 0, allowed)
+    return int(value)

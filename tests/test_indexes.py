@@ -248,7 +248,7 @@ def test_exact_k_larger_than_collection_returns_everything_in_order() -> None:
 
 
 def test_exact_rejects_bad_block() -> None:
-    with pytest.raises(ConfigError, match="block must be positive"):
+    with pytest.raises(ConfigError, match="block must be a positive integer"):
         indexes.create("exact", metric="cosine", block=0)
 
 
