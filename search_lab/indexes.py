@@ -49,6 +49,8 @@ class Index:
     """True when :meth:`build_streaming` holds one block at a time (out-of-core build)."""
     PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {}
     """Parameter name -> (default, check); :meth:`__init__` checks each and sets it as attribute."""
+    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ()
+    """Parameters that shape the built structure: a saved index must have the configured ones."""
 
     def __init__(self, *, metric: str, **params: Any) -> None:
         self.metric = check_metric(metric)
@@ -136,6 +138,49 @@ def search_views(index: Index, views: list[np.ndarray], k: int) -> tuple[np.ndar
         best = order[np.sort(first)][:k]
         out_ids[q, : len(best)], out_d[q, : len(best)] = ids[best], d[best]
     return out_ids, out_d
+
+
+REBUILD = "rebuild it with `python -m search_lab.build_index index={kind}`"
+
+
+def read_record(index: Index, path: Path, meta: Path, *, label: str = "") -> dict[str, Any]:
+    """The JSON record ``meta`` saved beside the data file ``path``, checked against ``index``.
+
+    Both files must exist, the record must hold integers ``dim`` and ``size`` (and ``bytes``
+    when present), and name the index's metric and the configured value of every build
+    parameter (under ``params``; Annoy's record keeps them at the top level).
+
+    Raises
+    ------
+    IndexMismatchError
+        A file is missing or unreadable, or the index was built otherwise; the message says
+        how to rebuild it.
+    """
+    rebuild = REBUILD.format(kind=index.kind)
+    if not path.is_file() or not meta.is_file():
+        raise IndexMismatchError(
+            f"{path.parent} holds no {label or index.kind} index ({path.name} or {meta.name} "
+            f"missing); {rebuild}"
+        )
+    try:
+        record = read_json(meta)
+        record |= {key: int(record[key]) for key in ("dim", "size", "bytes") if key in record}
+        metric, saved = record["metric"], dict(record.get("params", record))
+        if "dim" not in record or "size" not in record:
+            raise KeyError("dim" if "dim" not in record else "size")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise IndexMismatchError(f"{meta} is unreadable ({err!r}); {rebuild}") from err
+    if metric != index.metric:
+        raise IndexMismatchError(
+            f"{path} was built for metric {metric!r}, but {index.metric!r} was asked for"
+        )
+    for name in index.BUILD_PARAMS:
+        if saved.get(name) != getattr(index, name):
+            raise IndexMismatchError(
+                f"{path} was built with {name}={saved.get(name)!r}, but the configuration "
+                f"says {getattr(index, name)!r}; {rebuild}"
+            )
+    return record
 
 
 INDEXES: Registry[Index] = Registry("index", attr="kind")
@@ -230,21 +275,9 @@ class ExactIndex(Index):
             If a file is missing, truncated or unreadable, or the matrix was saved for another
             metric or shape.
         """
-        path, meta_path = Path(directory) / self.VECTORS_FILE, Path(directory) / self.META_FILE
-        if not path.is_file() or not meta_path.is_file():
-            raise IndexMismatchError(
-                f"{directory} holds no exact index ({self.VECTORS_FILE} or {self.META_FILE} "
-                "missing); rebuild it with `python -m search_lab.build_index`"
-            )
-        try:
-            meta = read_json(meta_path)
-            shape, metric = (int(meta["size"]), int(meta["dim"])), meta["metric"]
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise IndexMismatchError(f"{meta_path} is unreadable ({err!r})") from err
-        if metric != self.metric:
-            raise IndexMismatchError(
-                f"{path} was built for metric {metric!r}, but {self.metric!r} was asked for"
-            )
+        path = Path(directory) / self.VECTORS_FILE
+        meta = read_record(self, path, Path(directory) / self.META_FILE)
+        shape = (meta["size"], meta["dim"])
         try:
             vectors = np.load(path, mmap_mode="r")
         except (OSError, ValueError, EOFError) as err:  # empty, truncated header or data
@@ -327,6 +360,7 @@ class AnnoyIndex(Index):
     )
     FOREST_FILE: ClassVar[str] = "annoy.ann"
     META_FILE: ClassVar[str] = "annoy.json"
+    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("n_trees",)
     PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {
         "n_trees": (50, require_positive_int),
         "search_k": (-1, _search_k),
@@ -436,28 +470,10 @@ class AnnoyIndex(Index):
             number of trees, or its size on disk is not the one recorded when it was saved
             (Annoy itself would happily map a file of the wrong dimension as garbage).
         """
-        directory = Path(directory)
-        path, meta_path = directory / self.FOREST_FILE, directory / self.META_FILE
-        rebuild = "rebuild it with `python -m search_lab.build_index index=annoy`"
-        if not path.is_file() or not meta_path.is_file():
-            raise IndexMismatchError(
-                f"{directory} holds no Annoy index ({self.FOREST_FILE} or {self.META_FILE} "
-                f"missing); {rebuild}"
-            )
-        try:
-            meta = read_json(meta_path)
-            dim, size, n_trees = int(meta["dim"]), int(meta["size"]), int(meta["n_trees"])
-            metric, n_bytes = meta["metric"], int(meta["bytes"])
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise IndexMismatchError(f"{meta_path} is unreadable ({err!r}); {rebuild}") from err
-        if metric != self.metric:
-            raise IndexMismatchError(
-                f"{path} was built for metric {metric!r}, but {self.metric!r} was asked for"
-            )
-        if n_trees != self.n_trees:
-            raise IndexMismatchError(
-                f"{path} holds {n_trees} trees, but the configuration says {self.n_trees}"
-            )
+        path = Path(directory) / self.FOREST_FILE
+        meta = read_record(self, path, Path(directory) / self.META_FILE, label="Annoy")
+        dim, size, n_trees, n_bytes = meta["dim"], meta["size"], self.n_trees, meta["bytes"]
+        rebuild = REBUILD.format(kind=self.kind)
         if path.stat().st_size != n_bytes:
             raise IndexMismatchError(
                 f"{path} has {path.stat().st_size} bytes, {n_bytes} were written: the file is "

@@ -94,18 +94,7 @@ class HOG(Extractor):
         return math.prod(blocks) * math.prod(self.cells_per_block) * self.orientations
 
     def extract(self, image: np.ndarray) -> np.ndarray:
-        """HOG descriptor of one image.
-
-        Parameters
-        ----------
-        image : (H, W, 3) uint8 ndarray
-            RGB image.
-
-        Returns
-        -------
-        (dim,) float32 ndarray
-            L2-normalised HOG vector.
-        """
+        """L2-normalised HOG vector, shape (dim,), of one (H, W, 3) uint8 RGB image."""
         height, width = self.size
         grey = Image.fromarray(to_grey(image))  # float32 -> mode "F"
         small = np.asarray(grey.resize((width, height), Image.Resampling.BILINEAR))
@@ -179,18 +168,7 @@ class EdgeHistogram(Extractor):
         return self.grid**2 * self.orientations
 
     def extract(self, image: np.ndarray) -> np.ndarray:
-        """Edge-orientation histogram of one image.
-
-        Parameters
-        ----------
-        image : (H, W, 3) uint8 ndarray
-            RGB image.
-
-        Returns
-        -------
-        (grid**2 * orientations,) float32 ndarray
-            Concatenated histograms, summing to 1.
-        """
+        """Edge-orientation histograms per cell, concatenated, summing to 1: (dim,) float32."""
         grey = to_grey(image)
         gx = ndimage.sobel(grey, axis=1)
         gy = ndimage.sobel(grey, axis=0)

@@ -209,18 +209,7 @@ class LBP(Extractor):
         return sum(n_bins for _, n_bins in self._tables) * self.grid**2
 
     def extract(self, image: np.ndarray) -> np.ndarray:
-        """LBP histogram of one image.
-
-        Parameters
-        ----------
-        image : (H, W, 3) uint8 ndarray
-            RGB image.
-
-        Returns
-        -------
-        (n_radii * grid**2 * n_bins,) float32 ndarray
-            Concatenated histograms, summing to 1.
-        """
+        """LBP histograms per radius and cell, concatenated, summing to 1: (dim,) float32."""
         grey = np.rint(np.clip(to_grey(image), 0, 255)).astype(np.uint8)
         parts = []
         for p, r, (table, n_bins) in zip(self.points, self.radius, self._tables, strict=True):
