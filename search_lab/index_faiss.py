@@ -13,7 +13,7 @@ import numpy as np
 from search_lab.errors import ConfigError
 from search_lab.index_files import FileIndex, padded, unit_rows
 from search_lab.indexes import Check, register
-from search_lab.params import require, require_jobs, require_positive_int, require_seed
+from search_lab.params import require
 
 log = logging.getLogger(__name__)
 
@@ -88,21 +88,17 @@ class FaissIndex(FileIndex):
         core). HNSW builds with several threads vary from run to run; the default 1 does not.
     """
 
-    METRICS: ClassVar[tuple[str, ...]] = tuple(sorted(KINDS))
-    DATA_FILE: ClassVar[str] = "faiss.index"
-    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("factory", "seed")
+    METRICS = tuple(sorted(KINDS))
+    DATA_FILE, BUILD_PARAMS = "faiss.index", ("factory", "seed")
     description = (
         "Faiss (faiss-cpu): Flat is a fast exact exhaustive scan; IVF searches the nprobe "
         "nearest clusters; PQ compresses vectors to a few bytes; HNSW is a graph"
     )
 
-    PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {
-        "factory": ("HNSW32", _factory),
-        "nprobe": (16, require_positive_int),
-        "ef": (64, require_positive_int),
-        "seed": (1234, require_seed),
-        "threads": (1, require_jobs),
-    }
+    DEFAULTS: ClassVar[dict[str, Any]] = dict(
+        factory="HNSW32", nprobe=16, ef=64, seed=1234, threads=1
+    )
+    CHECKS: ClassVar[dict[str, Check]] = {"factory": _factory}
 
     def __init__(self, *, metric: str, **params: Any) -> None:
         super().__init__(metric=metric, **params)

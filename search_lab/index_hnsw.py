@@ -9,8 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from search_lab.index_files import FileIndex, padded
-from search_lab.indexes import Check, register
-from search_lab.params import require_jobs, require_positive_int, require_seed
+from search_lab.indexes import register
 
 SPACES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "euclidean": ("l2", lambda d: np.sqrt(np.maximum(d, 0.0))),  # hnswlib's l2 is squared
@@ -44,34 +43,24 @@ class HNSWIndex(FileIndex):
         Threads answering a batch of queries (results do not depend on it).
     """
 
-    METRICS: ClassVar[tuple[str, ...]] = tuple(sorted(SPACES))
-    DATA_FILE: ClassVar[str] = "hnsw.bin"
-    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("M", "ef_construction", "seed")
+    METRICS = tuple(sorted(SPACES))
+    DATA_FILE, BUILD_PARAMS = "hnsw.bin", ("M", "ef_construction", "seed")
     description = (
         "HNSW graph (hnswlib, NMSLib's algorithm): greedy search through a layered "
         "small-world graph; among the fastest at high recall, the vectors stay in memory"
     )
 
-    PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {
-        "M": (16, require_positive_int),
-        "ef_construction": (200, require_positive_int),
-        "ef": (50, require_positive_int),
-        "seed": (100, require_seed),
-        "n_jobs": (1, require_jobs),
-        "query_jobs": (1, require_jobs),
-    }
-
-    def __init__(self, *, metric: str, **params: Any) -> None:
-        super().__init__(metric=metric, **params)
-        self.space, self._to_metric = SPACES[self.metric]
-        self._graph: Any = None
+    DEFAULTS: ClassVar[dict[str, Any]] = dict(
+        M=16, ef_construction=200, ef=50, seed=100, n_jobs=1, query_jobs=1
+    )
+    _graph: Any = None
 
     streaming = True
 
     def _new_graph(self, rows: int, dim: int) -> Any:
         import hnswlib
 
-        graph = hnswlib.Index(space=self.space, dim=dim)
+        graph = hnswlib.Index(space=SPACES[self.metric][0], dim=dim)
         graph.init_index(
             max_elements=max(1, rows), M=self.M, ef_construction=self.ef_construction,
             random_seed=self.seed,
@@ -105,7 +94,7 @@ class HNSWIndex(FileIndex):
             ids, d = self._graph.knn_query(queries, k=k, num_threads=self.query_jobs)
         except RuntimeError:  # some query reached fewer than k items: fill what each one can
             ids, d = self._one_by_one(queries, k)
-        return padded(ids.astype(np.int64), self._to_metric(d.astype(np.float64)), k)
+        return padded(ids.astype(np.int64), SPACES[self.metric][1](d.astype(np.float64)), k)
 
     def _one_by_one(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Each query alone, asking for fewer items until hnswlib can return them all."""
@@ -128,6 +117,6 @@ class HNSWIndex(FileIndex):
     def _read(self, path: Path, record: dict[str, Any]) -> None:
         import hnswlib
 
-        graph = hnswlib.Index(space=self.space, dim=self.dim)
+        graph = hnswlib.Index(space=SPACES[self.metric][0], dim=self.dim)
         graph.load_index(str(path), max_elements=max(1, self.size))
         self._graph = graph

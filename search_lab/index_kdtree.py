@@ -10,8 +10,7 @@ from scipy.spatial import cKDTree
 
 from search_lab.errors import IndexMismatchError
 from search_lab.index_files import FileIndex, padded, unit_rows
-from search_lab.indexes import Check, register
-from search_lab.params import require_jobs, require_number, require_positive_int
+from search_lab.indexes import register
 
 P_OF: dict[str, int] = {"euclidean": 2, "manhattan": 1, "cosine": 2}
 """Our metric -> the Minkowski p the tree searches with (cosine: L2 on unit vectors)."""
@@ -44,24 +43,20 @@ class KDTreeIndex(FileIndex):
     them, which is deterministic and takes about a second per million 128-d vectors.
     """
 
-    METRICS: ClassVar[tuple[str, ...]] = ("cosine", "euclidean", "manhattan")
-    DATA_FILE: ClassVar[str] = "kdtree.npy"
-    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("leafsize",)
+    METRICS = ("cosine", "euclidean", "manhattan")
+    DATA_FILE, BUILD_PARAMS = "kdtree.npy", ("leafsize",)
     description = (
         "kd-tree (SciPy cKDTree): exact branch-and-bound search; fast in low dimensions, "
         "close to exhaustive beyond about 20"
     )
 
-    PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {
-        "leafsize": (16, require_positive_int),
-        "eps": (0.0, require_number),
-        "n_jobs": (1, require_jobs),
-    }
+    DEFAULTS: ClassVar[dict[str, Any]] = dict(leafsize=16, eps=0.0, n_jobs=1)
+    _tree: cKDTree | None = None
 
-    def __init__(self, *, metric: str, **params: Any) -> None:
-        super().__init__(metric=metric, **params)
-        self.exact = self.eps == 0.0
-        self._tree: cKDTree | None = None
+    @property
+    def exact(self) -> bool:  # type: ignore[override]
+        """Exhaustive unless ``eps`` allows approximate answers."""
+        return self.eps == 0.0
 
     def build(self, vectors: np.ndarray) -> None:
         """Grow the tree over an (N, D) matrix (unit rows for cosine)."""

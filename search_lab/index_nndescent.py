@@ -10,8 +10,7 @@ import numpy as np
 
 from search_lab.errors import ConfigError
 from search_lab.index_files import FileIndex, padded
-from search_lab.indexes import Check, register
-from search_lab.params import require_jobs, require_number, require_positive_int, require_seed
+from search_lab.indexes import register
 
 
 @register("nndescent")
@@ -50,25 +49,17 @@ class NNDescentIndex(FileIndex):
     sha256 matched the record, so only folders written by ``save`` are read.
     """
 
-    METRICS: ClassVar[tuple[str, ...]] = ("cosine", "euclidean", "manhattan")
-    DATA_FILE: ClassVar[str] = "nndescent.pkl"
-    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("n_neighbors", "leaf_budget", "seed")
+    METRICS = ("cosine", "euclidean", "manhattan")
+    DATA_FILE, BUILD_PARAMS = "nndescent.pkl", ("n_neighbors", "leaf_budget", "seed")
     description = (
         "NN-descent k-NN graph (pynndescent, KGraph's method): graph search from "
         "random-projection-tree entry points; high recall, slow first build (numba compiles)"
     )
 
-    PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {
-        "n_neighbors": (30, require_positive_int),
-        "epsilon": (0.1, require_number),
-        "leaf_budget": (16, require_positive_int),
-        "seed": (42, require_seed),
-        "n_jobs": (1, require_jobs),
-    }
-
-    def __init__(self, *, metric: str, **params: Any) -> None:
-        super().__init__(metric=metric, **params)
-        self._graph: Any = None
+    DEFAULTS: ClassVar[dict[str, Any]] = dict(
+        n_neighbors=30, epsilon=0.1, leaf_budget=16, seed=42, n_jobs=1
+    )
+    _graph: Any = None
 
     def build(self, vectors: np.ndarray) -> None:
         """Build and prepare the search graph over an (N, D) matrix (N >= 2)."""

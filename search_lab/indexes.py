@@ -20,7 +20,14 @@ import numpy as np
 from search_lab import exact_search
 from search_lab.distances import check_metric
 from search_lab.errors import ConfigError, IndexMismatchError
-from search_lab.params import is_int, require, require_jobs, require_positive_int, require_seed
+from search_lab.params import (
+    is_int,
+    require,
+    require_jobs,
+    require_number,
+    require_positive_int,
+    require_seed,
+)
 from search_lab.registry import Registry
 from search_lab.results import read_json, write_json
 
@@ -31,6 +38,16 @@ PAD_ID = -1
 
 Check = Callable[[str, Any], Any]
 """A parameter check: (name for messages, value) -> the value to keep, or ConfigError."""
+
+COMMON_CHECKS: dict[str, Check] = {
+    "seed": require_seed,
+    "n_jobs": require_jobs,
+    "query_jobs": require_jobs,
+    "threads": require_jobs,
+    "eps": require_number,
+    "epsilon": require_number,
+}
+"""Parameters that mean the same in every index; any other one is a positive integer."""
 
 
 class Index:
@@ -47,8 +64,10 @@ class Index:
     """The method in words, and when to pick it (the app shows it)."""
     streaming: ClassVar[bool] = False
     """True when :meth:`build_streaming` holds one block at a time (out-of-core build)."""
-    PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {}
-    """Parameter name -> (default, check); :meth:`__init__` checks each and sets it as attribute."""
+    DEFAULTS: ClassVar[dict[str, Any]] = {}
+    """Parameter name -> default; :meth:`__init__` checks each value and sets it as attribute."""
+    CHECKS: ClassVar[dict[str, Check]] = {}
+    """Checks of this index's own parameters; others: :data:`COMMON_CHECKS`, else positive int."""
     BUILD_PARAMS: ClassVar[tuple[str, ...]] = ()
     """Parameters that shape the built structure: a saved index must have the configured ones."""
 
@@ -56,11 +75,12 @@ class Index:
         self.metric = check_metric(metric)
         self.dim = 0
         self.size = 0
-        unknown = sorted(set(params) - set(self.PARAMS))
+        unknown = sorted(set(params) - set(self.DEFAULTS))
         if unknown:  # TypeError, as for any unexpected keyword: the registry names the index
-            valid = ", ".join(self.PARAMS) or "none"
+            valid = ", ".join(self.DEFAULTS) or "none"
             raise TypeError(f"unknown parameter(s) {', '.join(unknown)}; valid ones: {valid}")
-        for name, (default, check) in self.PARAMS.items():
+        for name, default in self.DEFAULTS.items():
+            check = self.CHECKS.get(name) or COMMON_CHECKS.get(name, require_positive_int)
             setattr(self, name, check(f"{self.kind} index: {name}", params.get(name, default)))
 
     def build(self, vectors: np.ndarray) -> None:
@@ -209,7 +229,7 @@ class ExactIndex(Index):
     exact = True
     description = "exact search: every image compared with the query (the baseline)"
 
-    PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {"block": (256, require_positive_int)}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"block": 256}
 
     def __init__(self, *, metric: str, **params: Any) -> None:
         super().__init__(metric=metric, **params)
@@ -361,11 +381,10 @@ class AnnoyIndex(Index):
     FOREST_FILE: ClassVar[str] = "annoy.ann"
     META_FILE: ClassVar[str] = "annoy.json"
     BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("n_trees",)
-    PARAMS: ClassVar[dict[str, tuple[Any, Check]]] = {
-        "n_trees": (50, require_positive_int),
-        "search_k": (-1, _search_k),
-        "seed": (None, functools.partial(require_seed, null=True)),
-        "n_jobs": (-1, require_jobs),
+    DEFAULTS: ClassVar[dict[str, Any]] = {"n_trees": 50, "search_k": -1, "seed": None, "n_jobs": -1}
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "search_k": _search_k,
+        "seed": functools.partial(require_seed, null=True),
     }
 
     def __init__(self, *, metric: str, **params: Any) -> None:
