@@ -13,15 +13,14 @@ import logging
 import os
 import shutil
 import tarfile
-import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 
 from search_lab.errors import DatasetError
+from search_lab.files import temporary_dir
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def place_images(sources: Sequence[Path], root: Path) -> int:
     DatasetError
         An archive is corrupt, unsafe, or a source holds no image or two images of one name.
     """
-    with _staging(root) as staging:
+    with temporary_dir(root, STAGING) as staging:
         count = sum(
             _copy_folder(s, staging) if s.is_dir() else _extract_to(s, staging) for s in sources
         )
@@ -212,18 +211,6 @@ def _write_new(src: BinaryIO | None, dst: Path, origin: Path) -> None:
         raise DatasetError(
             f"{origin}: two images are named {dst.name}; the Holidays layout is one flat folder"
         ) from exc
-
-
-@contextmanager
-def _staging(root: Path) -> Iterator[Path]:
-    """A temporary folder next to ``root`` (same file system), removed on exit."""
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}{STAGING}", dir=root.parent))
-    staging.chmod(0o755)  # it becomes the dataset folder: readable like any other (mkdtemp: 0700)
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _place(staging: Path, root: Path) -> int:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -55,6 +57,26 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` as UTF-8 to ``path`` atomically."""
     return atomic_write_bytes(path, text.encode())
+
+
+@contextmanager
+def temporary_dir(final: str | os.PathLike, tag: str = ".") -> Iterator[Path]:
+    """A new folder next to ``final`` to fill and then rename onto it; removed on exit.
+
+    Same file system as ``final`` (so the rename is atomic), named ``.<name><tag><owner>...tmp``
+    so :func:`remove_leftovers`-style clean-ups can tell a dead writer's, mode 0755 (mkdtemp's
+    0700 would hide the folder from other users once renamed). Whatever is still there on exit
+    (all of it, when the caller did not rename it) is deleted.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{final.name}{tag}{owner_tag()}"
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=TMP_SUFFIX, dir=final.parent))
+    tmp.chmod(0o755)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any, *, indent: int | None = None) -> Path:

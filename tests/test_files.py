@@ -80,3 +80,18 @@ def test_json_indent(tmp_path: Path) -> None:
     target = files.atomic_write_json(tmp_path / "b.json", {"a": [1]}, indent=1)
     assert target.read_text() == '{\n "a": [\n  1\n ]\n}\n'
     assert json.loads(target.read_text()) == {"a": [1]}
+
+
+def test_temporary_dir_is_renamed_or_removed(tmp_path: Path) -> None:
+    final = tmp_path / "out" / "set"
+    with files.temporary_dir(final) as tmp:
+        assert tmp.parent == final.parent and tmp.name.startswith(".set.")
+        assert owner_tag() in tmp.name and tmp.name.endswith(files.TMP_SUFFIX)
+        assert stat.S_IMODE(tmp.stat().st_mode) == 0o755
+        (tmp / "a.jpg").write_bytes(b"x")
+        os.replace(tmp, final)
+    assert [p.name for p in final.iterdir()] == ["a.jpg"]
+    with pytest.raises(Crash), files.temporary_dir(final) as tmp:
+        (tmp / "b.jpg").write_bytes(b"x")
+        raise Crash
+    assert sorted(p.name for p in final.parent.iterdir()) == ["set"]  # the failed one is gone
