@@ -117,27 +117,20 @@ def download(
     Parameters
     ----------
     url : str
-        Where to download from (http, https or file).
-    dest : Path
-        Final path of the file; its folder is created.
-    size : int, optional
-        Expected size in bytes; when None, the server's Content-Length is checked instead.
-    sha256 : str, optional
-        Expected hex digest (checked by pooch). The digest of a new download is always logged.
+        Where to download from (http, https or file); ``dest``'s folder is created.
+    size, sha256 : int, str, optional
+        Expected size (else the server's Content-Length is checked) and hex digest (checked
+        by pooch; the digest of a new download is always logged so it can be recorded).
     digest_prefix : str, optional
         Leading hex digits the sha256 must start with (torch hub's ``name-<prefix>.pth``).
-    timeout : float
-        Seconds to wait for the connection and for each read, so a dead server never hangs us.
-    retries : int
-        Further attempts after a failed transfer or a checksum mismatch.
-    chunk : int
-        Bytes read per step.
+    timeout, retries, chunk
+        Seconds to wait for the connection and each read (a dead server never hangs us);
+        further attempts after a failed transfer or checksum mismatch; bytes per read.
 
     Returns
     -------
     Path
-        ``dest``, complete and verified. When it already existed and verifies, nothing is
-        downloaded.
+        ``dest``, complete and verified; nothing is downloaded when it already verifies.
 
     Raises
     ------
@@ -149,21 +142,26 @@ def download(
     dest = Path(dest)
     if dest.exists() and not _size_matches(dest, size):
         dest.unlink()
-    known = None if sha256 is None else f"sha256:{sha256.lower()}"
-    store = pooch.create(
-        path=dest.parent,
-        base_url="",
-        registry={dest.name: known},
-        urls={dest.name: url},
-        retry_if_failed=retries,
-    )
+    part = dest.with_name(dest.name + ".part")
     fetcher = ResumingDownloader(
-        dest.with_name(dest.name + ".part"),
-        size=size,
-        digest_prefix=digest_prefix,
-        timeout=timeout,
-        chunk=chunk,
+        part, size=size, digest_prefix=digest_prefix, timeout=timeout, chunk=chunk
     )
+    _pooch_fetch(url, dest, sha256, fetcher, retries)
+    if fetcher.transfers:
+        digest = sha256.lower() if sha256 else _sha256(dest)
+        logger.info("%s: sha256 %s (%d bytes)", dest.name, digest, dest.stat().st_size)
+    else:
+        logger.info("%s: already downloaded", dest)
+    return dest
+
+
+def _pooch_fetch(
+    url: str, dest: Path, sha256: str | None, fetcher: ResumingDownloader, retries: int
+) -> None:
+    """Let pooch fetch ``dest`` (verify, retry, move into place); its errors as DatasetError."""
+    known = None if sha256 is None else f"sha256:{sha256.lower()}"
+    registry, urls = {dest.name: known}, {dest.name: url}
+    store = pooch.create(dest.parent, "", registry=registry, urls=urls, retry_if_failed=retries)
     try:
         store.fetch(dest.name, downloader=fetcher)
     except _Stopped as exc:
@@ -176,12 +174,6 @@ def download(
         raise DatasetError(
             f"{dest.name}: {found}; deleted the bad download, re-run to fetch it again"
         ) from exc
-    if fetcher.transfers:
-        digest = sha256.lower() if sha256 else _sha256(dest)
-        logger.info("%s: sha256 %s (%d bytes)", dest.name, digest, dest.stat().st_size)
-    else:
-        logger.info("%s: already downloaded", dest)
-    return dest
 
 
 def _size_matches(dest: Path, size: int | None) -> bool:
