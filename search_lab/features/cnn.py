@@ -82,13 +82,12 @@ def gem(x: torch.Tensor, p: float = 3.0, eps: float = 1e-6) -> torch.Tensor:
 
 def pool(x: torch.Tensor, method: str, p: float = 3.0) -> torch.Tensor:
     """Pool (N, C, H, W) feature maps to (N, C) with ``method`` in :data:`POOLINGS`."""
-    if method == "avg":
-        return x.mean(dim=(-2, -1))
-    if method == "max":
-        return x.amax(dim=(-2, -1))
-    if method == "gem":
-        return gem(x, p)
-    raise ConfigError(f"cnn: unknown pooling {method!r}; choose one of: {', '.join(POOLINGS)}")
+    poolings = {
+        "avg": lambda: x.mean(dim=(-2, -1)),
+        "max": lambda: x.amax(dim=(-2, -1)),
+        "gem": lambda: gem(x, p),
+    }
+    return poolings[require_choice("cnn: pooling", method, POOLINGS)]()
 
 
 def resized_shape(height: int, width: int, side: int) -> tuple[int, int]:
