@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,12 +24,11 @@ import numpy as np
 from filelock import FileLock
 
 from search_lab import integrity
-from search_lab.lifeline import owner_tag, remove_stale
+from search_lab.files import atomic_write_bytes, remove_leftovers
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1  # bump when the extraction code changes what vectors mean
-TMP_SUFFIX = ".tmp"
 
 
 @dataclass
@@ -61,28 +59,6 @@ def cache_key(**parts: Any) -> str:
     """Stable hash of JSON-serialisable ``parts`` (sorted keys)."""
     blob = json.dumps({"v": FORMAT_VERSION, **parts}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
-
-
-def remove_leftovers(folder: Path) -> list[Path]:
-    """Delete temporary files that killed atomic writes left in ``folder`` (no live writer's)."""
-    return remove_stale(folder.glob(f".*{TMP_SUFFIX}")) if folder.is_dir() else []
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{path.name}.{owner_tag()}"  # lets a later run tell a dead writer's leftover
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=TMP_SUFFIX)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from other users and processes
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _checksum(vectors: np.ndarray, kind: str) -> str:

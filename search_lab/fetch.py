@@ -1,50 +1,66 @@
-"""Get the INRIA Holidays images: resumable, verified downloads and safe, atomic extraction.
+"""Get the INRIA Holidays images: downloads through pooch (verified, retried, resumed).
 
 The Holidays layout is one flat folder of ``GGGGNN.jpg`` images. INRIA ships it as two
 archives (``jpg1.tar.gz``, ``jpg2.tar.gz``) whose images sit under a top folder ``jpg/``;
-:func:`fetch` downloads both into a cache folder and places their images flat into the root.
+:func:`fetch` downloads both into a cache folder and places their images flat into the root
+(safely and atomically, see :mod:`search_lab.archives`).
+
+Every download (datasets and CNN weights) goes through :func:`download`: pooch checks the
+sha256, retries failed transfers and moves the file into place only once it verifies; its
+transfers are made by :class:`ResumingDownloader`, which keeps a ``.part`` file across
+interruptions and resumes it with an HTTP ``Range`` request (pooch itself always restarts).
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import http.client
 import json
 import logging
 import os
 import re
 import shutil
-import tarfile
-import tempfile
-import urllib.request
-import zipfile
-import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import BinaryIO
-from urllib.error import HTTPError
+from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
+import pooch
+import requests
+import urllib3
 from filelock import FileLock
 from tqdm import tqdm
 
+from search_lab.archives import (
+    count_images,
+    extract_images,
+    import_local,
+    place_images,
+    remove_stale_staging,
+)
 from search_lab.errors import DatasetError
+from search_lab.files import atomic_write_json
+
+__all__ = [  # extract_images and import_local: the archive helpers, for callers of fetch
+    "ARCHIVES",
+    "Archive",
+    "ResumingDownloader",
+    "download",
+    "extract_images",
+    "fetch",
+    "import_local",
+]
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
-TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
-ZIP_SUFFIXES = (".zip",)
 MARKER = ".fetch-complete.json"
 """Written into the root, after its images, once :func:`fetch` has completed it."""
 
-_STAGING = ".partial-"
+RETRIES = 2  # pooch's retry_if_failed: a failed or cut transfer is tried this many more times
 _HINT = "or use --from PATH to import a local copy of the Holidays images"
-_CORRUPT = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zlib.error)
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_POOCH_MISMATCH = re.compile(r"expected (?:\w+:)?(\w+) but got (\w+)")
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,10 @@ ARCHIVES: tuple[Archive, ...] = (
 )
 
 
+class _Stopped(requests.exceptions.ChunkedEncodingError):
+    """A transfer ended before the whole file arrived (pooch retries it; the part is kept)."""
+
+
 # --------------------------------------------------------------------------- download
 
 
@@ -82,168 +102,213 @@ def download(
     *,
     size: int | None = None,
     sha256: str | None = None,
+    digest_prefix: str | None = None,
     timeout: float = 30.0,
+    retries: int = RETRIES,
     chunk: int = 1 << 20,
 ) -> Path:
-    """Download ``url`` to ``dest``, resuming a partial download and verifying the result.
+    """Download ``url`` to ``dest`` through pooch, resuming a partial download, verified.
 
-    Bytes go to ``dest`` + ``.part`` first, which is renamed only once complete and verified,
-    so ``dest`` never holds a partial file. An existing ``.part`` is resumed with an HTTP
-    ``Range`` request (restarted from zero when the server ignores it).
+    Bytes go to ``dest`` + ``.part`` first; pooch checks the complete file's sha256 and only
+    then moves it to ``dest``, so ``dest`` never holds a partial or unverified file. An
+    existing ``.part`` is resumed with an HTTP ``Range`` request (restarted from zero when the
+    server ignores it); a cut transfer is resumed up to ``retries`` times before giving up.
 
     Parameters
     ----------
     url : str
-        Where to download from (http, https or file).
-    dest : Path
-        Final path of the file; its folder is created.
-    size : int, optional
-        Expected size in bytes; when None, the server's Content-Length is checked instead.
-    sha256 : str, optional
-        Expected hex digest. The computed digest is always logged so it can be recorded.
-    timeout : float
-        Seconds to wait for the connection and for each read, so a dead server never hangs us.
-    chunk : int
-        Bytes read per step.
+        Where to download from (http, https or file); ``dest``'s folder is created.
+    size, sha256 : int, str, optional
+        Expected size (else the server's Content-Length is checked) and hex digest (checked
+        by pooch; the digest of a new download is always logged so it can be recorded).
+    digest_prefix : str, optional
+        Leading hex digits the sha256 must start with (torch hub's ``name-<prefix>.pth``).
+    timeout, retries, chunk
+        Seconds to wait for the connection and each read (a dead server never hangs us);
+        further attempts after a failed transfer or checksum mismatch; bytes per read.
 
     Returns
     -------
     Path
-        ``dest``, complete and verified. When it already existed and verifies, nothing is
-        downloaded.
+        ``dest``, complete and verified; nothing is downloaded when it already verifies.
 
     Raises
     ------
     DatasetError
         The server cannot be reached or answers an error, the transfer stops early (the
-        ``.part`` is kept, re-run to resume), or size / sha256 do not match (the ``.part`` is
-        deleted so a retry starts clean).
+        ``.part`` is kept, re-run to resume), or size / sha256 do not match (the bad download
+        is deleted so a retry starts clean).
     """
     dest = Path(dest)
-    if dest.exists() and _still_valid(dest, size=size, sha256=sha256):
+    if dest.exists() and not _size_matches(dest, size):
+        dest.unlink()
+    part = dest.with_name(dest.name + ".part")
+    fetcher = ResumingDownloader(
+        part, size=size, digest_prefix=digest_prefix, timeout=timeout, chunk=chunk
+    )
+    _pooch_fetch(url, dest, sha256, fetcher, retries)
+    if fetcher.transfers:
+        digest = sha256.lower() if sha256 else _sha256(dest)
+        logger.info("%s: sha256 %s (%d bytes)", dest.name, digest, dest.stat().st_size)
+    else:
         logger.info("%s: already downloaded", dest)
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_suffix(dest.suffix + ".part")
-    total = _stream(url, part, size=size, timeout=timeout, chunk=chunk)
-    try:
-        _check_size(part, size if size is not None else total, name=dest.name)
-        digest = _sha256(part)
-        _check_sha256(digest, sha256, name=dest.name)
-    except DatasetError as exc:
-        part.unlink(missing_ok=True)
-        raise DatasetError(f"{exc}; deleted the bad download, re-run to fetch it again") from exc
-    logger.info("%s: sha256 %s (%d bytes)", dest.name, digest, part.stat().st_size)
-    os.replace(part, dest)
     return dest
 
 
-def _still_valid(dest: Path, *, size: int | None, sha256: str | None) -> bool:
-    """Whether an existing download matches what is recorded; a bad one is deleted."""
+def _pooch_fetch(
+    url: str, dest: Path, sha256: str | None, fetcher: ResumingDownloader, retries: int
+) -> None:
+    """Let pooch fetch ``dest`` (verify, retry, move into place); its errors as DatasetError."""
+    known = None if sha256 is None else f"sha256:{sha256.lower()}"
+    registry, urls = {dest.name: known}, {dest.name: url}
+    store = pooch.create(dest.parent, "", registry=registry, urls=urls, retry_if_failed=retries)
     try:
-        _check_size(dest, size, name=dest.name)
-        if sha256 is not None:
-            _check_sha256(_sha256(dest), sha256, name=dest.name)
-    except DatasetError as exc:
-        logger.warning("%s; downloading it again", exc)
-        dest.unlink()
+        store.fetch(dest.name, downloader=fetcher)
+    except _Stopped as exc:
+        raise DatasetError(f"{exc}; re-run to resume, {_HINT}") from exc
+    except requests.RequestException as exc:
+        raise _unreachable(url, exc) from exc
+    except ValueError as exc:  # pooch: the sha256 differs (it deleted the download)
+        match = _POOCH_MISMATCH.search(str(exc))
+        found = f"sha256 is {match[2]}, expected {match[1]}" if match else str(exc)
+        raise DatasetError(
+            f"{dest.name}: {found}; deleted the bad download, re-run to fetch it again"
+        ) from exc
+
+
+def _size_matches(dest: Path, size: int | None) -> bool:
+    """Whether an existing download is the recorded size (None: any size)."""
+    actual = dest.stat().st_size
+    if size is not None and actual != size:
+        logger.warning(
+            "%s: size is %d bytes, expected %d; downloading it again", dest, actual, size
+        )
         return False
     return True
 
 
-def _stream(url: str, part: Path, *, size: int | None, timeout: float, chunk: int) -> int | None:
-    """Bring ``part`` up to the whole remote file; return the remote size when known."""
-    offset = part.stat().st_size if part.exists() else 0
-    if size is not None and offset >= size:
-        if offset == size:
-            return size  # complete, but the rename was interrupted last time
-        part.unlink()
-        offset = 0
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
-    try:
-        with urllib.request.urlopen(
-            urllib.request.Request(url, headers=headers), timeout=timeout
-        ) as resp:
-            if offset and resp.status != 206:
+class ResumingDownloader:
+    """A pooch downloader that keeps a ``.part`` file and resumes it with an HTTP ``Range``.
+
+    pooch calls it with a temporary file name; it brings ``part`` up to the whole remote file,
+    checks the size (and ``digest_prefix``), then renames ``part`` to that temporary file,
+    which pooch verifies and moves into place. A cut transfer raises :class:`_Stopped` (a
+    ``requests`` error, so pooch retries it) and keeps ``part`` for the next attempt.
+    """
+
+    def __init__(
+        self,
+        part: Path,
+        *,
+        size: int | None = None,
+        digest_prefix: str | None = None,
+        timeout: float = 30.0,
+        chunk: int = 1 << 20,
+    ) -> None:
+        self.part, self.size, self.digest_prefix = Path(part), size, digest_prefix
+        self.timeout, self.chunk = timeout, chunk
+        self.transfers = 0
+
+    def __call__(self, url: str, output_file: str, pooch_: Any = None) -> None:
+        """Download ``url`` into ``output_file`` (pooch's downloader interface)."""
+        self.transfers += 1
+        if urlsplit(url).scheme == "file":
+            shutil.copyfile(url2pathname(urlsplit(url).path), self.part)
+        else:
+            self._complete(url)
+        self._check(url)
+        os.replace(self.part, output_file)
+
+    def _complete(self, url: str) -> None:
+        """Bring ``part`` up to the whole remote file."""
+        offset = self.part.stat().st_size if self.part.exists() else 0
+        if self.size is not None and offset >= self.size:
+            if offset == self.size:
+                return  # complete, but the hand-over was interrupted last time
+            self.part.unlink()
+            offset = 0
+        headers = {"Accept-Encoding": "identity"} | (
+            {"Range": f"bytes={offset}-"} if offset else {}
+        )
+        with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as resp:
+            if resp.status_code == 416 and offset:
+                return self._after_416(resp, url)
+            if resp.status_code >= 500:
+                resp.raise_for_status()  # a server error may pass: pooch retries it
+            if resp.status_code >= 400:
+                raise _unreachable(url, f"HTTP {resp.status_code} {resp.reason}")
+            if offset and resp.status_code != 206:
                 logger.info("%s: server cannot resume, restarting from zero", url)
                 offset = 0
-            total = _remote_total(resp, offset, url=url, part=part)
-            _check_offer(total, size, url=url, part=part)
-            _write_stream(resp, part, offset=offset, total=total, chunk=chunk, url=url)
-            return total
-    except HTTPError as exc:
-        if exc.code == 416 and offset:
-            return _after_416(exc, url, part, size=size, timeout=timeout, chunk=chunk)
-        raise _unreachable(url, f"HTTP {exc.code} {exc.reason}") from exc
-    except (OSError, http.client.HTTPException) as exc:
-        raise _unreachable(url, getattr(exc, "reason", exc)) from exc
+            total = self._remote_total(resp, offset, url)
+            self._write(resp, offset, total, url)
+        return None
 
-
-def _remote_total(
-    resp: http.client.HTTPResponse, offset: int, *, url: str, part: Path
-) -> int | None:
-    """Full size of the remote file from Content-Range (206) or Content-Length (200)."""
-    if resp.status == 206:
-        header = resp.headers.get("Content-Range", "")
-        match = _CONTENT_RANGE.fullmatch(header)
-        if match is None or int(match[1]) != offset:
-            part.unlink(missing_ok=True)
+    def _remote_total(self, resp: requests.Response, offset: int, url: str) -> int | None:
+        """Full size of the remote file (Content-Range or Content-Length); checks ``size``."""
+        total = None
+        if resp.status_code == 206:
+            header = resp.headers.get("Content-Range", "")
+            match = _CONTENT_RANGE.fullmatch(header)
+            if match is None or int(match[1]) != offset:
+                self.part.unlink(missing_ok=True)
+                raise DatasetError(
+                    f"{url}: server answered a resume from byte {offset} with Content-Range "
+                    f"{header!r}; deleted {self.part.name}, re-run to download from the start"
+                )
+            total = None if match[3] == "*" else int(match[3])
+        elif (length := resp.headers.get("Content-Length", "")).isdigit():
+            total = int(length)
+        if total is not None and self.size is not None and total != self.size:
+            self.part.unlink(missing_ok=True)
             raise DatasetError(
-                f"{url}: server answered a resume from byte {offset} with Content-Range "
-                f"{header!r}; deleted {part.name}, re-run to download from the start"
+                f"{url}: server offers {total} bytes, expected {self.size}; the file may have "
+                f"changed upstream (update the recorded size/sha256) {_HINT}"
             )
-        return None if match[3] == "*" else int(match[3])
-    length = resp.headers.get("Content-Length", "")
-    return int(length) if length.isdigit() else None
+        return total
 
+    def _write(self, resp: requests.Response, offset: int, total: int | None, url: str) -> None:
+        """Append (or write from zero) the raw response body to ``part`` with a progress bar."""
+        name = self.part.name.removesuffix(".part")
+        bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=name, disable=None)
+        try:
+            with self.part.open("ab" if offset else "wb") as out, bar:
+                for block in resp.raw.stream(self.chunk, decode_content=False):
+                    out.write(block)
+                    bar.update(len(block))
+        except (
+            urllib3.exceptions.HTTPError,
+            requests.RequestException,
+            ConnectionError,
+            TimeoutError,
+        ) as exc:
+            logger.info("%s: transfer broke off (%s)", url, exc)
+        received = self.part.stat().st_size
+        if total is not None and received < total:
+            raise _Stopped(f"download of {url} stopped at {received} of {total} bytes")
 
-def _check_offer(total: int | None, size: int | None, *, url: str, part: Path) -> None:
-    """Fail before transferring anything when the server's file is not the recorded size."""
-    if total is not None and size is not None and total != size:
-        part.unlink(missing_ok=True)
-        raise DatasetError(
-            f"{url}: server offers {total} bytes, expected {size}; the file may have changed "
-            f"upstream (update the recorded size/sha256) {_HINT}"
-        )
+    def _after_416(self, resp: requests.Response, url: str) -> None:
+        """Range not satisfiable: the part is already complete, or is stale and is restarted."""
+        offset = self.part.stat().st_size
+        match = re.fullmatch(r"bytes \*/(\d+)", resp.headers.get("Content-Range", ""))
+        if match and int(match[1]) == offset:
+            return
+        logger.info("%s: partial download does not fit the server's file, restarting", self.part)
+        self.part.unlink()
+        self._complete(url)
 
-
-def _write_stream(
-    resp: BinaryIO, part: Path, *, offset: int, total: int | None, chunk: int, url: str
-) -> None:
-    """Append (or write from zero) the response body to ``part`` with a progress bar."""
-    with (
-        part.open("ab" if offset else "wb") as out,
-        tqdm(
-            total=total,
-            initial=offset,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=part.name.removesuffix(".part"),
-            disable=None,
-        ) as bar,
-    ):
-        while block := resp.read(chunk):
-            out.write(block)
-            bar.update(len(block))
-    received = part.stat().st_size
-    if total is not None and received < total:
-        raise DatasetError(
-            f"download of {url} stopped at {received} of {total} bytes; re-run to resume, {_HINT}"
-        )
-
-
-def _after_416(
-    exc: HTTPError, url: str, part: Path, *, size: int | None, timeout: float, chunk: int
-) -> int | None:
-    """Range not satisfiable: the part is already complete, or is stale and is restarted."""
-    offset = part.stat().st_size
-    match = re.fullmatch(r"bytes \*/(\d+)", exc.headers.get("Content-Range", ""))
-    if match and int(match[1]) == offset:
-        return offset
-    logger.info("%s: partial download does not fit the server's file, restarting", part)
-    part.unlink()
-    return _stream(url, part, size=size, timeout=timeout, chunk=chunk)
+    def _check(self, url: str) -> None:
+        """Size and digest-prefix checks of the complete ``part``; a bad one is deleted."""
+        actual = self.part.stat().st_size
+        problem = None
+        if self.size is not None and actual != self.size:
+            problem = f"size is {actual} bytes, expected {self.size}"
+        elif self.digest_prefix and not _sha256(self.part).startswith(self.digest_prefix):
+            problem = f"does not match the hash in its name ({self.digest_prefix})"
+        if problem:
+            self.part.unlink()
+            name = self.part.name.removesuffix(".part")
+            raise DatasetError(f"{name} from {url}: {problem}; deleted it, re-run to fetch again")
 
 
 def _unreachable(url: str, reason: object) -> DatasetError:
@@ -254,251 +319,10 @@ def _unreachable(url: str, reason: object) -> DatasetError:
     )
 
 
-def _check_size(path: Path, size: int | None, *, name: str) -> None:
-    """Raise when ``path`` is not ``size`` bytes long (None checks nothing)."""
-    actual = path.stat().st_size
-    if size is not None and actual != size:
-        raise DatasetError(f"{name}: size is {actual} bytes, expected {size}")
-
-
-def _check_sha256(digest: str, sha256: str | None, *, name: str) -> None:
-    """Raise when ``digest`` differs from the recorded ``sha256`` (None checks nothing)."""
-    if sha256 is not None and digest != sha256.lower():
-        raise DatasetError(f"{name}: sha256 is {digest}, expected {sha256.lower()}")
-
-
 def _sha256(path: Path) -> str:
     """Hex sha256 digest of a file, read in blocks."""
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-# --------------------------------------------------------------------------- extraction
-
-
-def extract_images(archive: Path, root: Path) -> int:
-    """Place the images of a .tar/.tar.gz/.tgz/.zip archive flat into ``root``, atomically.
-
-    Images (.jpg .jpeg .png, any case) are taken from any folder of the archive; other files,
-    hidden files and macOS ``__MACOSX`` entries are ignored. Members with absolute paths,
-    ``..``, links or device types make the whole archive rejected. Extraction goes to a
-    temporary folder next to ``root`` that is then renamed (or merged) into it, so an
-    interrupted run never leaves a half-filled root.
-
-    Parameters
-    ----------
-    archive : Path
-        The archive to read.
-    root : Path
-        Folder receiving the images; created when missing, merged into when it exists.
-
-    Returns
-    -------
-    int
-        Number of images placed.
-
-    Raises
-    ------
-    DatasetError
-        The archive is missing, corrupt, unsafe, holds no image or two images of one name.
-    """
-    archive = Path(archive)
-    if not archive.is_file():
-        raise DatasetError(f"archive {archive} does not exist")
-    with _staging(Path(root)) as staging:
-        count = _extract_to(archive, staging)
-        _place(staging, Path(root))
-    return count
-
-
-def import_local(source: Path, root: Path) -> int:
-    """Place the images of a local folder or archive flat into ``root`` (the ``--from`` path).
-
-    Parameters
-    ----------
-    source : Path
-        A folder (searched recursively; hidden entries skipped) or a .tar/.tar.gz/.tgz/.zip.
-    root : Path
-        Folder receiving the images, as in :func:`extract_images`.
-
-    Returns
-    -------
-    int
-        Number of images placed.
-
-    Raises
-    ------
-    DatasetError
-        ``source`` does not exist, holds no image, or is a bad archive.
-    """
-    source, root = Path(source), Path(root)
-    if not source.exists():
-        raise DatasetError(
-            f"--from path {source} does not exist; give a folder of Holidays images or an "
-            "archive (.tar, .tar.gz, .tgz, .zip)"
-        )
-    with _staging(root) as staging:
-        count = _copy_folder(source, staging) if source.is_dir() else _extract_to(source, staging)
-        _place(staging, root)
-    logger.info("imported %d images from %s into %s", count, source, root)
-    return count
-
-
-def _extract_to(archive: Path, staging: Path) -> int:
-    """Write the archive's images flat into ``staging``; return how many."""
-    name = archive.name.lower()
-    try:
-        if name.endswith(ZIP_SUFFIXES):
-            count = _extract_zip(archive, staging)
-        elif name.endswith(TAR_SUFFIXES):
-            count = _extract_tar(archive, staging)
-        else:
-            raise DatasetError(
-                f"{archive}: not a supported archive; expected .tar, .tar.gz, .tgz or .zip"
-            )
-    except _CORRUPT as exc:
-        raise DatasetError(
-            f"cannot read {archive}: {exc}; the archive is corrupt or incomplete, delete it "
-            "and fetch again"
-        ) from exc
-    if count == 0:
-        raise DatasetError(f"{archive} holds no .jpg/.jpeg/.png image")
-    logger.info("%s: %d images", archive.name, count)
-    return count
-
-
-def _extract_tar(archive: Path, staging: Path) -> int:
-    """Tar variant of :func:`_extract_to`: reads members as streams, never ``extract``s them.
-
-    Nothing is written from member paths (only from checked base names), so ``filter="data"``
-    is not needed; its checks are done by :func:`_check_member` instead.
-    """
-    count = 0
-    with tarfile.open(archive, "r:*") as tar:
-        for member in tar:
-            _check_member(member.name, archive)
-            if not (member.isfile() or member.isdir()):  # links, devices, fifos
-                raise DatasetError(f"{archive}: refusing link or special member {member.name!r}")
-            image = _image_name(member.name) if member.isfile() else None
-            if image is not None:
-                _write_new(tar.extractfile(member), staging / image, archive)
-                count += 1
-        # tarfile stops at the first empty header; reading the compressed stream to its end
-        # makes a truncated or damaged .tar.gz fail (EOFError, CRC) instead of passing short.
-        while tar.fileobj is not None and tar.fileobj.read(1 << 20):
-            pass
-    return count
-
-
-def _extract_zip(archive: Path, staging: Path) -> int:
-    """Zip variant of :func:`_extract_to`, refusing unsafe names and symlinks."""
-    count = 0
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            _check_member(info.filename, archive)
-            if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                raise DatasetError(f"{archive}: refusing symlink member {info.filename!r}")
-            image = None if info.is_dir() else _image_name(info.filename)
-            if image is not None:
-                with zf.open(info) as src:
-                    _write_new(src, staging / image, archive)
-                count += 1
-    return count
-
-
-def _copy_folder(source: Path, staging: Path) -> int:
-    """Copy the images found anywhere under ``source`` flat into ``staging``."""
-    count = 0
-    for folder, dirs, files in os.walk(source):
-        dirs[:] = sorted(d for d in dirs if not _skipped(d))
-        for name in sorted(files):
-            image = _image_name(name)
-            if image is not None:
-                with (Path(folder) / name).open("rb") as src:
-                    _write_new(src, staging / image, source)
-                count += 1
-    if count == 0:
-        raise DatasetError(f"{source} holds no .jpg/.jpeg/.png image")
-    return count
-
-
-def _check_member(name: str, archive: Path) -> None:
-    """Reject member names that would point outside the extraction folder."""
-    posix = PurePosixPath(name.replace("\\", "/"))
-    if posix.is_absolute() or ".." in posix.parts or PureWindowsPath(name).drive:
-        raise DatasetError(f"{archive}: refusing unsafe member path {name!r}")
-
-
-def _image_name(member: str) -> str | None:
-    """Base name of an image member, or None for non-images, hidden and ``__MACOSX`` entries."""
-    parts = PurePosixPath(member.replace("\\", "/")).parts
-    if not parts or any(_skipped(part) for part in parts):
-        return None
-    return parts[-1] if PurePosixPath(parts[-1]).suffix.lower() in IMAGE_SUFFIXES else None
-
-
-def _skipped(part: str) -> bool:
-    """Hidden entries and macOS resource forks (``__MACOSX``, ``._name``) are not images."""
-    return part.startswith(".") or part == "__MACOSX"
-
-
-def _write_new(src: BinaryIO | None, dst: Path, origin: Path) -> None:
-    """Copy a stream to a new file; two images of one name cannot be laid out flat."""
-    if src is None:
-        raise DatasetError(f"{origin}: cannot read member {dst.name}")
-    try:
-        with dst.open("xb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-    except FileExistsError as exc:
-        raise DatasetError(
-            f"{origin}: two images are named {dst.name}; the Holidays layout is one flat folder"
-        ) from exc
-
-
-@contextmanager
-def _staging(root: Path) -> Iterator[Path]:
-    """A temporary folder next to ``root`` (same file system), removed on exit."""
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}{_STAGING}", dir=root.parent))
-    staging.chmod(0o755)  # it becomes the dataset folder: readable like any other (mkdtemp: 0700)
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _place(staging: Path, root: Path) -> int:
-    """Move staged files into ``root``: one rename when it is new, else file by file.
-
-    A file-by-file merge that is interrupted removes the files it had added, so the root is
-    left as it was (files it replaced keep the new, identically named, copy).
-    """
-    files = sorted(staging.iterdir())
-    if root.is_dir() and not any(root.iterdir()):
-        root.rmdir()
-    if not root.exists():
-        _move(staging, root)
-        return len(files)
-    if not root.is_dir():
-        raise DatasetError(f"{root} exists and is not a folder; move it away or pick another")
-    added: list[Path] = []
-    try:
-        for src in files:
-            dst = root / src.name
-            existed = dst.exists()
-            _move(src, dst)
-            if not existed:
-                added.append(dst)
-    except BaseException:
-        for dst in added:
-            dst.unlink(missing_ok=True)
-        raise
-    return len(files)
-
-
-def _move(src: Path, dst: Path) -> None:
-    """Atomic rename on one file system (a separate function so tests can interrupt it)."""
-    os.replace(src, dst)
 
 
 # --------------------------------------------------------------------------- fetch
@@ -541,7 +365,7 @@ def fetch(
     root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root.parent / f".{root.name}.lock")):
-        _remove_stale_staging(root)
+        remove_stale_staging(root)
         if source is not None:
             import_local(Path(source), root)
             how = f"imported from {source}"
@@ -549,20 +373,14 @@ def fetch(
             how = "already complete, nothing downloaded"
         else:
             cache = Path(cache_dir) if cache_dir is not None else root.parent / ".downloads"
-            _download_and_extract(archives, root, cache)
+            paths = [
+                download(a.url, cache / a.filename, size=a.size, sha256=a.sha256) for a in archives
+            ]
+            place_images(paths, root)
             how = f"from {len(archives)} archives cached in {cache}"
-        count = _count_images(root)
-        _write_marker(root, count)
+        count = count_images(root)
+        atomic_write_json(root / MARKER, {"images": count})
     logger.info("Holidays: %d images in %s (%s)", count, root, how)
-    return count
-
-
-def _download_and_extract(archives: Sequence[Archive], root: Path, cache: Path) -> int:
-    """Download every archive, then place all their images into ``root`` in one step."""
-    paths = [download(a.url, cache / a.filename, size=a.size, sha256=a.sha256) for a in archives]
-    with _staging(root) as staging:
-        count = sum(_extract_to(path, staging) for path in paths)
-        _place(staging, root)
     return count
 
 
@@ -572,25 +390,4 @@ def _is_complete(root: Path) -> bool:
         expected = json.loads((root / MARKER).read_text())["images"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    return isinstance(expected, int) and _count_images(root) >= expected
-
-
-def _write_marker(root: Path, count: int) -> None:
-    """Record, atomically, that ``root`` is complete with ``count`` images."""
-    tmp = root / (MARKER + ".tmp")
-    tmp.write_text(json.dumps({"images": count}) + "\n")
-    os.replace(tmp, root / MARKER)
-
-
-def _count_images(root: Path) -> int:
-    """Number of image files directly in ``root`` (0 when it does not exist)."""
-    if not root.is_dir():
-        return 0
-    return sum(1 for p in root.iterdir() if p.is_file() and _image_name(p.name) is not None)
-
-
-def _remove_stale_staging(root: Path) -> None:
-    """Delete temporary folders left next to ``root`` by a killed run (called under the lock)."""
-    for stale in root.parent.glob(f".{root.name}{_STAGING}*"):
-        logger.info("removing %s left by an interrupted run", stale)
-        shutil.rmtree(stale, ignore_errors=True)
+    return isinstance(expected, int) and count_images(root) >= expected

@@ -19,7 +19,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from search_lab.errors import ConfigError, ImageLoadError
+from search_lab.errors import ImageLoadError
+from search_lab.params import require_positive_int
 
 __all__ = ["MAX_PIXELS", "UPLOAD_DECODE_BYTES", "load_image"]
 
@@ -98,21 +99,13 @@ def load_image(
     ConfigError
         If ``max_side`` or ``max_pixels`` is not a positive integer.
     """
-    _check_positive("max_side", max_side, optional=True)
-    _check_positive("max_pixels", max_pixels, optional=False)
+    require_positive_int("max_side", max_side, null=True)
+    require_positive_int("max_pixels", max_pixels)
     name = _source_name(source)
     if max_decode_bytes is None:
         max_decode_bytes = 0 if isinstance(source, str | os.PathLike) else UPLOAD_DECODE_BYTES
     with _binary_stream(source, name) as fp:
         return _decode(fp, name, max_side, max_pixels, max_decode_bytes)
-
-
-def _check_positive(param: str, value: int | None, *, optional: bool) -> None:
-    """Reject a size option that is not a positive int, before touching any file."""
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{param} must be a positive integer, got {value!r}")
 
 
 def _source_name(source: ImageSource) -> str:

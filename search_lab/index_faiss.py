@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from search_lab.errors import ConfigError
-from search_lab.index_files import FileIndex, jobs_param, padded, positive, seed_param, unit_rows
-from search_lab.indexes import register
+from search_lab.index_files import FileIndex, padded, unit_rows
+from search_lab.indexes import Check, register
+from search_lab.params import require
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,12 @@ def _no_polysemous(faiss: Any, index: Any) -> None:
             faiss.downcast_index(part).do_polysemous_training = False
 
 
+def _factory(name: str, value: Any) -> str:
+    """A Faiss index factory string (``"HNSW32"``, ``"IVF1024,PQ16"``), stripped."""
+    require(name, value, isinstance(value, str) and bool(value.strip()), "a factory string")
+    return value.strip()
+
+
 @register("faiss")
 class FaissIndex(FileIndex):
     """Any Faiss index by factory string: ``Flat``, ``IVF1024,Flat``, ``IVF1024,PQ16``, ``HNSW32``.
@@ -81,9 +88,8 @@ class FaissIndex(FileIndex):
         core). HNSW builds with several threads vary from run to run; the default 1 does not.
     """
 
-    METRICS: ClassVar[tuple[str, ...]] = tuple(sorted(KINDS))
-    DATA_FILE: ClassVar[str] = "faiss.index"
-    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("factory", "seed")
+    METRICS = tuple(sorted(KINDS))
+    DATA_FILE, BUILD_PARAMS = "faiss.index", ("factory", "seed")
     description = (
         "Faiss (faiss-cpu): Flat is a fast exact exhaustive scan; IVF searches the nprobe "
         "nearest clusters; PQ compresses vectors to a few bytes; HNSW is a graph"
@@ -91,24 +97,14 @@ class FaissIndex(FileIndex):
     label = "Faiss (faiss-cpu)"
     shown: ClassVar[dict[str, str]] = {"factory": "{}", "nprobe": "nprobe={}", "ef": "ef={}"}
 
-    def __init__(
-        self,
-        *,
-        metric: str,
-        factory: str = "HNSW32",
-        nprobe: int = 16,
-        ef: int = 64,
-        seed: int = 1234,
-        threads: int = 1,
-    ) -> None:
-        super().__init__(metric=metric)
-        if not isinstance(factory, str) or not factory.strip():
-            raise ConfigError(f"faiss index: factory must be a factory string, got {factory!r}")
-        self.factory = factory.strip()
+    DEFAULTS: ClassVar[dict[str, Any]] = dict(
+        factory="HNSW32", nprobe=16, ef=64, seed=1234, threads=1
+    )
+    CHECKS: ClassVar[dict[str, Check]] = {"factory": _factory}
+
+    def __init__(self, *, metric: str, **params: Any) -> None:
+        super().__init__(metric=metric, **params)
         self.exact = self.factory == "Flat"
-        self.nprobe, self.ef = positive("faiss", "nprobe", nprobe), positive("faiss", "ef", ef)
-        self.seed = seed_param("faiss", seed)
-        self.threads = jobs_param("faiss", "threads", threads)
         self.faiss_metric, self._to_metric = KINDS[self.metric]
         self.built_factory = self.factory
         self._index: Any = None

@@ -11,7 +11,6 @@ before the library reads it (a library fed garbage may crash the process instead
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,32 +18,8 @@ import numpy as np
 
 from search_lab import integrity
 from search_lab.errors import ConfigError, IndexMismatchError
-from search_lab.indexes import PAD_ID, Index
-from search_lab.results import read_json, write_json
-
-
-def int_param(kind: str, name: str, value: Any, *, allowed: str, ok: Callable[[int], bool]) -> int:
-    """``value`` if it is an int passing ``ok``; else ConfigError saying what is ``allowed``."""
-    if isinstance(value, bool) or not isinstance(value, int) or not ok(value):
-        raise ConfigError(f"{kind} index: {name} must be {allowed}, got {value!r}")
-    return value
-
-
-def positive(kind: str, name: str, value: Any) -> int:
-    """A positive integer parameter."""
-    return int_param(kind, name, value, allowed="a positive integer", ok=lambda v: v > 0)
-
-
-def jobs_param(kind: str, name: str, value: Any) -> int:
-    """A thread count: -1 (every core) or positive."""
-    return int_param(
-        kind, name, value, allowed="-1 (every core) or positive", ok=lambda v: v == -1 or v > 0
-    )
-
-
-def seed_param(kind: str, value: Any) -> int:
-    """A non-negative integer seed."""
-    return int_param(kind, "seed", value, allowed="a non-negative integer", ok=lambda v: v >= 0)
+from search_lab.indexes import PAD_ID, REBUILD, Index, read_record
+from search_lab.results import write_json
 
 
 def unit_rows(vectors: np.ndarray, kind: str) -> np.ndarray:
@@ -103,10 +78,9 @@ class FileIndex(Index):
 
     METRICS: ClassVar[tuple[str, ...]] = ()
     DATA_FILE: ClassVar[str] = ""
-    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *, metric: str) -> None:
-        super().__init__(metric=metric)
+    def __init__(self, *, metric: str, **params: Any) -> None:
+        super().__init__(metric=metric, **params)
         if self.metric not in self.METRICS:
             raise ConfigError(
                 f"{self.kind} index does not support metric {self.metric!r}; choose one of: "
@@ -155,38 +129,20 @@ class FileIndex(Index):
             A file is missing or unreadable, the index was built for another metric or with
             other build parameters, or the data file's size or checksum is not the one saved.
         """
-        directory = Path(directory)
-        path, meta = directory / self.DATA_FILE, directory / f"{self.kind}.json"
-        rebuild = f"rebuild it with `python -m search_lab.build_index index={self.kind}`"
-        if not path.is_file() or not meta.is_file():
-            raise IndexMismatchError(
-                f"{directory} holds no {self.kind} index ({self.DATA_FILE} or {meta.name} "
-                f"missing); {rebuild}"
-            )
+        meta = Path(directory) / f"{self.kind}.json"
+        path, rebuild = Path(directory) / self.DATA_FILE, REBUILD.format(kind=self.kind)
+        record = read_record(self, path, meta)
+        kind = integrity.HASH if integrity.HASH in record else "sha256"
         try:
-            record = read_json(meta)
-            dim, size, n_bytes = int(record["dim"]), int(record["size"]), int(record["bytes"])
-            metric, params = record["metric"], dict(record["params"])
-            kind = integrity.HASH if integrity.HASH in record else "sha256"
-            digest = str(record[kind])
-        except (OSError, ValueError, KeyError, TypeError) as err:
+            n_bytes, digest = record["bytes"], str(record[kind])
+        except KeyError as err:
             raise IndexMismatchError(f"{meta} is unreadable ({err!r}); {rebuild}") from err
-        if metric != self.metric:
-            raise IndexMismatchError(
-                f"{path} was built for metric {metric!r}, but {self.metric!r} was asked for"
-            )
-        for name in self.BUILD_PARAMS:
-            if params.get(name) != getattr(self, name):
-                raise IndexMismatchError(
-                    f"{path} was built with {name}={params.get(name)!r}, but the configuration "
-                    f"says {getattr(self, name)!r}; {rebuild}"
-                )
         if _differs(path, n_bytes, kind, digest):
             raise IndexMismatchError(
                 f"{path} is not the file that was saved (size or {kind} checksum differs): it "
                 f"is damaged or was replaced; {rebuild}"
             )
-        self.dim, self.size = dim, size
+        self.dim, self.size = record["dim"], record["size"]
         self._read(path, record)
         self._built = True
 

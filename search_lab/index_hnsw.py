@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.index_files import FileIndex, jobs_param, padded, positive, seed_param
+from search_lab.index_files import FileIndex, padded
 from search_lab.indexes import register
 
 SPACES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
@@ -43,9 +43,8 @@ class HNSWIndex(FileIndex):
         Threads answering a batch of queries (results do not depend on it).
     """
 
-    METRICS: ClassVar[tuple[str, ...]] = tuple(sorted(SPACES))
-    DATA_FILE: ClassVar[str] = "hnsw.bin"
-    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("M", "ef_construction", "seed")
+    METRICS = tuple(sorted(SPACES))
+    DATA_FILE, BUILD_PARAMS = "hnsw.bin", ("M", "ef_construction", "seed")
     description = (
         "HNSW graph (hnswlib, NMSLib's algorithm): greedy search through a layered "
         "small-world graph; among the fastest at high recall, the vectors stay in memory"
@@ -53,35 +52,17 @@ class HNSWIndex(FileIndex):
     label = "HNSW graph (hnswlib, NMSLib's algorithm)"
     shown: ClassVar[dict[str, str]] = {"M": "M={}", "ef": "ef={}"}
 
-    def __init__(
-        self,
-        *,
-        metric: str,
-        M: int = 16,
-        ef_construction: int = 200,
-        ef: int = 50,
-        seed: int = 100,
-        n_jobs: int = 1,
-        query_jobs: int = 1,
-    ) -> None:
-        super().__init__(metric=metric)
-        self.M = positive("hnsw", "M", M)
-        self.ef_construction = positive("hnsw", "ef_construction", ef_construction)
-        self.ef = positive("hnsw", "ef", ef)
-        self.seed = seed_param("hnsw", seed)
-        self.n_jobs, self.query_jobs = (
-            jobs_param("hnsw", "n_jobs", n_jobs),
-            jobs_param("hnsw", "query_jobs", query_jobs),
-        )
-        self.space, self._to_metric = SPACES[self.metric]
-        self._graph: Any = None
+    DEFAULTS: ClassVar[dict[str, Any]] = dict(
+        M=16, ef_construction=200, ef=50, seed=100, n_jobs=1, query_jobs=1
+    )
+    _graph: Any = None
 
     streaming = True
 
     def _new_graph(self, rows: int, dim: int) -> Any:
         import hnswlib
 
-        graph = hnswlib.Index(space=self.space, dim=dim)
+        graph = hnswlib.Index(space=SPACES[self.metric][0], dim=dim)
         graph.init_index(
             max_elements=max(1, rows), M=self.M, ef_construction=self.ef_construction,
             random_seed=self.seed,
@@ -115,7 +96,7 @@ class HNSWIndex(FileIndex):
             ids, d = self._graph.knn_query(queries, k=k, num_threads=self.query_jobs)
         except RuntimeError:  # some query reached fewer than k items: fill what each one can
             ids, d = self._one_by_one(queries, k)
-        return padded(ids.astype(np.int64), self._to_metric(d.astype(np.float64)), k)
+        return padded(ids.astype(np.int64), SPACES[self.metric][1](d.astype(np.float64)), k)
 
     def _one_by_one(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Each query alone, asking for fewer items until hnswlib can return them all."""
@@ -138,6 +119,6 @@ class HNSWIndex(FileIndex):
     def _read(self, path: Path, record: dict[str, Any]) -> None:
         import hnswlib
 
-        graph = hnswlib.Index(space=self.space, dim=self.dim)
+        graph = hnswlib.Index(space=SPACES[self.metric][0], dim=self.dim)
         graph.load_index(str(path), max_elements=max(1, self.size))
         self._graph = graph

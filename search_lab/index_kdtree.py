@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.spatial import cKDTree
 
-from search_lab.errors import ConfigError, IndexMismatchError
-from search_lab.index_files import FileIndex, jobs_param, padded, positive, unit_rows
+from search_lab.errors import IndexMismatchError
+from search_lab.index_files import FileIndex, padded, unit_rows
 from search_lab.indexes import register
 
 P_OF: dict[str, int] = {"euclidean": 2, "manhattan": 1, "cosine": 2}
@@ -43,9 +43,8 @@ class KDTreeIndex(FileIndex):
     them, which is deterministic and takes about a second per million 128-d vectors.
     """
 
-    METRICS: ClassVar[tuple[str, ...]] = ("cosine", "euclidean", "manhattan")
-    DATA_FILE: ClassVar[str] = "kdtree.npy"
-    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("leafsize",)
+    METRICS = ("cosine", "euclidean", "manhattan")
+    DATA_FILE, BUILD_PARAMS = "kdtree.npy", ("leafsize",)
     description = (
         "kd-tree (SciPy cKDTree): exact branch-and-bound search; fast in low dimensions, "
         "close to exhaustive beyond about 20"
@@ -53,17 +52,13 @@ class KDTreeIndex(FileIndex):
     label = "kd-tree (SciPy cKDTree)"
     shown: ClassVar[dict[str, str]] = {"eps": "eps={}"}
 
-    def __init__(
-        self, *, metric: str, leafsize: int = 16, eps: float = 0.0, n_jobs: int = 1
-    ) -> None:
-        super().__init__(metric=metric)
-        self.leafsize = positive("kdtree", "leafsize", leafsize)
-        if isinstance(eps, bool) or not isinstance(eps, int | float) or eps < 0:
-            raise ConfigError(f"kdtree index: eps must be a number >= 0, got {eps!r}")
-        self.eps = float(eps)
-        self.exact = self.eps == 0.0
-        self.n_jobs = jobs_param("kdtree", "n_jobs", n_jobs)
-        self._tree: cKDTree | None = None
+    DEFAULTS: ClassVar[dict[str, Any]] = dict(leafsize=16, eps=0.0, n_jobs=1)
+    _tree: cKDTree | None = None
+
+    @property
+    def exact(self) -> bool:  # type: ignore[override]
+        """Exhaustive unless ``eps`` allows approximate answers."""
+        return self.eps == 0.0
 
     def build(self, vectors: np.ndarray) -> None:
         """Grow the tree over an (N, D) matrix (unit rows for cosine)."""

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from search_lab.errors import ConfigError
-from search_lab.index_files import FileIndex, jobs_param, padded, positive, seed_param
+from search_lab.index_files import FileIndex, padded
 from search_lab.indexes import register
 
 
@@ -49,9 +49,8 @@ class NNDescentIndex(FileIndex):
     sha256 matched the record, so only folders written by ``save`` are read.
     """
 
-    METRICS: ClassVar[tuple[str, ...]] = ("cosine", "euclidean", "manhattan")
-    DATA_FILE: ClassVar[str] = "nndescent.pkl"
-    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ("n_neighbors", "leaf_budget", "seed")
+    METRICS = ("cosine", "euclidean", "manhattan")
+    DATA_FILE, BUILD_PARAMS = "nndescent.pkl", ("n_neighbors", "leaf_budget", "seed")
     description = (
         "NN-descent k-NN graph (pynndescent, KGraph's method): graph search from "
         "random-projection-tree entry points; high recall, slow first build (numba compiles)"
@@ -59,25 +58,10 @@ class NNDescentIndex(FileIndex):
     label = "NN-descent k-NN graph (pynndescent, KGraph's method)"
     shown: ClassVar[dict[str, str]] = {"n_neighbors": "{} neighbours", "epsilon": "epsilon={}"}
 
-    def __init__(
-        self,
-        *,
-        metric: str,
-        n_neighbors: int = 30,
-        epsilon: float = 0.1,
-        leaf_budget: int = 16,
-        seed: int = 42,
-        n_jobs: int = 1,
-    ) -> None:
-        super().__init__(metric=metric)
-        self.n_neighbors = positive("nndescent", "n_neighbors", n_neighbors)
-        if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or epsilon < 0:
-            raise ConfigError(f"nndescent index: epsilon must be a number >= 0, got {epsilon!r}")
-        self.epsilon = float(epsilon)
-        self.leaf_budget = positive("nndescent", "leaf_budget", leaf_budget)
-        self.seed = seed_param("nndescent", seed)
-        self.n_jobs = jobs_param("nndescent", "n_jobs", n_jobs)
-        self._graph: Any = None
+    DEFAULTS: ClassVar[dict[str, Any]] = dict(
+        n_neighbors=30, epsilon=0.1, leaf_budget=16, seed=42, n_jobs=1
+    )
+    _graph: Any = None
 
     def build(self, vectors: np.ndarray) -> None:
         """Build and prepare the search graph over an (N, D) matrix (N >= 2)."""

@@ -7,6 +7,7 @@ in the configured metric's own units, so rankings and scores never depend on the
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 from collections.abc import Callable, Iterable
@@ -19,6 +20,14 @@ import numpy as np
 from search_lab import exact_search
 from search_lab.distances import check_metric
 from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.params import (
+    is_int,
+    require,
+    require_jobs,
+    require_number,
+    require_positive_int,
+    require_seed,
+)
 from search_lab.registry import Registry
 from search_lab.results import read_json, write_json
 
@@ -26,6 +35,19 @@ log = logging.getLogger(__name__)
 
 PAD_ID = -1
 """Id that pads a result row when an approximate index finds fewer than ``k`` items."""
+
+Check = Callable[[str, Any], Any]
+"""A parameter check: (name for messages, value) -> the value to keep, or ConfigError."""
+
+COMMON_CHECKS: dict[str, Check] = {
+    "seed": require_seed,
+    "n_jobs": require_jobs,
+    "query_jobs": require_jobs,
+    "threads": require_jobs,
+    "eps": require_number,
+    "epsilon": require_number,
+}
+"""Parameters that mean the same in every index; any other one is a positive integer."""
 
 
 class Index:
@@ -46,11 +68,24 @@ class Index:
     """Parameters worth showing beside the label, each with how its value reads."""
     streaming: ClassVar[bool] = False
     """True when :meth:`build_streaming` holds one block at a time (out-of-core build)."""
+    DEFAULTS: ClassVar[dict[str, Any]] = {}
+    """Parameter name -> default; :meth:`__init__` checks each value and sets it as attribute."""
+    CHECKS: ClassVar[dict[str, Check]] = {}
+    """Checks of this index's own parameters; others: :data:`COMMON_CHECKS`, else positive int."""
+    BUILD_PARAMS: ClassVar[tuple[str, ...]] = ()
+    """Parameters that shape the built structure: a saved index must have the configured ones."""
 
-    def __init__(self, *, metric: str) -> None:
+    def __init__(self, *, metric: str, **params: Any) -> None:
         self.metric = check_metric(metric)
         self.dim = 0
         self.size = 0
+        unknown = sorted(set(params) - set(self.DEFAULTS))
+        if unknown:  # TypeError, as for any unexpected keyword: the registry names the index
+            valid = ", ".join(self.DEFAULTS) or "none"
+            raise TypeError(f"unknown parameter(s) {', '.join(unknown)}; valid ones: {valid}")
+        for name, default in self.DEFAULTS.items():
+            check = self.CHECKS.get(name) or COMMON_CHECKS.get(name, require_positive_int)
+            setattr(self, name, check(f"{self.kind} index: {name}", params.get(name, default)))
 
     def build(self, vectors: np.ndarray) -> None:
         """Index an (N, D) matrix; replaces whatever was indexed before."""
@@ -129,6 +164,49 @@ def search_views(index: Index, views: list[np.ndarray], k: int) -> tuple[np.ndar
     return out_ids, out_d
 
 
+REBUILD = "rebuild it with `python -m search_lab.build_index index={kind}`"
+
+
+def read_record(index: Index, path: Path, meta: Path, *, label: str = "") -> dict[str, Any]:
+    """The JSON record ``meta`` saved beside the data file ``path``, checked against ``index``.
+
+    Both files must exist, the record must hold integers ``dim`` and ``size`` (and ``bytes``
+    when present), and name the index's metric and the configured value of every build
+    parameter (under ``params``; Annoy's record keeps them at the top level).
+
+    Raises
+    ------
+    IndexMismatchError
+        A file is missing or unreadable, or the index was built otherwise; the message says
+        how to rebuild it.
+    """
+    rebuild = REBUILD.format(kind=index.kind)
+    if not path.is_file() or not meta.is_file():
+        raise IndexMismatchError(
+            f"{path.parent} holds no {label or index.kind} index ({path.name} or {meta.name} "
+            f"missing); {rebuild}"
+        )
+    try:
+        record = read_json(meta)
+        record |= {key: int(record[key]) for key in ("dim", "size", "bytes") if key in record}
+        metric, saved = record["metric"], dict(record.get("params", record))
+        if "dim" not in record or "size" not in record:
+            raise KeyError("dim" if "dim" not in record else "size")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise IndexMismatchError(f"{meta} is unreadable ({err!r}); {rebuild}") from err
+    if metric != index.metric:
+        raise IndexMismatchError(
+            f"{path} was built for metric {metric!r}, but {index.metric!r} was asked for"
+        )
+    for name in index.BUILD_PARAMS:
+        if saved.get(name) != getattr(index, name):
+            raise IndexMismatchError(
+                f"{path} was built with {name}={saved.get(name)!r}, but the configuration "
+                f"says {getattr(index, name)!r}; {rebuild}"
+            )
+    return record
+
+
 INDEXES: Registry[Index] = Registry("index", attr="kind")
 register = INDEXES.register
 available = INDEXES.available
@@ -151,11 +229,10 @@ class ExactIndex(Index):
     description = "exact search: every image compared with the query (the baseline)"
     label = "exact search (every image compared)"
 
-    def __init__(self, *, metric: str, block: int = 256) -> None:
-        super().__init__(metric=metric)
-        if block <= 0:
-            raise ConfigError(f"exact index: block must be positive, got {block}")
-        self.block = block
+    DEFAULTS: ClassVar[dict[str, Any]] = {"block": 256}
+
+    def __init__(self, *, metric: str, **params: Any) -> None:
+        super().__init__(metric=metric, **params)
         self.vectors = np.zeros((0, 0), np.float32)
         self._file: Path | None = None  # vectors.npy when built out of core (memory-mapped)
         self._norms2: np.ndarray | None = None
@@ -218,21 +295,9 @@ class ExactIndex(Index):
             If a file is missing, truncated or unreadable, or the matrix was saved for another
             metric or shape.
         """
-        path, meta_path = Path(directory) / self.VECTORS_FILE, Path(directory) / self.META_FILE
-        if not path.is_file() or not meta_path.is_file():
-            raise IndexMismatchError(
-                f"{directory} holds no exact index ({self.VECTORS_FILE} or {self.META_FILE} "
-                "missing); rebuild it with `python -m search_lab.build_index`"
-            )
-        try:
-            meta = read_json(meta_path)
-            shape, metric = (int(meta["size"]), int(meta["dim"])), meta["metric"]
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise IndexMismatchError(f"{meta_path} is unreadable ({err!r})") from err
-        if metric != self.metric:
-            raise IndexMismatchError(
-                f"{path} was built for metric {metric!r}, but {self.metric!r} was asked for"
-            )
+        path = Path(directory) / self.VECTORS_FILE
+        meta = read_record(self, path, Path(directory) / self.META_FILE)
+        shape = (meta["size"], meta["dim"])
         try:
             vectors = np.load(path, mmap_mode="r")
         except (OSError, ValueError, EOFError) as err:  # empty, truncated header or data
@@ -269,11 +334,11 @@ ANNOY_METRICS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
 """Our metric -> (Annoy's metric name, map from Annoy's reported distance to ours)."""
 
 
-def _int_param(name: str, value: Any, *, allowed: str, ok: Callable[[int], bool]) -> int:
-    """``value`` if it is an int passing ``ok``; else ConfigError saying what is ``allowed``."""
-    if isinstance(value, bool) or not isinstance(value, int) or not ok(value):
-        raise ConfigError(f"annoy index: {name} must be {allowed}, got {value!r}")
-    return value
+def _search_k(name: str, value: Any) -> int:
+    """Annoy's ``search_k``: -1 (its default, ``k * n_trees``) or a positive node count."""
+    ok = is_int(value) and (value == -1 or value > 0)
+    require(name, value, ok, "-1 (Annoy's default) or positive")
+    return int(value)
 
 
 @register("annoy")
@@ -317,32 +382,20 @@ class AnnoyIndex(Index):
     shown: ClassVar[dict[str, str]] = {"n_trees": "{} trees"}
     FOREST_FILE: ClassVar[str] = "annoy.ann"
     META_FILE: ClassVar[str] = "annoy.json"
+    # n_trees is recorded once, in the folder's config, and checked against the forest on load
+    DEFAULTS: ClassVar[dict[str, Any]] = {"n_trees": 50, "search_k": -1, "seed": 42, "n_jobs": 1}
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "search_k": _search_k,
+        "seed": functools.partial(require_seed, null=True),
+    }
 
-    def __init__(
-        self,
-        *,
-        metric: str,
-        n_trees: int = 50,
-        search_k: int = -1,
-        seed: int | None = 42,
-        n_jobs: int = 1,
-    ) -> None:
-        super().__init__(metric=metric)
+    def __init__(self, *, metric: str, **params: Any) -> None:
+        super().__init__(metric=metric, **params)
         if self.metric not in ANNOY_METRICS:
             raise ConfigError(
                 f"annoy index does not support metric {self.metric!r}; "
                 f"choose one of: {', '.join(sorted(ANNOY_METRICS))} (or index=exact)"
             )
-        self.n_trees = _int_param("n_trees", n_trees, allowed="a positive integer", ok=_positive)
-        self.search_k = _int_param(
-            "search_k", search_k, allowed="-1 (Annoy's default) or positive", ok=_minus1_or_positive
-        )
-        self.n_jobs = _int_param(
-            "n_jobs", n_jobs, allowed="-1 (every core) or positive", ok=_minus1_or_positive
-        )
-        if seed is not None:
-            _int_param("seed", seed, allowed="null or a non-negative integer", ok=_non_negative)
-        self.seed = seed
         self.annoy_metric, self._to_metric = ANNOY_METRICS[self.metric]
         self._forest: annoy.AnnoyIndex | None = None
         self._file: Path | None = None  # the forest's file when built on disk
@@ -439,24 +492,10 @@ class AnnoyIndex(Index):
             number of trees, or its size on disk is not the one recorded when it was saved
             (Annoy itself would happily map a file of the wrong dimension as garbage).
         """
-        directory = Path(directory)
-        path, meta_path = directory / self.FOREST_FILE, directory / self.META_FILE
-        rebuild = "rebuild it with `python -m search_lab.build_index index=annoy`"
-        if not path.is_file() or not meta_path.is_file():
-            raise IndexMismatchError(
-                f"{directory} holds no Annoy index ({self.FOREST_FILE} or {self.META_FILE} "
-                f"missing); {rebuild}"
-            )
-        try:
-            meta = read_json(meta_path)
-            dim, size = int(meta["dim"]), int(meta["size"])
-            metric, n_bytes = meta["metric"], int(meta["bytes"])
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise IndexMismatchError(f"{meta_path} is unreadable ({err!r}); {rebuild}") from err
-        if metric != self.metric:
-            raise IndexMismatchError(
-                f"{path} was built for metric {metric!r}, but {self.metric!r} was asked for"
-            )
+        path = Path(directory) / self.FOREST_FILE
+        meta = read_record(self, path, Path(directory) / self.META_FILE, label="Annoy")
+        dim, size, n_bytes = meta["dim"], meta["size"], meta["bytes"]
+        rebuild = REBUILD.format(kind=self.kind)
         if path.stat().st_size != n_bytes:
             raise IndexMismatchError(
                 f"{path} has {path.stat().st_size} bytes, {n_bytes} were written: the file is "
@@ -478,18 +517,6 @@ class AnnoyIndex(Index):
                 f"{rebuild}"
             )
         self._forest, self.dim, self.size = forest, dim, size
-
-
-def _positive(value: int) -> bool:
-    return value > 0
-
-
-def _non_negative(value: int) -> bool:
-    return value >= 0
-
-
-def _minus1_or_positive(value: int) -> bool:
-    return value == -1 or value > 0
 
 
 # The other index types live in modules of their own; importing them registers them.

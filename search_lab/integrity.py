@@ -24,7 +24,7 @@ from typing import Any
 
 import xxhash
 
-from search_lab import cache  # atomic writes (cache imports this module: no names taken)
+from search_lab import files
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,6 @@ def _read_memo(directory: Path) -> dict[str, Any]:
 def _write_memo(directory: Path, verified: dict[str, list]) -> None:
     """Remember the verified files; a read-only folder only means they are hashed next time."""
     try:
-        cache.atomic_write_bytes(directory / MEMO, json.dumps(verified).encode())
+        files.atomic_write_bytes(directory / MEMO, json.dumps(verified).encode())
     except OSError as err:
         log.debug("cannot remember verified files in %s: %s", directory, err)

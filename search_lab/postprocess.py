@@ -14,6 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from search_lab.errors import ConfigError
+from search_lab.params import (
+    require_bool,
+    require_int,
+    require_number,
+    require_positive_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,30 +78,15 @@ class PostProcessor:
     state: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("l2", "whiten"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"post.{name} must be true or false, got {getattr(self, name)!r}")
-        if not isinstance(self.power, int | float) or isinstance(self.power, bool):
-            raise ConfigError(f"post.power must be a positive number, got {self.power!r}")
-        ok_dim = isinstance(self.pca_dim, int) and not isinstance(self.pca_dim, bool)
-        if self.pca_dim is not None and not ok_dim:
-            raise ConfigError(
-                f"post.pca_dim must be a positive integer or null, got {self.pca_dim!r}"
-            )
-        ok_shrink = isinstance(self.shrinkage, int | float) and not isinstance(self.shrinkage, bool)
-        if not ok_shrink or self.shrinkage < 0:
-            raise ConfigError(f"post.shrinkage must be a number >= 0, got {self.shrinkage!r}")
-        if self.power <= 0:
-            raise ConfigError(f"post.power must be positive, got {self.power}")
-        if self.pca_dim is not None and self.pca_dim <= 0:
-            raise ConfigError(f"post.pca_dim must be positive or null, got {self.pca_dim}")
+        require_bool("post.l2", self.l2)
+        require_bool("post.whiten", self.whiten)
+        require_number("post.power", self.power, 0, strict=True)
+        require_positive_int("post.pca_dim", self.pca_dim, null=True)
+        require_number("post.shrinkage", self.shrinkage)
+        require_int("post.expand", self.expand, 0)
+        require_number("post.expand_alpha", self.expand_alpha)
         if self.whiten and self.pca_dim is None:
             raise ConfigError("post.whiten needs post.pca_dim (whitening is done in PCA space)")
-        if isinstance(self.expand, bool) or not isinstance(self.expand, int) or self.expand < 0:
-            raise ConfigError(f"post.expand must be an integer >= 0, got {self.expand!r}")
-        alpha = self.expand_alpha
-        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or alpha < 0:
-            raise ConfigError(f"post.expand_alpha must be a number >= 0, got {alpha!r}")
         if self.expand and not self.l2:
             raise ConfigError("post.expand needs post.l2=true (neighbours by cosine similarity)")
 

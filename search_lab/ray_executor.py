@@ -29,6 +29,7 @@ from tqdm import tqdm
 from search_lab.cache import FeatureCache, Features, cache_key
 from search_lab.errors import ConfigError, SearchLabError
 from search_lab.extract import RUNTIME_PARAMS, Progress, _combo_features, extract_files
+from search_lab.params import require_int, require_number
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,8 @@ def _probe(address: str) -> None:
 def check(ex: dict[str, Any]) -> None:
     """ConfigError for executor settings no run could use (checked before any work)."""
     for key in ("shard_size", "cpus_per_task"):
-        value = ex.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConfigError(f"executor.{key} must be a positive number, got {value!r}")
-    retries = ex.get("max_retries")
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ConfigError(f"executor.max_retries must be an integer >= 0, got {retries!r}")
+        require_number(f"executor.{key}", ex.get(key), 0, strict=True)
+    require_int("executor.max_retries", ex.get("max_retries"), 0)
 
 
 def connect(ex: dict[str, Any]) -> Any:

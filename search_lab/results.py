@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from search_lab.cache import atomic_write_bytes
+from search_lab.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

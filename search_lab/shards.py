@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from search_lab import integrity
-from search_lab.cache import atomic_write_bytes
 from search_lab.errors import DatasetError
+from search_lab.files import atomic_write_bytes
 
 RECORD = "shards.json"
 FORMAT = 1

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from search_lab.cache import atomic_write_bytes
 from search_lab.errors import DatasetError
+from search_lab.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

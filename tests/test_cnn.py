@@ -22,6 +22,7 @@ import yaml
 torch = pytest.importorskip("torch")
 get_model_weights = pytest.importorskip("torchvision.models").get_model_weights
 
+import search_lab.features.backbones as backbones  # noqa: E402
 import search_lab.features.cnn as cnn  # noqa: E402  (registers "cnn")
 from search_lab.errors import ConfigError  # noqa: E402
 from search_lab.features.base import available, create  # noqa: E402
@@ -266,7 +267,7 @@ def test_unreachable_url_fails_quickly(torch_home: Path) -> None:
     url = f"http://127.0.0.1:{_closed_port()}/models/{ALEXNET_FILE}"
     start = time.monotonic()
     with pytest.raises(ConfigError) as info:
-        cnn._hub_weights_file(url, download=True, timeout=3.0)
+        backbones._hub_weights_file(url, download=True, timeout=3.0)
     message = str(info.value)
     assert str(torch_home / "hub" / "checkpoints" / ALEXNET_FILE) in message
     assert "feature.weights=" in message and "could not download" in message
@@ -278,12 +279,12 @@ def test_download_lands_in_hub_cache(torch_home: Path, http_dir: tuple[Path, str
     folder, base = http_dir
     payload = b"not really a checkpoint" * 1000
     (folder / "tiny.pth").write_bytes(payload)
-    path = cnn._hub_weights_file(f"{base}/tiny.pth", download=True, timeout=5.0)
+    path = backbones._hub_weights_file(f"{base}/tiny.pth", download=True, timeout=5.0)
     assert path == torch_home / "hub" / "checkpoints" / "tiny.pth"
     assert path.read_bytes() == payload
     assert sorted(p.name for p in path.parent.iterdir()) == ["tiny.pth"]  # no temp file left
     (folder / "tiny.pth").unlink()  # now only the cache can answer
-    assert cnn._hub_weights_file(f"{base}/tiny.pth", download=False) == path
+    assert backbones._hub_weights_file(f"{base}/tiny.pth", download=False) == path
 
 
 def test_download_checks_the_hash_in_the_name(tmp_path: Path, http_dir: tuple[Path, str]) -> None:
@@ -292,12 +293,13 @@ def test_download_checks_the_hash_in_the_name(tmp_path: Path, http_dir: tuple[Pa
     good = f"w-{hashlib.sha256(payload).hexdigest()[:8]}.pth"
     (folder / good).write_bytes(payload)
     (folder / "w-deadbeef.pth").write_bytes(payload)
-    assert cnn._fetch_weights(f"{base}/{good}", tmp_path / "c" / good, 5.0).read_bytes() == payload
+    fetched = backbones._fetch_weights(f"{base}/{good}", tmp_path / "c" / good, 5.0)
+    assert fetched.read_bytes() == payload
     with pytest.raises(ConfigError, match="does not match the hash"):
-        cnn._fetch_weights(f"{base}/w-deadbeef.pth", tmp_path / "c" / "w-deadbeef.pth", 5.0)
+        backbones._fetch_weights(f"{base}/w-deadbeef.pth", tmp_path / "c" / "w-deadbeef.pth", 5.0)
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [good]
     with pytest.raises(ConfigError, match="404"):
-        cnn._fetch_weights(f"{base}/missing.pth", tmp_path / "c" / "missing.pth", 5.0)
+        backbones._fetch_weights(f"{base}/missing.pth", tmp_path / "c" / "missing.pth", 5.0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from search_lab import archives
 from search_lab import fetch as fetch_mod
 from search_lab.errors import DatasetError
 from search_lab.fetch import Archive, download, extract_images, fetch, import_local
@@ -63,6 +64,7 @@ class Server:
     files: dict[str, bytes]
     ranges: bool = True
     truncate_at: int | None = None
+    truncations: int | None = None  # with truncate_at: how many responses are cut (None: all)
     requests: list[tuple[str, str | None, int]] = field(default_factory=list)
     base: str = ""
 
@@ -100,7 +102,10 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
             for key, value in extra.items():
                 self.send_header(key, value)
             self.end_headers()
-            self.wfile.write(body if state.truncate_at is None else body[: state.truncate_at])
+            cut = state.truncate_at is not None and state.truncations != 0
+            if cut and state.truncations is not None:
+                state.truncations -= 1
+            self.wfile.write(body[: state.truncate_at] if cut else body)
 
         def log_message(self, *args: object) -> None:
             pass
@@ -167,7 +172,7 @@ def test_second_fetch_downloads_nothing(
             path.unlink()
         root.rmdir()
     else:  # a complete root is not even extracted again
-        monkeypatch.setattr(fetch_mod, "_extract_to", None)
+        monkeypatch.setattr(archives, "_extract_to", None)
     assert fetch(root, archives=server.archives()) == 3
     assert len(server.requests) == seen
     assert _images(root) == ARCHIVE_1 | ARCHIVE_2
@@ -202,7 +207,7 @@ def test_sha256_mismatch_names_file_and_deletes_part(server: Server, tmp_path: P
     with pytest.raises(
         DatasetError, match=r"jpg1\.tar\.gz: sha256 is [0-9a-f]{64}, expected 0{64}"
     ):
-        download(server.url("jpg1.tar.gz"), dest, sha256="0" * 64)
+        download(server.url("jpg1.tar.gz"), dest, sha256="0" * 64, retries=0)
     assert not dest.exists()
     assert not (tmp_path / "jpg1.tar.gz.part").exists()
 
@@ -264,13 +269,40 @@ def test_interrupted_transfer_keeps_part_and_resumes(server: Server, tmp_path: P
     dest = tmp_path / "jpg1.tar.gz"
     server.truncate_at = 100
     with pytest.raises(DatasetError, match=rf"stopped at 100 of {len(data)} bytes.*resume"):
-        download(server.url("jpg1.tar.gz"), dest)
+        download(server.url("jpg1.tar.gz"), dest, retries=0)
     assert (tmp_path / "jpg1.tar.gz.part").read_bytes() == data[:100]
     assert not dest.exists()
     server.truncate_at = None
     download(server.url("jpg1.tar.gz"), dest)
     assert server.requests[-1] == ("jpg1.tar.gz", "bytes=100-", 206)
     assert dest.read_bytes() == data
+
+
+def test_retries_resume_a_cut_transfer(server: Server, tmp_path: Path) -> None:
+    data = server.files["jpg1.tar.gz"]
+    server.truncate_at, server.truncations = 100, 1
+    dest = download(server.url("jpg1.tar.gz"), tmp_path / "jpg1.tar.gz", sha256=_sha(data))
+    assert server.requests == [("jpg1.tar.gz", None, 200), ("jpg1.tar.gz", "bytes=100-", 206)]
+    assert dest.read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jpg1.tar.gz"]
+
+
+def test_checksum_mismatch_is_retried_then_deleted(server: Server, tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="sha256 is"):
+        download(server.url("jpg1.tar.gz"), tmp_path / "jpg1.tar.gz", sha256="0" * 64, retries=1)
+    assert [r[2] for r in server.requests] == [200, 200]  # downloaded twice, from the start
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_digest_prefix_is_checked(server: Server, tmp_path: Path) -> None:
+    data = server.files["jpg1.tar.gz"]
+    dest = tmp_path / "jpg1.tar.gz"
+    download(server.url("jpg1.tar.gz"), dest, digest_prefix=_sha(data)[:8])
+    assert dest.read_bytes() == data
+    dest.unlink()
+    with pytest.raises(DatasetError, match="does not match the hash in its name"):
+        download(server.url("jpg1.tar.gz"), dest, digest_prefix="deadbeef")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_404_is_dataset_error(server: Server, tmp_path: Path) -> None:
@@ -288,7 +320,7 @@ def test_connection_refused_is_quick_dataset_error(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_free_port()}/jpg1.tar.gz"
     start = time.monotonic()
     with pytest.raises(DatasetError, match=r"cannot download http://127\.0\.0\.1.*--from PATH"):
-        download(url, tmp_path / "jpg1.tar.gz", timeout=2)
+        download(url, tmp_path / "jpg1.tar.gz", timeout=2, retries=0)
     assert time.monotonic() - start < 2
 
 
@@ -299,7 +331,7 @@ def test_silent_server_times_out(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/jpg1.tar.gz"
         start = time.monotonic()
         with pytest.raises(DatasetError, match="timed out"):
-            download(url, tmp_path / "jpg1.tar.gz", timeout=0.3)
+            download(url, tmp_path / "jpg1.tar.gz", timeout=0.3, retries=0)
     assert time.monotonic() - start < 3
 
 
@@ -427,7 +459,7 @@ def test_interrupted_extraction_leaves_no_root(
     def boom(src: Path, dst: Path) -> None:
         raise Interrupted
 
-    monkeypatch.setattr(fetch_mod, "_move", boom)
+    monkeypatch.setattr(archives, "_move", boom)
     with pytest.raises(Interrupted):
         extract_images(archive, root)
     assert not root.exists()
@@ -442,7 +474,7 @@ def test_interrupted_merge_rolls_back(
     root = tmp_path / "holidays"
     root.mkdir()
     (root / "200000.jpg").write_bytes(_jpeg(9))
-    real_move, calls = fetch_mod._move, []
+    real_move, calls = archives._move, []
 
     def move_once_then_fail(src: Path, dst: Path) -> None:
         calls.append(dst.name)
@@ -450,7 +482,7 @@ def test_interrupted_merge_rolls_back(
             raise Interrupted
         real_move(src, dst)
 
-    monkeypatch.setattr(fetch_mod, "_move", move_once_then_fail)
+    monkeypatch.setattr(archives, "_move", move_once_then_fail)
     with pytest.raises(Interrupted):
         fetch(root, archives=[Archive(archive.as_uri())], cache_dir=tmp_path / "cache")
     assert calls == ["100000.jpg", "100001.jpg"]  # the first file was moved in, then removed

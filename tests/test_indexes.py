@@ -248,7 +248,7 @@ def test_exact_k_larger_than_collection_returns_everything_in_order() -> None:
 
 
 def test_exact_rejects_bad_block() -> None:
-    with pytest.raises(ConfigError, match="block must be positive"):
+    with pytest.raises(ConfigError, match="block must be a positive integer"):
         indexes.create("exact", metric="cosine", block=0)
 
 
@@ -394,7 +394,9 @@ def test_annoy_load_other_metric(saved: Path) -> None:
 
 
 def test_annoy_load_other_tree_count(saved: Path) -> None:
-    with pytest.raises(IndexMismatchError, match="holds 4 trees"):
+    with pytest.raises(
+        IndexMismatchError, match="built with n_trees=4, but the configuration says 50"
+    ):
         AnnoyIndex(metric="euclidean", n_trees=50).load(saved)
 
 

@@ -120,7 +120,7 @@ WRITE_AND_HANG = """
 import os, sys, time
 from pathlib import Path
 os.replace = lambda *a: (print("written", flush=True), time.sleep(600))  # stop before the rename
-from search_lab.cache import atomic_write_bytes
+from search_lab.files import atomic_write_bytes
 atomic_write_bytes(Path(sys.argv[1]) / "k.npz", b"x" * 1000)
 """
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.errors import ConfigError
 from search_lab.registry import Registry
 
 
@@ -66,51 +64,6 @@ class Extractor:
     def assemble(self, blocks: Sequence[np.ndarray]) -> np.ndarray:
         """This extractor's (N, D) vectors from the (N, D_i) blocks of :meth:`cache_parts`."""
         raise NotImplementedError(f"{self.name} has no parts to assemble")
-
-
-# Parameter checks shared by the extractors: each names the feature, the parameter and the value.
-
-
-def check_int(feature: str, name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    """``value`` as an int in ``[minimum, maximum]``, else :class:`ConfigError` naming it."""
-    in_range = isinstance(value, Integral) and not isinstance(value, bool)
-    in_range = in_range and value >= minimum and (maximum is None or value <= maximum)
-    if not in_range:
-        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ConfigError(f"{feature}: {name} must be an integer {allowed}, got {value!r}")
-    return int(value)
-
-
-def check_int_pair(feature: str, name: str, value: Any, minimum: int = 1) -> tuple[int, int]:
-    """``value`` (an int or a pair of ints, each >= ``minimum``) as ``(rows, cols)``."""
-    if isinstance(value, Integral) and not isinstance(value, bool):
-        value = (value, value)
-    ok = isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
-    ok = ok and all(
-        isinstance(v, Integral) and not isinstance(v, bool) and v >= minimum for v in value
-    )
-    if not ok:
-        raise ConfigError(
-            f"{feature}: {name} must be a pair of integers >= {minimum} "
-            f"(rows, cols) or one such integer, got {value!r}"
-        )
-    return int(value[0]), int(value[1])
-
-
-def check_choice(feature: str, name: str, value: Any, choices: Sequence[str]) -> str:
-    """``value`` if it is one of ``choices``, else :class:`ConfigError` listing them."""
-    if value not in choices:
-        raise ConfigError(
-            f"{feature}: unknown {name} {value!r}; choose one of: {', '.join(choices)}"
-        )
-    return str(value)
-
-
-def check_bool(feature: str, name: str, value: Any) -> bool:
-    """``value`` if it is a real boolean, else :class:`ConfigError` (``"maybe"`` is not true)."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"{feature}: {name} must be true or false, got {value!r}")
-    return value
 
 
 FEATURES: Registry[Extractor] = Registry("feature")

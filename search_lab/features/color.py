@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
 
 from search_lab.errors import ConfigError
-from search_lab.features.base import Extractor, check_bool, check_choice, check_int, register
+from search_lab.features.base import Extractor, register
+from search_lab.params import is_int, require, require_bool, require_choice, require_int
 
 LUT_BITS = 7  # RGB quantised to 7 bits per channel before the lookup: 2**21 table entries
 LAYOUTS = ("global", "grid2x2", "grid3x3", "center_surround")
@@ -129,18 +129,16 @@ class HSVHistogram(Extractor):
         max_side: int = 512,
     ) -> None:
         ok = isinstance(bins, Sequence) and not isinstance(bins, str) and len(bins) == 3
-        if not ok or any(
-            not isinstance(b, Integral) or isinstance(b, bool) or b <= 0 for b in bins
-        ):
-            raise ConfigError(f"hsv: bins must be three positive integers (H, S, V), got {bins!r}")
+        ok = ok and all(is_int(b) and b > 0 for b in bins)
+        require("hsv: bins", bins, ok, "three positive integers (H, S, V)")
         bins = tuple(int(b) for b in bins)
         if bins[0] * bins[1] * bins[2] > 65535:
             raise ConfigError(f"hsv: at most 65535 joint bins, got {list(bins)}")
         self.bins = bins
-        self.mode = check_choice("hsv", "mode", mode, MODES)
-        self.layout = check_choice("hsv", "layout", layout, LAYOUTS)
-        self.sqrt = check_bool("hsv", "sqrt", sqrt)
-        self.max_side = check_int("hsv", "max_side", max_side, 1)
+        self.mode = require_choice("hsv: mode", mode, MODES)
+        self.layout = require_choice("hsv: layout", layout, LAYOUTS)
+        self.sqrt = require_bool("hsv: sqrt", sqrt)
+        self.max_side = require_int("hsv: max_side", max_side, 1)
         bin_lut(bins)  # built now: forked extraction workers inherit it instead of each rebuilding
 
     def extract(self, image: np.ndarray) -> np.ndarray:

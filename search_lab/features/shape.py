@@ -13,10 +13,17 @@ from scipy import ndimage
 from skimage.feature import hog
 
 from search_lab.errors import ConfigError
-from search_lab.features.base import Extractor, check_choice, check_int, check_int_pair, register
+from search_lab.features.base import Extractor, register
 from search_lab.features.texture import (
     grid_histogram,
     to_grey,
+)
+from search_lab.params import (
+    require_bool,
+    require_choice,
+    require_int,
+    require_int_pair,
+    require_number,
 )
 
 #: Block normalisations accepted by :func:`skimage.feature.hog`.
@@ -76,12 +83,12 @@ class HOG(Extractor):
         block_norm: str = "L2-Hys",
         max_side: int = 256,
     ) -> None:
-        self.size = check_int_pair("hog", "size", size)
-        self.orientations = check_int("hog", "orientations", orientations, 1)
-        self.pixels_per_cell = check_int_pair("hog", "pixels_per_cell", pixels_per_cell)
-        self.cells_per_block = check_int_pair("hog", "cells_per_block", cells_per_block)
-        self.block_norm = check_choice("hog", "block_norm", block_norm, HOG_BLOCK_NORMS)
-        self.max_side = check_int("hog", "max_side", max_side, 8)
+        self.size = require_int_pair("hog: size", size)
+        self.orientations = require_int("hog: orientations", orientations, 1)
+        self.pixels_per_cell = require_int_pair("hog: pixels_per_cell", pixels_per_cell)
+        self.cells_per_block = require_int_pair("hog: cells_per_block", cells_per_block)
+        self.block_norm = require_choice("hog: block_norm", block_norm, HOG_BLOCK_NORMS)
+        self.max_side = require_int("hog: max_side", max_side, 8)
         block = [c * b for c, b in zip(self.pixels_per_cell, self.cells_per_block, strict=True)]
         if self.size[0] < block[0] or self.size[1] < block[1]:
             raise ConfigError(
@@ -97,18 +104,7 @@ class HOG(Extractor):
         return math.prod(blocks) * math.prod(self.cells_per_block) * self.orientations
 
     def extract(self, image: np.ndarray) -> np.ndarray:
-        """HOG descriptor of one image.
-
-        Parameters
-        ----------
-        image : (H, W, 3) uint8 ndarray
-            RGB image.
-
-        Returns
-        -------
-        (dim,) float32 ndarray
-            L2-normalised HOG vector.
-        """
+        """L2-normalised HOG vector, shape (dim,), of one (H, W, 3) uint8 RGB image."""
         height, width = self.size
         grey = Image.fromarray(to_grey(image))  # float32 -> mode "F"
         small = np.asarray(grey.resize((width, height), Image.Resampling.BILINEAR))
@@ -179,16 +175,11 @@ class EdgeHistogram(Extractor):
         grid: int = 2,
         max_side: int = 256,
     ) -> None:
-        self.orientations = check_int("edges", "orientations", orientations, 1)
-        if not isinstance(signed, bool):
-            raise ConfigError(f"edges: signed must be true or false, got {signed!r}")
-        ok = isinstance(threshold, int | float) and not isinstance(threshold, bool)
-        if not (ok and 0 <= threshold < 1):
-            raise ConfigError(f"edges: threshold must be a number in [0, 1), got {threshold!r}")
-        self.signed = signed
-        self.threshold = float(threshold)
-        self.grid = check_int("edges", "grid", grid, 1)
-        self.max_side = check_int("edges", "max_side", max_side, 8)
+        self.orientations = require_int("edges: orientations", orientations, 1)
+        self.signed = require_bool("edges: signed", signed)
+        self.threshold = require_number("edges: threshold", threshold, 0, below=1)
+        self.grid = require_int("edges: grid", grid, 1)
+        self.max_side = require_int("edges: max_side", max_side, 8)
 
     @property
     def dim(self) -> int:
@@ -196,18 +187,7 @@ class EdgeHistogram(Extractor):
         return self.grid**2 * self.orientations
 
     def extract(self, image: np.ndarray) -> np.ndarray:
-        """Edge-orientation histogram of one image.
-
-        Parameters
-        ----------
-        image : (H, W, 3) uint8 ndarray
-            RGB image.
-
-        Returns
-        -------
-        (grid**2 * orientations,) float32 ndarray
-            Concatenated histograms, summing to 1.
-        """
+        """Edge-orientation histograms per cell, concatenated, summing to 1: (dim,) float32."""
         grey = to_grey(image)
         gx = ndimage.sobel(grey, axis=1)
         gy = ndimage.sobel(grey, axis=0)

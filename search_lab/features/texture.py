@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
 from skimage.feature import local_binary_pattern
 
 from search_lab.errors import ConfigError
-from search_lab.features.base import Extractor, check_choice, check_int, register
+from search_lab.features.base import Extractor, register
+from search_lab.params import is_number, require, require_choice, require_int
 
 #: ITU-R BT.601 luma weights for R, G, B.
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -184,13 +184,12 @@ class LBP(Extractor):
         grid: int = 3,
         max_side: int = 256,
     ) -> None:
-        self.method = check_choice("lbp", "method", method, LBP_METHODS)
+        self.method = require_choice("lbp: method", method, LBP_METHODS)
         limit = MAX_POINTS_EXPONENTIAL if method in ("default", "ror") else MAX_POINTS_UNIFORM
-        point_list = [check_int("lbp", "points", p, 1, limit) for p in _as_list(points)]
+        point_list = [require_int("lbp: points", p, 1, limit) for p in _as_list(points)]
         radius_list = _as_list(radius)
         for r in radius_list:
-            if not isinstance(r, Real) or isinstance(r, bool) or not 0 < r < math.inf:
-                raise ConfigError(f"lbp: radius must be a number > 0 or a list of them, got {r!r}")
+            require("lbp: radius", r, is_number(r) and r > 0, "a number > 0 or a list of them")
         if not point_list or not radius_list:
             raise ConfigError(
                 f"lbp: points and radius must not be empty, got {points!r}, {radius!r}"
@@ -204,8 +203,8 @@ class LBP(Extractor):
                 f"lbp: points {points!r} and radius {radius!r} must have the same length "
                 "(or one of them be a single value)"
             )
-        self.grid = check_int("lbp", "grid", grid, 1)
-        self.max_side = check_int("lbp", "max_side", max_side, 8)
+        self.grid = require_int("lbp: grid", grid, 1)
+        self.max_side = require_int("lbp: max_side", max_side, 8)
         self.points = tuple(point_list)
         self.radius = tuple(float(r) for r in radius_list)
 
@@ -222,18 +221,7 @@ class LBP(Extractor):
         return sum(n_bins for _, n_bins in self._tables) * self.grid**2
 
     def extract(self, image: np.ndarray) -> np.ndarray:
-        """LBP histogram of one image.
-
-        Parameters
-        ----------
-        image : (H, W, 3) uint8 ndarray
-            RGB image.
-
-        Returns
-        -------
-        (n_radii * grid**2 * n_bins,) float32 ndarray
-            Concatenated histograms, summing to 1.
-        """
+        """LBP histograms per radius and cell, concatenated, summing to 1: (dim,) float32."""
         grey = np.rint(np.clip(to_grey(image), 0, 255)).astype(np.uint8)
         parts = []
         for p, r, (table, n_bins) in zip(self.points, self.radius, self._tables, strict=True):
