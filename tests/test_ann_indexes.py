@@ -15,8 +15,8 @@ import pytest
 
 from search_lab import indexes
 from search_lab.errors import ConfigError, IndexMismatchError
-from search_lab.index_faiss import adapt_nlist
-from search_lab.index_files import FileIndex
+from search_lab.indexes.faiss_factory import adapt_nlist
+from search_lab.indexes.files import FileIndex
 from tests.test_indexes import clustered, exact_ids
 
 FILE_KINDS = [k for k in indexes.available() if issubclass(indexes.INDEXES._classes[k], FileIndex)]
@@ -214,7 +214,7 @@ def test_default_settings_reach_095_recall_on_holidays(make_config, tmp_path: Pa
 def test_a_folder_recorded_with_sha256_still_loads_and_is_checked(
     tmp_path: Path, items: np.ndarray
 ) -> None:
-    from search_lab.index_files import sha256
+    from search_lab.indexes.files import sha256
     from search_lab.results import read_json, write_json
 
     index = indexes.create("kdtree", metric="euclidean")

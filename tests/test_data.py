@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from search_lab.data import load_dataset, main
+from search_lab.cli.data import main
+from search_lab.data import load_dataset
 from search_lab.errors import DatasetError
 
 

@@ -394,9 +394,7 @@ def test_annoy_load_other_metric(saved: Path) -> None:
 
 
 def test_annoy_load_other_tree_count(saved: Path) -> None:
-    with pytest.raises(
-        IndexMismatchError, match="built with n_trees=4, but the configuration says 50"
-    ):
+    with pytest.raises(IndexMismatchError, match="holds 4 trees, but the configuration says 50"):
         AnnoyIndex(metric="euclidean", n_trees=50).load(saved)
 
 

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from search_lab.errors import ConfigError
-from search_lab.index_files import FileIndex, padded, unit_rows
-from search_lab.indexes import Check, register
+from search_lab.indexes.files import FileIndex, padded, unit_rows
+from search_lab.indexes.base import Check, register
 from search_lab.params import require
 
 log = logging.getLogger(__name__)

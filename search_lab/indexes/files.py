@@ -18,7 +18,7 @@ import numpy as np
 
 from search_lab import integrity
 from search_lab.errors import ConfigError, IndexMismatchError
-from search_lab.indexes import PAD_ID, REBUILD, Index, read_record
+from search_lab.indexes.base import PAD_ID, REBUILD, Index, read_record
 from search_lab.results import write_json
 
 

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from search_lab.errors import ConfigError
-from search_lab.index_files import FileIndex, padded
-from search_lab.indexes import register
+from search_lab.indexes.files import FileIndex, padded
+from search_lab.indexes.base import register
 
 
 @register("nndescent")
