@@ -261,31 +261,3 @@ def vectors_of(
         for part in parts or [extractor]
     ]
     return extractor.assemble(blocks) if parts else blocks[0]
-
-
-def _combo_features(
-    cache: FeatureCache | None,
-    root: Path,
-    names: Sequence[str],
-    fingerprint: str,
-    feature_cfg: dict[str, Any],
-    rotation: int,
-    workers: int | None,
-    progress: Progress,
-    fetch: Callable[..., tuple[Features, bool]] | None = None,
-) -> tuple[Features, bool]:
-    """:func:`cached_features` of a combination given as a description, for callers whose
-    ``fetch`` takes descriptions (the Ray executor's ``cached_features``)."""
-
-    def by_spec(
-        cache: FeatureCache | None,
-        root: Path,
-        names: Sequence[str],
-        fp: str,
-        part: Extractor,
-        **o: Any,
-    ) -> tuple[Features, bool]:
-        return (fetch or cached_features)(cache, root, names, fp, part.spec, **o)
-
-    options = {"rotation": rotation, "workers": workers, "progress": progress}
-    return cached_features(cache, root, names, fingerprint, feature_cfg, fetch=by_spec, **options)

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from search_lab.cache import FeatureCache, Features, cache_key
 from search_lab.errors import ConfigError, SearchLabError
-from search_lab.extract import RUNTIME_PARAMS, Progress, _combo_features, extract_files
+from search_lab.extract import RUNTIME_PARAMS, Progress, extract_files
 from search_lab.params import require_int, require_number
 
 log = logging.getLogger(__name__)
@@ -132,23 +132,17 @@ class RayExecutor:
         names: Sequence[str],
         fingerprint: str,
         feature_cfg: dict[str, Any],
-        *,
-        rotation: int = 0,
-        workers: int | None = None,
-        progress: Progress = True,
-        warn: bool = True,
+        **options: Any,
     ) -> tuple[Features, bool]:
-        """Features of ``names``: cached shards read, missing ones extracted on Ray and stored."""
-        feature_cfg = dict(feature_cfg)
-        if feature_cfg["name"] == "combo":
-            return _combo_features(
-                cache, root, names, fingerprint, feature_cfg, rotation, workers, progress,
-                fetch=self.cached_features,
-            )  # fmt: skip
-        shards, extracted = self.ensure_shards(
-            cache, root, names, fingerprint, feature_cfg, rotation=rotation, progress=progress,
-            warn=warn,
-        )  # fmt: skip
+        """Features of one whole extractor (``extract.cached_features`` assembles combos from
+        their parts): cached shards read, missing ones extracted on Ray and stored.
+
+        ``options``: ``rotation``, ``progress`` and ``warn`` as for :meth:`ensure_shards`
+        (``workers`` is the cluster's business and ignored).
+        """
+        options.pop("workers", None)
+        shards, extracted = self.ensure_shards(cache, root, names, fingerprint, feature_cfg,
+                                               **options)  # fmt: skip
         assert cache is not None  # ensure_shards refuses a run without a cache
         return _joined([read_shard(cache, key) for _, key in shards]), not extracted
 

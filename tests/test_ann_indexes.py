@@ -82,7 +82,7 @@ def test_faiss_records_the_adapted_factory(tmp_path: Path, items: np.ndarray) ->
     loaded = indexes.create("faiss", metric="euclidean", factory="IVF1024,Flat")
     loaded.load(tmp_path)
     assert loaded.built_factory == "IVF51,Flat"
-    with pytest.raises(IndexMismatchError, match="built with factory='IVF1024,Flat'"):
+    with pytest.raises(IndexMismatchError, match="built with factory='IVF51,Flat', but the conf"):
         indexes.create("faiss", metric="euclidean", factory="HNSW32").load(tmp_path)
 
 
@@ -249,3 +249,28 @@ def test_the_data_file_is_hashed_once_across_engine_and_index_checks(
     assert sorted(hashed) == sorted(record)  # each file once: the index check found it verified
     hashed.clear()
     assert integrity.problem(tmp_path, record) is None and hashed == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "built", "other", "message"),
+    [
+        ("hnsw", {"M": 8}, {"M": 12}, "built with M=8, but the configuration says 12"),
+        ("hnsw", {"ef_construction": 40}, {}, "built with ef_construction=40, but"),
+        ("nndescent", {"n_neighbors": 10}, {}, "built with n_neighbors=10, but"),
+        ("faiss", {"factory": "HNSW32"}, {"factory": "Flat"}, "built with factory='HNSW32'"),
+    ],
+)
+def test_build_parameters_are_recorded_once_and_checked_against_the_data_file(
+    tmp_path: Path, items: np.ndarray, kind: str, built: dict, other: dict, message: str
+) -> None:
+    """The record beside the data file holds no parameter (the manifest's config does); a
+    load with other build parameters is refused from what the data file itself says."""
+    from search_lab.results import read_json
+
+    index = indexes.create(kind, metric="euclidean", **built)
+    index.build(items[:300])
+    index.save(tmp_path)
+    record = read_json(tmp_path / f"{kind}.json")
+    assert "params" not in record and not set(built) & set(record)
+    with pytest.raises(IndexMismatchError, match=message):
+        indexes.create(kind, metric="euclidean", **other).load(tmp_path)

@@ -28,24 +28,25 @@ TRAIN_PER_LIST = 39
 """Faiss warns when k-means gets fewer than 39 training points per centroid."""
 
 
-def adapt_nlist(factory: str, n: int) -> str:
+def adapt_nlist(factory: str, n: int, *, note: bool = True) -> str:
     """``factory`` with ``IVF<nlist>`` lowered to ``n // 39`` (at least 1) when ``n`` is too few.
 
     k-means needs training points for each of the ``nlist`` lists; rather than failing on a
-    small collection the list count is reduced, with a logged note.
+    small collection the list count is reduced, with a logged note (``note=False``: silent).
     """
     match = re.search(r"IVF(\d+)", factory)
     if not match or n >= TRAIN_PER_LIST * int(match.group(1)):
         return factory
     nlist = max(1, n // TRAIN_PER_LIST)
-    log.warning(
-        "faiss: %d vectors are too few to train %s lists (Faiss wants %d per list); using "
-        "IVF%d instead",
-        n,
-        match.group(1),
-        TRAIN_PER_LIST,
-        nlist,
-    )
+    if note:
+        log.warning(
+            "faiss: %d vectors are too few to train %s lists (Faiss wants %d per list); using "
+            "IVF%d instead",
+            n,
+            match.group(1),
+            TRAIN_PER_LIST,
+            nlist,
+        )
     return factory[: match.start(1)] + str(nlist) + factory[match.end(1) :]
 
 
@@ -192,5 +193,7 @@ class FaissIndex(FileIndex):
         self._faiss().write_index(self._index, str(path))
 
     def _read(self, path: Path, record: dict[str, Any]) -> None:
-        self._index = self._faiss().read_index(str(path))
         self.built_factory = str(record.get("built_factory", self.factory))
+        expected = adapt_nlist(self.factory, self.size, note=False)  # what the config builds
+        self._mismatch(path, "factory", self.built_factory, expected)
+        self._index = self._faiss().read_index(str(path))

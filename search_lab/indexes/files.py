@@ -71,9 +71,10 @@ def sha256(path: Path) -> str:
 class FileIndex(Index):
     """An index kept in one data file plus a JSON record; subclasses say how to use the library.
 
-    Subclasses set ``METRICS`` (the metrics they support), ``DATA_FILE``, ``BUILD_PARAMS``
-    (attributes that shape the built structure: a saved index must have been built with the
-    configured values) and implement ``_write(path)`` and ``_read(path, record)``.
+    Subclasses set ``METRICS`` (the metrics they support) and ``DATA_FILE`` and implement
+    ``_write(path)`` and ``_read(path, record)``. The record holds what the build produced
+    (dimension, size, checksum); the parameters are the folder's configuration, recorded once
+    in its manifest: ``_read`` checks them against what the data file itself says.
     """
 
     METRICS: ClassVar[tuple[str, ...]] = ()
@@ -106,10 +107,16 @@ class FileIndex(Index):
         raise NotImplementedError
 
     def record(self) -> dict[str, Any]:
-        """Metric, dimension, size and build parameters, as saved beside the data file."""
-        params = {name: getattr(self, name) for name in self.BUILD_PARAMS}
-        return {"kind": self.kind, "metric": self.metric, "dim": self.dim, "size": self.size,
-                "params": params}  # fmt: skip
+        """Kind, metric, dimension and size, as saved beside the data file."""
+        return {"kind": self.kind, "metric": self.metric, "dim": self.dim, "size": self.size}
+
+    def _mismatch(self, path: Path, name: str, built: Any, configured: Any) -> None:
+        """IndexMismatchError when the data file was built with another value of ``name``."""
+        if built != configured:
+            raise IndexMismatchError(
+                f"{path} was built with {name}={built!r}, but the configuration says "
+                f"{configured!r}; {REBUILD.format(kind=self.kind)}"
+            )
 
     def save(self, directory: Path) -> None:
         """Write the data file, then ``<kind>.json`` with its record, size and checksum."""

@@ -121,4 +121,6 @@ class HNSWIndex(FileIndex):
 
         graph = hnswlib.Index(space=SPACES[self.metric][0], dim=self.dim)
         graph.load_index(str(path), max_elements=max(1, self.size))
+        self._mismatch(path, "M", graph.M, self.M)
+        self._mismatch(path, "ef_construction", graph.ef_construction, self.ef_construction)
         self._graph = graph

@@ -94,4 +94,7 @@ class NNDescentIndex(FileIndex):
         import pynndescent  # noqa: F401 - the classes the pickle names
 
         with path.open("rb") as fh:
-            self._graph = pickle.load(fh)  # sha256 checked against the record
+            self._graph = pickle.load(fh)  # checksum checked against the record
+        graph = self._graph
+        self._mismatch(path, "n_neighbors", graph.n_neighbors, self.n_neighbors)
+        self._mismatch(path, "leaf_budget", graph.search_tree_leaf_budget, self.leaf_budget)
