@@ -98,8 +98,8 @@ def test_every_registered_name_carries_its_metadata(group: str, name: str) -> No
     assert about.label and about.description, name
     assert len(about.description.splitlines()) == 1 and len(about.label) < 60
     cls = registry.get(name)
-    if isinstance(cls, type):  # every shown parameter is a constructor keyword
-        accepted = inspect.signature(cls).parameters
+    if isinstance(cls, type):  # every shown parameter is a constructor keyword (or a default)
+        accepted = {*inspect.signature(cls).parameters, *getattr(cls, "DEFAULTS", {})}
         assert set(about.shown) <= set(accepted), (name, set(about.shown) - set(accepted))
     if group in ("feature", "index"):  # ... and set in the option's YAML
         assert (CONF / group / f"{name}.yaml").is_file(), name

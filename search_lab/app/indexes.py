@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search_lab.app.paths import BUILD_COMMAND, CONF_DIR, DEFAULT_INDEX_NAME, DEFAULT_INDEXES
+from search_lab.app.paths import BUILD_COMMAND, DEFAULT_INDEX_NAME, DEFAULT_INDEXES
 from search_lab.app.text import describe, plain_words
 from search_lab.engine import build_engine, list_engines, manifest_of, scan_engines
 
@@ -52,13 +52,10 @@ def build_command(parent: Path, dataset_env: str | None = None) -> str:
 
 def default_build_config(parent: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """The resolved ``conf/build_index.yaml`` config writing the default index into ``parent``."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+    from search_lab.cli import compose_config
 
     wanted = ["progress=false", f"index_dir={parent / DEFAULT_INDEX_NAME}", *overrides]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("build_index", overrides=wanted)
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return compose_config(wanted, "build_index")
 
 
 def build_with_progress(cfg: dict[str, Any], report: Callable[[float, str], None]) -> str:

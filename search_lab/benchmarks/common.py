@@ -21,7 +21,6 @@ from search_lab.errors import SearchLabError
 from search_lab.results import write_report
 
 REPO = Path(__file__).resolve().parents[2]
-CONF = REPO / "conf"
 
 
 def load_1m() -> float | None:
@@ -79,18 +78,14 @@ def extraction_machine() -> dict[str, Any]:
 
 
 def compose(overrides: Sequence[str]) -> dict[str, Any]:
-    """Resolved plain-dict configuration from ``conf/`` with Hydra's compose API.
+    """Resolved plain-dict configuration from ``conf/`` (the entry layer's one composer).
 
-    Hydra is imported here, not at module level: a benchmark that never composes (the
-    synthetic ones) does not pay for it.
+    Imported here, not at module level: a benchmark that never composes (the synthetic ones)
+    does not pay for Hydra.
     """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
+    from search_lab.cli import compose_config
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)
+    return compose_config(list(overrides))
 
 
 def start_cli(module: str, argv: Sequence[str] | None) -> tuple[list[str], str]:

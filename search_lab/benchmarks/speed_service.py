@@ -3,8 +3,6 @@ end-to-end ``evaluate`` command."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shlex
 import subprocess
@@ -23,11 +21,10 @@ from search_lab.results import read_json
 
 
 def _evaluate_quietly(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-    """``evaluate.run`` with its printed summary captured (the benchmark prints its own)."""
-    from search_lab import evaluate
+    """The evaluate command's run, its summary not printed (the benchmark prints its own)."""
+    from search_lab.cli.evaluate import run
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        return evaluate.run(cfg, out_dir)
+    return run(cfg, out_dir, quiet=True)
 
 
 def camera_map(root: Path, hsv_side: int, work: Path) -> dict[str, Any]:
