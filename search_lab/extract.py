@@ -32,7 +32,7 @@ _WORKER: dict[str, Any] = {}
 Progress = bool | Callable[[int, int], None]
 
 # Parameters that change how fast vectors are computed, not what they are: kept out of cache keys.
-RUNTIME_PARAMS = frozenset({"threads", "batch_size", "download"})
+RUNTIME_PARAMS = frozenset({"threads", "batch_size", "download", "device"})
 
 
 def split_config(feature_cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -67,7 +67,19 @@ def check(ex: dict[str, Any]) -> None:
     """ConfigError for executor settings no run could use (checked before any work)."""
     for key in ("shard_size", "cpus_per_task"):
         require_number(f"executor.{key}", ex.get(key), 0, strict=True)
+    require_number("executor.gpus_per_task", ex.get("gpus_per_task", 0), 0)
     require_int("executor.max_retries", ex.get("max_retries"), 0)
+
+
+def check_gpus(ray: Any, ex: dict[str, Any]) -> None:
+    """ConfigError when tasks ask for GPUs the cluster does not have (they would wait forever)."""
+    wanted = ex.get("gpus_per_task") or 0
+    have = ray.cluster_resources().get("GPU", 0)
+    if wanted > have:
+        raise ConfigError(
+            f"executor.gpus_per_task={wanted}, but the Ray cluster has {have:g} GPU(s): start "
+            "GPU nodes (`ray start --num-gpus=N`) or set executor.gpus_per_task=0"
+        )
 
 
 def connect(ex: dict[str, Any]) -> Any:
@@ -186,9 +198,11 @@ class RayExecutor:
     ) -> None:
         """Extract the shards ``todo`` as Ray tasks; each is cached the moment it finishes."""
         ray = connect(self.ex)
+        check_gpus(ray, self.ex)
         task = ray.remote(extract_shard).options(
-            num_cpus=self.ex["cpus_per_task"], max_retries=self.ex["max_retries"]
-        )
+            num_cpus=self.ex["cpus_per_task"], num_gpus=self.ex.get("gpus_per_task") or 0,
+            max_retries=self.ex["max_retries"],
+        )  # fmt: skip
         pending = {task.remote(str(root), shards[i][0], feature_cfg, rotation): i for i in todo}
         total = sum(len(shards[i][0]) for i in todo)
         bar = tqdm(total=total, unit="img", desc="extract on Ray", disable=progress is not True)

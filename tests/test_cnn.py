@@ -373,3 +373,20 @@ def test_describing_a_cnn_feature_does_not_import_torch() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1], timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-1500:]
+
+
+def test_device_cuda_without_a_gpu_is_one_line_and_auto_falls_back_to_the_cpu() -> None:
+    """No GPU here: ``device=cuda`` fails when the network loads, ``auto`` equals ``cpu``."""
+    with pytest.raises(
+        ConfigError, match="cnn: unknown device 'tpu'; choose one of: cpu, cuda, auto"
+    ):
+        create("cnn", device="tpu")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError) as info:
+        create("cnn", backbone="alexnet", weights=None, device="cuda").prepare()
+    assert "torch sees no CUDA GPU" in str(info.value) and "\n" not in str(info.value)
+    image = _random_image(120, 160)
+    cpu = create("cnn", size=64, device="cpu").extract(image)
+    auto = create("cnn", size=64, device="auto").extract(image)
+    np.testing.assert_array_equal(auto, cpu)

@@ -114,6 +114,21 @@ def test_missing_ray_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_executor_settings_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"executor\.shard_size must be a positive"):
         RayExecutor({**EX, "shard_size": 0})
+    with pytest.raises(ConfigError, match=r"executor\.gpus_per_task must be"):
+        RayExecutor({**EX, "gpus_per_task": -1})
+
+
+@pytest.mark.ray
+def test_gpus_the_cluster_lacks_are_one_line(
+    ray_local: Path, holidays_dir: Path, tmp_path: Path
+) -> None:
+    """Tasks asking for a GPU on a CPU-only cluster would wait forever: refused at once."""
+    hsv = {"name": "hsv", "bins": [8, 12, 3], "sqrt": True}
+    data = load_dataset(holidays_dir)
+    executor = RayExecutor({**EX, "gpus_per_task": 1})
+    with pytest.raises(ConfigError, match=r"gpus_per_task=1, but the Ray cluster has 0 GPU"):
+        executor.cached_features(FeatureCache(tmp_path / "c"), data.root, list(data.names[:4]),
+                                 data.fingerprint(), hsv, progress=False)  # fmt: skip
 
 
 @pytest.mark.ray

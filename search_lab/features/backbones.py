@@ -153,8 +153,8 @@ def _apply_weights(model: torch.nn.Module, state: dict[str, Any], origin: str) -
 # --------------------------------------------------------------------------------------------
 
 Forward = Callable[["torch.Tensor"], "torch.Tensor"]
-_MODELS: dict[tuple[str, str | None], torch.nn.Module] = {}  # (backbone, weights) -> network
-_TRUNKS: dict[tuple[str, str | None, str], Forward] = {}  # ... and layer -> forward function
+_MODELS: dict[tuple[str, str | None, str], torch.nn.Module] = {}  # (backbone, weights, device)
+_TRUNKS: dict[tuple[str, str | None, str, str], Forward] = {}  # ... and layer -> forward function
 _MODELS_LOCK = threading.Lock()
 
 
@@ -286,8 +286,10 @@ def load_model(
     weights: str | None = "DEFAULT",
     layer: str | None = None,
     download: bool = True,
+    device: str = "cpu",
 ) -> Forward:
-    """The network up to ``layer``, in eval mode, cached per (backbone, weights, layer).
+    """The network up to ``layer``, in eval mode on ``device``, cached per (backbone, weights,
+    device, layer).
 
     Returns
     -------
@@ -300,7 +302,7 @@ def load_model(
 
     spec = BACKBONES[backbone]
     layer = layer or spec.default_layer
-    model_key = (backbone, _weights_key(weights))
+    model_key = (backbone, _weights_key(weights), device)
     with _MODELS_LOCK:
         if model_key not in _MODELS:
             if spec.source == "lite":
@@ -309,7 +311,7 @@ def load_model(
                 model = _build_torchvision(backbone, weights, download)
             model.eval()
             # NHWC is markedly faster for oneDNN convolutions on CPU (depthwise ones above all)
-            _MODELS[model_key] = model.to(memory_format=torch.channels_last)
+            _MODELS[model_key] = model.to(device=device, memory_format=torch.channels_last)
             log.info("loaded %s (weights=%s)", backbone, weights)
         key = (*model_key, layer)
         if key not in _TRUNKS:

@@ -150,6 +150,23 @@ def preprocess(
 # --------------------------------------------------------------------------------------------
 
 
+DEVICES = ("cpu", "cuda", "auto")
+"""``feature.device``: ``auto`` is the GPU when torch sees one, else the CPU."""
+
+
+def _torch_device(device: str) -> str:
+    """The torch device ``device`` names here; ConfigError for ``cuda`` without a GPU."""
+    import torch
+
+    has_gpu = torch.cuda.is_available()
+    if device == "cuda" and not has_gpu:
+        raise ConfigError(
+            "cnn: feature.device=cuda, but torch sees no CUDA GPU on this machine; use "
+            "feature.device=cpu or auto"
+        )
+    return "cuda" if device == "cuda" or (device == "auto" and has_gpu) else "cpu"
+
+
 @register("cnn")
 class CNNFeature(Extractor):
     """Pooled deep features of an ImageNet CNN, L2-normalised, optionally multi-scale.
@@ -218,6 +235,7 @@ class CNNFeature(Extractor):
         batch_size: int = 16,
         threads: int | None = None,
         download: bool = True,
+        device: str = "cpu",
     ) -> None:
         spec = BACKBONES[require_choice("cnn: backbone", backbone, list(BACKBONES))]
         layer = spec.default_layer if layer is None else layer
@@ -239,11 +257,13 @@ class CNNFeature(Extractor):
         self.size, self.scales, self.sides = int(size), scales, sides
         self.batch_size, self.threads = int(batch_size), threads
         self.download = require_bool("cnn: download", download)
+        self.device = require_choice("cnn: device", device, DEVICES)
         self.square = layer in FC_LAYERS
         self.mean, self.std = spec.mean, spec.std
         self.dim = spec.layers[layer]
         self.max_side = max(sides)
         self._forward: Forward | None = None  # loaded by prepare(): torch stays out until then
+        self._device = "cpu"  # the torch device prepare() resolves ``device`` to
 
     def prepare(self) -> None:
         """Load the network and its weights (ConfigError naming ``feature.weights`` if missing).
@@ -252,9 +272,11 @@ class CNNFeature(Extractor):
         (a Ray driver, the app listing indexes) never pays for it.
         """
         if self._forward is None:
+            self._device = _torch_device(self.device)
             self._forward = load_model(
-                self.backbone, weights=self.weights, layer=self.layer, download=self.download
-            )
+                self.backbone, weights=self.weights, layer=self.layer, download=self.download,
+                device=self._device,
+            )  # fmt: skip
 
     def extract(self, image: np.ndarray) -> np.ndarray:
         """Descriptor of one (H, W, 3) uint8 RGB image: L2-normalised float32, shape (dim,)."""
@@ -295,9 +317,11 @@ class CNNFeature(Extractor):
 
         self.prepare()
         assert self._forward is not None
-        features = self._forward(batch.contiguous(memory_format=torch.channels_last))
+        batch = batch.to(device=self._device, memory_format=torch.channels_last)
+        features = self._forward(batch)
         if features.ndim == 4:
             features = pool(features, self.pooling, self.gem_p)
+        features = features.cpu()
         return features.float().numpy()
 
 
