@@ -1,0 +1,43 @@
+"""Search indexes behind one interface: ``build``, ``search``, ``save``, ``load``; made by name.
+
+One module per method, each registered by name (``create(kind, metric=..., **params)``):
+``ExactIndex`` compares every query with every item (the baseline); ``AnnoyIndex`` searches a
+forest of random-projection trees (approximate, memory-mapped from disk). Both return distances
+in the configured metric's own units, so rankings and scores never depend on the index.
+"""
+
+from search_lab.indexes.base import (
+    COMMON_CHECKS,
+    INDEXES,
+    PAD_ID,
+    REBUILD,
+    Check,
+    Index,
+    available,
+    create,
+    read_record,
+    register,
+    search_views,
+)
+from search_lab.indexes.exact import ExactIndex
+from search_lab.indexes.annoy_forest import ANNOY_METRICS, AnnoyIndex
+
+# the other methods register themselves on import
+from search_lab.indexes import faiss_factory, hnsw, kdtree, nndescent  # noqa: E402, F401, I001
+
+__all__ = [
+    "ANNOY_METRICS",
+    "COMMON_CHECKS",
+    "INDEXES",
+    "PAD_ID",
+    "REBUILD",
+    "AnnoyIndex",
+    "Check",
+    "ExactIndex",
+    "Index",
+    "available",
+    "create",
+    "read_record",
+    "register",
+    "search_views",
+]
