@@ -198,6 +198,25 @@ def make_fetch(executor: Mapping[str, Any] | None) -> Fetch:
     return EXECUTORS[ex["name"]](ex)
 
 
+def check_devices(feature: Mapping[str, Any], executor: Mapping[str, Any]) -> None:
+    """ConfigError for GPU settings that cannot work together (before any work).
+
+    A Ray task that reserves no GPU is shown none, and a GPU reserved for a feature that runs
+    on the CPU would sit idle.
+    """
+    device, gpus = feature.get("device"), executor.get("gpus_per_task") or 0
+    if gpus and device not in ("cuda", "auto"):
+        raise ConfigError(
+            f"executor.gpus_per_task={gpus} reserves GPUs, but feature={feature['name']} runs "
+            "on the CPU: use feature=cnn feature.device=auto (or cuda), or gpus_per_task=0"
+        )
+    if executor.get("name") == "ray" and device == "cuda" and not gpus:
+        raise ConfigError(
+            "feature.device=cuda on Ray needs executor.gpus_per_task > 0 (a task that reserves "
+            "no GPU is shown none); or use feature.device=auto"
+        )
+
+
 def build_pipeline(cfg: Mapping[str, Any], progress: Progress | None = None) -> Pipeline:
     """The run ``cfg`` describes, every value checked before any work (ConfigError if not).
 
@@ -208,14 +227,17 @@ def build_pipeline(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
     options = EvalOptions.from_config(cfg["eval"], dataset.distractors)
     workers = _optional_positive("workers", cfg.get("workers"))
     extractor = build_extractor(cfg["feature"])
-    if (cfg.get("executor") or {}).get("name", "local") == "local":
-        extractor.prepare()  # weights missing: one line now (Ray workers load their own)
     index, post = make_index(cfg), make_post(cfg)
     if cfg["metric"]["name"] == "chi2" and post.pca_dim is not None:
         raise ConfigError(
             "metric chi2 needs non-negative histograms; PCA (post.pca_dim) makes "
             "negative values: use another metric or drop post.pca_dim"
         )
+    executor = dict(cfg.get("executor") or {"name": "local"})
+    check_devices(cfg["feature"], executor)
+    fetch = make_fetch(executor)
+    if executor["name"] == "local":
+        extractor.prepare()  # last: weights missing are one line (Ray workers load their own)
     return Pipeline(
         config=cfg,
         extractor=extractor,
@@ -223,7 +245,7 @@ def build_pipeline(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
         index=index,
         dataset=dataset,
         eval=options,
-        fetch=make_fetch(cfg.get("executor")),
+        fetch=fetch,
         cache=FeatureCache(cfg["cache_dir"]) if cfg.get("cache_dir") else None,
         workers=workers,
         progress=cfg.get("progress", True) if progress is None else progress,

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from search_lab.cache import FeatureCache, Features, cache_key
 from search_lab.errors import ConfigError, SearchLabError
 from search_lab.extract import RUNTIME_PARAMS, Progress, extract_files
-from search_lab.params import require_int, require_number
+from search_lab.params import require_int, require_number, require_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ def _probe(address: str) -> None:
 
 def check(ex: dict[str, Any]) -> None:
     """ConfigError for executor settings no run could use (checked before any work)."""
-    for key in ("shard_size", "cpus_per_task"):
-        require_number(f"executor.{key}", ex.get(key), 0, strict=True)
+    require_positive_int("executor.shard_size", ex.get("shard_size"))
+    require_number("executor.cpus_per_task", ex.get("cpus_per_task"), 0, strict=True)
     require_number("executor.gpus_per_task", ex.get("gpus_per_task", 0), 0)
     require_int("executor.max_retries", ex.get("max_retries"), 0)
 
@@ -215,8 +215,8 @@ class RayExecutor:
                 except ray.exceptions.RayError as err:
                     first = str(err).strip().splitlines()[0]
                     raise SearchLabError(
-                        f"shard {i} ({shards[i][0][0]} ...) failed after "
-                        f"{self.ex['max_retries']} retries: {first}"
+                        f"shard {i} ({shards[i][0][0]} ...) failed on Ray (a lost worker is "
+                        f"retried {self.ex['max_retries']} times): {first}"
                     ) from err
                 cache.put(shards[i][1], feats)
                 for reason in feats.skipped.values() if warn else ():

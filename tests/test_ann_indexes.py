@@ -274,3 +274,17 @@ def test_build_parameters_are_recorded_once_and_checked_against_the_data_file(
     assert "params" not in record and not set(built) & set(record)
     with pytest.raises(IndexMismatchError, match=message):
         indexes.create(kind, metric="euclidean", **other).load(tmp_path)
+
+
+def test_faiss_ivf_streamed_in_small_blocks_trains_on_enough_rows(items: np.ndarray) -> None:
+    """Shards smaller than the training sample (Ray's 200 images) are gathered before training:
+    the first block alone (100 rows) could not train 16 lists; the whole sample can."""
+    factory = "IVF16,Flat"
+    streamed = indexes.create("faiss", metric="euclidean", factory=factory, nprobe=16)
+    blocks = [items[i : i + 100] for i in range(0, len(items), 100)]
+    streamed.build_streaming(iter(blocks), len(items), Path("."))
+    assert streamed.size == len(items) and streamed.built_factory == factory
+    exact = indexes.create("exact", metric="euclidean")
+    exact.build(items)
+    got, want = streamed.search(items[:20], 5)[0], exact.search(items[:20], 5)[0]
+    assert np.array_equal(got, want)  # nprobe = nlist: every list is searched

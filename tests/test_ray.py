@@ -111,6 +111,30 @@ def test_missing_ray_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
         RayExecutor(EX)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["executor=ray", "executor.gpus_per_task=1"],
+            "gpus_per_task=1 reserves GPUs, but feature=hsv runs on the CPU",
+        ),
+        (
+            ["executor=ray", "feature=cnn", "feature.device=cuda"],
+            "feature.device=cuda on Ray needs executor.gpus_per_task > 0",
+        ),
+        (["executor=ray", "executor.shard_size=0.5"], "executor.shard_size must be a positive"),
+    ],
+)
+def test_gpu_settings_that_cannot_work_are_refused_before_any_work(
+    overrides: list[str], message: str
+) -> None:
+    from search_lab.pipeline import build_pipeline
+    from tests.conftest import compose_config
+
+    with pytest.raises(ConfigError, match=message):
+        build_pipeline(compose_config(overrides))
+
+
 def test_bad_executor_settings_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"executor\.shard_size must be a positive"):
         RayExecutor({**EX, "shard_size": 0})

@@ -11,6 +11,8 @@
   on Ray against the local executor.
 - :mod:`~search_lab.benchmarks.scale` (``python -m search_lab.bench_scale``): peak memory of an
   out-of-core index build.
+- :mod:`~search_lab.benchmarks.ray_scale` (``python -m search_lab.bench_ray_scale``): a large
+  collection indexed through Ray, killed half way and resumed, with every process's peak memory.
 
 Shared pieces: :mod:`~search_lab.benchmarks.common` (machine, load, configuration, the
 command-line frame) and :mod:`~search_lab.benchmarks.memory` (peak resident memory).

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     engine = SearchEngine.load(args.index, verify=not args.sizes_only, rehash=args.rehash)
     metric = engine.config["metric"]["name"]
-    engine.extractor  # noqa: B018 - created (imports included) before the first query is timed
+    engine.extractor.prepare()  # network loaded (weights checked) before the first query
     failed = 0
     for image in args.images:
         record = answer(engine, image, args.k)

@@ -6,6 +6,9 @@ forest of random-projection trees (approximate, memory-mapped from disk). Both r
 in the configured metric's own units, so rankings and scores never depend on the index.
 """
 
+# the other methods register themselves on import
+from search_lab.indexes import faiss_factory, hnsw, kdtree, nndescent  # noqa: F401
+from search_lab.indexes.annoy_forest import ANNOY_METRICS, AnnoyIndex
 from search_lab.indexes.base import (
     COMMON_CHECKS,
     INDEXES,
@@ -20,10 +23,6 @@ from search_lab.indexes.base import (
     search_views,
 )
 from search_lab.indexes.exact import ExactIndex
-from search_lab.indexes.annoy_forest import ANNOY_METRICS, AnnoyIndex
-
-# the other methods register themselves on import
-from search_lab.indexes import faiss_factory, hnsw, kdtree, nndescent  # noqa: E402, F401, I001
 
 __all__ = [
     "ANNOY_METRICS",

@@ -12,23 +12,16 @@ from typing import Any, ClassVar
 import annoy
 import numpy as np
 
-from search_lab import exact_search
-from search_lab.distances import check_metric
 from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.indexes.base import PAD_ID, REBUILD, Check, Index, read_record, register
 from search_lab.params import (
     is_int,
     require,
-    require_jobs,
-    require_number,
-    require_positive_int,
     require_seed,
 )
-from search_lab.registry import Registry
-from search_lab.results import read_json, write_json
+from search_lab.results import write_json
 
 log = logging.getLogger(__name__)
-
-from search_lab.indexes.base import PAD_ID, REBUILD, Check, Index, read_record, register
 
 
 def _cosine_from_angular(d: np.ndarray) -> np.ndarray:

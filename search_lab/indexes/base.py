@@ -3,29 +3,23 @@ every index shares: parameters, the JSON record saved beside the data, multi-vie
 
 from __future__ import annotations
 
-import functools
 import logging
-import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
-import annoy
 import numpy as np
 
-from search_lab import exact_search
 from search_lab.distances import check_metric
-from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.errors import IndexMismatchError
 from search_lab.params import (
-    is_int,
-    require,
     require_jobs,
     require_number,
     require_positive_int,
     require_seed,
 )
 from search_lab.registry import Registry
-from search_lab.results import read_json, write_json
+from search_lab.results import read_json
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from search_lab.errors import ConfigError
-from search_lab.indexes.files import FileIndex, padded, unit_rows
 from search_lab.indexes.base import Check, register
+from search_lab.indexes.files import FileIndex, padded, unit_rows
 from search_lab.params import require
 
 log = logging.getLogger(__name__)
@@ -157,21 +157,42 @@ class FaissIndex(FileIndex):
     streaming = True
 
     def build_streaming(self, blocks: Iterable[np.ndarray], rows: int, directory: Path) -> None:
-        """Add block after block; a factory that needs training (IVF, PQ) learns on the first.
+        """Add block after block; a factory that needs training (IVF, PQ) first gathers blocks
+        until it holds the training sample the whole collection's index wants.
 
-        The index itself stays in memory (Faiss's on-disk inverted lists are not used), but
-        the vectors are never all held at once.
+        The index itself stays in memory (Faiss's on-disk inverted lists are not used); besides
+        it, at most the training sample is held.
         """
-        index, n = None, 0
+        index, n, held, need = None, 0, [], -1
         for block in blocks:
             block = self._rows(block)
             if index is None:
-                index = self._create(block, rows)
+                held.append(block)
+                need = self._training_rows(block.shape[1], rows) if need < 0 else need
+                if sum(len(b) for b in held) < need:
+                    continue
+                block = np.concatenate(held)
+                index, held = self._create(block, rows), []
+            index.add(block)
+            n += len(block)
+        if index is None and held:  # fewer rows than the sample wants: train on them all
+            block = np.concatenate(held)
+            index = self._create(block, rows)
             index.add(block)
             n += len(block)
         if index is None or n != rows:
             raise ValueError(f"faiss index: {n} rows streamed, {rows} announced")
         self._index, self.size, self.dim, self._built = index, n, index.d, True
+
+    def _training_rows(self, dim: int, rows: int) -> int:
+        """Rows to train the factory's index for ``rows`` vectors on: 0 if it needs no training,
+        else what k-means wants for every list (``TRAIN_PER_LIST`` per list, at least 256)."""
+        faiss = self._faiss()
+        factory = adapt_nlist(self.factory, rows, note=False)
+        if faiss.index_factory(dim, factory).is_trained:
+            return 0
+        match = re.search(r"IVF(\d+)", factory)
+        return min(rows, TRAIN_PER_LIST * max(256, int(match.group(1)) if match else 256))
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (exact for ``Flat``); distances in the metric's units (estimates for PQ)."""

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.indexes.files import FileIndex, padded
 from search_lab.indexes.base import register
+from search_lab.indexes.files import FileIndex, padded
 
 SPACES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "euclidean": ("l2", lambda d: np.sqrt(np.maximum(d, 0.0))),  # hnswlib's l2 is squared

@@ -9,8 +9,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from search_lab.errors import IndexMismatchError
-from search_lab.indexes.files import FileIndex, padded, unit_rows
 from search_lab.indexes.base import register
+from search_lab.indexes.files import FileIndex, padded, unit_rows
 
 P_OF: dict[str, int] = {"euclidean": 2, "manhattan": 1, "cosine": 2}
 """Our metric -> the Minkowski p the tree searches with (cosine: L2 on unit vectors)."""

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from search_lab.errors import ConfigError
-from search_lab.indexes.files import FileIndex, padded
 from search_lab.indexes.base import register
+from search_lab.indexes.files import FileIndex, padded
 
 
 @register("nndescent")
@@ -96,5 +96,6 @@ class NNDescentIndex(FileIndex):
         with path.open("rb") as fh:
             self._graph = pickle.load(fh)  # checksum checked against the record
         graph = self._graph
-        self._mismatch(path, "n_neighbors", graph.n_neighbors, self.n_neighbors)
+        wanted = min(self.n_neighbors, max(1, self.size - 1))  # build() caps it likewise
+        self._mismatch(path, "n_neighbors", graph.n_neighbors, wanted)
         self._mismatch(path, "leaf_budget", graph.search_tree_leaf_budget, self.leaf_budget)
