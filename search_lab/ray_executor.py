@@ -108,9 +108,13 @@ def connect(ex: dict[str, Any]) -> Any:
 def extract_shard(root: str, names: list[str], feature_cfg: dict[str, Any], rotation: int):
     """Ray task: features of one shard, as the local executor computes them (one process)."""
     flag = os.environ.get(CRASH_ENV)
-    if flag and Path(flag).exists():
-        Path(flag).unlink()
-        os._exit(1)  # the worker dies: Ray must run the shard again
+    if flag:
+        try:
+            Path(flag).unlink()  # of tasks running at once, only the one that removes it dies
+        except FileNotFoundError:
+            pass
+        else:
+            os._exit(1)  # the worker dies: Ray must run the shard again
     return extract_files(
         Path(root), names, feature_cfg, rotation=rotation, workers=1, progress=False, warn=False
     )
