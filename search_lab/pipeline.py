@@ -124,6 +124,11 @@ class Pipeline:
     workers: int | None = None
     progress: Progress = True
 
+    @property
+    def executor(self) -> str:
+        """The configured executor's name: ``local`` (this machine's pool) or ``ray``."""
+        return (self.config.get("executor") or {}).get("name", "local")
+
     def new_post(self) -> PostProcessor:
         """A fresh, unfitted copy of the checked chain."""
         return copy.deepcopy(self.post)

@@ -25,13 +25,14 @@ from search_lab.engine import SearchEngine, check_buildable, new_manifest, stagi
 from search_lab.errors import ConfigError
 from search_lab.pipeline import Pipeline
 from search_lab.postprocess import PostProcessor
+from search_lab.ray_executor import RayExecutor, read_shard
 
 log = logging.getLogger(__name__)
 
 
 def in_memory_reason(pipe: Pipeline) -> str | None:
     """Why this build cannot stream (None when it can): executor, feature or chain."""
-    if (pipe.config.get("executor") or {}).get("name") != "ray":
+    if pipe.executor != "ray":
         return "features come from the local executor as one matrix"
     if pipe.extractor.cache_parts():
         return "combo features are assembled from their parts in memory"
@@ -51,15 +52,17 @@ class ShardStream:
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
-    def scan(self, post: PostProcessor) -> None:
-        """First pass: the kept names in order, skipped files, and ``post`` fitted if it must be."""
-        from search_lab.ray_executor import read_shard
-
-        fit = not post.fitted
-        count, total, outer = 0, 0.0, 0.0
+    def _kept(self) -> Iterator[tuple[Features, list[int]]]:
+        """Each shard in order, with the rows of it that ``keep`` holds."""
         for key in self.keys:
             feats = read_shard(self.cache, key)
-            rows = [i for i, n in enumerate(feats.names) if n in self.keep]
+            yield feats, [i for i, n in enumerate(feats.names) if n in self.keep]
+
+    def scan(self, post: PostProcessor) -> None:
+        """First pass: the kept names in order, skipped files, and ``post`` fitted if it must be."""
+        fit = not post.fitted
+        count, total, outer = 0, 0.0, 0.0
+        for feats, rows in self._kept():
             self.names += [feats.names[i] for i in rows]
             self.skipped.update({n: w for n, w in feats.skipped.items() if n in self.keep})
             self.seconds += feats.seconds
@@ -73,19 +76,13 @@ class ShardStream:
 
     def blocks(self, post: PostProcessor) -> Iterator[np.ndarray]:
         """Second pass: each shard's kept rows, post-processed (float32)."""
-        from search_lab.ray_executor import read_shard
-
-        for key in self.keys:
-            feats = read_shard(self.cache, key)
-            rows = [i for i, n in enumerate(feats.names) if n in self.keep]
+        for feats, rows in self._kept():
             if rows:
                 yield post.transform(feats.vectors[rows])
 
 
 def build_and_save(pipe: Pipeline, target: Path) -> SearchEngine:
     """Extract missing shards on Ray, then fit and index them out of core into ``target``."""
-    from search_lab.ray_executor import RayExecutor
-
     check_buildable(pipe)
     full = pipe.dataset.load()
     data = pipe.dataset.side(full)

@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHECK = """
 import importlib, json, os, pkgutil
 from omegaconf.basecontainer import BaseContainer
+import streamlit  # noqa: F401  (Streamlit sets MPLBACKEND when imported: its change, not ours)
 before = dict(os.environ)
 resolvers = set(BaseContainer._resolvers)
 import search_lab

@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=PROJECT / "bench")
     parser.add_argument("overrides", nargs="*", help="more build_index overrides (key=value)")
     args = parser.parse_args(argv)
+    if not args.images.is_dir():
+        parser.error(f"--images {args.images} is not a folder")
     stem = args.out / f"ray_scale-{args.feature}"
     return measure_and_report(
         lambda: bench(args), report, stem.with_suffix(".json"), stem.with_suffix(".md")

@@ -31,7 +31,7 @@ def run(cfg: dict[str, Any], out_dir: Path) -> Path:
     if reason is None:
         engine = build_and_save(pipe, target)
     else:
-        if (cfg.get("executor") or {}).get("name") == "ray":
+        if pipe.executor == "ray":
             log.info("building the index in memory: %s", reason)
         engine = build_engine(pipe)
         engine.save(target)
