@@ -354,10 +354,14 @@ def _save(engine: SearchEngine, target: Path, raw: np.ndarray, catalog: Catalog)
         atomic_write(tmp / RAW, lambda handle: np.save(handle, np.asarray(raw, np.float32)))
         text = json.dumps(catalog.to_json(), ensure_ascii=True).encode()
         atomic_write(tmp / CATALOG, lambda handle: handle.write(text))
+        engine.save(target, staged=tmp)
+    except OSError as err:  # a full disk (numpy's message names no file): say which index
+        shutil.rmtree(tmp, ignore_errors=True)
+        why = err.strerror or str(err)
+        raise OSError(err.errno, f"{why}; the previous index is kept", str(target)) from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    engine.save(target, staged=tmp)
 
 
 __all__ = ["REFIT_SHARE", "Entry", "Report", "config_difference", "update_index"]
