@@ -202,9 +202,13 @@ def _update(
     names = [old_names[i] for i in keep] + fresh
     if not names:
         raise ConfigError(f"no image of {data.root} could be read")
-    unchanged_entries = old is not None and all(
-        changes.entries[n] == old.catalog.indexed.get(n, old.catalog.skipped.get(n))
-        for n in changes.entries
+    unchanged_entries = (
+        old is not None
+        and old.manifest["fingerprint"] == fingerprint
+        and all(
+            changes.entries[n] == old.catalog.indexed.get(n, old.catalog.skipped.get(n))
+            for n in changes.entries
+        )
     )
     if old is not None and not fresh and not changes.removed and unchanged_entries:
         report.written, report.update_s = False, time.perf_counter() - start - extract_s
