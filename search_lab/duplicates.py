@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -92,15 +92,26 @@ def check_threshold(value: float) -> float:
     return threshold
 
 
+class Pairs(NamedTuple):
+    """Pairs (left[p], right[p]) at ``distance[p]``, and the searches that found them."""
+
+    left: np.ndarray
+    right: np.ndarray
+    distance: np.ndarray
+    queries: int
+    rounds: list[tuple[int, int]]
+
+
 def close_pairs(
     index: Index, threshold: float, *, first_k: int = FIRST_K, block: int = 1024
-) -> tuple[np.ndarray, np.ndarray, int, list[tuple[int, int]]]:
-    """Pairs (i, j), i != j, with j among i's neighbours within ``threshold``.
+) -> Pairs:
+    """Pairs (i, j), i < j, with one among the other's neighbours within ``threshold``.
 
-    Returns the two id arrays, the number of query rows searched and the rounds as
-    ``(k, rows searched)``.
+    Each pair appears once (an exact index finds it from both ends, and again when an item is
+    searched with a larger k). ``queries`` counts the query rows searched, ``rounds`` holds
+    ``(k, rows searched)`` per round.
     """
-    left, right, rounds, queries = [], [], [], 0
+    left, right, dist, rounds, queries = [], [], [], [], 0
     pending, k = np.arange(index.size), min(max(2, first_k), index.size)
     while len(pending) and k > 0:
         rounds.append((k, len(pending)))
@@ -112,18 +123,27 @@ def close_pairs(
             keep = (found >= 0) & (dists <= threshold) & (found != ids[:, None])
             left.append(np.repeat(ids, keep.sum(axis=1)))
             right.append(found[keep])
+            dist.append(dists[keep])
             crowded.append(ids[dists[:, -1] <= threshold])  # the list may go on past k
         pending = np.concatenate(crowded) if k < index.size else np.empty(0, np.int64)
         k = min(2 * k, index.size)
-    if not left:
-        return np.empty(0, np.int64), np.empty(0, np.int64), queries, rounds
-    return np.concatenate(left), np.concatenate(right), queries, rounds
+    a, b = np.concatenate(left or [_no_ids()]), np.concatenate(right or [_no_ids()])
+    d = np.concatenate(dist or [np.empty(0)])
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    _, first = np.unique(lo * max(index.size, 1) + hi, return_index=True)
+    return Pairs(lo[first], hi[first], d[first], queries, rounds)
+
+
+def _no_ids() -> np.ndarray:
+    """An empty id array."""
+    return np.empty(0, np.int64)
 
 
 def _rows(index: Index, ids: np.ndarray) -> np.ndarray:
-    """Stored vectors of ``ids`` (a sorted run of ids read as one slice when contiguous)."""
-    if len(ids) and ids[-1] - ids[0] == len(ids) - 1:
-        return index.stored_rows(int(ids[0]), int(ids[-1]) + 1)
+    """Stored vectors of sorted ``ids``: one slice read when they lie close together."""
+    if not len(ids) or ids[-1] - ids[0] < 8 * len(ids) + 64:
+        first = int(ids[0]) if len(ids) else 0
+        return index.stored_rows(first, int(ids[-1]) + 1 if len(ids) else 0)[ids - first]
     return np.concatenate([index.stored_rows(int(i), int(i) + 1) for i in ids])
 
 
@@ -145,11 +165,10 @@ def find_duplicates(index: Index, threshold: float) -> DuplicateGroups:
     """Near-duplicate groups of every item of a built ``index`` within ``threshold``."""
     threshold = check_threshold(threshold)
     start = time.perf_counter()
-    left, right, queries, rounds = close_pairs(index, threshold)
-    groups = components(index.size, left, right)
-    pairs = len(np.unique(np.stack([np.minimum(left, right), np.maximum(left, right)]), axis=1).T)
+    pairs = close_pairs(index, threshold)
+    groups = components(index.size, pairs.left, pairs.right)
     seconds = time.perf_counter() - start
-    return DuplicateGroups(threshold, groups, pairs, queries, rounds, seconds)
+    return DuplicateGroups(threshold, groups, len(pairs.left), pairs.queries, pairs.rounds, seconds)
 
 
 def pairs_of(groups: list[list[Any]]) -> set[frozenset]:
