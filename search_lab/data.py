@@ -1,9 +1,10 @@
 """Retrieval datasets: the Holidays layout, one folder per group, and labelled collections.
 
 Layouts (registered in :data:`search_lab.layouts.DATASETS`, one module each): ``holidays``
-(``GGGGNN.jpg``, instance protocol), ``folders`` (one subfolder per group, instance protocol)
-and ``labels`` (a folder of images plus a ``file,label`` CSV, category protocol: every image is
-a query, the other images of its label are relevant).
+(``GGGGNN.jpg``, instance protocol), ``folders`` (one subfolder per group, instance protocol),
+``labels`` (a folder of images plus a ``file,label`` CSV, category protocol: every image is
+a query, the other images of its label are relevant) and ``plain`` (every image under a folder
+tree, ``none`` protocol: no queries, indexed and searched but never scored).
 
 The command line (``python -m search_lab.data fetch | info | distractors``) is
 :mod:`search_lab.cli.data`.
@@ -52,7 +53,8 @@ class Dataset:
         Queries with no relevant image: warned about and left out of the scores.
     protocol : str
         ``instance`` (Holidays and folders: one query per group, the rest of the group is
-        relevant; Holidays trapezoid AP) or ``category`` (a labelled collection: every image is
+        relevant; Holidays trapezoid AP), ``none`` (a plain collection: no queries) or
+        ``category`` (a labelled collection: every image is
         a query, the other images of its label are relevant; standard non-interpolated AP).
     labels : Path or None
         The ``file,label`` CSV of the ``labels`` layout (None for the other layouts).
@@ -97,9 +99,19 @@ def layouts() -> tuple[str, ...]:
 def _detect_layout(root: Path) -> str:
     """The first layout whose ``detect`` accepts ``root``, in ``auto_rank`` order.
 
-    ``holidays`` when the root holds GGGGNN images directly, else ``folders``.
+    ``holidays`` when the root holds GGGGNN images directly, ``folders`` when it holds one
+    folder of images per group and nothing deeper, else ``plain`` (said in one log line).
     """
-    return next(cls.name for cls in _auto_order() if cls.detect(root))
+    found = next(cls for cls in _auto_order() if cls.detect(root))
+    if not found.ground_truth:
+        benchmarks = ", ".join(c.name for c in _auto_order() if c.ground_truth)
+        log.info(
+            "%s fits no benchmark layout (%s): read as a %s (no queries, no ground truth)",
+            root,
+            benchmarks,
+            found.label,
+        )
+    return found.name
 
 
 def load_dataset(
@@ -136,8 +148,20 @@ def load_dataset(
     names, groups = _utf8_names(names, groups)
     if not names:
         raise DatasetError(f"dataset folder {root} holds no images in the {layout!r} layout")
+    if not reader.ground_truth:
+        return Dataset(root, tuple(names), tuple(groups), (), {}, (), reader.protocol)
     data = _with_ground_truth(root, names, groups, query_names, reader.protocol)
     return replace(data, labels=labels)
+
+
+def check_ground_truth(data: Dataset) -> None:
+    """DatasetError unless ``data`` has queries to score (a plain collection has none)."""
+    if not data.queries:
+        raise DatasetError(
+            f"dataset folder {data.root} is a plain collection ({data.protocol!r} protocol): it "
+            "has no queries and no ground truth to score; evaluate needs a labelled layout "
+            "(dataset.layout=holidays, folders or labels)"
+        )
 
 
 def _utf8_names(names: list[str], groups: list[str]) -> tuple[list[str], list[str]]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from search_lab import indexes
 from search_lab.collection import Collection, as_pipeline, fit_and_index, index_collection
-from search_lab.data import Dataset
+from search_lab.data import Dataset, check_ground_truth
 from search_lab.indexes import Index, search_views
 from search_lab.metrics import ann_recall, score_ranked
 from search_lab.pipeline import Pipeline
@@ -44,8 +44,12 @@ class Evaluation:
 
 
 def evaluate(run: Pipeline | Mapping[str, Any]) -> Evaluation:
-    """Index the configured collection, rank it for every query and score the rankings."""
+    """Index the configured collection, rank it for every query and score the rankings.
+
+    A plain collection (no ground truth) is refused before any extraction (DatasetError).
+    """
     pipe = as_pipeline(run)
+    check_ground_truth(pipe.dataset.load())
     col = index_collection(pipe)
     feats = col.features
     metrics, rankings = search_and_score(pipe, col)

@@ -13,7 +13,7 @@ import yaml
 
 from search_lab.data import layouts, load_dataset
 from search_lab.distances import DISTANCES, pairwise
-from search_lab.errors import ConfigError, DatasetError
+from search_lab.errors import ConfigError
 from search_lab.features import available as features
 from search_lab.features.base import FEATURES
 from search_lab.indexes import INDEXES
@@ -50,7 +50,7 @@ def test_builtins_are_registered() -> None:
     assert features() == ["cnn", "combo", "edges", "hog", "hsv", "lbp"]
     assert indexes() == ["annoy", "exact", "faiss", "hnsw", "kdtree", "nndescent"]
     assert DISTANCES.available() == ["chi2", "cosine", "dot", "euclidean", "manhattan"]
-    assert DATASETS.available() == ["folders", "holidays", "labels"]
+    assert DATASETS.available() == ["folders", "holidays", "labels", "plain"]
 
 
 def test_describe_reads_the_metadata_on_the_class() -> None:
@@ -202,7 +202,6 @@ def test_a_new_dataset_layout_plugs_in_beside_the_others(
     assert data.names == ("a_0.jpg", "a_1.jpg", "b_0.jpg", "b_1.jpg", "b_2.jpg")
     assert data.relevant == {0: frozenset({1}), 2: frozenset({3, 4})}
     assert data.protocol == "instance"
-    assert layouts() == ("auto", "holidays", "folders", "labels", "pairs")
+    assert layouts() == ("auto", "holidays", "folders", "plain", "labels", "pairs")
     assert DATASETS.describe("pairs").label == "pairs by prefix"
-    with pytest.raises(DatasetError, match="no images in the 'folders' layout"):
-        load_dataset(tmp_path)  # auto only tries layouts with an auto_rank
+    assert load_dataset(tmp_path).protocol == "none"  # auto only tries layouts with an auto_rank

@@ -38,6 +38,8 @@ class Layout:
     """Dataset parameters worth showing beside the label, each with how its value reads."""
     protocol: ClassVar[str] = "instance"
     """``instance`` (one query per group, Holidays AP) or ``category`` (every image a query)."""
+    ground_truth: ClassVar[bool] = True
+    """False for a collection without queries (``plain``): it can be indexed, not scored."""
     uses_labels: ClassVar[bool] = False
     """True when the layout reads ``dataset.labels`` (a ``file,label`` CSV)."""
     auto_rank: ClassVar[int | None] = None
