@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import random
 import shutil
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from pathlib import Path
 from PIL import Image, ImageEnhance, ImageOps
 
 from search_lab.errors import DatasetError
-from search_lab.files import atomic_write_text, temporary_dir
+from search_lab.files import atomic_write_json, atomic_write_text, temporary_dir
 
 Edit = Callable[[Image.Image], Image.Image]
 
@@ -89,11 +90,41 @@ def make_planted(
                 (images / name).write_bytes(edited(source, edit))
                 rows.append((name, source.stem))
         _write_labels(tmp / "labels.csv", rows)
+        counts = {"originals": originals, "copies": originals * len(EDITS),
+                  "unrelated": unrelated, "images": len(rows)}  # fmt: skip
+        made = _recipe(sources, originals, unrelated, seed) | {"counts": counts}
+        atomic_write_json(tmp / RECIPE, made)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
-    return {"originals": originals, "copies": originals * len(EDITS), "unrelated": unrelated,
-            "images": len(rows)}  # fmt: skip
+    return counts
+
+
+RECIPE = "planted.json"
+"""What a set was made from (sources, counts, seed, edits): a rerun with the same recipe reuses
+the set, so its files keep their times and their features stay in the feature cache."""
+
+
+def _recipe(sources: Sequence[Path], originals: int, unrelated: int, seed: int) -> dict:
+    return {"sources": [str(s) for s in sorted(Path(s) for s in sources)],
+            "originals": originals, "unrelated": unrelated, "seed": seed,
+            "edits": list(EDITS)}  # fmt: skip
+
+
+def ensure_planted(
+    sources: Sequence[Path], out: Path, *, originals: int, unrelated: int, seed: int = 0
+) -> dict[str, int]:
+    """The counts of the planted set in ``out``, made by :func:`make_planted` unless ``out``
+    already holds one made with the same recipe."""
+    try:
+        made = json.loads((out / RECIPE).read_text())
+        if made | {"counts": None} == _recipe(sources, originals, unrelated, seed) | {
+            "counts": None
+        }:
+            return made["counts"]
+    except (OSError, ValueError, TypeError):
+        pass
+    return make_planted(sources, out, originals=originals, unrelated=unrelated, seed=seed)
 
 
 def _write_labels(path: Path, rows: list[tuple[str, str]]) -> None:
