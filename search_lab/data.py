@@ -96,6 +96,9 @@ def layouts() -> tuple[str, ...]:
     return ("auto", *tried, *(name for name in DATASETS.available() if name not in tried))
 
 
+_SAID_PLAIN: set[str] = set()
+
+
 def _detect_layout(root: Path) -> str:
     """The first layout whose ``detect`` accepts ``root``, in ``auto_rank`` order.
 
@@ -103,7 +106,8 @@ def _detect_layout(root: Path) -> str:
     folder of images per group and nothing deeper, else ``plain`` (said in one log line).
     """
     found = next(cls for cls in _auto_order() if cls.detect(root))
-    if not found.ground_truth:
+    if not found.ground_truth and str(root) not in _SAID_PLAIN:
+        _SAID_PLAIN.add(str(root))  # once per folder and process (an index load re-reads it)
         benchmarks = ", ".join(c.name for c in _auto_order() if c.ground_truth)
         log.info(
             "%s fits no benchmark layout (%s): read as a %s (no queries, no ground truth)",

@@ -17,6 +17,7 @@ from search_lab.cli.glue import CONF_DIR, run_job
 from search_lab.engine import build_engine
 from search_lab.pipeline import build_pipeline
 from search_lab.streaming_build import build_and_save, in_memory_reason
+from search_lab.update import update_index
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +25,16 @@ log = logging.getLogger(__name__)
 def run(cfg: dict[str, Any], out_dir: Path) -> Path:
     """Build the configured engine and save it to ``cfg["index_dir"]``; returns that folder.
 
+    On the local executor an existing index of the same configuration is updated (only added
+    and changed images extracted; ``rebuild=true`` forces a full build: search_lab.update).
     Features extracted on Ray are indexed out of core, shard by shard (streaming_build).
     """
     pipe, target = build_pipeline(cfg), Path(cfg["index_dir"])
     reason = in_memory_reason(pipe)
-    if reason is None:
+    if pipe.executor == "local":  # kept current: only added and changed images are extracted
+        engine, report = update_index(pipe, target, rebuild=bool(cfg.get("rebuild")))
+        print(report.line())
+    elif reason is None:
         engine = build_and_save(pipe, target)
     else:
         if pipe.executor == "ray":

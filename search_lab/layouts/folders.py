@@ -35,7 +35,7 @@ class FolderLayout(Layout):
             if any(p.is_dir() and any(_deep_images(p)) for p in _visible_folders(folder)):
                 return False
             sizes.append(sum(1 for p in folder.iterdir() if is_image(p)))
-        return sum(size > 0 for size in sizes) >= 2 and max(sizes) >= 2
+        return sum(size > 0 for size in sizes) >= 2 and max(sizes, default=0) >= 2
 
     def read(self, root: Path, labels: Path | None) -> Groups:
         """Names, groups, queries of a one-subfolder-per-group layout (first file is the query)."""
