@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from search_lab.app import paths as app_paths
 from search_lab.app import photos as app_photos
+from search_lab.app import text as app_text
 from search_lab.errors import ConfigError
 from search_lab.planted import edited
 
@@ -84,14 +85,14 @@ def test_index_a_folder_then_search_it_and_see_its_duplicates(photos: Path) -> N
     at.button(key="photos_index").click().run()
     assert not at.exception
     job = next(j for j in app_photos.jobs() if j.folder == (photos / "album").resolve())
-    deadline = time.monotonic() + 60
-    while job.running and time.monotonic() < deadline:
-        time.sleep(0.2)
+    _wait(job)
     assert job.state == "done", job.message
     assert job.done == job.total == 5 and job.rate() > 0
-    at.run()
-    [success] = [s.value for s in at.success if "indexed 5 images" in s.value]
+    at = _page()  # the page left and opened again (a new session): the job is still shown
+    [success] = [s.value for s in at.success if "5 images indexed" in s.value]
     assert "images/s" in success and job.index_dir.name.replace("-", "\\-") in success
+    done = "added 5, changed 0, removed 0, unchanged 0; extracted 5 images"
+    assert app_text.plain(done) in success
     # the duplicates view: the photo and its JPEG-70 copy, at the calibrated default
     assert at.selectbox(key="dup_index").value == job.index_dir.name
     slider = at.slider(key=f"dup_threshold_{job.index_dir.name}")
@@ -113,6 +114,24 @@ def test_index_a_folder_then_search_it_and_see_its_duplicates(photos: Path) -> N
     assert not at.exception
     [info] = [i.value for i in at.info if "5 images" in i.value]
     assert app_photos.NO_GROUND_TRUTH in info
+
+
+def test_indexing_again_extracts_only_the_new_photo(photos: Path, holidays_dir: Path) -> None:
+    album = (photos / "album").resolve()
+    first = app_photos.start(album, "hsv")
+    _wait(first)
+    shutil.copyfile(holidays_dir / "100400.jpg", album / "new.jpg")
+    again = app_photos.start(album, "hsv")
+    assert again is not first and again.index_dir == first.index_dir
+    _wait(again)
+    assert again.state == "done", again.message
+    assert "added 1, changed 0, removed 0, unchanged 5; extracted 1 images" in again.message
+
+
+def _wait(job: app_photos.Job, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while job.running and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def app_photos_default() -> float:

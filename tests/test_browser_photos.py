@@ -56,7 +56,7 @@ def test_index_a_folder_and_see_its_duplicates(served: tuple[str, Path], browser
         folder.fill(f"{base}/photos/album")
         folder.press("Enter")
         page.get_by_role("button", name="Index this folder").click()
-        expect(page.get_by_text(re.compile(r"indexed 4 images .*images/s"))).to_be_visible(
+        expect(page.get_by_text(re.compile(r"4 images indexed .*images/s"))).to_be_visible(
             timeout=90_000
         )
         expect(page.get_by_text(re.compile(r"^1 groups of 2 images from 1 pairs"))).to_be_visible(

@@ -108,21 +108,24 @@ class Job:
     folder: Path
     feature: str
     index_dir: Path
-    state: str = "starting"  # starting | extracting | saving | done | failed
+    state: str = "starting"  # starting (reading the folder) | extracting | done | failed
     done: int = 0
     total: int = 0
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
     message: str = ""
+    first: tuple[float, int] | None = None  # (time, count) of the first image extracted
 
     @property
     def running(self) -> bool:
         return self.state not in ("done", "failed")
 
     def rate(self) -> float:
-        """Images per second since the job started."""
-        elapsed = (self.ended or time.monotonic()) - self.started
-        return self.done / elapsed if elapsed > 0 else 0.0
+        """Images extracted per second since the first one (hashing the folder comes before)."""
+        if self.first is None:
+            return 0.0
+        elapsed = (self.ended or time.monotonic()) - self.first[0]
+        return (self.done - self.first[1]) / elapsed if elapsed > 0 else 0.0
 
     def fraction(self) -> float:
         return min(1.0, self.done / self.total) if self.total else 0.0
@@ -167,18 +170,23 @@ def start(folder: Path, feature: str) -> Job:
 
 
 def _run(job: Job, cfg: dict[str, Any]) -> None:
-    """Build and save the index, recording progress and the outcome on ``job``."""
-    from search_lab.engine import build_engine
+    """Build or update the index (only new and changed photos are extracted, chunk by chunk
+    into the content-keyed store: a job cut short resumes where it stopped), recording
+    progress and the outcome on ``job``."""
+    from search_lab.pipeline import build_pipeline
+    from search_lab.update import update_index
 
     def on_image(done: int, total: int) -> None:
+        if job.first is None:
+            job.first = (time.monotonic(), done)
         job.state, job.done, job.total = "extracting", done, total
 
     try:
-        engine = build_engine(cfg, progress=on_image)
-        job.state = "saving"
-        engine.save(job.index_dir)
+        engine, report = update_index(build_pipeline(cfg, on_image), job.index_dir)
         skipped = len(engine.manifest["skipped"])
-        job.message = f"indexed {len(engine.names)} images ({skipped} files skipped)"
+        job.message = f"{len(engine.names)} images indexed ({skipped} files skipped): " + (
+            report.line()
+        )
         job.state = "done"
     except SearchLabError as err:
         job.message, job.state = str(err), "failed"

@@ -23,8 +23,10 @@ def show_job(job: app_photos.Job) -> None:
     """One job: a progress bar with images per second while it runs, then its outcome."""
     where = app_text.plain(f"{job.folder} ({job.feature})")
     rate = f"{job.rate():.1f} images/s"
-    if job.running:
-        text = f"{job.folder}: {job.done}/{job.total or '?'} images, {rate}"
+    if job.state == "starting":
+        st.progress(0.0, text=app_text.plain(f"{job.folder}: reading the folder (sizes, hashes)"))
+    elif job.running:
+        text = f"{job.folder}: {job.done}/{job.total} images extracted, {rate}"
         st.progress(job.fraction(), text=app_text.plain(text))
     elif job.state == "done":
         st.success(
