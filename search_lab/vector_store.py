@@ -35,10 +35,17 @@ class VectorStore:
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
         self._known: dict[str, np.ndarray] = {}
-        if folder is not None:
-            remove_leftovers(folder)
-            for path in sorted(folder.glob("*.npz")) if folder.is_dir() else []:
-                self._read(path)
+        self._loaded = folder is None
+
+    def _load(self) -> None:
+        """Read every chunk file once, at the first look-up (an update with nothing new to
+        extract never reads the store)."""
+        if self._loaded or self.folder is None:
+            return
+        self._loaded = True
+        remove_leftovers(self.folder)
+        for path in sorted(self.folder.glob("*.npz")) if self.folder.is_dir() else []:
+            self._read(path)
 
     @classmethod
     def for_extractor(cls, cache_dir: Path | None, extractor: Extractor) -> VectorStore:
@@ -62,6 +69,7 @@ class VectorStore:
 
     def get(self, digest: str) -> np.ndarray | None:
         """The vector of the image with this content hash, or None."""
+        self._load()
         return self._known.get(digest)
 
     def remember(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
