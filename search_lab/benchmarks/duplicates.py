@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -135,8 +136,10 @@ def phash_pairs(folder: Path) -> tuple[list[str], tuple, float, float]:
     start = time.perf_counter()
     hashes = hasher.encode_images(image_dir=str(folder / "images"), num_enc_workers=0)
     hashed = time.perf_counter()
-    found = hasher.find_duplicates(encoding_map=hashes, max_distance_threshold=32, scores=True,
-                                   num_dist_workers=0)  # fmt: skip
+    with warnings.catch_warnings():  # it warns on every call with encodings given
+        warnings.filterwarnings("ignore", "Parameter num_enc_workers", RuntimeWarning)
+        found = hasher.find_duplicates(encoding_map=hashes, max_distance_threshold=32,
+                                       scores=True, num_dist_workers=0)  # fmt: skip
     searched = time.perf_counter()
     names = sorted(hashes)
     row = {n: i for i, n in enumerate(names)}
