@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from search_lab import indexes
@@ -208,3 +210,36 @@ def test_cli_bad_input_is_one_line(index: tuple[Path, list], tmp_path: Path, cap
     assert line.startswith("error: ") and "none" in line
     assert cli.main(["--index", str(folder), "--threshold", "0"]) == 0  # byte copies only
     assert capsys.readouterr().out.count("\t") == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    points=st.lists(st.integers(0, 40), min_size=2, max_size=30),
+    threshold=st.integers(0, 6),
+    first_k=st.integers(2, 5),
+)
+def test_pairs_and_groups_equal_a_brute_force_on_integer_points(
+    points: list[int], threshold: int, first_k: int
+) -> None:
+    """Every pair within the threshold is found, whatever k starts at (ties and crowds
+    included: integer points repeat), and the groups are the union-find components."""
+    vectors = np.array(points, np.float32)[:, None]
+    pairs = close_pairs(_exact(vectors), threshold, first_k=first_k)
+    n = len(points)
+    expected = {(i, j) for i in range(n) for j in range(i + 1, n)
+                if abs(points[i] - points[j]) <= threshold}  # fmt: skip
+    assert set(zip(pairs.left.tolist(), pairs.right.tolist(), strict=True)) == expected
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, j in expected:
+        parent[root(i)] = root(j)
+    members: dict[int, list[int]] = {}
+    for i in range(n):
+        members.setdefault(root(i), []).append(i)
+    groups = sorted((g for g in members.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
+    assert components(n, pairs.left, pairs.right) == groups
