@@ -53,10 +53,15 @@ class DuplicateGroups:
         """The work done, in one line: queries, k per round, seconds."""
         ks = ", ".join(f"{rows} at k={k}" for k, rows in self.rounds) or "none"
         return (
-            f"{len(self.groups)} groups of {sum(map(len, self.groups))} images from {self.pairs} "
-            f"pairs within {self.threshold:g}; {self.queries} queries ({ks}) "
-            f"in {self.seconds:.2f} s"
+            f"{counted(len(self.groups), 'group')} of {sum(map(len, self.groups))} images from "
+            f"{counted(self.pairs, 'pair')} within {self.threshold:g}; "
+            f"{self.queries} queries ({ks}) in {self.seconds:.2f} s"
         )
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 group``, ``2 groups``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def default_threshold(config: dict[str, Any]) -> float:

@@ -98,7 +98,7 @@ def test_index_a_folder_then_search_it_and_see_its_duplicates(photos: Path) -> N
     slider = at.slider(key=f"dup_threshold_{job.index_dir.name}")
     assert slider.value == pytest.approx(app_photos_default())
     captions = [c.value for c in at.caption]
-    assert any(c.startswith("1 groups of 2 images from 1 pairs") for c in captions), captions
+    assert any(c.startswith("1 group of 2 images from 1 pair") for c in captions), captions
     slider.set_value(0.0).run()
     assert any("No near-duplicates at this threshold" in i.value for i in at.info)
     # the Search page lists the new index among the others

@@ -59,7 +59,7 @@ def test_index_a_folder_and_see_its_duplicates(served: tuple[str, Path], browser
         expect(page.get_by_text(re.compile(r"4 images indexed .*images/s"))).to_be_visible(
             timeout=90_000
         )
-        expect(page.get_by_text(re.compile(r"^1 groups of 2 images from 1 pairs"))).to_be_visible(
+        expect(page.get_by_text(re.compile(r"^1 group of 2 images from 1 pair"))).to_be_visible(
             timeout=30_000
         )
         expect(page.get_by_text("Group 1 · 2 images")).to_be_visible()

@@ -14,7 +14,7 @@ import streamlit as st
 from search_lab.app import indexes as app_indexes
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
-from search_lab.duplicates import Pairs, close_pairs, components, default_threshold
+from search_lab.duplicates import Pairs, close_pairs, components, counted, default_threshold
 from search_lab.engine import SearchEngine
 from search_lab.errors import ConfigError
 
@@ -57,8 +57,9 @@ def show_duplicates(choice: app_indexes.IndexChoice, engine: SearchEngine) -> No
     keep = pairs.distance <= threshold
     groups = components(len(engine.names), pairs.left[keep], pairs.right[keep])
     st.caption(
-        f"{len(groups)} groups of {sum(map(len, groups))} images from {int(keep.sum())} pairs "
-        f"within {threshold:.4f}. Cost: {pairs.queries} queries of the index "
+        f"{counted(len(groups), 'group')} of {sum(map(len, groups))} images from "
+        f"{counted(int(keep.sum()), 'pair')} within {threshold:.4f}. "
+        f"Cost: {pairs.queries} queries of the index "
         f"({', '.join(f'{n} at k={k}' for k, n in pairs.rounds)}) in {seconds:.2f} s, "
         f"once for every threshold up to {top:.4f}."
     )
