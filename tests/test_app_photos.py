@@ -138,3 +138,29 @@ def app_photos_default() -> float:
     from search_lab.duplicates import CALIBRATED
 
     return CALIBRATED["hsv"]
+
+
+def _job_view(state: str, done: int, total: int, message: str = "") -> None:
+    """Draw one job 10 s after its first image (AppTest runs this function as a script)."""
+    import time
+    from pathlib import Path
+
+    from search_lab.app import photos as app_photos
+    from search_lab.app.duplicate_view import show_job
+
+    job = app_photos.Job(Path("/photos/a*b"), "hsv", Path("/indexes/photos-a_b-0-hsv"))
+    job.state, job.done, job.total, job.message = state, done, total, message
+    job.first = (time.monotonic() - 10.0, 0)
+    show_job(job)
+
+
+def test_a_running_job_shows_its_progress_and_images_per_second() -> None:
+    at = AppTest.from_function(_job_view, args=("extracting", 50, 200)).run()
+    [bar] = at.get("progress")
+    assert bar.proto.value == 25  # per cent
+    expected = "/photos/a*b: 50/200 images extracted, 5.0 images/s"  # 50 images in 10 s
+    assert bar.proto.text == app_text.plain(expected)
+    at = AppTest.from_function(_job_view, args=("starting", 0, 0)).run()
+    assert "reading the folder" in at.get("progress")[0].proto.text
+    at = AppTest.from_function(_job_view, args=("failed", 3, 9, "disk full")).run()
+    assert at.error[0].value.endswith(": disk full")

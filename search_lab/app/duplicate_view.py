@@ -1,4 +1,5 @@
-"""The near-duplicates view: an index's groups side by side, with a threshold slider.
+"""The Your photos page's views: an indexing job's progress, and an index's near-duplicate
+groups side by side, with a threshold slider.
 
 The neighbour search runs once per index (and index version) up to the slider's largest value
 and is cached for every session; moving the slider only regroups the pairs found, in
@@ -12,6 +13,7 @@ import time
 import streamlit as st
 
 from search_lab.app import indexes as app_indexes
+from search_lab.app import photos as app_photos
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
 from search_lab.duplicates import Pairs, close_pairs, components, counted, default_threshold
@@ -77,3 +79,21 @@ def show_duplicates(choice: app_indexes.IndexChoice, engine: SearchEngine) -> No
             f"{len(groups) - GROUPS_SHOWN} more groups: lower the threshold, or list them all "
             f"with `python -m search_lab.duplicates --index {app_text.plain(choice.path)}`."
         )
+
+
+def show_job(job: app_photos.Job) -> None:
+    """One job: a progress bar with images per second while it runs, then its outcome."""
+    where = app_text.plain(f"{job.folder} ({job.feature})")
+    rate = f"{job.rate():.1f} images/s"
+    if job.state == "starting":
+        st.progress(0.0, text=app_text.plain(f"{job.folder}: reading the folder (sizes, hashes)"))
+    elif job.running:
+        text = f"{job.folder}: {job.done}/{job.total} images extracted, {rate}"
+        st.progress(job.fraction(), text=app_text.plain(text))
+    elif job.state == "done":
+        st.success(
+            f"{where}: {app_text.plain(job.message)}, {rate}. Search it on the Search page: "
+            f"index {app_text.plain(job.index_dir.name)}."
+        )
+    else:
+        st.error(f"{where}: {app_text.plain(job.message)}")

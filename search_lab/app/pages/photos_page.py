@@ -13,28 +13,10 @@ from search_lab.app import paths as app_paths
 from search_lab.app import photos as app_photos
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
-from search_lab.app.duplicate_view import show_duplicates
+from search_lab.app.duplicate_view import show_duplicates, show_job
 from search_lab.errors import ConfigError
 
 FEATURE_WORDS = {"hsv": "colour histogram (fast)", "cnn": "CNN descriptor (finer, slower)"}
-
-
-def show_job(job: app_photos.Job) -> None:
-    """One job: a progress bar with images per second while it runs, then its outcome."""
-    where = app_text.plain(f"{job.folder} ({job.feature})")
-    rate = f"{job.rate():.1f} images/s"
-    if job.state == "starting":
-        st.progress(0.0, text=app_text.plain(f"{job.folder}: reading the folder (sizes, hashes)"))
-    elif job.running:
-        text = f"{job.folder}: {job.done}/{job.total} images extracted, {rate}"
-        st.progress(job.fraction(), text=app_text.plain(text))
-    elif job.state == "done":
-        st.success(
-            f"{where}: {app_text.plain(job.message)}, {rate}. Search it on the Search page: "
-            f"index {app_text.plain(job.index_dir.name)}."
-        )
-    else:
-        st.error(f"{where}: {app_text.plain(job.message)}")
 
 
 @st.fragment(run_every=1.0)
