@@ -1,6 +1,6 @@
 """search_lab's web app: ``streamlit run app.py`` (``make app`` builds the default index first).
 
-Five pages, chosen with ``st.navigation``; each is a script in ``search_lab/app/pages``.
+Six pages, chosen with ``st.navigation``; each is a script in ``search_lab/app/pages``.
 """
 
 import streamlit as st
@@ -34,6 +34,12 @@ navigation = st.navigation(
             title="Findings",
             icon=":material/insights:",
             url_path="findings",
+        ),
+        st.Page(
+            f"{PAGES}/photos_page.py",
+            title="Your photos",
+            icon=":material/folder_open:",
+            url_path="photos",
         ),
         st.Page(
             f"{PAGES}/dataset_page.py",

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from search_lab.app.paths import CONF_DIR
+from search_lab.app.photos import allowed_roots
 from search_lab.data import Dataset, default_root
 
 
 def served_folders() -> list[Path]:
-    """Folders the app may read datasets from: ``$HOLIDAYS_DIR`` and every ``conf/dataset``
-    config's images folder and labels file folder (e.g. ``$WANG_DIR``), as configured now.
+    """Folders the app may read datasets from: ``$HOLIDAYS_DIR``, every ``conf/dataset``
+    config's images folder and labels file folder (e.g. ``$WANG_DIR``), as configured now, and
+    the photo folders of ``app.roots`` (:func:`search_lab.app.photos.allowed_roots`).
 
     Every app run asks, so the answer is cached per config files (name, mtime) and environment.
     """
@@ -23,7 +25,8 @@ def served_folders() -> list[Path]:
         configs = sorted(
             (e.name, e.stat().st_mtime_ns) for e in entries if e.name.endswith(".yaml")
         )
-    return list(_served_folders(tuple(configs), tuple(sorted(os.environ.items()))))
+    found = _served_folders(tuple(configs), tuple(sorted(os.environ.items())))
+    return list(dict.fromkeys([*found, *allowed_roots()]))
 
 
 @functools.lru_cache(maxsize=16)

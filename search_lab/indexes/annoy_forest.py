@@ -173,6 +173,13 @@ class AnnoyIndex(Index):
             dists[q, : len(found)] = self._to_metric(np.asarray(d, np.float64))
         return ids, dists
 
+    def stored_rows(self, start: int, stop: int) -> np.ndarray:
+        """Annoy's stored items (one call per item: Annoy has no batch read)."""
+        if self._forest is None:
+            raise RuntimeError("annoy index: call build() or load() before stored_rows()")
+        rows = [self._forest.get_item_vector(i) for i in range(start, min(stop, self.size))]
+        return np.array(rows, np.float32).reshape(len(rows), self.dim)
+
     def save(self, directory: Path) -> None:
         """Write ``annoy.ann`` and ``annoy.json`` (metric, dim, size, file size).
 

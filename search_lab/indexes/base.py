@@ -101,6 +101,16 @@ class Index:
         """
         raise NotImplementedError
 
+    def stored_rows(self, start: int, stop: int) -> np.ndarray:
+        """The indexed vectors of items ``start..stop-1`` as a float32 (n, D) matrix.
+
+        What the index holds, so searching with row i finds item i at (about) distance 0:
+        near-duplicate search (:mod:`search_lab.duplicates`) queries the index with its own
+        items. Indexes that keep cosine rows at unit length give them back so; PQ codes give
+        their reconstruction.
+        """
+        raise NotImplementedError(f"{self.kind} index cannot give its vectors back")
+
     def save(self, directory: Path) -> None:
         """Write the index's own files into an existing ``directory``."""
         raise NotImplementedError

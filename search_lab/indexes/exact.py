@@ -75,6 +75,9 @@ class ExactIndex(Index):
             )
         return ids, dists
 
+    def stored_rows(self, start: int, stop: int) -> np.ndarray:
+        return np.array(self.vectors[start:stop], np.float32)
+
     VECTORS_FILE: ClassVar[str] = "vectors.npy"
     META_FILE: ClassVar[str] = "exact.json"
 

@@ -206,6 +206,15 @@ class FaissIndex(FileIndex):
         d, ids = self._index.search(queries, k)
         return padded(ids, np.where(ids < 0, np.inf, self._to_metric(d.astype(np.float64))), k)
 
+    def stored_rows(self, start: int, stop: int) -> np.ndarray:
+        """Faiss's reconstruction of the items: exact for flat storage, decoded codes for PQ."""
+        self._require_built("stored_rows()")
+        stop = min(stop, self.size)
+        ivf = self._faiss().try_extract_index_ivf(self._index)
+        if ivf is not None and ivf.direct_map.type == 0:  # IVF lists need an id -> slot map
+            ivf.make_direct_map()
+        return np.asarray(self._index.reconstruct_n(start, max(0, stop - start)), np.float32)
+
     def record(self) -> dict[str, Any]:
         """The common record plus the factory string actually built (IVF lists adapted)."""
         return {**super().record(), "built_factory": self.built_factory}

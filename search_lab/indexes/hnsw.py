@@ -113,6 +113,13 @@ class HNSWIndex(FileIndex):
                 break
         return ids, d
 
+    def stored_rows(self, start: int, stop: int) -> np.ndarray:
+        """The graph's stored items (hnswlib keeps cosine rows at unit length)."""
+        self._require_built("stored_rows()")
+        ids = np.arange(start, min(stop, self.size))
+        rows = self._graph.get_items(ids, return_type="numpy") if len(ids) else []
+        return np.asarray(rows, np.float32).reshape(len(ids), self.dim)
+
     def _write(self, path: Path) -> None:
         self._graph.save_index(str(path))
 

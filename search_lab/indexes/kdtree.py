@@ -82,6 +82,11 @@ class KDTreeIndex(FileIndex):
             d = 0.5 * d * d
         return padded(ids, d, k)
 
+    def stored_rows(self, start: int, stop: int) -> np.ndarray:
+        """The tree's points (unit length for cosine)."""
+        self._require_built("stored_rows()")
+        return self._tree.data[start:stop].astype(np.float32)
+
     def _write(self, path: Path) -> None:
         with path.open("wb") as fh:
             np.save(fh, self._tree.data.astype(np.float32))

@@ -86,6 +86,11 @@ class NNDescentIndex(FileIndex):
         ids, d = self._graph.query(queries, k=k, epsilon=self.epsilon)
         return padded(np.asarray(ids), np.asarray(d, np.float64), k)
 
+    def stored_rows(self, start: int, stop: int) -> np.ndarray:
+        """The rows the graph was built on."""
+        self._require_built("stored_rows()")
+        return np.asarray(self._graph._raw_data[start:stop], np.float32)
+
     def _write(self, path: Path) -> None:
         with path.open("wb") as fh:
             pickle.dump(self._graph, fh, protocol=pickle.HIGHEST_PROTOCOL)

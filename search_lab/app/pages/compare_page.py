@@ -5,6 +5,7 @@ import streamlit as st
 
 from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
+from search_lab.app import photos as app_photos
 from search_lab.app import queries as app_queries
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
@@ -32,6 +33,8 @@ with ui.user_errors():
     picked = list(engines)
     first = engines[picked[0]]
     dataset = ui.dataset_of(first)
+    if app_photos.is_plain(dataset):
+        st.caption(app_photos.NO_GROUND_TRUTH)
     left, right = st.columns([3, 1])
     with right:
         k = st.slider("Results shown", 1, 30, 8, key="compare_k")

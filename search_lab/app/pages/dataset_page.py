@@ -10,6 +10,7 @@ import streamlit as st
 from search_lab.app import datasets as app_datasets
 from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
+from search_lab.app import photos as app_photos
 from search_lab.app import queries as app_queries
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
@@ -33,6 +34,9 @@ with ui.user_errors():
     except DatasetError as err:
         st.error(app_text.plain(err))
         st.markdown(f"Get the dataset with `{app_paths.FETCH_COMMAND}` (or set HOLIDAYS_DIR).")
+        st.stop()
+    if app_photos.is_plain(dataset):
+        st.info(f"{len(dataset.names)} images. {app_photos.NO_GROUND_TRUTH}")
         st.stop()
     category = dataset.protocol == "category"
     sizes = app_datasets.group_sizes(dataset)

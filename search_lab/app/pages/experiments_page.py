@@ -3,6 +3,7 @@
 import streamlit as st
 
 from search_lab.app import paths as app_paths
+from search_lab.app import photos as app_photos
 from search_lab.app import runs as app_runs
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
@@ -10,6 +11,7 @@ from search_lab.app.distractor_view import show_distractors
 from search_lab.comparison import filter_runs
 
 st.title("Experiments")
+st.caption(app_photos.EVALUATED_ONLY)
 with ui.user_errors():
     root = app_paths.outputs_dir()
     runs = ui.runs_table()

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from search_lab.app import photos as app_photos
 from search_lab.app import queries as app_queries
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
@@ -13,6 +14,8 @@ with ui.user_errors():
         st.stop()
     engine = ui.engine_for(choice)
     dataset = ui.dataset_of(engine)
+    if app_photos.is_plain(dataset):
+        st.caption(app_photos.NO_GROUND_TRUTH)
     left, right = st.columns([3, 1])
     with right:
         k_max = max(2, min(50, len(engine.names)))

@@ -1,0 +1,89 @@
+"""Which of my photos are (near) duplicates: ``python -m search_lab.duplicates --index DIR``.
+
+Loads a built index (every check of :meth:`SearchEngine.load`) and lists its groups of
+near-duplicate images, one group per line (names tab-separated, control characters escaped),
+largest first; ``--json`` writes one object ``{"threshold": T, "groups": [[name, ...], ...],
+"cost": {...}}`` instead. The cost (queries, k, seconds) goes to stderr as one line. Exit
+status 0, or 2 for a bad index or bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from search_lab.cli.search import shown
+from search_lab.duplicates import DuplicateGroups, default_threshold, find_duplicates
+from search_lab.engine import SearchEngine
+from search_lab.errors import SearchLabError
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m search_lab.duplicates", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--index", required=True, type=Path, help="a built index folder")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="largest distance between two duplicates, in the index metric's units "
+        "(default: the value calibrated for the index's feature)",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of lines")
+    parser.add_argument(
+        "--sizes-only",
+        action="store_true",
+        help="check the index files' sizes but not their checksums (faster on huge indexes)",
+    )
+    return parser.parse_args(argv)
+
+
+def named(engine: SearchEngine, found: DuplicateGroups) -> list[list[str]]:
+    """The groups as file names, each group sorted by name."""
+    return [sorted(engine.names[i] for i in group) for group in found.groups]
+
+
+def cost_record(found: DuplicateGroups) -> dict[str, Any]:
+    """The cost as JSON values: queries, rounds of (k, rows), seconds, pairs."""
+    rounds = [{"k": k, "queries": rows} for k, rows in found.rounds]
+    return {"queries": found.queries, "rounds": rounds, "seconds": round(found.seconds, 4),
+            "pairs": found.pairs}  # fmt: skip
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """List the groups of ``args.index`` on ``out`` (stdout) and the cost on stderr."""
+    out = out or sys.stdout
+    engine = SearchEngine.load(args.index, verify=not args.sizes_only)
+    threshold = default_threshold(engine.config) if args.threshold is None else args.threshold
+    found = find_duplicates(engine.index, threshold)
+    groups = named(engine, found)
+    if args.json:
+        record = {"threshold": found.threshold, "groups": groups, "cost": cost_record(found)}
+        out.write(json.dumps(record) + "\n")
+    else:
+        for group in groups:
+            out.write("\t".join(shown(name) for name in group) + "\n")
+    metric = engine.config["metric"]["name"]
+    print(f"{found.cost()} ({metric} distance)", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: problems with the index or threshold are one line, status 2."""
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except SearchLabError as err:
+        print(f"error: {shown(str(err))}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
