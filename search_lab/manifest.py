@@ -8,13 +8,13 @@ reader nor point it at files outside the collection.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from search_lab.errors import IndexMismatchError
+from search_lab.readers import read_json
 
 MANIFEST = "manifest.json"
 FORMAT = 2  # 2: checksums of every data file ("files"), exact.json beside vectors.npy
@@ -106,11 +106,9 @@ def manifest_of(directory: str | os.PathLike) -> dict[str, Any]:
             "build one with `python -m search_lab.build_index`"
         )
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise IndexMismatchError(
-            f"{path} is unreadable, it cannot be read as JSON ({err}); rebuild the index"
-        ) from err
+        manifest = read_json(path)
+    except (OSError, ValueError) as err:  # UnreadableFileError: special, huge, deep, not JSON
+        raise IndexMismatchError(f"{path} is unreadable ({err}); {REBUILD}") from err
     if isinstance(manifest, dict) and manifest.get("format") != FORMAT:
         raise IndexMismatchError(
             f"{directory} has index format {manifest.get('format')}, expected {FORMAT}; {REBUILD}"

@@ -13,6 +13,7 @@ st.title("Experiments")
 with ui.user_errors():
     root = app_paths.outputs_dir()
     runs = ui.runs_table()
+    ui.skipped_runs_warning()
     if runs.empty:
         st.info(
             f"No evaluation run in {app_text.plain(root)} yet. "
