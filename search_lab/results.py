@@ -16,6 +16,7 @@ from typing import Any
 
 from search_lab import readers
 from search_lab.files import atomic_write_bytes
+from search_lab.logs import shown
 
 log = logging.getLogger(__name__)
 
@@ -148,5 +149,5 @@ def summary_lines(metrics: Mapping[str, Any]) -> list[str]:
     )
     lines.append(f"time           {timing}")
     if metrics.get("skipped"):
-        lines.append("skipped        " + ", ".join(sorted(metrics["skipped"])))
+        lines.append("skipped        " + ", ".join(shown(n) for n in sorted(metrics["skipped"])))
     return lines

@@ -32,7 +32,8 @@ def label_rows(labels: Path | None, root: Path) -> list[list[str]]:
     except FileNotFoundError as err:
         raise DatasetError(f"labels file {labels} does not exist; set dataset.labels") from err
     except UnreadableFileError as err:
-        raise DatasetError(f"unusable labels file: {err}; expected a text `file,label` CSV") from err
+        problem = f"unusable labels file: {err}; expected a text `file,label` CSV"
+        raise DatasetError(problem) from err
     if not rows:
         raise DatasetError(f"labels file {labels} is empty; expected a `file,label` header row")
     first = tuple(c.strip().lower() for c in rows[0])
