@@ -73,12 +73,13 @@ def read_bytes(path: str | os.PathLike, *, max_bytes: int) -> bytes:
         raise
     except OSError as err:
         raise UnreadableFileError(f"cannot read {path}: {err.strerror or err}") from err
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+        os.close(fd)
         if not stat.S_ISREG(info.st_mode):
             raise UnreadableFileError(f"{path} is {_kind(info.st_mode)}, not a regular file")
-        if info.st_size > max_bytes:
-            raise UnreadableFileError(f"{path} is too large ({info.st_size} bytes > {max_bytes})")
+        raise UnreadableFileError(f"{path} is too large ({info.st_size} bytes > {max_bytes})")
+    with os.fdopen(fd, "rb") as handle:
         try:
             data = handle.read(max_bytes + 1)
         except OSError as err:

@@ -23,7 +23,7 @@ import numpy as np
 from search_lab import integrity
 from search_lab.errors import DatasetError
 from search_lab.files import atomic_write_bytes
-from search_lab.readers import RECORD_MAX_BYTES, expect, read_json
+from search_lab.readers import RECORD_MAX_BYTES, expect, is_regular, read_json
 
 RECORD = "shards.json"
 FORMAT = 1
@@ -105,7 +105,7 @@ class ShardSet:
             problem = f"{folder / RECORD} is damaged ({err}); write the shards again"
             raise DatasetError(problem) from err
         for e in entries:
-            if not (folder / e["file"]).is_file():
+            if not is_regular(folder / e["file"]):  # (is_file raises on a name too long)
                 raise DatasetError(f"feature shard {folder / e['file']} is missing")
         return cls(folder, dim, entries)
 
