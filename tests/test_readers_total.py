@@ -38,7 +38,7 @@ from search_lab.runs import SKIPPED_ATTR, load_runs
 from search_lab.shards import RECORD, ShardSet, write_shards
 
 BOUNDED = settings(
-    max_examples=40,
+    max_examples=30,
     deadline=5000,  # ms per example: generous on a loaded machine, still a bound
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     database=None,
