@@ -314,3 +314,13 @@ def test_shown_returns_plain_text_itself() -> None:
     """The logging hook leaves the usual printable message alone (one check in C)."""
     plain = "skipping 1,000 files of /data/photos " * 100
     assert shown(plain) is plain
+
+
+def test_compare_table_shows_names_escaped(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    write_json(run / "metrics.json", GOOD_METRICS)
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text('- "note=x\\e[2J\\nforged"\n')
+    assert compare.main([str(tmp_path), "--columns", "name,map"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "note=x\\x1b[2J\\nforged" in out

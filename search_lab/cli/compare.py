@@ -125,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SearchLabError as err:
         print(f"error: {shown_text(err)}", file=sys.stderr)
         return 2
+    if args.format != "csv":  # CSV quotes what it must; tables for people get one-line names
+        shown = shown.map(lambda v: shown_text(v) if isinstance(v, str) else v)
     if args.format == "markdown":
         print(table_markdown(shown, index=True), end="")
     elif args.format == "csv":
