@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from search_lab.errors import IndexMismatchError
+from search_lab.errors import IndexMismatchError, UnreadableFileError
 from search_lab.readers import read_json
 
 MANIFEST = "manifest.json"
@@ -107,8 +107,10 @@ def manifest_of(directory: str | os.PathLike) -> dict[str, Any]:
         )
     try:
         manifest = read_json(path)
-    except (OSError, ValueError) as err:  # UnreadableFileError: special, huge, deep, not JSON
-        raise IndexMismatchError(f"{path} is unreadable ({err}); {REBUILD}") from err
+    except (OSError, UnreadableFileError) as err:  # a special file, too large or deep, not JSON
+        detail = str(err).removeprefix(str(path)).strip() if isinstance(err, ValueError) else err
+        problem = f"{path} is unreadable: it cannot be read as a manifest ({detail}); {REBUILD}"
+        raise IndexMismatchError(problem) from err
     if isinstance(manifest, dict) and manifest.get("format") != FORMAT:
         raise IndexMismatchError(
             f"{directory} has index format {manifest.get('format')}, expected {FORMAT}; {REBUILD}"
