@@ -22,6 +22,7 @@ states one type check in one line.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -108,7 +109,7 @@ def read_csv(
     """The rows of the CSV file ``path`` (bounded text, strict decoding), blank rows dropped."""
     text = read_text(path, max_bytes=max_bytes, encoding=encoding)
     try:
-        rows = list(csv.reader(text.splitlines()))
+        rows = list(csv.reader(io.StringIO(text, newline="")))  # quoted line breaks kept
     except csv.Error as err:
         raise UnreadableFileError(f"{path} is not a readable CSV ({err})") from err
     return [row for row in rows if any(cell.strip() for cell in row)]

@@ -270,9 +270,9 @@ def _read_rows(
                 aps = per_query(file, metrics)
                 row, row_params = _row(file, metrics, aps)
         except (OSError, ValueError) as err:  # UnreadableFileError is a ValueError
-            problem = str(err)
+            problem = str(err).removeprefix(str(file)).strip()
         if problem is not None:
-            log.warning("skipping run folder %s: %s is unusable: %s", file.parent, file, problem)
+            log.warning("skipping run folder %s: %s: %s", file.parent, file.name, problem)
             skipped[str(file.parent)] = problem
             continue
         rows.append(row)
