@@ -5,6 +5,10 @@ Six pages, chosen with ``st.navigation``; each is a script in ``search_lab/app/p
 
 import streamlit as st
 
+from search_lab.logs import install
+
+install()  # names in the server's log lines are escaped, as in the commands
+
 PAGES = "search_lab/app/pages"
 
 st.set_page_config(page_title="search_lab", page_icon=":material/image_search:", layout="wide")

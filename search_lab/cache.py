@@ -25,6 +25,7 @@ from filelock import FileLock
 
 from search_lab import integrity
 from search_lab.files import atomic_write_bytes, remove_leftovers
+from search_lab.readers import expect, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,27 @@ def _checksum(vectors: np.ndarray, kind: str) -> str:
     return integrity.digest(data) if kind == integrity.HASH else hashlib.sha256(data).hexdigest()
 
 
+def _features(vectors: np.ndarray, meta: Any) -> Features:
+    """The cached features of ``vectors`` and their parsed metadata, every type checked.
+
+    Raises ValueError (one phrase) when the metadata is not an object with ``names`` (one
+    string per row of the 2-D ``vectors``), ``skipped`` (name -> reason) and ``seconds``.
+    """
+    meta = expect(meta, dict, "metadata")
+    names = expect(meta.get("names"), list, "'names'")
+    skipped = expect(meta.get("skipped", {}), dict, "'skipped'")
+    seconds = expect(meta.get("seconds", 0.0), (int, float), "'seconds'")
+    if vectors.ndim != 2:
+        raise ValueError(f"vectors of shape {vectors.shape}, not a matrix")
+    if len(names) != len(vectors):
+        raise ValueError(f"{len(names)} names for {len(vectors)} vectors")
+    if not all(isinstance(n, str) for n in names) or not all(
+        isinstance(v, str) for v in (*skipped, *skipped.values())
+    ):
+        raise ValueError("'names' and 'skipped' must hold strings only")
+    return Features(names, vectors, skipped, float(seconds))
+
+
 class FeatureCache:
     """Feature matrices stored as ``<dir>/<key>.npz`` with a checksum that detects corruption."""
 
@@ -92,15 +114,16 @@ class FeatureCache:
         try:
             with np.load(path, allow_pickle=False) as data:
                 vectors = data["vectors"]
-                meta = json.loads(bytes(data["meta"]).decode())
+                meta = parse_json(bytes(data["meta"]), f"the metadata of {path}")
+            features = _features(vectors, meta)
             kind = integrity.HASH if integrity.HASH in meta else "sha256"
-            if _checksum(vectors, kind) != meta[kind]:
+            if _checksum(vectors, kind) != meta.get(kind):
                 raise ValueError("checksum mismatch")
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as err:
             log.warning("feature cache file %s is corrupt (%s): extracting again", path, err)
             path.unlink(missing_ok=True)
             return None
-        return Features(meta["names"], vectors, meta["skipped"], meta.get("seconds", 0.0))
+        return features
 
     def put(self, key: str, features: Features) -> None:
         """Store ``features`` under ``key`` atomically."""

@@ -49,7 +49,7 @@ from search_lab.pipeline import (
     make_index,
     make_post,
 )
-from search_lab.postprocess import PostProcessor
+from search_lab.postprocess import EXPAND_BASE, PostProcessor
 from search_lab.results import write_json
 
 log = logging.getLogger(__name__)
@@ -209,6 +209,7 @@ class SearchEngine:
             )
         post = make_post(cfg)
         post.state = _read_post_state(directory)
+        _check_post(directory, post, manifest["dim"])
         engine = cls(manifest, index, post)
         if engine.dataset_changed():
             log.warning(
@@ -240,6 +241,25 @@ def _read_post_state(directory: Path) -> dict[str, np.ndarray]:
             return {k: state[k] for k in state.files}
     except (OSError, ValueError, zipfile.BadZipFile) as err:  # missing, truncated, not npz
         raise IndexMismatchError(f"{directory / POST_STATE} is missing or unreadable") from err
+
+
+def _check_post(directory: Path, post: PostProcessor, dim: int) -> None:
+    """Refuse a manifest whose post-processing settings do not fit its saved ``post.npz``.
+
+    An edited ``post.pca_dim`` or ``post.expand`` of the right type would otherwise ask for a
+    state the folder never saved, or give query vectors of another width than the index's.
+    """
+    state = post.state
+    widths = [len(state["components"])] if "components" in state else []
+    if post.expand and EXPAND_BASE in state:
+        widths.append(np.shape(state[EXPAND_BASE])[-1])
+    if post.fitted and all(w == dim for w in widths):
+        return
+    settings = f"post.pca_dim={post.pca_dim!r}, post.expand={post.expand!r}"
+    raise IndexMismatchError(
+        f"{directory}: the manifest's post-processing ({settings}) does not match the saved "
+        f"{POST_STATE} (index dimension {dim}); {REBUILD}"
+    )
 
 
 def _check_confined(

@@ -21,3 +21,12 @@ class ConfigError(SearchLabError, ValueError):
 
 class IndexMismatchError(SearchLabError):
     """A saved index does not fit the query (feature, dimension, metric) or is incomplete."""
+
+
+class UnreadableFileError(SearchLabError, ValueError):
+    """A file read back from disk is not what it should be: not a regular file, too large,
+    too deeply nested, not text or JSON, or of the wrong shape (see :mod:`search_lab.readers`).
+
+    A ValueError too, so a reader that skips bad files (``except (OSError, ValueError)``)
+    skips these as well.
+    """

@@ -14,7 +14,6 @@ interruptions and resumes it with an HTTP ``Range`` request (pooch itself always
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -41,6 +40,7 @@ from search_lab.archives import (
 )
 from search_lab.errors import DatasetError
 from search_lab.files import atomic_write_json
+from search_lab.readers import RECORD_MAX_BYTES, read_json
 
 __all__ = [  # extract_images and import_local: the archive helpers, for callers of fetch
     "ARCHIVES",
@@ -387,7 +387,7 @@ def fetch(
 def _is_complete(root: Path) -> bool:
     """Whether a previous fetch completed ``root`` and its images are all still there."""
     try:
-        expected = json.loads((root / MARKER).read_text())["images"]
-    except (OSError, ValueError, KeyError, TypeError):
+        expected = read_json(root / MARKER, max_bytes=RECORD_MAX_BYTES)["images"]
+    except (OSError, ValueError, KeyError, TypeError):  # UnreadableFileError is a ValueError
         return False
     return isinstance(expected, int) and count_images(root) >= expected

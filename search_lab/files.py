@@ -7,6 +7,7 @@ the writer is killed. Temporary names carry the writer's host and pid (:func:`ow
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -43,6 +44,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # a full disk's write() error carries no path: name the file
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename is None:
+            err.filename = str(path)
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -57,6 +63,49 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` as UTF-8 to ``path`` atomically."""
     return atomic_write_bytes(path, text.encode())
+
+
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EROFS)
+
+
+def library_write(path: str | os.PathLike, write: Callable[[], object]) -> Path:
+    """Call a library's ``write()`` of ``path`` (Faiss, hnswlib, Annoy, numpy), then fsync it.
+
+    Whatever fails comes out as an OSError naming ``path``: an OSError without a file name
+    gets it, and a library's own exception (Faiss raises RuntimeError on a full disk) becomes
+    the OSError of the errno its message names (EIO when it names none), so the command says
+    ``cannot write <path>: No space left on device``. The fsync reports what a delayed
+    allocation only finds out then.
+    """
+    path = Path(path)
+    try:
+        write()
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, OSError) and err.errno is not None and err.filename is not None:
+            raise
+        code = err.errno if isinstance(err, OSError) and err.errno else _errno_named(str(err))
+        if code == errno.EIO and _disk_full(path):  # numpy: "n requested and m written"
+            code = errno.ENOSPC
+        raise OSError(code, os.strerror(code), str(path)) from err
+    return path
+
+
+def _disk_full(path: Path) -> bool:
+    """Whether the file system of ``path``'s folder has no block left for a user's file."""
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
+
+
+def _errno_named(message: str) -> int:
+    """The write errno whose text ``message`` holds (Faiss, Annoy, numpy word it), else EIO."""
+    return next((c for c in _WRITE_ERRNOS if os.strerror(c) in message), errno.EIO)
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from typing import Any
 
 import xxhash
 
-from search_lab import files
+from search_lab import files, readers
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ def problem(
 def _read_memo(directory: Path) -> dict[str, Any]:
     """The folder's memo of verified files; empty when absent or unreadable (all re-hashed)."""
     try:
-        memo = json.loads((directory / MEMO).read_bytes())
-    except (OSError, ValueError):
+        memo = readers.read_json(directory / MEMO, max_bytes=readers.RECORD_MAX_BYTES)
+    except (OSError, ValueError):  # UnreadableFileError: a FIFO, huge, deep, not JSON
         return {}
     return memo if isinstance(memo, dict) else {}
 

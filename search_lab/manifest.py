@@ -8,13 +8,13 @@ reader nor point it at files outside the collection.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from search_lab.errors import IndexMismatchError
+from search_lab.errors import IndexMismatchError, UnreadableFileError
+from search_lab.readers import read_json
 
 MANIFEST = "manifest.json"
 FORMAT = 2  # 2: checksums of every data file ("files"), exact.json beside vectors.npy
@@ -106,15 +106,44 @@ def manifest_of(directory: str | os.PathLike) -> dict[str, Any]:
             "build one with `python -m search_lab.build_index`"
         )
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise IndexMismatchError(
-            f"{path} is unreadable, it cannot be read as JSON ({err}); rebuild the index"
-        ) from err
+        manifest = read_json(path)
+    except (OSError, UnreadableFileError) as err:  # a special file, too large or deep, not JSON
+        detail = str(err).removeprefix(str(path)).strip() if isinstance(err, ValueError) else err
+        problem = f"{path} is unreadable: it cannot be read as a manifest ({detail}); {REBUILD}"
+        raise IndexMismatchError(problem) from err
     if isinstance(manifest, dict) and manifest.get("format") != FORMAT:
         raise IndexMismatchError(
             f"{directory} has index format {manifest.get('format')}, expected {FORMAT}; {REBUILD}"
         )
-    if problem := shape_problem(manifest):
+    if problem := shape_problem(manifest) or values_problem(manifest):
         raise IndexMismatchError(f"{path} is malformed: {problem}; {REBUILD}")
     return manifest
+
+
+_OPTIONAL: dict[str, tuple[tuple[type, ...], str]] = {
+    "labels": ((str, type(None)), "a file name or null"),
+    "fingerprint": ((str,), "a string"),
+    "version": ((str,), "a string"),
+    "created": ((str,), "a string"),
+    "extract_s": ((int, float), "a number"),
+    "build_s": ((int, float), "a number"),
+}
+
+
+def values_problem(manifest: dict[str, Any]) -> str | None:
+    """What is wrong with a value beyond the required shape (types of the optional keys,
+    the dataset section and the skipped files' reasons), or None.
+
+    Called after :func:`shape_problem`; whatever a reader of a loaded index uses is checked.
+    """
+    for key, (kinds, words) in _OPTIONAL.items():
+        value = manifest.get(key, kinds[0]())
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            return f"'{key}' must be {words}, got {_short(value)}"
+    dataset = manifest["config"].get("dataset", {})
+    for key in ("layout", "labels", "root"):
+        if not isinstance(dataset.get(key, ""), str | None):
+            return f"'config.dataset.{key}' must be a string, got {_short(dataset[key])}"
+    if not all(isinstance(v, str) for v in manifest.get("skipped", {}).values()):
+        return "'skipped' must map file names to reasons (strings)"
+    return None

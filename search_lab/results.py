@@ -14,7 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from search_lab import readers
 from search_lab.files import atomic_write_bytes
+from search_lab.logs import shown
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,14 @@ def write_json(path: str | Path, data: Mapping[str, Any]) -> Path:
     return write_bytes(path, (json.dumps(_clean(data), indent=2) + "\n").encode())
 
 
-def read_json(path: str | Path) -> dict[str, Any]:
-    """Read a JSON file written by :func:`write_json`."""
-    return json.loads(Path(path).read_text())
+def read_json(path: str | Path, *, max_bytes: int = readers.JSON_MAX_BYTES) -> dict[str, Any]:
+    """Read a JSON object written by :func:`write_json`, bounded (:mod:`search_lab.readers`).
+
+    Raises FileNotFoundError when missing, UnreadableFileError (a ValueError) when it is not a
+    regular file, too large or deep, not JSON, or not an object.
+    """
+    value = readers.read_json(path, max_bytes=max_bytes)
+    return readers.expect(value, dict, f"the content of {path}")
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -142,5 +149,5 @@ def summary_lines(metrics: Mapping[str, Any]) -> list[str]:
     )
     lines.append(f"time           {timing}")
     if metrics.get("skipped"):
-        lines.append("skipped        " + ", ".join(sorted(metrics["skipped"])))
+        lines.append("skipped        " + ", ".join(shown(n) for n in sorted(metrics["skipped"])))
     return lines

@@ -54,7 +54,7 @@ class RunScores(Mapping[str, Mapping[str, float]]):
         return self
 
 
-def _finite(value: Any) -> bool:
+def finite(value: Any) -> bool:
     """Whether ``value`` read from JSON is a finite number (not a bool, string or NaN)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -64,7 +64,7 @@ def per_query(metrics_file: Path, metrics: Mapping[str, Any]) -> dict[str, float
     aps = metrics.get("per_query_ap")
     if aps is None:
         return {}
-    if isinstance(aps, Mapping) and all(_finite(v) for v in aps.values()):
+    if isinstance(aps, Mapping) and all(finite(v) for v in aps.values()):
         return {str(k): float(v) for k, v in aps.items()}
     log.warning("%s: per_query_ap is not query -> number: no interval for this run", metrics_file)
     return {}
@@ -79,7 +79,7 @@ def map_interval(metrics: Mapping[str, Any], aps: Mapping[str, float]) -> list[f
     if (
         isinstance(saved, list)
         and len(saved) == 2
-        and all(_finite(v) for v in saved)
+        and all(finite(v) for v in saved)
         and saved[0] <= saved[1]
     ):
         return [float(saved[0]), float(saved[1])]

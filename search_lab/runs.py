@@ -19,9 +19,17 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from search_lab import readers
 from search_lab.errors import SearchLabError
 from search_lab.results import METRICS_FILE, read_json
-from search_lab.run_scores import CI_COLUMNS, PER_QUERY_ATTR, RunScores, map_interval, per_query
+from search_lab.run_scores import (
+    CI_COLUMNS,
+    PER_QUERY_ATTR,
+    RunScores,
+    finite,
+    map_interval,
+    per_query,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,8 @@ ID_COLUMNS = ("run", "name", "feature", "metric", "index")
 TIME_COLUMNS = ("extract_s", "build_s", "search_s")
 LATENCY_COLUMNS = ("query_ms_p50", "query_ms_p95")
 COUNT_COLUMNS = ("n_images", "n_skipped", "dim")
+SKIPPED_ATTR = "skipped_runs"
+"""``attrs`` key of :func:`load_runs`' table: run folder -> why it was left out."""
 _AT_PREFIXES = {"precision_at": "P@", "recall_at": "R@", "ann_recall_at": "ANN-R@"}
 
 
@@ -70,8 +80,9 @@ def _read_overrides(run_dir: Path) -> list[tuple[str, str]]:
     if not path.is_file():
         return []
     try:
-        lines = yaml.safe_load(path.read_text()) or []
-    except (OSError, yaml.YAMLError) as err:
+        lines = yaml.safe_load(readers.read_text(path, max_bytes=readers.RECORD_MAX_BYTES)) or []
+        readers.expect(lines, list, f"the content of {path}")
+    except (OSError, ValueError, yaml.YAMLError, RecursionError) as err:
         log.warning("cannot read %s (%s): naming the run after its folder", path, err)
         return []
     pairs = []
@@ -152,6 +163,35 @@ def _at_columns(metrics: Mapping[str, Any]) -> dict[str, float]:
     return cells
 
 
+def _label(value: Any) -> str | None:
+    """A name cell: a string (an edited file's number or list shown as text) or None."""
+    return None if value is None else value if isinstance(value, str) else json.dumps(value)
+
+
+def metrics_problem(metrics: Any) -> str | None:
+    """Why a parsed ``metrics.json`` cannot be a row of the table (one phrase), or None.
+
+    Every value the table and its charts use must have its type: ``map`` and the timings,
+    latencies and counts a number (or null), ``config`` an object, each ``*_at`` an object of
+    numbers. (``per_query_ap`` and ``map_ci95`` are checked where they are used.)
+    """
+    if not isinstance(metrics, Mapping) or "map" not in metrics:
+        return "no 'map' in it, not a search_lab metrics file"
+    for key in ("map", *LATENCY_COLUMNS, *TIME_COLUMNS, *COUNT_COLUMNS):
+        value = metrics.get(key)
+        if value is not None and not finite(value):
+            return f"{key!r} is not a number"
+    if not isinstance(metrics.get("config") or {}, Mapping):
+        return "'config' is not an object"
+    for key in _AT_PREFIXES:
+        values = metrics.get(key) or {}
+        if not isinstance(values, Mapping) or not all(
+            v is None or finite(v) for v in values.values()
+        ):
+            return f"{key!r} is not an object of numbers keyed by k"
+    return None
+
+
 def _row(
     metrics_file: Path, metrics: Mapping[str, Any], aps: Mapping[str, float]
 ) -> tuple[dict[str, Any], list[str]]:
@@ -162,9 +202,9 @@ def _row(
     row: dict[str, Any] = {
         "run": str(run_dir),
         "name": run_name(run_dir, overrides),
-        "feature": _lookup(config, "feature.name"),
-        "metric": _lookup(config, "metric.name"),
-        "index": _lookup(config, "index.name"),
+        "feature": _label(_lookup(config, "feature.name")),
+        "metric": _label(_lookup(config, "metric.name")),
+        "index": _label(_lookup(config, "index.name")),
         "map": metrics.get("map"),
         **_at_columns(metrics),
     }
@@ -217,28 +257,28 @@ def _read_rows(
 ) -> tuple[list[dict[str, Any]], list[str], dict[str, Mapping[str, float]]]:
     """The row of every readable run under ``paths``, the parameter keys set, per-query APs.
 
-    A metrics file that cannot be parsed, or has no ``map``, is skipped with a warning.
+    A metrics file that cannot be read (a special file, too large or deep, not JSON) or
+    whose values have the wrong types is skipped with a warning naming its run folder, and
+    recorded in ``skipped`` (run folder -> reason).
     """
-    rows, params, scores = [], [], {}
+    rows, params, scores, skipped = [], [], {}, {}
     for file in _metrics_files(paths):
         try:
             metrics = read_json(file)
-        except (OSError, ValueError) as err:
-            log.warning("skipping %s: not readable JSON (%s)", file, err)
-            continue
-        if not isinstance(metrics, Mapping) or "map" not in metrics:
-            log.warning("skipping %s: no 'map' in it, not a search_lab metrics file", file)
-            continue
-        aps = per_query(file, metrics)
-        try:
-            row, row_params = _row(file, metrics, aps)
-        except ValueError as err:
-            log.warning("skipping %s: %s", file, err)
+            problem = metrics_problem(metrics)
+            if problem is None:
+                aps = per_query(file, metrics)
+                row, row_params = _row(file, metrics, aps)
+        except (OSError, ValueError) as err:  # UnreadableFileError is a ValueError
+            problem = str(err).removeprefix(str(file)).strip()
+        if problem is not None:
+            log.warning("skipping run folder %s: %s: %s", file.parent, file.name, problem)
+            skipped[str(file.parent)] = problem
             continue
         rows.append(row)
         params += row_params
         scores[row["run"]] = aps
-    return rows, params, scores
+    return rows, params, scores, skipped
 
 
 def load_runs(paths: Sequence[str | Path]) -> pd.DataFrame:
@@ -274,13 +314,16 @@ def load_runs(paths: Sequence[str | Path]) -> pd.DataFrame:
 
     Notes
     -----
-    A metrics file that cannot be parsed, or has no ``map``, is skipped with a warning.
+    A metrics file that cannot be read or has values of the wrong type (see
+    :func:`metrics_problem`) is skipped with a warning naming its run folder; such folders are
+    in ``attrs["skipped_runs"]`` (run folder -> reason).
     """
-    rows, params, scores = _read_rows(paths)
+    rows, params, scores, skipped = _read_rows(paths)
     present = {key for row in rows for key in row}
     columns = _ordered_columns(present, params)
     frame = pd.DataFrame(rows, columns=columns)
     frame = frame.sort_values(["map", "name"], ascending=[False, True], na_position="last")
     frame = frame.reset_index(drop=True)
     frame.attrs[PER_QUERY_ATTR] = RunScores(scores)
+    frame.attrs[SKIPPED_ATTR] = skipped
     return frame

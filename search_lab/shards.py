@@ -23,6 +23,7 @@ import numpy as np
 from search_lab import integrity
 from search_lab.errors import DatasetError
 from search_lab.files import atomic_write_bytes
+from search_lab.readers import RECORD_MAX_BYTES, expect, is_regular, read_json
 
 RECORD = "shards.json"
 FORMAT = 1
@@ -63,6 +64,16 @@ def _digest(npy: bytes | memoryview) -> str:
     return integrity.digest(npy)
 
 
+def _check_entry(entry: Any) -> None:
+    """ValueError unless ``entry`` names a file of this folder, its rows and its checksum."""
+    entry = expect(entry, dict, "a shard entry")
+    name = expect(entry.get("file"), str, "a shard's 'file'")
+    rows = expect(entry.get("rows"), int, "a shard's 'rows'")
+    expect(entry.get(integrity.HASH), str, f"a shard's {integrity.HASH!r}")
+    if not name or Path(name).name != name or name in (".", "..") or rows <= 0:
+        raise ValueError(f"bad shard entry {entry!r}"[:200])
+
+
 @dataclass(frozen=True)
 class ShardSet:
     """A checked shard record: the folder, the width and each shard's file, rows and checksum."""
@@ -81,20 +92,20 @@ class ShardSet:
         """Read ``shards.json``; DatasetError if it is missing, garbled or names a missing file."""
         folder = Path(folder)
         try:
-            record = json.loads((folder / RECORD).read_text())
-            dim, entries = int(record["dim"]), tuple(record["shards"])
-            if record.get("format") != FORMAT or not entries:
-                raise ValueError("unknown format or no shard")
+            record = expect(read_json(folder / RECORD, max_bytes=RECORD_MAX_BYTES), dict, RECORD)
+            dim = expect(record.get("dim"), int, "'dim'")
+            entries = tuple(expect(record.get("shards"), list, "'shards'"))
+            if record.get("format") != FORMAT or not entries or dim <= 0:
+                raise ValueError("unknown format, no shard or no width")
             for e in entries:
-                if Path(e["file"]).name != e["file"] or int(e["rows"]) <= 0:
-                    raise ValueError(f"bad shard entry {e!r}")
+                _check_entry(e)
         except FileNotFoundError as err:
             raise DatasetError(f"{folder} holds no feature shards ({RECORD} missing)") from err
         except (OSError, ValueError, KeyError, TypeError) as err:
             problem = f"{folder / RECORD} is damaged ({err}); write the shards again"
             raise DatasetError(problem) from err
         for e in entries:
-            if not (folder / e["file"]).is_file():
+            if not is_regular(folder / e["file"]):  # (is_file raises on a name too long)
                 raise DatasetError(f"feature shard {folder / e['file']} is missing")
         return cls(folder, dim, entries)
 

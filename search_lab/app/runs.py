@@ -48,7 +48,9 @@ def matching_run_map(runs: pd.DataFrame, config: Mapping[str, Any]) -> float | N
         try:
             saved = read_json(path).get("config") or {}
             mtime = path.stat().st_mtime
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # UnreadableFileError too
+            continue
+        if not isinstance(saved, Mapping):
             continue
         same_data = str((saved.get("dataset") or {}).get("root")) == root
         if same_setup(saved, config) and same_data and _plain_evaluation(saved):

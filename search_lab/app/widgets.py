@@ -29,7 +29,7 @@ from search_lab.data import Dataset, default_root, load_dataset
 from search_lab.engine import Hit, SearchEngine
 from search_lab.errors import DatasetError, ImageLoadError, SearchLabError
 from search_lab.run_scores import CI_COLUMNS, PER_QUERY_ATTR, RunScores
-from search_lab.runs import load_runs
+from search_lab.runs import SKIPPED_ATTR, load_runs
 
 GRID_COLUMNS = 5
 DATASET_QUERY = "Dataset query"
@@ -281,14 +281,19 @@ def result_grid(
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading runs…")
-def _runs(root: str, signature: tuple[tuple[str, int], ...]) -> tuple[pd.DataFrame, RunScores]:
-    """The runs table and its per-query APs; ``signature`` makes a new run show up.
+def _runs(
+    root: str, signature: tuple[tuple[str, int], ...]
+) -> tuple[pd.DataFrame, RunScores, dict[str, str]]:
+    """The runs table, its per-query APs and the unusable run folders (folder -> reason).
+
+    ``signature`` makes a new run show up.
 
     The per-query APs leave the table's ``attrs``: Arrow would try to serialise them along
     with every table and chart sent to the browser.
     """
     frame = load_runs([root] if signature else [])
-    return frame, frame.attrs.pop(PER_QUERY_ATTR, RunScores({}))
+    scores = frame.attrs.pop(PER_QUERY_ATTR, RunScores({}))
+    return frame, scores, frame.attrs.pop(SKIPPED_ATTR, {})
 
 
 def runs_table() -> pd.DataFrame:
@@ -301,6 +306,15 @@ def run_scores() -> RunScores:
     """Per-query APs of the runs in :func:`runs_table`, keyed by run folder."""
     root = app_paths.outputs_dir()
     return _runs(str(root), app_runs.runs_signature(root))[1]
+
+
+def skipped_runs_warning() -> None:
+    """One warning naming the run folders under the outputs folder that could not be read."""
+    root = app_paths.outputs_dir()
+    skipped = _runs(str(root), app_runs.runs_signature(root))[2]
+    if skipped:
+        shown = "; ".join(f"{app_text.plain(k)}: {app_text.plain(v)}" for k, v in skipped.items())
+        st.warning(f"{len(skipped)} run folders skipped (unusable metrics.json): {shown}")
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

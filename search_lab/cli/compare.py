@@ -24,6 +24,8 @@ from search_lab.comparison import (
     sort_runs,
 )
 from search_lab.errors import SearchLabError
+from search_lab.logs import install
+from search_lab.logs import shown as shown_text
 from search_lab.results import METRICS_FILE
 from search_lab.run_charts import write_chart
 from search_lab.run_scores import CI_COLUMNS, PAIRED_COLUMNS
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for a usage problem)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    install()
     args = build_parser().parse_args(argv)
     try:
         df = load_runs(args.paths)
@@ -120,8 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.chart:
             write_chart(df, args.chart, table=shown)
     except SearchLabError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {shown_text(err)}", file=sys.stderr)
         return 2
+    if args.format != "csv":  # CSV quotes what it must; tables for people get one-line names
+        shown = shown.map(lambda v: shown_text(v) if isinstance(v, str) else v)
     if args.format == "markdown":
         print(table_markdown(shown, index=True), end="")
     elif args.format == "csv":

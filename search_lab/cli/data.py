@@ -15,6 +15,7 @@ from pathlib import Path
 
 from search_lab.data import default_root, load_dataset
 from search_lab.errors import SearchLabError
+from search_lab.logs import install
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -50,6 +51,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; problems are reported as one line and exit status 2."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    install()
     args = _parse_args(argv)
     try:
         if args.command == "fetch":

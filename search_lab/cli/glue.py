@@ -27,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from search_lab.cache import remove_leftovers
 from search_lab.errors import ConfigError, SearchLabError
 from search_lab.lifeline import die_with_parent
+from search_lab.logs import install, shown, write_error
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def compose_config(overrides: list[str], name: str = "config") -> dict[str, Any]
 def entry(main: Callable[[], Any], config_name: str) -> None:
     """Run a Hydra ``main`` from the command line: resolvers, a one-line check, then Hydra."""
     register_resolvers()
+    install()  # every log line escapes names (Hydra's handlers come later: records are ours)
     check_overrides(sys.argv[1:], config_name)
     main()
 
@@ -161,6 +163,7 @@ def run_job(run: Callable[[dict[str, Any], Path], Any], cfg: DictConfig) -> Any:
     hydra_cfg = HydraConfig.get()
     out = Path(hydra_cfg.runtime.output_dir)
     _guard_worker(hydra_cfg)
+    install()  # a sweep's worker process is a new one
     remove_leftovers(out)
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
@@ -173,10 +176,10 @@ def run_job(run: Callable[[dict[str, Any], Path], Any], cfg: DictConfig) -> Any:
                 return done
         return run(config, out)
     except SearchLabError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {shown(err)}", file=sys.stderr)
         sys.exit(2)
-    except OSError as err:  # an unwritable cache_dir, index_dir or output folder
-        print(f"error: cannot write {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+    except OSError as err:  # an unwritable cache_dir, index_dir or output folder, a full disk
+        print(f"error: {shown(write_error(err))}", file=sys.stderr)
         sys.exit(2)
     except Exception as err:  # interpolation errors and the like: still one line
         if type(err).__module__.startswith("omegaconf"):

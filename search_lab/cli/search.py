@@ -2,9 +2,12 @@
 
 Loads a built index (every check of :meth:`SearchEngine.load`, checksums included) and prints,
 for each image, its top-k file names and distances in the index metric's own units; ``--json``
-writes one JSON object per image and line instead. An image that cannot be read gets one line
-naming it and the others are still answered: exit status 0 when all were answered, 1 when
-any image failed, 2 for a bad index or bad arguments.
+writes one JSON object per image and line instead, with ``image`` and every result ``name``
+exactly as given (a name with bytes that are not UTF-8 carries them as the lone surrogates
+U+DC80 to U+DCFF of Python's ``surrogateescape``: ``os.fsencode`` gives the bytes back).
+An image that cannot be read gets one line naming it and the others are still answered:
+exit status 0 when all were answered, 1 when any image failed, 2 for a bad index or bad
+arguments.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,16 +22,9 @@ from typing import Any, TextIO
 
 from search_lab.engine import SearchEngine
 from search_lab.errors import ImageLoadError, SearchLabError
+from search_lab.logs import install, shown
 
 log = logging.getLogger(__name__)
-
-
-def shown(text: str) -> str:
-    """``text`` fit for one terminal line: control characters and undecodable bytes escaped."""
-    raw = os.fsencode(text) if any("\udc80" <= c <= "\udcff" for c in text) else None
-    if raw is not None:
-        text = raw.decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _positive(value: str) -> int:
@@ -90,8 +85,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             failed += 1
             if not args.json:
                 print(f"error: {shown(record['error'])}", file=sys.stderr)
-        if args.json:
-            record["image"] = shown(record["image"])
+        if args.json:  # names as given: json escapes them, undecodable bytes as \udcXX
             out.write(json.dumps({**record, "metric": metric}) + "\n")
         elif "error" not in record:
             write_text(out, record, metric)
@@ -102,6 +96,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: problems with the index are one line and exit status 2."""
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    install()
     args = parse_args(argv)
     try:
         return run(args)

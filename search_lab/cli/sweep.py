@@ -101,6 +101,11 @@ def finished_metrics(out_dir: str | Path, config: Mapping[str, Any]) -> dict[str
     except (OSError, ValueError) as err:
         log.warning("cannot read %s (%s): running the job again", path, err)
         return None
+    from search_lab.runs import metrics_problem  # pandas: only once a finished job is seen
+
+    if problem := metrics_problem(saved):
+        log.warning("%s is unusable (%s): running the job again", path, problem)
+        return None
     if comparable_config(saved.get("config") or {}) != comparable_config(config):
         log.info("%s was computed with another configuration: running the job again", path)
         return None

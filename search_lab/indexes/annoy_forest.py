@@ -13,6 +13,7 @@ import annoy
 import numpy as np
 
 from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.files import library_write
 from search_lab.indexes.base import PAD_ID, REBUILD, Check, Index, read_record, register
 from search_lab.params import (
     is_int,
@@ -191,7 +192,7 @@ class AnnoyIndex(Index):
             raise RuntimeError("annoy index: nothing to save, call build() first")
         path = Path(directory) / self.FOREST_FILE
         if self._file is None:
-            self._forest.save(str(path))
+            library_write(path, lambda: self._forest.save(str(path)))
         elif self._file.resolve() != path.resolve():  # Annoy's save is a no-op once on disk
             shutil.copyfile(self._file, path)
         meta = {

@@ -18,6 +18,7 @@ from search_lab.params import (
     require_positive_int,
     require_seed,
 )
+from search_lab.readers import RECORD_MAX_BYTES
 from search_lab.registry import Registry
 from search_lab.results import read_json
 
@@ -187,7 +188,7 @@ def read_record(index: Index, path: Path, meta: Path, *, label: str = "") -> dic
             f"missing); {rebuild}"
         )
     try:
-        record = read_json(meta)
+        record = read_json(meta, max_bytes=RECORD_MAX_BYTES)
         record |= {key: int(record[key]) for key in ("dim", "size", "bytes") if key in record}
         metric, saved = record["metric"], dict(record.get("params", record))
         if "dim" not in record or "size" not in record:

@@ -11,6 +11,7 @@ import numpy as np
 
 from search_lab import exact_search
 from search_lab.errors import IndexMismatchError
+from search_lab.files import library_write
 from search_lab.indexes.base import Index, read_record, register
 from search_lab.results import write_json
 
@@ -85,7 +86,7 @@ class ExactIndex(Index):
         """Write ``vectors.npy`` and ``exact.json`` (metric, dim, size: what the matrix means)."""
         target = Path(directory) / self.VECTORS_FILE
         if self._file is None or self._file.resolve() != target.resolve():
-            np.save(target, self.vectors)  # (a streamed build wrote it there already)
+            library_write(target, lambda: np.save(target, self.vectors))  # (unless streamed)
         meta = {"metric": self.metric, "dim": self.dim, "size": self.size}
         write_json(Path(directory) / self.META_FILE, meta)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from search_lab import integrity
 from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.files import library_write
 from search_lab.indexes.base import PAD_ID, REBUILD, Index, read_record
 from search_lab.results import write_json
 
@@ -122,7 +123,7 @@ class FileIndex(Index):
         """Write the data file, then ``<kind>.json`` with its record, size and checksum."""
         self._require_built("save()")
         path = Path(directory) / self.DATA_FILE
-        self._write(path)
+        library_write(path, lambda: self._write(path))  # a full disk: OSError naming path
         digest = integrity.file_digest(path)
         record = {**self.record(), "bytes": path.stat().st_size, integrity.HASH: digest}
         write_json(Path(directory) / f"{self.kind}.json", record)

@@ -2,44 +2,44 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections import defaultdict
 from pathlib import Path
 
-from search_lab.errors import DatasetError
+from search_lab.errors import DatasetError, UnreadableFileError
 from search_lab.layouts.base import DATASETS, Groups, Layout, is_image
+from search_lab.readers import MiB, is_regular, read_csv
 
 log = logging.getLogger(__name__)
 
 LABELS_HEADER = ("file", "label")
+MAX_BYTES = 256 * MiB
+"""Largest labels file read: a million rows of long names and labels."""
 
 
 def label_rows(labels: Path | None, root: Path) -> list[list[str]]:
     """Data rows of a ``file,label`` CSV (header dropped; blank lines skipped).
 
-    A missing, unreadable, empty or garbled file is fatal (DatasetError); a first row that is
-    not the ``file,label`` header but names an image of ``root`` is read as data, with a warning.
+    A missing, unreadable, empty or garbled file is fatal (DatasetError), and so is a device,
+    a FIFO or a file larger than :data:`MAX_BYTES` (refused before anything is read); a first
+    row that is not the ``file,label`` header but names an image of ``root`` is read as data,
+    with a warning.
     """
     if labels is None:
         raise DatasetError("the labels layout needs dataset.labels, a `file,label` CSV file")
     try:
-        text = labels.read_text(encoding="utf-8-sig")
-        rows = [row for row in csv.reader(text.splitlines()) if any(c.strip() for c in row)]
+        rows = read_csv(labels, max_bytes=MAX_BYTES, encoding="utf-8-sig")
     except FileNotFoundError as err:
         raise DatasetError(f"labels file {labels} does not exist; set dataset.labels") from err
-    except UnicodeDecodeError as err:
-        raise DatasetError(f"labels file {labels} is not a text `file,label` CSV") from err
-    except csv.Error as err:
-        raise DatasetError(f"labels file {labels} is not a readable CSV ({err})") from err
-    except OSError as err:
-        raise DatasetError(f"labels file {labels} cannot be read: {err.strerror}") from err
+    except UnreadableFileError as err:
+        problem = f"unusable labels file: {err}; expected a text `file,label` CSV"
+        raise DatasetError(problem) from err
     if not rows:
         raise DatasetError(f"labels file {labels} is empty; expected a `file,label` header row")
     first = tuple(c.strip().lower() for c in rows[0])
     if first[:2] == LABELS_HEADER:
         return rows[1:]
-    if rows[0] and (root / rows[0][0].strip()).is_file():
+    if rows[0] and is_regular(root / rows[0][0].strip()):  # False for a name too long, too
         log.warning("%s has no `file,label` header: its first row is read as data", labels)
         return rows
     log.warning("%s: header %r read as `file,label`", labels, ",".join(rows[0]))

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from search_lab.readers import read_text
 from search_lab.report.runs import Outcome
 from search_lab.results import RANKINGS_FILE
 from search_lab.run_scores import map_interval, per_query
@@ -100,12 +101,17 @@ def best(outcomes: Sequence[Outcome]) -> Outcome | None:
 
 
 def top_lists(o: Outcome, k: int) -> dict[str, list[str]]:
-    """Each query's top-``k`` result names from the run's ``rankings.dat``."""
+    """Each query's top-``k`` result names from the run's ``rankings.dat``.
+
+    Read through :func:`search_lab.readers.read_text` (a regular UTF-8 file of bounded size;
+    UnreadableFileError otherwise); any line splits into a query and its names.
+    """
     out = {}
-    with open(o.folder / RANKINGS_FILE, encoding="utf-8") as lines:
-        for line in lines:
-            tokens = line.rstrip("\n").split(" ", 2 * k + 1)
-            out[tokens[0]] = tokens[2 : 2 * k + 1 : 2]
+    for line in read_text(o.folder / RANKINGS_FILE).split("\n"):
+        if not line:
+            continue
+        tokens = line.split(" ", 2 * k + 1)
+        out[tokens[0]] = tokens[2 : 2 * k + 1 : 2]
     return out
 
 

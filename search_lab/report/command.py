@@ -23,6 +23,7 @@ from typing import Any
 
 from search_lab.app.paths import outputs_dir
 from search_lab.errors import SearchLabError
+from search_lab.logs import install, shown, write_error
 from search_lab.report import plan as report_plan
 from search_lab.report.cells import display
 from search_lab.report.dimension import dimension
@@ -172,6 +173,7 @@ def export(folder: Path, target: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry: build and write the report; one ``error:`` line and status 2 on bad input."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    install()
     args = parse_args(argv)
     start = time.perf_counter()
     try:
@@ -181,10 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.export:
             export(folder, args.export)
     except SearchLabError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {shown(err)}", file=sys.stderr)
         return 2
     except OSError as err:
-        print(f"error: cannot write {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        print(f"error: {shown(write_error(err))}", file=sys.stderr)
         return 2
     print(
         f"report in {display(folder)} ({time.perf_counter() - start:.0f} s): {MD_FILE}, {HTML_FILE}"

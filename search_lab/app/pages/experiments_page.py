@@ -15,6 +15,7 @@ st.caption(app_photos.EVALUATED_ONLY)
 with ui.user_errors():
     root = app_paths.outputs_dir()
     runs = ui.runs_table()
+    ui.skipped_runs_warning()
     if runs.empty:
         st.info(
             f"No evaluation run in {app_text.plain(root)} yet. "
