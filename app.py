@@ -3,11 +3,14 @@
 Five pages, chosen with ``st.navigation``; each is a script in ``search_lab/app/pages``.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 PAGES = "search_lab/app/pages"
+ICON = Path(__file__).parent / "search_lab/app/static/icon.png"  # local: no font server asked
 
-st.set_page_config(page_title="search_lab", page_icon=":material/image_search:", layout="wide")
+st.set_page_config(page_title="search_lab", page_icon=str(ICON), layout="wide")
 navigation = st.navigation(
     [
         st.Page(

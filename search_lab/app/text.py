@@ -48,10 +48,17 @@ def safe_label(name: str, limit: int = 80) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
-def caption(hit: Hit, relevant: bool | None = None) -> str:
-    """Caption of a result thumbnail: rank, file name, distance, and a tick when relevant."""
+def caption(
+    hit: Hit, relevant: bool | None = None, similarity: float | None = None, weak: bool = False
+) -> str:
+    """Caption of a result thumbnail: rank, file name, similarity, distance, relevance, weakness.
+
+    E.g. ``✓ #1 100001.jpg · 82% similar · d=0.0560`` or ``#9 … · d=0.4012 · weak match``.
+    """
     mark = "✓ " if relevant else ""
-    return f"{mark}#{hit.rank} {hit.name} · d={hit.distance:.4f}"
+    similar = "" if similarity is None else f" · {similarity:.0%} similar"
+    flag = " · weak match" if weak else ""
+    return f"{mark}#{hit.rank} {hit.name}{similar} · d={hit.distance:.4f}{flag}"
 
 
 def chunked(items: Sequence[T], size: int) -> list[list[T]]:
