@@ -85,7 +85,7 @@ def test_experiments_chart_has_one_colour_per_method(app: tuple[AppTest, object]
     at.switch_page(f"{PAGES}/experiments_page.py").run()
     assert not at.exception
     frame, column = app_runs.ann_vs_latency(load_runs([app_paths.outputs_dir()]))
-    assert set(frame["method"]) == {"annoy", "hnsw", "kdtree"}
-    assert frame.set_index("method").loc["kdtree", column] == 1.0  # exact: recall 1
+    assert set(frame["method"]) == {"annoy", "hnsw"}  # the exact kd-tree run is left out
+    assert frame[column].between(0, 1).all()
     specs = [chart.proto.spec for chart in at.get("vega_lite_chart")]
     assert any('"field":"method"' in spec.replace(" ", "") for spec in specs)  # colour = method

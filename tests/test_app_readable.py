@@ -98,7 +98,7 @@ def test_filter_ignores_case_in_column_and_text(tmp_path: Path) -> None:
     assert names("feature==HSV") == ["run-a", "run-b", "run-c"]
     runs.loc[0, "feature"] = "HSV"  # a value written in capitals matches too
     assert names("feature=hsv") == ["run-a", "run-b", "run-c"]
-    with pytest.raises(CompareError, match="unknown column.*bogus"):
+    with pytest.raises(CompareError, match=r"unknown column.*bogus"):
         names("bogus>1")
 
 
@@ -128,10 +128,10 @@ def test_charts_stay_within_one_screen() -> None:
     )
     assert charts.chart_metrics(runs) == ["map", "P@5"]
     spec = charts.metric_chart(runs, "P@5").to_dict()
-    assert spec["height"] == charts.MAX_HEIGHT
+    assert spec["height"] == charts.bar_height(charts.MAX_BARS) <= charts.MAX_HEIGHT
     labels = spec["encoding"]["y"]["sort"]
     assert len(labels) == charts.MAX_BARS and labels[0] == "f0"  # best P@5 first
-    assert charts.bar_height(3) == 120 and charts.bar_height(10) == 240
+    assert (charts.bar_height(3), charts.bar_height(10), charts.bar_height(99)) == (120, 260, 600)
 
 
 def test_ann_chart_latency_on_a_log_axis() -> None:

@@ -303,8 +303,9 @@ def test_run_pair_shows_differences(tmp_path: Path) -> None:
     runs = _runs_table(tmp_path)
     pair = app_runs.run_pair(runs, 0, 2)
     assert list(pair.columns) == ["A: run-a", "B: run-c", "B − A"]
-    assert pair.loc["map"].tolist() == ["0.5000", "0.6000", "+0.1000"]
-    assert pair.loc["name", "B − A"] == ""
+    assert pair.loc["mAP"].tolist() == ["0.5000", "0.6000", "+0.1000"]
+    assert pair.loc["Overrides", "B − A"] == "—"  # an empty cell reads "—", not "" or None
+    assert pair.loc["ANN recall@10"].tolist() == ["—", "—", "—"]
     assert len(set(app_runs.run_pair(runs, 1, 1).columns)) == 3  # one run against itself
 
 

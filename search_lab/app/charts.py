@@ -16,10 +16,10 @@ from search_lab.run_scores import CI_COLUMNS
 
 MAX_HEIGHT = 600
 """Largest chart height in pixels: less than one laptop screen."""
-MAX_BARS = 30
+MAX_BARS = 25
 """Runs a bar chart shows at most (the best by the charted metric); the caption says so."""
-BAR_PX = 20
-LABEL_AXIS = alt.Axis(labelLimit=360)
+BAR_PX = 22
+LABEL_AXIS = alt.Axis(labelLimit=360, labelOverlap=False)
 """Chart labels are short (only what differs: app_runs.chart_labels); the full name on hover."""
 
 
@@ -37,7 +37,7 @@ def best_runs(runs: pd.DataFrame, column: str, limit: int = MAX_BARS) -> pd.Data
 
 
 def bar_height(bars: int) -> int:
-    """Height of a bar chart of ``bars`` runs: 20 px a bar, 120 px at least, MAX_HEIGHT at most."""
+    """Height of a bar chart of ``bars`` runs: 22 px a bar, 120 px at least, MAX_HEIGHT at most."""
     return max(120, min(MAX_HEIGHT, BAR_PX * bars + 40))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from search_lab.app.run_table import EMPTY, column_label
 from search_lab.comparison import DIFF_PREFIX, diff_to_baseline
 from search_lab.results import METRICS_FILE, read_json
 from search_lab.run_tables import format_cell
@@ -115,8 +116,9 @@ def filter_table(
 def run_pair(runs: pd.DataFrame, a: int, b: int) -> pd.DataFrame:
     """Two runs (row positions ``a`` and ``b``) side by side, with B − A for every result.
 
-    Every cell is text formatted like the comparison tables; rows where both runs agree on a
-    parameter are kept so the table shows the whole configuration.
+    Every cell is text formatted like the comparison tables, each row under its column's human
+    name; rows where both runs agree on a parameter are kept so the table shows the whole
+    configuration.
     """
     diffed = diff_to_baseline(runs.iloc[[a, b]], 0)  # only the two rows: no test of the others
     label_a, label_b = f"A: {runs['name'].iloc[a]}", f"B: {runs['name'].iloc[b]}"
@@ -125,12 +127,12 @@ def run_pair(runs: pd.DataFrame, a: int, b: int) -> pd.DataFrame:
     rows = {}
     for column in runs.columns:
         delta = diffed[DIFF_PREFIX + column].iloc[1] if DIFF_PREFIX + column in diffed else None
-        rows[str(column)] = {
+        rows[column_label(str(column))] = {
             label_a: format_cell(str(column), runs[column].iloc[a]),
             label_b: format_cell(str(column), runs[column].iloc[b]),
             "B − A": format_cell(DIFF_PREFIX + str(column), delta),
         }
-    return pd.DataFrame.from_dict(rows, orient="index")
+    return pd.DataFrame.from_dict(rows, orient="index").replace("", EMPTY)
 
 
 def pair_verdict(

@@ -117,6 +117,20 @@ def more_like_this(prefix: str, name: str | None, key: str) -> None:
     )
 
 
+def badges(similarity: float | None, weak: bool, relevant: bool | None) -> str:
+    """One line of badges under a result, the same height in every cell: its similarity
+    (orange and marked when it is a weak match) and, for a dataset query, its relevance."""
+    parts = []
+    if similarity is not None:
+        color, icon = ("orange", ":material/warning: ") if weak else ("blue", "")
+        parts.append(f":{color}-badge[{icon}{similarity:.0%}{' weak match' if weak else ''}]")
+    if relevant:
+        parts.append(":green-badge[:material/check: relevant]")
+    elif relevant is False:
+        parts.append(":gray-badge[not relevant]")
+    return " ".join(parts) or ":gray-badge[no calibration]"
+
+
 def result_cells(
     prefix: str,
     engine: SearchEngine,
@@ -135,11 +149,5 @@ def result_cells(
                 weak = bool(calibration and calibration.weak(hit.distance))
                 text = app_text.caption(hit, mark, similarity, weak)
                 ui.show_image(ui.thumb(engine.root, engine.names, hit.name), text)
-                badges = []
-                if mark:
-                    badges.append(":green-badge[:material/check: relevant]")
-                if weak:
-                    badges.append(":orange-badge[:material/warning: weak match]")
-                if badges:
-                    st.markdown(" ".join(badges))
+                st.markdown(badges(similarity, weak, mark))
                 more_like_this(prefix, hit.name, f"hit_{hit.rank}")

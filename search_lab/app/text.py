@@ -39,6 +39,12 @@ def plain_table(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def breakable(text: str) -> str:
+    """``text`` with a zero-width space after every ``/`` and ``,``, so a table cell may wrap a
+    long path or override list there instead of growing past the screen."""
+    return text.replace("/", "/\u200b").replace(",", ",\u200b")
+
+
 def safe_label(name: str, limit: int = 80) -> str:
     """An uploaded file's name fit for one line: control characters replaced, at most ``limit``.
 

@@ -300,15 +300,19 @@ def result_grid(
 
 
 def rank_cell(engine: SearchEngine, index: str, result: app_queries.Result, rank: int) -> None:
-    """One index's hit at ``rank`` (from 0) in a narrow cell captioned with the index's name."""
-    with st.container(width=180):
+    """One index's hit at ``rank`` (from 0), captioned with the index's name.
+
+    Cells of one rank share their row's width equally (so a phone keeps them side by side);
+    a thumbnail is shown at most at its own size.
+    """
+    with st.container(width="stretch"):
         if rank >= len(result.hits):
             st.caption(f"{app_text.plain(index)}: no result")
             return
         hit = result.hits[rank]
         mark = None if result.relevant is None else hit.name in result.relevant
         text = f"{index}: {app_text.caption(hit, mark)}"
-        show_image(thumb(engine.root, engine.names, hit.name), text)
+        show_image(thumb(engine.root, engine.names, hit.name), text, width="content")
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading runs…")

@@ -67,9 +67,9 @@ with ui.user_errors():
 
     st.subheader(f"Overlap of the top {k}")
     names = {name: [hit.name for hit in r.hits] for name, r in results.items()}
-    st.dataframe(
-        pd.DataFrame(app_queries.overlap_rows(names)), hide_index=True, key="compare_overlap"
-    )
+    overlap = pd.DataFrame(app_queries.overlap_rows(names))
+    overlap[["A", "B"]] = overlap[["A", "B"]].map(app_text.breakable)  # wraps on a phone
+    st.table(app_text.plain_table(overlap.astype(str)), hide_index=True)
 
     st.subheader("Overall figures")
     rows = [

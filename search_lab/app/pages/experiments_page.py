@@ -105,5 +105,7 @@ with ui.user_errors():
         format_func=labels.__getitem__,
         key="exp_b",
     )
-    st.table(app_text.plain_table(app_runs.run_pair(shown, a, b)))
+    pair = app_runs.run_pair(shown, a, b)
+    pair = pair.map(app_text.breakable).rename(columns=app_text.breakable)  # wraps, never cut
+    st.table(app_text.plain_table(pair))
     st.markdown(app_runs.pair_verdict(shown, a, b, ui.run_scores()))
