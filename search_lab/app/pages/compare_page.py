@@ -68,8 +68,11 @@ with ui.user_errors():
     st.subheader(f"Overlap of the top {k}")
     names = {name: [hit.name for hit in r.hits] for name, r in results.items()}
     overlap = pd.DataFrame(app_queries.overlap_rows(names))
-    overlap[["A", "B"]] = overlap[["A", "B"]].map(app_text.breakable)  # wraps on a phone
-    st.table(app_text.plain_table(overlap.astype(str)), hide_index=True)
+    if overlap.empty:
+        st.caption("One index only: nothing to overlap with.")
+    else:
+        overlap[["A", "B"]] = overlap[["A", "B"]].map(app_text.breakable)  # wraps on a phone
+        st.table(app_text.plain_table(overlap.astype(str)), hide_index=True)
 
     st.subheader("Overall figures")
     rows = [
