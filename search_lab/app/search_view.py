@@ -21,7 +21,10 @@ from search_lab.engine import Hit, SearchEngine
 
 PICKER_PAGE = 12
 """Thumbnails per page of the query picker."""
-PICKER_COLUMNS = 6
+PICKER_PX = 120
+"""Width of a picker cell: six in a row on a wide screen, two on a phone."""
+RESULT_PX = 170
+"""Width of a result cell: five in a row on a wide screen, two on a phone (390 px)."""
 
 
 def _like_key(prefix: str) -> str:
@@ -61,9 +64,9 @@ def thumbnail_picker(prefix: str, engine: SearchEngine, queries: Sequence[str]) 
     )
     start = (int(page) - 1) * PICKER_PAGE
     shown = list(queries[start : start + PICKER_PAGE])
-    for row in app_text.chunked(shown, PICKER_COLUMNS):
-        for cell, name in zip(st.columns(PICKER_COLUMNS), row, strict=False):
-            with cell:
+    with st.container(horizontal=True, gap="small"):
+        for name in shown:
+            with st.container(width=PICKER_PX):
                 ui.show_image(ui.thumb(engine.root, engine.names, name), name)
                 st.button(
                     "Search with this",
@@ -126,8 +129,6 @@ def badges(similarity: float | None, weak: bool, relevant: bool | None) -> str:
         parts.append(f":{color}-badge[{icon}{similarity:.0%}{' weak match' if weak else ''}]")
     if relevant:
         parts.append(":green-badge[:material/check: relevant]")
-    elif relevant is False:
-        parts.append(":gray-badge[not relevant]")
     return " ".join(parts) or ":gray-badge[no calibration]"
 
 
@@ -137,13 +138,13 @@ def result_cells(
     hits: Sequence[Hit],
     relevant: frozenset[str] | None,
     calibration: Calibration | None,
-    columns: int = ui.GRID_COLUMNS,
+    cell_px: int = RESULT_PX,
 ) -> None:
-    """Rows of result thumbnails: caption with similarity, relevance and weak-match badges,
-    and a "More like this" button under each."""
-    for row in app_text.chunked(hits, columns):
-        for cell, hit in zip(st.columns(columns), row, strict=False):
-            with cell:
+    """Result thumbnails in rows that wrap (cells ``cell_px`` wide): caption with similarity,
+    relevance and weak-match badges, and a "More like this" button under each."""
+    with st.container(horizontal=True, gap="small"):  # wraps: 5 a row wide, 2 on a phone
+        for hit in hits:
+            with st.container(width=cell_px):
                 mark = None if relevant is None else hit.name in relevant
                 similarity = calibration.similarity(hit.distance) if calibration else None
                 weak = bool(calibration and calibration.weak(hit.distance))
