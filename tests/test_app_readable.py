@@ -69,6 +69,27 @@ def test_calibration_uses_tune_side_only() -> None:
     assert calibration.calibrate(engine, None) is None  # type: ignore[arg-type]
 
 
+def test_calibration_extracts_queries_when_the_index_keeps_no_vectors() -> None:
+    engine, data = _line_engine()
+    rows = dict(zip(engine.names, engine.index.vectors, strict=True))
+    extracted: list[str] = []
+
+    def vectorize(path: str) -> list[np.ndarray]:
+        extracted.append(path)
+        return [rows[path]]
+
+    bare = SimpleNamespace(
+        names=engine.names,
+        config=engine.config,
+        index=SimpleNamespace(search=engine.index.search),  # an ANN index: no stored rows
+        vectorize=vectorize,
+        path_of=lambda name: name,
+    )
+    cal = calibration.calibrate(bare, data)  # type: ignore[arg-type]
+    assert extracted == ["a0", "c0"]  # the tune-side queries only
+    assert cal is not None and cal.threshold == 10.0
+
+
 def test_search_leaves_an_indexed_image_out_of_its_own_results() -> None:
     engine = _FakeEngine(["b.jpg", "a.jpg", "c.jpg"])
     result = app_queries.search(engine, Path("b.jpg"), 2, None, "b.jpg")  # type: ignore[arg-type]
