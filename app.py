@@ -3,6 +3,8 @@
 Six pages, chosen with ``st.navigation``; each is a script in ``search_lab/app/pages``.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from search_lab.logs import install
@@ -10,8 +12,9 @@ from search_lab.logs import install
 install()  # names in the server's log lines are escaped, as in the commands
 
 PAGES = "search_lab/app/pages"
+ICON = Path(__file__).parent / "search_lab/app/static/icon.png"  # local: no font server asked
 
-st.set_page_config(page_title="search_lab", page_icon=":material/image_search:", layout="wide")
+st.set_page_config(page_title="search_lab", page_icon=str(ICON), layout="wide")
 navigation = st.navigation(
     [
         st.Page(

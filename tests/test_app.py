@@ -160,7 +160,7 @@ def test_search_upload_in_memory(app: AppTest, lab: Lab) -> None:
     assert not app.exception and not app.error
     captions = _result_captions(app)
     assert len(captions) == 10
-    assert captions[0].startswith(f"#1 {EASY_QUERY} · d=0.0000")  # no ground truth: no tick
+    assert captions[0].startswith(f"#1 {EASY_QUERY} · 100% similar · d=0.0000")  # no tick
     assert captions[1].startswith(f"#2 {EASY_MATCH}")
     assert _metric(app, "Average precision") == []
     assert _tree(lab.dataset, lab.indexes) == before  # nothing written next to the data
@@ -203,28 +203,37 @@ def test_compare_page(app: AppTest, lab: Lab) -> None:
     app.selectbox(key="compare_query").set_value(EASY_QUERY).run()
     assert not app.exception
     assert len(_metric(app, "Average precision")) == 2
-    assert len(_result_captions(app)) == 2 * 8
-    overlap, overall = (d.value for d in app.dataframe)
-    assert list(overlap[["A", "B", "of"]].iloc[0]) == [
+    captions = _result_captions(app)
+    assert len(captions) == 2 * 8
+    # rows per rank: rank 1 of each index, then rank 2 of each, ...
+    assert [c.split(":")[0] for c in captions[:4]] == [
         "hsv-cosine-exact",
         "hsv-euclidean-exact",
-        8,
+    ] * 2
+    assert captions[0].startswith(f"hsv-cosine-exact: ✓ #1 {EASY_MATCH}")
+    overlap, overall = (t.value for t in app.table)  # tables that wrap: nothing cut on a phone
+    assert [_unescape(c).replace("\u200b", "") for c in overlap.iloc[0][["A", "B", "of"]]] == [
+        "hsv-cosine-exact",
+        "hsv-euclidean-exact",
+        "8",
     ]
-    assert 0 <= overlap["shared"].iloc[0] <= 8
-    assert list(overall["index"]) == ["hsv-cosine-exact", "hsv-euclidean-exact"]
-    assert overall["images"].tolist() == [648, 648]
-    assert overall["eval mAP"].notna().all()  # both configurations were evaluated
+    assert 0 <= int(overlap["shared"].iloc[0]) <= 8
+    assert [_unescape(c) for c in overall.columns] == ["hsv-cosine-exact", "hsv-euclidean-exact"]
+    assert overall.loc["images"].tolist() == ["648", "648"]
+    assert "—" not in overall.loc["eval mAP"].tolist()  # both configurations were evaluated
 
 
 def test_experiments_page(app: AppTest) -> None:
     _page(app, "experiments_page")
     table = app.dataframe[0].value
-    assert len(table) == 2 and set(table["metric"]) == {"cosine", "euclidean"}
-    pair = app.table[0].value
-    assert "map" in pair.index and pair.columns[-1] == "B − A"
+    assert len(table) == 2 and set(table["Distance"]) == {"cosine", "euclidean"}
+    [pair] = [t.value for t in app.table if t.value.columns[-1] == "B − A"]
+    assert "mAP" in pair.index and "Date" in pair.index  # rows under the columns' human names
+    legend = app.table[0].value  # "What the columns mean"
+    assert legend.loc["mAP", "key"] == "map"
     app.multiselect(key="exp_metric").set_value(["euclidean"]).run()
     assert not app.exception
-    assert app.dataframe[0].value["metric"].tolist() == ["euclidean"]
+    assert app.dataframe[0].value["Distance"].tolist() == ["euclidean"]
     app.text_input(key="exp_filter").input("map >= 2").run()
     assert not app.exception
     assert any("No run passes" in w.value for w in app.warning)
@@ -248,7 +257,7 @@ def test_experiments_page_intervals_and_paired_verdict(
     assert marks == ["bar", "errorbar"]  # mAP bars with their 95% intervals
     assert chart["layer"][1]["encoding"]["x2"]["field"] == "map_ci_high"
 
-    names = list(app.dataframe[0].value["name"])
+    names = list(app.dataframe[0].value["Overrides"])
     app.selectbox(key="exp_a").set_value(names.index("r1")).run()  # cosine
     app.selectbox(key="exp_b").set_value(names.index("r2")).run()  # manhattan
     assert not app.exception

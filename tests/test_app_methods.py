@@ -64,10 +64,10 @@ def test_compare_puts_one_query_through_every_method(app: tuple[AppTest, object]
     for words in ("Faiss (faiss-cpu), HNSW32", "HNSW graph (hnswlib", "kd-tree (SciPy cKDTree)"):
         assert words in captions
     results = _result_captions(at)
-    firsts = [c for c in results if c.startswith("✓ #1 ")]
+    firsts = [c for c in results if ": ✓ #1 " in c]  # "<index>: ✓ #1 ..." in the rank-1 row
     assert len(firsts) == 3 and all(EASY_MATCH in c for c in firsts)  # same top-1 everywhere
-    overall = at.dataframe[1].value
-    assert overall["search"].str.contains("HNSW").sum() == 2
+    overall = at.table[-1].value  # one column per index
+    assert overall.loc["search"].str.contains("HNSW").sum() == 2
 
 
 @pytest.mark.slow
@@ -85,7 +85,7 @@ def test_experiments_chart_has_one_colour_per_method(app: tuple[AppTest, object]
     at.switch_page(f"{PAGES}/experiments_page.py").run()
     assert not at.exception
     frame, column = app_runs.ann_vs_latency(load_runs([app_paths.outputs_dir()]))
-    assert set(frame["method"]) == {"annoy", "hnsw", "kdtree"}
-    assert frame.set_index("method").loc["kdtree", column] == 1.0  # exact: recall 1
+    assert set(frame["method"]) == {"annoy", "hnsw"}  # the exact kd-tree run is left out
+    assert frame[column].between(0, 1).all()
     specs = [chart.proto.spec for chart in at.get("vega_lite_chart")]
     assert any('"field":"method"' in spec.replace(" ", "") for spec in specs)  # colour = method

@@ -180,6 +180,9 @@ def test_caption() -> None:
     assert app_text.caption(hit) == "#3 100001.jpg · d=0.1235"
     assert app_text.caption(hit, True) == "✓ #3 100001.jpg · d=0.1235"
     assert app_text.caption(hit, False) == "#3 100001.jpg · d=0.1235"
+    assert app_text.caption(hit, True, 0.6049) == "✓ #3 100001.jpg · 60% similar · d=0.1235"
+    weak = app_text.caption(hit, False, 0.2, weak=True)
+    assert weak == "#3 100001.jpg · 20% similar · d=0.1235 · weak match"
 
 
 def test_overlap() -> None:
@@ -300,8 +303,9 @@ def test_run_pair_shows_differences(tmp_path: Path) -> None:
     runs = _runs_table(tmp_path)
     pair = app_runs.run_pair(runs, 0, 2)
     assert list(pair.columns) == ["A: run-a", "B: run-c", "B − A"]
-    assert pair.loc["map"].tolist() == ["0.5000", "0.6000", "+0.1000"]
-    assert pair.loc["name", "B − A"] == ""
+    assert pair.loc["mAP"].tolist() == ["0.5000", "0.6000", "+0.1000"]
+    assert pair.loc["Overrides", "B − A"] == "—"  # an empty cell reads "—", not "" or None
+    assert pair.loc["ANN recall@10"].tolist() == ["—", "—", "—"]
     assert len(set(app_runs.run_pair(runs, 1, 1).columns)) == 3  # one run against itself
 
 
@@ -336,7 +340,7 @@ def test_pair_verdict_in_words(tmp_path: Path) -> None:
 
 
 def test_map_chart_has_error_bars_when_runs_have_intervals(tmp_path: Path) -> None:
-    from search_lab.app.widgets import map_chart
+    from search_lab.app.charts import map_chart
 
     runs = _runs_table(tmp_path)
     assert map_chart(runs).to_dict()["mark"]["type"] == "bar"  # no interval: bars only
@@ -346,10 +350,10 @@ def test_map_chart_has_error_bars_when_runs_have_intervals(tmp_path: Path) -> No
     assert spec["layer"][0]["encoding"]["y"]["sort"] == ["run-c", "run-a", "run-b"]  # best first
 
 
-def test_ann_vs_latency_uses_largest_k_and_counts_exact_as_one(tmp_path: Path) -> None:
+def test_ann_vs_latency_uses_largest_k_and_leaves_exact_runs_out(tmp_path: Path) -> None:
     frame, column = app_runs.ann_vs_latency(_runs_table(tmp_path))
     assert column == "ANN-R@10"
-    assert frame[column].tolist() == [1.0, 0.8, 1.0]
+    assert frame[column].tolist() == [0.8]  # the two exact runs report no ANN recall
     assert app_runs.ann_vs_latency(pd.DataFrame({"name": [], "index": []})) is None
 
 
@@ -363,8 +367,8 @@ def test_ann_vs_latency_tells_methods_apart() -> None:
         }
     )
     frame, column = app_runs.ann_vs_latency(runs)
-    assert frame["method"].tolist() == ["faiss_ivf", "faiss", "hnsw", "kdtree"]
-    assert frame[column].tolist() == [0.9, 0.99, 0.98, 1.0]
+    assert frame["method"].tolist() == ["faiss_ivf", "faiss", "hnsw"]
+    assert frame[column].tolist() == [0.9, 0.99, 0.98]
 
 
 @pytest.mark.parametrize(

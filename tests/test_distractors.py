@@ -263,7 +263,7 @@ def test_experiments_page_charts_map_against_collection_size(
     (table,) = [d.value for d in at.dataframe if "images" in d.value.columns]
     assert table["images"].tolist() == [648, 678, 708]
     assert table["mAP"].tolist() == [r["map"] for r in rows]
-    assert table["run"].str.endswith("(curve)").all()
+    assert table["run"].str.endswith(", curve)").all()  # "name  (date, folder)"
     specs = [c.proto.spec for c in at.get("vega_lite_chart")]
     assert any('"errorbar"' in s and '"images"' in s and '"log"' in s for s in specs)
 

@@ -154,7 +154,7 @@ async def _query(session: Session, image: Path, twins: dict[str, frozenset[str]]
     if run.exceptions():
         raise ProtocolError(f"exception shown: {run.exceptions()[0]}")
     first = next((c for c in run.captions() if c.startswith("#1 ")), "#1 (no results) · ")
-    if first.removeprefix("#1 ").split(" · d=")[0] not in twins[image.name]:
+    if first.removeprefix("#1 ").split(" · ")[0] not in twins[image.name]:
         raise ProtocolError(f"{image.name}: first result is {first!r}")
     shown = run.metric("Query time")
     if shown is None:
@@ -195,7 +195,7 @@ async def _page_loop(
         try:
             await page.locator("input[type=file]").set_input_files(str(image))
             names = "|".join(re.escape(name) for name in twins[image.name])
-            await page.get_by_text(re.compile(rf"^#1 ({names}) · d=")).wait_for()
+            await page.get_by_text(re.compile(rf"^#1 ({names}) · ")).wait_for()
             session.latencies.append(time.monotonic() - start)
             session.started.append(start)
             shown = await page.get_by_test_id("stMetricValue").first.inner_text()

@@ -10,6 +10,7 @@ from search_lab.errors import ImageLoadError
 
 INDEXES_ENV = "SEARCH_LAB_INDEXES"
 OUTPUTS_ENV = "SEARCH_LAB_OUTPUTS"
+DEFAULT_INDEX_ENV = "SEARCH_LAB_DEFAULT_INDEX"
 DEFAULT_INDEXES = Path("indexes")
 DEFAULT_OUTPUTS = Path("outputs")
 DEFAULT_INDEX_NAME = "hsv-cosine-exact"
@@ -21,6 +22,13 @@ FETCH_COMMAND = "python -m search_lab.data fetch"
 def indexes_dir() -> Path:
     """Folder holding the built indexes: ``$SEARCH_LAB_INDEXES``, else ``indexes``."""
     return Path(os.environ.get(INDEXES_ENV) or DEFAULT_INDEXES)
+
+
+def default_index() -> str:
+    """Index folder name the Search page opens on: ``$SEARCH_LAB_DEFAULT_INDEX``, else the one
+    ``make app`` builds (:data:`DEFAULT_INDEX_NAME`: hand-crafted, so the first visit is quick).
+    """
+    return os.environ.get(DEFAULT_INDEX_ENV) or DEFAULT_INDEX_NAME
 
 
 def outputs_dir() -> Path:

@@ -74,14 +74,17 @@ def search(
     """Top ``k`` hits of ``source``; for a dataset query ``query``, also its AP.
 
     A dataset query ranks the whole index so the AP is the benchmark's, then shows the top
-    ``k`` with the query image itself left out. Raises ImageLoadError for unreadable sources.
+    ``k`` with the query image itself left out; so does any other indexed image ``query``
+    (one "more like this" away), which has no ground truth. Raises ImageLoadError for
+    unreadable sources.
     """
     truth = relevant_names(dataset, query) if dataset is not None and query else frozenset()
-    depth = len(engine.names) if truth else k
+    indexed = query is not None and query in engine.names
+    depth = len(engine.names) if truth else min(k + indexed, len(engine.names))
     hits, seconds = engine.query(source, depth)
     hits = [hit for hit in hits if hit.id >= 0]  # an approximate index may pad with -1
-    if not truth:
-        return Result(hits[:k], seconds, depth)
+    if not truth:  # an indexed image ("more like this") is not shown as its own first result
+        return Result((without_query(hits, query) if indexed else hits)[:k], seconds, depth)
     ap = query_ap(dataset, query, [hit.name for hit in hits])
     rule = ap_rule(dataset.protocol).name
     return Result(without_query(hits, query)[:k], seconds, depth, ap, truth, rule)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from search_lab.app.run_table import EMPTY, column_label
 from search_lab.comparison import DIFF_PREFIX, diff_to_baseline
 from search_lab.results import METRICS_FILE, read_json
 from search_lab.run_tables import format_cell
@@ -94,8 +95,10 @@ def chart_labels(names: Sequence[str]) -> list[str]:
 
 
 def run_label(row: Mapping[str, Any]) -> str:
-    """How a run is offered in a picker: its name and its folder (names can repeat)."""
-    return f"{row['name']}  ({Path(str(row['run'])).name})"
+    """How a run is offered in a picker: its name, its date when known, and its folder (names
+    can repeat)."""
+    date = f"{row['date']}, " if row.get("date") else ""
+    return f"{row['name']}  ({date}{Path(str(row['run'])).name})"
 
 
 def filter_table(
@@ -115,8 +118,9 @@ def filter_table(
 def run_pair(runs: pd.DataFrame, a: int, b: int) -> pd.DataFrame:
     """Two runs (row positions ``a`` and ``b``) side by side, with B − A for every result.
 
-    Every cell is text formatted like the comparison tables; rows where both runs agree on a
-    parameter are kept so the table shows the whole configuration.
+    Every cell is text formatted like the comparison tables, each row under its column's human
+    name; rows where both runs agree on a parameter are kept so the table shows the whole
+    configuration.
     """
     diffed = diff_to_baseline(runs.iloc[[a, b]], 0)  # only the two rows: no test of the others
     label_a, label_b = f"A: {runs['name'].iloc[a]}", f"B: {runs['name'].iloc[b]}"
@@ -125,12 +129,12 @@ def run_pair(runs: pd.DataFrame, a: int, b: int) -> pd.DataFrame:
     rows = {}
     for column in runs.columns:
         delta = diffed[DIFF_PREFIX + column].iloc[1] if DIFF_PREFIX + column in diffed else None
-        rows[str(column)] = {
+        rows[column_label(str(column))] = {
             label_a: format_cell(str(column), runs[column].iloc[a]),
             label_b: format_cell(str(column), runs[column].iloc[b]),
             "B − A": format_cell(DIFF_PREFIX + str(column), delta),
         }
-    return pd.DataFrame.from_dict(rows, orient="index")
+    return pd.DataFrame.from_dict(rows, orient="index").replace("", EMPTY)
 
 
 def pair_verdict(
@@ -175,21 +179,21 @@ def pair_verdict(
 def ann_vs_latency(runs: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
     """Points for the ANN-recall-against-latency chart, and the recall column used.
 
-    Uses the largest-k ``ANN-R@k`` column; runs of exact methods count as recall 1. The
+    Uses the largest-k ``ANN-R@k`` column. Runs without an ANN recall searched exactly
+    (evaluate reports it for every approximate index) and are left out: at recall 1 and
+    several times the latency they would squeeze the approximate methods into a corner. The
     ``method`` column is the index config option a run chose (from its name, e.g.
-    ``faiss_ivf``), else the index type. None when no run has an ANN recall.
+    ``faiss_ivf``), else the index type. None when no run has an ANN recall and a latency.
     """
     ann = [c for c in runs.columns if str(c).startswith("ANN-R@")]
     if not ann or "query_ms_p50" not in runs.columns:
         return None
     column = max(ann, key=lambda c: float(str(c).partition("@")[2]))
     points = runs[["name", "index", "query_ms_p50", column]].copy()
-    # evaluate reports ANN recall for every approximate index: a run without one searched
-    # exactly (exact, kdtree, faiss Flat) and counts as recall 1
-    points.loc[points["query_ms_p50"].notna(), column] = points[column].fillna(1.0)
     option = points["name"].astype(str).str.extract(r"(?:^|,)index=([\w-]+)", expand=False)
     points["method"] = option.fillna(points["index"])  # e.g. faiss_ivf apart from faiss
     points = points.dropna(subset=["query_ms_p50", column])
+    points = points[points["query_ms_p50"] > 0]  # a log axis cannot show 0 ms
     return (points, column) if len(points) else None
 
 

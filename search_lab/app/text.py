@@ -39,6 +39,12 @@ def plain_table(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def breakable(text: str) -> str:
+    """``text`` with a zero-width space after every ``/`` and ``,``, so a table cell may wrap a
+    long path or override list there instead of growing past the screen."""
+    return text.replace("/", "/\u200b").replace(",", ",\u200b")
+
+
 def safe_label(name: str, limit: int = 80) -> str:
     """An uploaded file's name fit for one line: control characters replaced, at most ``limit``.
 
@@ -48,10 +54,17 @@ def safe_label(name: str, limit: int = 80) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
-def caption(hit: Hit, relevant: bool | None = None) -> str:
-    """Caption of a result thumbnail: rank, file name, distance, and a tick when relevant."""
+def caption(
+    hit: Hit, relevant: bool | None = None, similarity: float | None = None, weak: bool = False
+) -> str:
+    """Caption of a result thumbnail: rank, file name, similarity, distance, relevance, weakness.
+
+    E.g. ``✓ #1 100001.jpg · 82% similar · d=0.0560`` or ``#9 … · d=0.4012 · weak match``.
+    """
     mark = "✓ " if relevant else ""
-    return f"{mark}#{hit.rank} {hit.name} · d={hit.distance:.4f}"
+    similar = "" if similarity is None else f" · {similarity:.0%} similar"
+    flag = " · weak match" if weak else ""
+    return f"{mark}#{hit.rank} {hit.name}{similar} · d={hit.distance:.4f}{flag}"
 
 
 def chunked(items: Sequence[T], size: int) -> list[list[T]]:

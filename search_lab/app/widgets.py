@@ -14,10 +14,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
+from search_lab.app import calibration as app_calibration
 from search_lab.app import datasets as app_datasets
 from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
@@ -28,7 +28,7 @@ from search_lab.app import uploads as app_uploads
 from search_lab.data import Dataset, default_root, load_dataset
 from search_lab.engine import Hit, SearchEngine
 from search_lab.errors import DatasetError, ImageLoadError, SearchLabError
-from search_lab.run_scores import CI_COLUMNS, PER_QUERY_ATTR, RunScores
+from search_lab.run_scores import PER_QUERY_ATTR, RunScores
 from search_lab.runs import SKIPPED_ATTR, load_runs
 
 GRID_COLUMNS = 5
@@ -65,6 +65,20 @@ def engine_for(choice: app_indexes.IndexChoice) -> SearchEngine:
     """The shared, cached engine of a listed index."""
     roots = tuple(str(folder) for folder in app_datasets.served_folders())
     return _load_engine(str(choice.path.resolve()), choice.mtime_ns, roots)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _calibration(
+    path: str, mtime_ns: int, _engine: SearchEngine, _dataset: Dataset | None
+) -> app_calibration.Calibration | None:
+    return app_calibration.calibrate(_engine, _dataset)
+
+
+def calibration_for(
+    choice: app_indexes.IndexChoice, engine: SearchEngine, dataset: Dataset | None
+) -> app_calibration.Calibration | None:
+    """The weak-match calibration of a listed index, computed once per index version."""
+    return _calibration(str(choice.path.resolve()), choice.mtime_ns, engine, dataset)
 
 
 def engines_for(choices: Sequence[app_indexes.IndexChoice]) -> dict[str, SearchEngine]:
@@ -179,8 +193,11 @@ def build_default(parent: Path) -> None:
     st.rerun()
 
 
-def pick_index(key: str) -> app_indexes.IndexChoice | None:
-    """A select box over the built indexes with the choice in plain words; None if there is none."""
+def pick_index(key: str, default: str | None = None) -> app_indexes.IndexChoice | None:
+    """A select box over the built indexes with the choice in plain words; None if there is none.
+
+    It opens on the index folder named ``default`` when there is one (else the first listed).
+    """
     parent = app_paths.indexes_dir()
     if message := st.session_state.pop("built_message", None):
         st.success(app_text.plain(message))
@@ -190,7 +207,9 @@ def pick_index(key: str) -> app_indexes.IndexChoice | None:
         offer_build(parent)
         return None
     where = f"built indexes in {app_text.plain(parent)}"
-    name = st.selectbox("Index", list(choices), key=key, help=where)
+    names = list(choices)
+    first = names.index(default) if default in choices else 0
+    name = st.selectbox("Index", names, index=first, key=key, help=where)
     words = {
         key: app_text.plain(text)
         for key, text in app_text.plain_words(choices[name].config).items()
@@ -280,6 +299,22 @@ def result_grid(
                     st.markdown(":green-badge[:material/check: relevant]")
 
 
+def rank_cell(engine: SearchEngine, index: str, result: app_queries.Result, rank: int) -> None:
+    """One index's hit at ``rank`` (from 0), captioned with the index's name.
+
+    Cells of one rank share their row's width equally (so a phone keeps them side by side);
+    a thumbnail is shown at most at its own size.
+    """
+    with st.container(width="stretch"):
+        if rank >= len(result.hits):
+            st.caption(f"{app_text.plain(index)}: no result")
+            return
+        hit = result.hits[rank]
+        mark = None if result.relevant is None else hit.name in result.relevant
+        text = f"{index}: {app_text.caption(hit, mark)}"
+        show_image(thumb(engine.root, engine.names, hit.name), text, width="content")
+
+
 @st.cache_data(max_entries=4, show_spinner="Reading runs…")
 def _runs(
     root: str, signature: tuple[tuple[str, int], ...]
@@ -326,50 +361,3 @@ def run_map(config: dict) -> float | None:
     """mAP of the newest evaluation run with the same search setup as ``config``, if any."""
     signature = app_runs.runs_signature(app_paths.outputs_dir())
     return _run_map(signature, json.dumps(config, sort_keys=True)) if signature else None
-
-
-LABEL_AXIS = alt.Axis(labelLimit=360)
-"""Chart labels are short (only what differs: app_runs.chart_labels); the full name on hover."""
-
-
-def precision_chart(runs: pd.DataFrame) -> alt.Chart:
-    """Grouped horizontal bars: precision@k of every run, k in numeric order."""
-    at_k = sorted(
-        (c for c in runs.columns if str(c).startswith("P@")),
-        key=lambda c: float(str(c).partition("@")[2]),
-    )
-    labelled = runs.assign(label=app_runs.chart_labels(list(runs["name"])))
-    long = labelled.melt(
-        id_vars=["name", "label"], value_vars=at_k, var_name="k", value_name="precision"
-    )
-    return (
-        alt.Chart(long)
-        .mark_bar()
-        .encode(
-            x=alt.X("precision:Q", scale=alt.Scale(domain=[0, 1])),
-            y=alt.Y("label:N", title=None, sort=list(labelled["label"]), axis=LABEL_AXIS),
-            yOffset=alt.YOffset("k:N", sort=at_k),
-            color=alt.Color("k:N", sort=at_k),
-            tooltip=["name", "k", alt.Tooltip("precision:Q", format=".4f")],
-        )
-    )
-
-
-def map_chart(runs: pd.DataFrame) -> alt.LayerChart | alt.Chart:
-    """Horizontal mAP bars, best first, with each run's 95% interval as an error bar."""
-    has_ci = set(CI_COLUMNS) <= set(runs.columns)
-    frame = runs[["name", "map", *(CI_COLUMNS if has_ci else ())]].dropna(subset=["map"])
-    frame = frame.assign(label=app_runs.chart_labels(list(frame["name"])))
-    order = list(frame.sort_values("map", ascending=False)["label"])
-    tooltip = ["name", alt.Tooltip("map:Q", format=".4f")]
-    tooltip += [alt.Tooltip(f"{c}:Q", format=".4f") for c in CI_COLUMNS if has_ci]
-    y = alt.Y("label:N", title=None, sort=order, axis=LABEL_AXIS)
-    base = alt.Chart(frame).encode(y=y, tooltip=tooltip)
-    bars = base.mark_bar().encode(x=alt.X("map:Q", title="mAP", scale=alt.Scale(domain=[0, 1])))
-    chart = bars
-    if has_ci:
-        errors = base.mark_errorbar(ticks=True, color="black").encode(
-            x=alt.X(f"{CI_COLUMNS[0]}:Q", title="mAP"), x2=f"{CI_COLUMNS[1]}:Q"
-        )
-        chart = alt.layer(bars, errors)
-    return chart.properties(height=max(200, 28 * len(frame)))

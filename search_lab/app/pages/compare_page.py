@@ -7,6 +7,7 @@ from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
 from search_lab.app import photos as app_photos
 from search_lab.app import queries as app_queries
+from search_lab.app import run_table
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
 
@@ -50,7 +51,8 @@ with ui.user_errors():
     }
 
     st.subheader(f"Results for {app_text.plain(query.label)}")
-    ui.show_image(ui.query_thumb(query, first), f"query: {query.label}", width=200)
+    with st.container(width=240):
+        ui.show_image(ui.query_thumb(query, first), f"query: {query.label}")
     for column, (name, result) in zip(st.columns(len(results)), results.items(), strict=True):
         with column:
             st.markdown(f"**{app_text.plain(name)}**")
@@ -58,20 +60,30 @@ with ui.user_errors():
                 app_text.plain(app_text.describe(engines[name].config, len(engines[name].names)))
             )
             ui.result_metrics(result, stacked=len(results) >= 3)
-            ui.result_grid(engines[name], result.hits, result.relevant, columns=2)
+    # one row per rank, the indexes side by side: it wraps on a phone instead of stacking
+    # every index's whole list under the previous one
+    for rank in range(k):
+        st.markdown(f"**Rank {rank + 1}**")
+        with st.container(horizontal=True, gap="small"):
+            for name, result in results.items():
+                ui.rank_cell(engines[name], name, result, rank)
 
     st.subheader(f"Overlap of the top {k}")
     names = {name: [hit.name for hit in r.hits] for name, r in results.items()}
-    st.dataframe(
-        pd.DataFrame(app_queries.overlap_rows(names)), hide_index=True, key="compare_overlap"
-    )
+    overlap = pd.DataFrame(app_queries.overlap_rows(names))
+    if overlap.empty:
+        st.caption("One index only: nothing to overlap with.")
+    else:
+        overlap[["A", "B"]] = overlap[["A", "B"]].map(app_text.breakable)  # wraps on a phone
+        st.table(app_text.plain_table(overlap.astype(str)), hide_index=True)
 
     st.subheader("Overall figures")
     rows = [
         {**app_indexes.manifest_row(name, engine.manifest), "eval mAP": ui.run_map(engine.config)}
         for name, engine in engines.items()
     ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="compare_overall")
+    overall = pd.DataFrame(rows).set_index("index").T  # one column per index: fits a phone
+    st.table(app_text.plain_table(overall.map(run_table.cell_text)))
     st.caption(
         "eval mAP: from the newest evaluation run in outputs/ with the same feature, "
         "metric, index and post-processing (empty when there is none)."

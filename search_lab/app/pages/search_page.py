@@ -1,40 +1,57 @@
-"""Search: one query image (a dataset query or an upload) against one built index."""
+"""Search: one query image (a dataset query, a thumbnail, an upload or a result) against one index.
+
+A progress bar runs from the first paint to the first results: loading the index (checksums,
+warm-up), calibrating its weak-match distance, then the query itself.
+"""
 
 import streamlit as st
 
+from search_lab.app import paths as app_paths
 from search_lab.app import photos as app_photos
 from search_lab.app import queries as app_queries
+from search_lab.app import search_view as view
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
 
 st.title("Search")
 with ui.user_errors():
-    choice = ui.pick_index("search_index")
+    choice = ui.pick_index("search_index", default=app_paths.default_index())
     if choice is None:
         st.stop()
+    progress = st.progress(0.0, text="Loading the index…")
     engine = ui.engine_for(choice)
     dataset = ui.dataset_of(engine)
     if app_photos.is_plain(dataset):
         st.caption(app_photos.NO_GROUND_TRUTH)
+    progress.progress(0.5, text="Calibrating the weak-match distance on the tune side…")
+    calibration = ui.calibration_for(choice, engine, dataset)
+    progress.progress(0.7, text="Searching…")
     left, right = st.columns([3, 1])
     with right:
         k_max = max(2, min(50, len(engine.names)))
         k = st.slider("Results shown", 1, k_max, min(10, k_max), key="search_k")
     with left:
-        query = ui.pick_query("search", engine, dataset)
+        query = view.pick_query("search", engine, dataset)
     if query is None:
+        progress.empty()
         st.stop()
     result = app_queries.search(engine, query.source(engine), k, dataset, query.dataset_name)
+    progress.empty()
     st.subheader(f"Results for {app_text.plain(query.label)}")
-    image_col, metrics_col = st.columns([1, 4])
+    image_col, metrics_col = st.columns([1, 3])
     with image_col:
-        ui.show_image(ui.query_thumb(query, engine), f"query: {query.label}", width=200)
+        ui.show_image(ui.query_thumb(query, engine), f"query: {query.label}")
+        view.more_like_this("search", query.dataset_name, "query")
     with metrics_col:
         ui.result_metrics(result)
         if result.relevant is not None:
             st.caption("✓ marks the images the ground truth calls relevant; the query is left out.")
         else:
             st.caption(
-                "An upload has no ground truth: pick a dataset query to see relevance and AP."
+                "No ground truth for this image: pick a dataset query to see relevance and AP."
             )
-    ui.result_grid(engine, result.hits, result.relevant)
+        if calibration is not None:
+            st.caption(app_text.plain(calibration.help_text()))
+        else:
+            st.caption("No weak-match distance: this collection has no tune-side ground truth.")
+    view.result_cells("search", engine, result.hits, result.relevant, calibration)
