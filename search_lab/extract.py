@@ -97,6 +97,7 @@ def _parallel(paths: Sequence[Path], extractor: Extractor, rotation: int, worker
     ctx = (
         get_context("fork") if "fork" in get_all_start_methods() else None
     )  # no re-imports per worker
+    extractor.prepare_many()  # tables built once here, inherited by the forked workers
     init_args = (extractor.spec, rotation, os.getpid())
     with ProcessPoolExecutor(workers, ctx, _init_worker, init_args) as pool:
         yield from pool.map(_extract_file, paths, chunksize=chunk)
