@@ -110,3 +110,21 @@ def dimensions(quick: bool) -> tuple[list[Run], int]:
         _r("alexnet fc6 4096-d", "alexnet", *TORCHVISION, "feature.backbone=alexnet", optional=True)
     )
     return runs, full
+
+
+def quick_leaves_out() -> str:
+    """What ``--quick`` leaves out of the full plan, in words computed from the two plans."""
+    made = {r.overrides for r in [*features(True), *metrics(True)]}
+    q1 = [r.label for r in features(False) if r.overrides not in made]
+    q3 = list(dict.fromkeys(r.group for r in metrics(False) if r.overrides not in made))
+    q2 = [r.label for r in search(False) if r.label not in {x.label for x in search(True)}]
+    (_, quick_dim), (_, full_dim) = dimensions(True), dimensions(False)
+    return (
+        f"`--quick` leaves out, to finish in about a minute (the CNN's extraction dominates a "
+        f"full cold run): {', '.join(q1)} (question 1); the metrics on {', '.join(q3)} "
+        f"(question 3); the search methods {', '.join(q2)} (question 2). It answers questions 2 "
+        f"and 4 on the {quick_dim}-d hsv histograms instead of the CNN's {full_dim:,}-d "
+        "descriptors (question 4's benchmark table, from bench/ann.json, covers higher "
+        "dimensions), and every claim speaks only of the runs shown. "
+        "`python -m search_lab.report` answers on everything."
+    )
