@@ -206,6 +206,18 @@ class FaissIndex(FileIndex):
         d, ids = self._index.search(queries, k)
         return padded(ids, np.where(ids < 0, np.inf, self._to_metric(d.astype(np.float64))), k)
 
+    @classmethod
+    def applicable(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """``nprobe`` only for IVF factories, ``ef`` only for HNSW ones."""
+        factory = str(params.get("factory", ""))
+        drop = {"nprobe"} if "IVF" not in factory else set()
+        drop |= {"ef"} if "HNSW" not in factory else set()
+        return {k: v for k, v in params.items() if k not in drop}
+
+    def built_params(self) -> dict[str, Any]:
+        """The factory string built (``IVF1024,Flat`` becomes ``IVF16,Flat`` on 648 vectors)."""
+        return {"factory": self.built_factory}
+
     def record(self) -> dict[str, Any]:
         """The common record plus the factory string actually built (IVF lists adapted)."""
         return {**super().record(), "built_factory": self.built_factory}
