@@ -5,7 +5,8 @@ holds, or two configurations share a folder and the second silently replaces the
 (``index=faiss_ivf`` and ``index=faiss`` once both wrote ``hsv-cosine-faiss``). The name reads
 ``<feature>-<metric>-<index>`` (plus the Faiss factory), then, if any parameter differs from its
 group's defaults, ``+`` and the differing values with a short hash of all of them:
-``hsv-cosine-faiss-IVF1024_Flat``, ``hsv-cosine-exact+bins16x8x4-9c1e0f``.
+``hsv-cosine-faiss-IVF1024_Flat``, ``hsv-cosine-exact+bins16x8x4-9aed51`` (the hash covers
+every differing value, also those left out of a long name).
 
 :func:`config_difference` names the first differences between a saved index's configuration
 and a new one, so a build into a folder of another configuration can be refused in one line.
@@ -120,9 +121,10 @@ def index_folder_name(cfg: Mapping[str, Any], reference: Mapping[str, Any]) -> s
     }  # fmt: skip
     if not diff:
         return base
-    readable = "+".join(f"{k.split('.', 1)[1]}{_slug(v)}" for k, v in sorted(diff.items()))
+    pieces = [f"{k.split('.', 1)[1]}{_slug(v)}" for k, v in sorted(diff.items())]
+    kept = [p for i, p in enumerate(pieces) if len("+".join(pieces[: i + 1])) <= MAX_SUFFIX]
     digest = hashlib.sha256(json.dumps(diff, sort_keys=True).encode()).hexdigest()[:6]
-    return f"{base}+{readable[:MAX_SUFFIX].rstrip('+._')}-{digest}"
+    return "+".join([base, *(kept or [pieces[0][:MAX_SUFFIX]])]) + f"-{digest}"
 
 
 def summary_params(index_cfg: Mapping[str, Any], built: Mapping[str, Any] | None) -> dict[str, Any]:
