@@ -1,7 +1,9 @@
 """Build a search index for the app: ``python -m search_lab.build_index [overrides]``.
 
-Writes a self-describing folder (``index_dir``, default ``indexes/<feature>-<metric>-<index>``)
-that ``SearchEngine.load`` checks and serves.
+Writes a self-describing folder (``index_dir``, default ``indexes/<feature>-<metric>-<index>``
+plus every parameter that differs from its groups' defaults, :mod:`search_lab.index_identity`)
+that ``SearchEngine.load`` checks and serves; a folder of another configuration is refused
+unless ``overwrite=true``.
 """
 
 from __future__ import annotations
