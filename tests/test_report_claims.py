@@ -98,3 +98,17 @@ def test_best_is_said_only_of_a_measurable_winner() -> None:
     )
     assert "best" not in tied and "hsv (mAP 0.569)" not in tied  # measurably worse: not named
     assert winner_sentence("x", top, []) == "Of x, only **cnn** (mAP 0.768) ran."
+
+
+def test_quick_cites_cnn_runs_only_when_made(tmp_path) -> None:
+    """--quick's CNN rows of question 4 are never run: a missing one is a "not run" row."""
+    from search_lab.report.plan import CNN_REUSED, dimensions
+    from search_lab.report.runs import REUSE_ONLY_REASON, ensure
+
+    runs, dim = dimensions(True)
+    reused = [r for r in runs if r.group == CNN_REUSED]
+    assert dim == 288 and [r.overrides[0] for r in reused] == ["feature=cnn", "feature=cnn"]
+    assert all(r.reuse_only for r in reused) and not any(r.reuse_only for r in dimensions(False)[0])
+    outcome = ensure(reused[0], tmp_path, ())
+    assert not outcome.ok and outcome.reason == REUSE_ONLY_REASON
+    assert not (tmp_path / "feature=cnn").exists()  # nothing was evaluated

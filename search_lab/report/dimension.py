@@ -26,6 +26,7 @@ from search_lab.report.cells import (
     winner,
 )
 from search_lab.report.claims import dimension_sentence, trend
+from search_lab.report.plan import CNN_REUSED
 from search_lab.report.render import Chart, Section, Table, line_chart
 from search_lab.report.runs import Outcome
 from search_lab.report.sections import HEADINGS, commands
@@ -60,7 +61,7 @@ def _pca_table(outcomes: Sequence[Outcome]) -> Table:
             run_cell(o),
         ]
         for o in outcomes
-        if o.run.group in (*PCA_GROUPS, "alexnet")
+        if o.run.group in (*PCA_GROUPS, CNN_REUSED, "alexnet")
     ]
     cols = ["configuration", "whitening", "dim", MAP_COLUMN, "exact query ms p50", RUN_COLUMN]
     note = "PCA is fitted on the collection itself (no labels); whitening with shrinkage 1.0."
@@ -122,6 +123,25 @@ def _bench_sentence(table: Table) -> str:
     )
 
 
+def _cnn_sentence(rows: list[Outcome]) -> str:
+    """``--quick``: the answer on the CNN's 1280-d descriptors, from the full report's runs."""
+    if len(rows) != 2:
+        return ""
+    full, reduced = rows
+    if not (full.ok and reduced.ok):
+        return (
+            "On the CNN's 1,280-d descriptors: not in this report (`--quick` never extracts "
+            "CNN features; it cites the full report's runs once `python -m search_lab.report` "
+            "has made them)."
+        )
+    pc = paired(full, reduced)
+    return (
+        f"On the CNN's {full.metrics['dim']:,}-d descriptors (the full report's runs, reused): "
+        f"{reduced.run.label} mAP {short(reduced)} against {short(full)} unreduced "
+        f"({delta_text(pc)}, {verdict(pc)})."
+    )
+
+
 def _named(runs: Sequence[Outcome]) -> list[Outcome]:
     """The runs relabelled with their whitening (``PCA 128 (whitened)``), the unreduced run once."""
     out, seen = [], set()
@@ -168,6 +188,9 @@ def _answer(
         )
     if bench_table:
         out.append(_bench_sentence(bench_table))
+    cnn = _cnn_sentence([o for o in outcomes if o.run.group == CNN_REUSED])
+    if cnn:
+        out.append(cnn)
     alex = next((o for o in outcomes if o.run.group == "alexnet"), None)
     if alex is not None:
         out.append(
