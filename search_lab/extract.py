@@ -97,7 +97,6 @@ def _parallel(paths: Sequence[Path], extractor: Extractor, rotation: int, worker
     ctx = (
         get_context("fork") if "fork" in get_all_start_methods() else None
     )  # no re-imports per worker
-    extractor.prepare_many()  # tables built once here, inherited by the forked workers
     init_args = (extractor.spec, rotation, os.getpid())
     with ProcessPoolExecutor(workers, ctx, _init_worker, init_args) as pool:
         yield from pool.map(_extract_file, paths, chunksize=chunk)
@@ -140,6 +139,7 @@ def extract_files(
     extractor = as_extractor(feature)
     paths = [Path(root) / name for name in names]
     workers = workers or os.cpu_count() or 1
+    extractor.prepare_many()  # lookup tables now, before the clock and before workers fork
     start = time.perf_counter()
     if extractor.parallel:
         results = _parallel(paths, extractor, rotation, min(workers, max(1, len(paths))))

@@ -60,7 +60,7 @@ def test_dimension_sentence_names_a_fall_the_ends_would_hide() -> None:
         "Recall falls at some step as dimension grows for faiss IVF1024,PQ16 (rises, then "
         "falls; down 0.296 from 0.871 at 128-d to 0.575 at 1280-d); hnsw M16 (rises, then "
         "falls; down 0.009 from 0.999 at 512-d to 0.990 at 1280-d); it never falls for annoy "
-        "50 trees (never falls); it stays at 1 for faiss Flat (exhaustive search)."
+        "50 trees; it stays at 1 for faiss Flat (exhaustive search)."
     )
     assert "No method loses" not in text
 

@@ -71,7 +71,8 @@ def dimension_sentence(
             continue
         drop, i, j = largest_drop(values)
         if drop <= tol:
-            keep.append(f"{name} ({trend(values, tol)})")
+            words = trend(values, tol)
+            keep.append(name if words == "never falls" else f"{name} ({words})")
         else:
             lose.append(
                 f"{name} ({trend(values, tol)}; down {drop:.3f} from {values[i]:.3f} at "

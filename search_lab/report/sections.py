@@ -102,7 +102,7 @@ def _features_answer(outcomes: Sequence[Outcome], costs: dict[str, float | None]
             "The CNN is not among these runs (`--quick` leaves it out), so this ranks the "
             "hand-crafted features only."
         )
-    overall = winner(outcomes, "every configuration")
+    overall = winner(outcomes, "all the configurations run")
     if top is not None and top is not hsv:
         pc = paired(hsv, top) if hsv else None
         overall += f" {top.run.label} against plain hsv: {delta_text(pc)} ({verdict(pc)})."
