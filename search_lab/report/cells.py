@@ -149,9 +149,3 @@ def winner(outcomes: Sequence[Outcome], group: str) -> str:
         return Candidate(o.run.label, f"mAP {short(o)}", beaten)
 
     return winner_sentence(group, candidate(top), [candidate(o) for o in done[1:]])
-
-
-def is_clear_winner(outcomes: Sequence[Outcome]) -> bool:
-    """Whether the highest-mAP finished outcome measurably beats every other one."""
-    done = sorted((o for o in outcomes if o.ok), key=lambda o: -o.metrics["map"])
-    return bool(done) and all(verdict(paired(o, done[0])) == "better" for o in done[1:])
