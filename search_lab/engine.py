@@ -31,6 +31,7 @@ from search_lab.data import Dataset, load_dataset
 from search_lab.errors import ConfigError, DatasetError, IndexMismatchError
 from search_lab.extract import Progress, build_extractor, vectors_of
 from search_lab.features import Extractor
+from search_lab.index_identity import summary_params
 from search_lab.indexes import Index, search_views
 from search_lab.lifeline import owner_tag, remove_stale
 from search_lab.manifest import (
@@ -116,7 +117,7 @@ class SearchEngine:
 
     def describe(self) -> str:
         """The configuration in plain words: ``hsv features, cosine distance, exact search``."""
-        index = self.config["index"]
+        index = summary_params(self.config["index"], self.manifest.get("built"))
         shown = indexes.INDEXES.describe(index["name"]).values(index)
         extra = f" ({', '.join(shown)})" if shown else ""
         return (
@@ -156,6 +157,7 @@ class SearchEngine:
         tmp = staged or staging_dir(directory)
         try:
             self.index.save(tmp)
+            self.manifest["built"] = self.index.built_params()  # e.g. the IVF lists built
             np.savez(tmp / POST_STATE, **self.post.state)
             self.manifest["files"] = integrity.record(tmp, skip=frozenset({MANIFEST}))
             write_json(

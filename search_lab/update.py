@@ -33,7 +33,7 @@ from filelock import FileLock, Timeout
 from search_lab import integrity, swap
 from search_lab.cache import Features, cache_key
 from search_lab.catalog import CATALOG, Catalog, Entry, Plan, plan
-from search_lab.collection import _identity, fit_on_source, fitted_post
+from search_lab.collection import fit_on_source, fitted_post
 from search_lab.data import Dataset
 from search_lab.engine import (
     SearchEngine,
@@ -45,6 +45,7 @@ from search_lab.engine import (
 from search_lab.errors import ConfigError, DatasetError, IndexMismatchError
 from search_lab.extract import feature_key
 from search_lab.files import atomic_write
+from search_lab.index_identity import config_difference, refusal
 from search_lab.manifest import MANIFEST, manifest_of
 from search_lab.pipeline import Pipeline, make_index
 from search_lab.postprocess import PostProcessor
@@ -55,8 +56,6 @@ log = logging.getLogger(__name__)
 RAW = "raw.npy"  # the indexed images' features before post-processing, in row order
 REFIT_SHARE = 0.2  # default: refit PCA/whitening once 20% of the images changed since the fit
 IN_PLACE = frozenset({"exact"})  # index types updated by keeping and appending rows
-_COMPARED = ("feature", "metric", "index", "post")
-_DATASET_KEYS = ("layout", "labels", "split", "split_fraction", "split_seed")
 
 
 @dataclass
@@ -107,32 +106,11 @@ def index_lock(target: Path) -> Iterator[None]:
         lock.release()
 
 
-def config_difference(built: dict[str, Any], wanted: dict[str, Any]) -> str | None:
-    """The first setting that differs between two configs, as ``key=old vs new``, or None."""
-    for section in _COMPARED:
-        old, new = built.get(section, {}), wanted.get(section, {})
-        if section == "feature":
-            old, new = _identity(old), _identity(new)
-        if section == "post":
-            old, new = _no_fit_on(old), _no_fit_on(new)
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key):
-                return f"{section}.{key}={old.get(key)!r}, this run asks for {new.get(key)!r}"
-    old, new = built.get("dataset", {}), wanted.get("dataset", {})
-    for key in _DATASET_KEYS:
-        if old.get(key) != new.get(key):
-            return f"dataset.{key}={old.get(key)!r}, this run asks for {new.get(key)!r}"
-    return None
-
-
-def _no_fit_on(post: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in post.items() if k != "fit_on"}
-
-
-def previous(pipe: Pipeline, target: Path, root: Path) -> Previous | None:
+def previous(pipe: Pipeline, target: Path, root: Path, overwrite: bool) -> Previous | None:
     """The index in ``target`` to update, or None when there is none to update (full build).
 
-    Raises ConfigError when ``target`` holds an index of another configuration or dataset.
+    Raises ConfigError when ``target`` holds an index of another configuration or dataset,
+    unless ``overwrite`` (then it is built anew).
     """
     if not (target / MANIFEST).is_file():
         return None
@@ -143,12 +121,11 @@ def previous(pipe: Pipeline, target: Path, root: Path) -> Previous | None:
         return None
     diff = config_difference(manifest["config"], pipe.config)
     if diff is None and Path(manifest["root"]) != root.resolve():
-        diff = f"dataset.root={manifest['root']!r}, this run asks for {str(root.resolve())!r}"
+        diff = f"dataset.root {manifest['root']} → {root.resolve()}"
     if diff is not None:
-        raise ConfigError(
-            f"{target} holds an index of another configuration ({diff}); choose another "
-            "index_dir, or pass rebuild=true to replace it"
-        )
+        if overwrite:
+            return None
+        raise refusal(target, diff)
     if not (target / CATALOG).is_file() or not (target / RAW).is_file():
         log.info("%s holds no catalog of its files (built before updates): building anew", target)
         return None
@@ -159,10 +136,11 @@ def previous(pipe: Pipeline, target: Path, root: Path) -> Previous | None:
 
 
 def update_index(
-    pipe: Pipeline, target: Path, *, rebuild: bool = False
+    pipe: Pipeline, target: Path, *, rebuild: bool = False, overwrite: bool = False
 ) -> tuple[SearchEngine, Report]:
     """Build ``target``, or update the index it holds (see module doc); ``rebuild`` forces a
-    full build. Returns the engine and what was done.
+    full build, ``overwrite`` replaces an index of another configuration. Returns the engine
+    and what was done.
 
     Raises
     ------
@@ -181,7 +159,7 @@ def update_index(
             kept = f"; {target} is left as it was" if (target / MANIFEST).is_file() else ""
             raise DatasetError(f"{err}{kept}") from err
         data = pipe.dataset.side(full)
-        old = None if rebuild else previous(pipe, target, data.root)
+        old = None if rebuild else previous(pipe, target, data.root, overwrite)
         return _update(pipe, target, data, full.fingerprint(), old, share)
 
 
@@ -368,4 +346,4 @@ def _save(engine: SearchEngine, target: Path, raw: np.ndarray, catalog: Catalog)
         raise
 
 
-__all__ = ["REFIT_SHARE", "Entry", "Report", "config_difference", "update_index"]
+__all__ = ["REFIT_SHARE", "Entry", "Report", "update_index"]

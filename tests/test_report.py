@@ -99,6 +99,9 @@ def test_quick_report_end_to_end(tmp_path: Path, holidays_dir: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     (folder,) = [p for p in out.iterdir() if p.name != "runs"]
     md = (folder / MD_FILE).read_text()
+    top = md.split("\n## ")[0]
+    assert "`--quick` leaves out" in top and "cnn two scales" in top and "1,280-d" in top
+    assert "Best of all" not in md  # "best" only of a measurable winner (claims.py)
     sections = re.split(r"^## ", md, flags=re.M)[1:]
     assert [s.splitlines()[0] for s in sections] == list(HEADINGS)
     for section in sections:

@@ -136,10 +136,10 @@ def test_another_configuration_is_refused_naming_the_difference(
 ) -> None:
     build(tmp_path, photos, capsys)
     with pytest.raises(
-        ConfigError, match=r"feature\.bins=\[8, 12, 3\], this run asks for \[4, 4, 4\]"
+        ConfigError, match=r"feature\.bins \[8, 12, 3\] → \[4, 4, 4\].*overwrite=true"
     ):
         build(tmp_path, photos, capsys, "feature.bins=[4,4,4]")
-    with pytest.raises(ConfigError, match=r"metric\.name='cosine', this run asks for 'euclidean'"):
+    with pytest.raises(ConfigError, match=r"metric\.name cosine → euclidean"):
         build(tmp_path, photos, capsys, "metric=euclidean")
     line = build(tmp_path, photos, capsys, "feature.bins=[4,4,4]", "rebuild=true")
     assert line.startswith("added 10,")

@@ -11,6 +11,7 @@ from typing import Any
 from search_lab.app.paths import BUILD_COMMAND, DEFAULT_INDEX_NAME, DEFAULT_INDEXES
 from search_lab.app.text import describe, plain_words
 from search_lab.engine import build_engine, list_engines, manifest_of, scan_engines
+from search_lab.index_identity import summary_config
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ def index_choices(parent: str | os.PathLike) -> list[IndexChoice]:
     for path in list_engines(parent):
         manifest = manifest_of(path)
         mtime = (path / "manifest.json").stat().st_mtime_ns
-        label = f"{path.name} — {describe(manifest['config'], len(manifest['names']))}"
+        label = f"{path.name} — {describe(summary_config(manifest), len(manifest['names']))}"
         choices.append(IndexChoice(path, mtime, label, manifest["config"]))
     return choices
 
@@ -80,7 +81,7 @@ def build_with_progress(cfg: dict[str, Any], report: Callable[[float, str], None
 
 def manifest_row(name: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
     """The overall figures of a built index, one table row (for the Compare page)."""
-    words = plain_words(manifest["config"])
+    words = plain_words(summary_config(manifest))
     return {
         "index": name,
         "feature": words["feature"],

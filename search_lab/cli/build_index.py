@@ -1,7 +1,9 @@
 """Build a search index for the app: ``python -m search_lab.build_index [overrides]``.
 
-Writes a self-describing folder (``index_dir``, default ``indexes/<feature>-<metric>-<index>``)
-that ``SearchEngine.load`` checks and serves.
+Writes a self-describing folder (``index_dir``, default ``indexes/<feature>-<metric>-<index>``
+plus every parameter that differs from its groups' defaults, :mod:`search_lab.index_identity`)
+that ``SearchEngine.load`` checks and serves; a folder of another configuration is refused
+unless ``overwrite=true``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import hydra
 from omegaconf import DictConfig
 
 from search_lab.cli.glue import CONF_DIR, run_job
-from search_lab.engine import build_engine
+from search_lab.engine import SearchEngine, build_engine
+from search_lab.index_identity import check_target
 from search_lab.pipeline import build_pipeline
 from search_lab.streaming_build import build_and_save, in_memory_reason
 from search_lab.update import update_index
@@ -30,17 +33,25 @@ def run(cfg: dict[str, Any], out_dir: Path) -> Path:
     Features extracted on Ray are indexed out of core, shard by shard (streaming_build).
     """
     pipe, target = build_pipeline(cfg), Path(cfg["index_dir"])
-    reason = in_memory_reason(pipe)
+    overwrite, reason = bool(cfg.get("overwrite", False)), in_memory_reason(pipe)
     if pipe.executor == "local":  # kept current: only added and changed images are extracted
-        engine, report = update_index(pipe, target, rebuild=bool(cfg.get("rebuild")))
+        rebuild = bool(cfg.get("rebuild"))
+        engine, report = update_index(pipe, target, rebuild=rebuild, overwrite=overwrite)
         print(report.line())
-    elif reason is None:
+        return _summary(engine, target)
+    check_target(target, pipe.config, overwrite=overwrite)
+    if reason is None:
         engine = build_and_save(pipe, target)
     else:
         if pipe.executor == "ray":
             log.info("building the index in memory: %s", reason)
         engine = build_engine(pipe)
         engine.save(target)
+    return _summary(engine, target)
+
+
+def _summary(engine: SearchEngine, target: Path) -> Path:
+    """Print the one summary line of a built index; returns its folder."""
     skipped = len(engine.manifest["skipped"])
     print(
         f"built {target}: {engine.describe()}; {skipped} files skipped"

@@ -47,6 +47,50 @@ def register_resolvers() -> None:
 
     if not OmegaConf.has_resolver("sweep_subdir"):
         OmegaConf.register_new_resolver("sweep_subdir", job_subdir)
+    if not OmegaConf.has_resolver("index_folder"):
+        OmegaConf.register_new_resolver("index_folder", index_folder)
+
+
+def group_defaults(group: str, option: str, conf_dir: Path = CONF_DIR) -> dict[str, Any]:
+    """The values ``conf/<group>/<option>.yaml`` sets, its own defaults list followed
+    (``- faiss`` in the same group, ``- /feature/hsv@hsv`` into a key); {} if there is none."""
+    path = conf_dir / group / f"{option}.yaml"
+    if not path.is_file():
+        return {}
+    node = OmegaConf.load(path)
+    merged = OmegaConf.create()
+    entries = [str(e) for e in node.pop("defaults", None) or []]
+    for entry in entries if "_self_" in entries else [*entries, "_self_"]:
+        if entry == "_self_":
+            merged = OmegaConf.merge(merged, node)
+            continue
+        target, _, key = entry.partition("@")
+        sub_group, _, sub_option = target.lstrip("/").rpartition("/")
+        part = group_defaults(sub_group or group, sub_option, conf_dir)
+        merged = OmegaConf.merge(merged, {key: part} if key else part)
+    return OmegaConf.to_container(merged, resolve=False)
+
+
+def index_folder(
+    feature: DictConfig, metric: DictConfig, index: DictConfig, post: DictConfig
+) -> str:
+    """Resolver ``${index_folder:${feature},${metric},${index},${post}}``: the default index
+    folder name, every parameter that differs from its group's defaults encoded
+    (:func:`search_lab.index_identity.index_folder_name`)."""
+    from search_lab.index_identity import index_folder_name
+
+    cfg = {
+        name: OmegaConf.to_container(node, resolve=True)
+        for name, node in zip(
+            ("feature", "metric", "index", "post"), (feature, metric, index, post), strict=True
+        )
+    }
+    reference = {
+        name: group_defaults(name, str(cfg[name]["name"]))
+        for name in ("feature", "metric", "index")
+    }
+    reference["post"] = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml").post)
+    return index_folder_name(cfg, reference)
 
 
 def composed(overrides: list[str], name: str = "config", *, hydra: bool = False) -> DictConfig:

@@ -45,6 +45,10 @@ class Extractor:
         """Load what extraction needs (a network and its weights) now, so a bad setting fails
         before any work; extraction also does it on first use. A no-op for most features."""
 
+    def prepare_many(self) -> None:
+        """Get ready for many images (e.g. build lookup tables before worker processes fork,
+        so they inherit them). A no-op for most features."""
+
     def extract(self, image: np.ndarray) -> np.ndarray:
         """Descriptor of one image: (H, W, 3) uint8 RGB in, 1-D float32 out."""
         raise NotImplementedError

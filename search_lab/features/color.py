@@ -33,17 +33,31 @@ def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
     return np.stack([hue, saturation, value], axis=-1)
 
 
-@lru_cache(maxsize=8)
-def bin_lut(bins: tuple[int, int, int]) -> np.ndarray:
-    """Joint HSV bin of every 7-bit-quantised RGB colour, as a flat uint16 table of 2**21 entries.
+_TABLES: dict[tuple[int, int, int], np.ndarray] = {}
+_DIRECT: dict[tuple[int, int, int], int] = {}
+DIRECT_IMAGES = 4
+"""Images per process binned colour by colour before the whole table is built: a one-image
+query (``python -m search_lab.search``) then never pays the table's ~0.3 s."""
 
-    Built once per process and per bin setting; an image's histogram is then one table lookup
-    and one ``bincount``, which keeps extraction close to JPEG decoding speed.
+
+def _bins_of_codes(codes: np.ndarray, bins: tuple[int, int, int]) -> np.ndarray:
+    """Joint HSV bin (uint16) of 21-bit colour codes ``(r << 14) | (g << 7) | b`` (7-bit each).
+
+    Each colour is taken at the centre of its 7-bit cell; the table and the direct path both
+    come through here, so they agree bit for bit.
     """
     levels = 1 << LUT_BITS
     centres = (np.arange(levels, dtype=np.float32) + 0.5) / levels
-    r, g, b = np.meshgrid(centres, centres, centres, indexing="ij")
-    hsv = rgb_to_hsv(np.stack([r, g, b], axis=-1).reshape(-1, 3))
+    mask = levels - 1
+    rgb = np.stack(
+        [
+            centres[codes >> (2 * LUT_BITS)],
+            centres[(codes >> LUT_BITS) & mask],
+            centres[codes & mask],
+        ],
+        axis=-1,
+    )
+    hsv = rgb_to_hsv(rgb)
     nh, ns, nv = bins
     h = np.floor(hsv[:, 0] * nh).astype(np.int64) % nh
     s = np.minimum(np.floor(hsv[:, 1] * ns).astype(np.int64), ns - 1)
@@ -51,11 +65,27 @@ def bin_lut(bins: tuple[int, int, int]) -> np.ndarray:
     return ((h * ns + s) * nv + v).astype(np.uint16)
 
 
+def bin_lut(bins: tuple[int, int, int]) -> np.ndarray:
+    """Joint HSV bin of every 7-bit-quantised RGB colour, as a flat uint16 table of 2**21 entries.
+
+    Built once per process and per bin setting; an image's histogram is then one table lookup
+    and one ``bincount``, which keeps extraction close to JPEG decoding speed.
+    """
+    table = _TABLES.get(bins)
+    if table is None:
+        table = _TABLES[bins] = _bins_of_codes(
+            np.arange(1 << (3 * LUT_BITS), dtype=np.uint32), bins
+        )
+    return table
+
+
 def bin_image(image: np.ndarray, bins: tuple[int, int, int]) -> np.ndarray:
     """Joint HSV bin index of every pixel of an (H, W, 3) uint8 RGB image, shape (H, W), uint16.
 
     The 21-bit table index is built in place in one uint32 array (shift, or, shift, or), not
-    from three widened channel copies: about a third less time than the expression form.
+    from three widened channel copies: about a third less time than the expression form. The
+    first :data:`DIRECT_IMAGES` images of a process (without a table yet) bin only the colours
+    they hold; later ones build and use the whole table.
     """
     q = image >> (8 - LUT_BITS)  # uint8
     index = q[..., 0].astype(np.uint32)
@@ -63,6 +93,10 @@ def bin_image(image: np.ndarray, bins: tuple[int, int, int]) -> np.ndarray:
     index |= q[..., 1]
     index <<= LUT_BITS
     index |= q[..., 2]
+    if bins not in _TABLES and _DIRECT.get(bins, 0) < DIRECT_IMAGES:
+        _DIRECT[bins] = _DIRECT.get(bins, 0) + 1
+        colours, inverse = np.unique(index, return_inverse=True)
+        return _bins_of_codes(colours, bins)[inverse.reshape(index.shape)]
     return bin_lut(bins).take(index)
 
 
@@ -139,7 +173,10 @@ class HSVHistogram(Extractor):
         self.layout = require_choice("hsv: layout", layout, LAYOUTS)
         self.sqrt = require_bool("hsv: sqrt", sqrt)
         self.max_side = require_int("hsv: max_side", max_side, 1)
-        bin_lut(bins)  # built now: forked extraction workers inherit it instead of each rebuilding
+
+    def prepare_many(self) -> None:
+        """Build the whole RGB-to-bin table now: forked extraction workers inherit it."""
+        bin_lut(self.bins)
 
     def extract(self, image: np.ndarray) -> np.ndarray:
         """Histogram vector of one (H, W, 3) uint8 RGB image; sums to 1 before ``sqrt``."""

@@ -83,6 +83,10 @@ class Combo(Extractor):
         for part in self.parts:
             part.prepare()
 
+    def prepare_many(self) -> None:
+        for part in self.parts:
+            part.prepare_many()
+
     def extract(self, image: np.ndarray) -> np.ndarray:
         return self.extract_batch([image])[0]
 

@@ -9,8 +9,6 @@ from typing import ClassVar
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
-from skimage.feature import hog
 
 from search_lab.errors import ConfigError
 from search_lab.features.base import Extractor, register
@@ -105,6 +103,8 @@ class HOG(Extractor):
 
     def extract(self, image: np.ndarray) -> np.ndarray:
         """L2-normalised HOG vector, shape (dim,), of one (H, W, 3) uint8 RGB image."""
+        from skimage.feature import hog  # skimage takes ~0.3 s to import: only for this feature
+
         height, width = self.size
         grey = Image.fromarray(to_grey(image))  # float32 -> mode "F"
         small = np.asarray(grey.resize((width, height), Image.Resampling.BILINEAR))
@@ -189,6 +189,8 @@ class EdgeHistogram(Extractor):
     def extract(self, image: np.ndarray) -> np.ndarray:
         """Edge-orientation histograms per cell, concatenated, summing to 1: (dim,) float32."""
         grey = to_grey(image)
+        from scipy import ndimage  # only when this feature is used
+
         gx = ndimage.sobel(grey, axis=1)
         gy = ndimage.sobel(grey, axis=0)
         magnitude = np.hypot(gx, gy)

@@ -78,6 +78,17 @@ class Index:
             check = self.CHECKS.get(name) or COMMON_CHECKS.get(name, require_positive_int)
             setattr(self, name, check(f"{self.kind} index: {name}", params.get(name, default)))
 
+    @classmethod
+    def applicable(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The parameters of ``params`` that mean something for this index as configured
+        (all, for most; a Faiss HNSW has no ``nprobe``). Summaries show only these."""
+        return dict(params)
+
+    def built_params(self) -> dict[str, Any]:
+        """Parameters the built index has where they may differ from the configured ones
+        (a Faiss IVF's list count is lowered on a small collection); saved in the manifest."""
+        return {}
+
     def build(self, vectors: np.ndarray) -> None:
         """Index an (N, D) matrix; replaces whatever was indexed before."""
         raise NotImplementedError

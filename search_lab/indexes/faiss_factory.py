@@ -215,6 +215,18 @@ class FaissIndex(FileIndex):
             ivf.make_direct_map()
         return np.asarray(self._index.reconstruct_n(start, max(0, stop - start)), np.float32)
 
+    @classmethod
+    def applicable(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """``nprobe`` only for IVF factories, ``ef`` only for HNSW ones."""
+        factory = str(params.get("factory", ""))
+        drop = {"nprobe"} if "IVF" not in factory else set()
+        drop |= {"ef"} if "HNSW" not in factory else set()
+        return {k: v for k, v in params.items() if k not in drop}
+
+    def built_params(self) -> dict[str, Any]:
+        """The factory string built (``IVF1024,Flat`` becomes ``IVF16,Flat`` on 648 vectors)."""
+        return {"factory": self.built_factory}
+
     def record(self) -> dict[str, Any]:
         """The common record plus the factory string actually built (IVF lists adapted)."""
         return {**super().record(), "built_factory": self.built_factory}

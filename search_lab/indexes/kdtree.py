@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from search_lab.errors import IndexMismatchError
 from search_lab.indexes.base import register
 from search_lab.indexes.files import FileIndex, padded, unit_rows
+
+if TYPE_CHECKING:
+    from scipy.spatial import cKDTree
 
 P_OF: dict[str, int] = {"euclidean": 2, "manhattan": 1, "cosine": 2}
 """Our metric -> the Minkowski p the tree searches with (cosine: L2 on unit vectors)."""
@@ -65,6 +67,8 @@ class KDTreeIndex(FileIndex):
         vectors = np.asarray(vectors, np.float32)
         if self.metric == "cosine":
             vectors = unit_rows(vectors, "kdtree")
+        from scipy.spatial import cKDTree  # ~0.4 s to import: only when a tree is built
+
         self._tree = cKDTree(vectors.astype(np.float64), leafsize=self.leafsize)
         self.size, self.dim = vectors.shape
         self._built = True
@@ -95,4 +99,6 @@ class KDTreeIndex(FileIndex):
         data = np.load(path, allow_pickle=False)
         if data.shape != (self.size, self.dim):
             raise IndexMismatchError(f"{path} holds {data.shape}, expected {(self.size, self.dim)}")
+        from scipy.spatial import cKDTree
+
         self._tree = cKDTree(data.astype(np.float64), leafsize=self.leafsize)

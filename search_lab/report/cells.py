@@ -139,3 +139,19 @@ def display(path: str | os.PathLike) -> str:
         return str(p.relative_to(Path.cwd()))
     except ValueError:
         return str(p)
+
+
+def winner(outcomes: Sequence[Outcome], group: str) -> str:
+    """The "which is best" sentence over every finished outcome (see claims.winner_sentence)."""
+    from search_lab.report.claims import Candidate, winner_sentence
+
+    done = sorted((o for o in outcomes if o.ok), key=lambda o: -o.metrics["map"])
+    if not done:
+        return ""
+    top = done[0]
+
+    def candidate(o: Outcome) -> Candidate:
+        beaten = o is not top and verdict(paired(o, top)) == "better"
+        return Candidate(o.run.label, f"mAP {short(o)}", beaten)
+
+    return winner_sentence(group, candidate(top), [candidate(o) for o in done[1:]])

@@ -83,10 +83,12 @@ def run_all(runs: list[Run], root: Path, overrides: tuple[str, ...]) -> list[Out
 def read_bench(path: Path) -> dict[str, Any] | None:
     """The benchmark results, or None (with a warning) when missing or unreadable."""
     try:
-        return read_json(path)
+        bench = read_json(path)
     except (OSError, ValueError) as err:
         log.warning("no search-method benchmark (%s): run python -m search_lab.bench_ann", err)
         return None
+    bench["source"] = display(path)  # named beside every figure the report takes from it
+    return bench
 
 
 def build(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
@@ -130,7 +132,9 @@ def preamble(args: argparse.Namespace, record: dict[str, Any], seconds: float) -
     reused = sum(r["reused"] for r in runs)
     mode = "--quick " if args.quick else ""
     command = f"python -m search_lab.report {mode}{' '.join(args.overrides)}".strip()
+    lines = [report_plan.quick_leaves_out()] if args.quick else []
     return [
+        *lines,
         f"Made by `{command}` on {datetime.now():%Y-%m-%d %H:%M} in {seconds:.0f} s "
         f"({len(runs)} runs cited, {reused} reused from earlier reports; load average "
         f"{os.getloadavg()[0]:.1f}).",

@@ -8,6 +8,7 @@ not run), and every method's recall as dimension grows from the benchmark (``ben
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from search_lab.report.cells import (
@@ -22,7 +23,10 @@ from search_lab.report.cells import (
     run_cell,
     short,
     verdict,
+    winner,
 )
+from search_lab.report.claims import dimension_sentence, trend
+from search_lab.report.plan import CNN_REUSED
 from search_lab.report.render import Chart, Section, Table, line_chart
 from search_lab.report.runs import Outcome
 from search_lab.report.sections import HEADINGS, commands
@@ -57,7 +61,7 @@ def _pca_table(outcomes: Sequence[Outcome]) -> Table:
             run_cell(o),
         ]
         for o in outcomes
-        if o.run.group in (*PCA_GROUPS, "alexnet")
+        if o.run.group in (*PCA_GROUPS, CNN_REUSED, "alexnet")
     ]
     cols = ["configuration", "whitening", "dim", MAP_COLUMN, "exact query ms p50", RUN_COLUMN]
     note = "PCA is fitted on the collection itself (no labels); whitening with shrinkage 1.0."
@@ -104,30 +108,50 @@ def _bench_dims(bench: dict[str, Any] | None) -> Table | None:
 
 
 def _bench_sentence(table: Table) -> str:
-    """How each method's recall at one setting moves from the lowest to the highest dimension."""
-    moves = []
+    """Each method's recall at one setting over every dimension step (claims.dimension_sentence)."""
+    rows = []
     for name, *cells in table.rows:
         try:
-            first, last = float(cells[0]), float(cells[-1])
-        except ValueError:
+            rows.append((name, [float(c) for c in cells]))
+        except ValueError:  # a method that did not run at some dimension
             continue
-        if first < 1.0 or last < 1.0:
-            moves.append((last - first, name, cells))
-    if not moves:
-        return ""
-    moves.sort()
-    parts = [f"{name} {' → '.join(cells)}" for _, name, cells in moves]
-    drop, name, _ = moves[0]
-    trend = (
-        f"{name} loses most ({drop:+.3f})"
-        if drop < 0
-        else "no method loses recall as dimension grows at these settings"
-    )
+    text = dimension_sentence(rows, table.columns[1:])
+    values = "; ".join(f"{name} {' → '.join(f'{v:.3f}' for v in vals)}" for name, vals in rows)
     return (
-        f"Recall@10 at one fixed setting per method, from {table.columns[1]} to "
-        f"{table.columns[-1]} on the benchmark's synthetic vectors: {'; '.join(parts)}. "
-        f"{trend[0].upper()}{trend[1:]}; exact methods stay at 1."
+        f"Recall@10 at one fixed setting per method, {table.columns[1]} to {table.columns[-1]} "
+        f"on the benchmark's synthetic vectors: {values}. {text}"
     )
+
+
+def _cnn_sentence(rows: list[Outcome]) -> str:
+    """``--quick``: the answer on the CNN's 1280-d descriptors, from the full report's runs."""
+    if len(rows) != 2:
+        return ""
+    full, reduced = rows
+    if not (full.ok and reduced.ok):
+        return (
+            "On the CNN's 1,280-d descriptors: not in this report (`--quick` never extracts "
+            "CNN features; it cites the full report's runs once `python -m search_lab.report` "
+            "has made them)."
+        )
+    pc = paired(full, reduced)
+    return (
+        f"On the CNN's {full.metrics['dim']:,}-d descriptors (the full report's runs, reused): "
+        f"{reduced.run.label} mAP {short(reduced)} against {short(full)} unreduced "
+        f"({delta_text(pc)}, {verdict(pc)})."
+    )
+
+
+def _named(runs: Sequence[Outcome]) -> list[Outcome]:
+    """The runs relabelled with their whitening (``PCA 128 (whitened)``), the unreduced run once."""
+    out, seen = [], set()
+    for o in runs:
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        label = o.run.label if _unreduced(o) else f"{o.run.label} ({o.run.group})"
+        out.append(replace(o, run=replace(o.run, label=label)))
+    return out
 
 
 def _answer(
@@ -142,9 +166,10 @@ def _answer(
         pc = paired(full, top)
         small = plain[0] if plain else full
         out.append(
-            f"Reducing the {full.metrics['dim']}-d descriptors: the best setting is "
-            f"**{top.run.label} ({top.run.group})** with mAP {short(top)} against {short(full)} "
-            f"unreduced ({delta_text(pc)}, {verdict(pc)}). Down at {small.metrics['dim']} "
+            f"Reducing the {full.metrics['dim']}-d descriptors: "
+            + winner(_named(plain + white), "the PCA settings")
+            + f" The highest, {top.run.label} ({top.run.group}), against {short(full)} "
+            f"unreduced: {delta_text(pc)} ({verdict(pc)}). Down at {small.metrics['dim']} "
             f"dimensions without whitening mAP is {small.metrics['map']:.3f}. Exact search takes "
             f"{full.metrics['query_ms_p50']:.3f} ms per query at {full.metrics['dim']}-d and "
             f"{small.metrics['query_ms_p50']:.3f} ms at {small.metrics['dim']}-d (p50)."
@@ -153,14 +178,19 @@ def _answer(
         (o for o in outcomes if o.ok and o.run.group == "annoy"), key=lambda o: o.metrics["dim"]
     )
     if len(annoy) >= 2:
-        lo, hi = annoy[0], annoy[-1]
+        recalls = [o.metrics["ann_recall_at"]["10"] for o in annoy]
+        cells = ", ".join(
+            f"{r:.3f} at {o.metrics['dim']}-d" for r, o in zip(recalls, annoy, strict=True)
+        )
         out.append(
-            f"Annoy (50 trees) keeps recall@10 {lo.metrics['ann_recall_at']['10']:.3f} of exact "
-            f"search at {lo.metrics['dim']}-d and {hi.metrics['ann_recall_at']['10']:.3f} at "
-            f"{hi.metrics['dim']}-d on this collection."
+            f"Annoy (50 trees) keeps recall@10 of exact search {cells} on this collection: it "
+            f"{trend(recalls)} as dimension grows."
         )
     if bench_table:
         out.append(_bench_sentence(bench_table))
+    cnn = _cnn_sentence([o for o in outcomes if o.run.group == CNN_REUSED])
+    if cnn:
+        out.append(cnn)
     alex = next((o for o in outcomes if o.run.group == "alexnet"), None)
     if alex is not None:
         out.append(

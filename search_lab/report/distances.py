@@ -117,25 +117,36 @@ def _raw_sentence(outcomes: Sequence[Outcome]) -> str:
     return text
 
 
+def _ties(group: Sequence[Outcome], top: Outcome) -> list[str]:
+    """Labels of the metrics ``top`` does not measurably beat (itself first)."""
+    rest = [o for o in group if o.ok and o is not top]
+    return [top.run.label] + [o.run.label for o in rest if verdict(paired(o, top)) != "better"]
+
+
 def _advice(outcomes: Sequence[Outcome], features: list[str]) -> str:
-    """Which metric to use for which feature, measured (paired against cosine)."""
+    """Which metric to use for which feature, measured: a metric is named the best only when
+    it measurably beats every other one; each is paired against cosine."""
     parts = []
     for feat in ["hsv", *features]:
         group = [o for o in outcomes if o.run.group == (FORMS[0] if feat == "hsv" else feat)]
         ref, top = find(group, "cosine"), best(group)
         if ref is None or top is None:
             continue
+        ties = _ties(group, top)
+        lead = f"{top.run.label} best" if len(ties) == 1 else "no clear winner among "
+        lead += "" if len(ties) == 1 else ", ".join(ties)
         if top is ref:
-            parts.append(f"{feat}: cosine (= euclidean), no metric does better")
+            parts.append(f"{feat}: {lead}; cosine (= euclidean on unit vectors) is the highest")
             continue
         pc = paired(ref, top)
         word = "measurably better" if verdict(pc) == "better" else "within noise of cosine"
         parts.append(
-            f"{feat}: {top.run.label} {top.metrics['map']:.3f} vs cosine "
+            f"{feat}: {lead}; the highest, {top.run.label} {top.metrics['map']:.3f}, vs cosine "
             f"{ref.metrics['map']:.3f} ({word})"
         )
     return (
-        "Which to use, measured (best metric per feature, paired against cosine): "
+        "Which to use, measured (a metric is called best only when it measurably beats every "
+        "other one on that feature; the highest is paired against cosine): "
         + "; ".join(parts)
         + "."
     )

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 COST_FILE = "extract_cost.json"
 NEUTRAL = ("progress=false",)
 """Overrides every report run gets; they cannot change a result (sweep.RESULT_NEUTRAL_KEYS)."""
+REUSE_ONLY_REASON = "not run: --quick cites it only once the full report has made it"
 _WEIGHTS_HINT = re.compile(r"feature\.weights=\S+")
 
 
@@ -41,6 +42,7 @@ class Run:
     overrides: tuple[str, ...] = ()
     group: str = ""  # the row group a table shows it in (e.g. "families", "hsv bins")
     optional: bool = False  # a configuration error (e.g. missing weights) is a row, not a failure
+    reuse_only: bool = False  # cited only if an earlier (full) report made it; never run here
 
     def command(self, dataset_overrides: tuple[str, ...] = ()) -> str:
         """The command that reproduces this run's numbers."""
@@ -91,6 +93,8 @@ def ensure(run: Run, root: Path, dataset_overrides: tuple[str, ...]) -> Outcome:
     done = finished_metrics(folder, cfg)
     if done is not None:
         return Outcome(run, folder, done, reused=True)
+    if run.reuse_only:
+        return Outcome(run, folder, reason=REUSE_ONLY_REASON)
     start = time.perf_counter()
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # evaluate's terminal summary
