@@ -7,7 +7,7 @@ where it stopped when the same command is run again: finished trials are kept an
 again, a trial cut off mid-way is run again with the same settings. Then the winner is run
 **once** on the test side and reported with its 95% interval and its paired differences to
 the baselines (plain ``feature=cnn`` and ``+experiment=recommended`` by default). It writes
-``conf/experiment/tuned/<name>.yaml`` (``+experiment=tuned/<name>``) and ``<out>/summary.md``.
+``experiments/tuned/<name>.yaml`` (``+experiment=tuned/<name>``) and ``<out>/summary.md``.
 """
 
 from __future__ import annotations
