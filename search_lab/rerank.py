@@ -39,9 +39,9 @@ SV_DEFAULTS: dict[str, Any] = {
     "max_keypoints": 500,
     "ratio": 0.8,
     "ransac_px": 8.0,
-    "min_inliers": 10,
+    "min_inliers": 8,
     "saturate": 50,
-    "weight": 1.0,
+    "weight": 0.25,
 }
 """``conf/rerank/sv.yaml`` (checked equal by the tests): ``search --rerank sv`` on an index
 built without re-ranking takes these."""
@@ -56,9 +56,9 @@ class RerankOptions:
     local: LocalSpec = field(default_factory=LocalSpec)
     ratio: float = 0.8
     ransac_px: float = 8.0
-    min_inliers: int = 10
+    min_inliers: int = 8
     saturate: int = 50
-    weight: float = 1.0
+    weight: float = 0.25
 
     @property
     def enabled(self) -> bool:

@@ -58,10 +58,10 @@ def test_verified_candidate_moves_up_by_the_merged_score(pair) -> None:
     ids, dists = np.array([0, 1, 2, 5]), np.array([0.0, 0.10, 0.30, 0.40])
     stats = RerankStats()
     out, d, counts = rerank_row(ids, dists, kps[0], kps.__getitem__, OPTS, stats, count=3, skip=0)
-    # query: -0 + 0 (not verified: skipped) = 0; copy: -0.3 + 1.0 * 50/50 = 0.7; unrelated: -0.1
-    assert out.tolist() == [2, 0, 1, 5]  # row 3 (beyond the candidates) keeps its place
-    assert d.tolist() == [0.30, 0.0, 0.10, 0.40]
-    assert counts[0] >= OPTS.saturate and counts[1] == 0
+    # query: -0 (not verified: skipped); copy: -0.3 + 0.25 * 50/50 = -0.05; unrelated: -0.1
+    assert out.tolist() == [0, 2, 1, 5]  # row 3 (beyond the candidates) keeps its place
+    assert d.tolist() == [0.0, 0.30, 0.10, 0.40]
+    assert counts[1] >= OPTS.saturate and counts[0] == counts[2] == 0
     assert (stats.pairs, stats.verified, stats.fallback_queries) == (2, 1, 0)
 
 
