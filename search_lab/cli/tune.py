@@ -6,7 +6,7 @@ lives in ``<out>/study.journal`` (Optuna's journal file storage), so an interrup
 where it stopped when the same command is run again: finished trials are kept and never run
 again, a trial cut off mid-way is run again with the same settings. Then the winner is run
 **once** on the test side and reported with its 95% interval and its paired differences to
-the baselines (plain ``feature=cnn`` and ``+experiment=recommended`` by default). It writes
+the baselines (plain ``feature=cnn`` by default; ``--baseline`` adds others). It writes
 ``experiments/tuned/<name>.yaml`` (``+experiment=tuned/<name>``) and ``<out>/summary.md``.
 """
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 MIN_TEST_QUERIES = 20
 """Fewer test queries give no useful interval (a bootstrap over a handful of values)."""
-DEFAULT_BASELINES = ("feature=cnn", "+experiment=recommended")
+DEFAULT_BASELINES = ("feature=cnn",)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
