@@ -5,7 +5,8 @@ Two detectors, registered by name: ``sift`` (OpenCV's SIFT from ``opencv-python-
 (scikit-image's ORB, 256 binary tests packed into 32 bytes). Every image is loaded by the one
 loader (:func:`search_lab.images.load_image`) with ``max_side``, so cost and memory per image
 are bounded. A collection's local features are cached like its global ones: one file per
-(dataset fingerprint, names, detector settings), written atomically with a checksum.
+(dataset fingerprint, names, detector settings, library version), written atomically with a
+checksum.
 """
 
 from __future__ import annotations
@@ -114,6 +115,17 @@ class LocalSpec:
         return self.of_image(load_image(source, max_side=self.max_side))
 
 
+def library_version(name: str) -> str:
+    """The version of the library behind detector ``name`` (part of the cache key)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    package = "opencv-python-headless" if name == "sift" else "scikit-image"
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def check_on_disk(root: Path, names: Sequence[str]) -> None:
     """DatasetError naming the first of ``names`` no longer under ``root`` (before any work)."""
     for name in names:
@@ -139,6 +151,7 @@ def collection_keypoints(
         fingerprint=fingerprint,
         names=cache_key(names=list(names)),
         local=vars(spec),
+        library=library_version(spec.name),
         v=LOCAL_VERSION,
     )
     path = cache.directory / f"local-{key}.npz"
