@@ -237,6 +237,11 @@ def build_pipeline(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
     extractor = build_extractor(cfg["feature"])
     index, post = make_index(cfg), make_post(cfg)
     rerank = RerankOptions.from_config(cfg.get("rerank"))
+    if rerank.enabled and dataset.distractors:
+        raise ConfigError(
+            "rerank=sv reads the collection's image files, and distractors live in another "
+            "folder: drop dataset.distractors or rerank"
+        )
     if cfg["metric"]["name"] == "chi2" and post.pca_dim is not None:
         raise ConfigError(
             "metric chi2 needs non-negative histograms; PCA (post.pca_dim) makes "

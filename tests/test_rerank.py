@@ -101,6 +101,14 @@ def test_bad_settings_are_one_line(key: str, value: object, message: str) -> Non
     assert str(err.value) == message
 
 
+def test_rerank_with_distractors_is_refused_before_work(tmp_path: Path) -> None:
+    from search_lab.pipeline import build_pipeline
+
+    cfg = compose_config(["rerank=sv", f"dataset.distractors={tmp_path}"])
+    with pytest.raises(ConfigError, match=r"drop dataset\.distractors or rerank"):
+        build_pipeline(cfg)
+
+
 def test_the_config_group_matches_the_defaults() -> None:
     assert compose_config(["rerank=sv"])["rerank"] == SV_DEFAULTS
     assert compose_config([])["rerank"] == {"name": "none"}
