@@ -150,20 +150,25 @@ def report(args: argparse.Namespace, base: list[str], study: Any, out: Path) -> 
         f"Tuned with `python -m search_lab.tune {shlex.join(sys.argv[1:])}`: {args.budget} "
         f"trials of the `{args.space}` space on the tune side only (`dataset.split=tune`).",
         "",
-        f"- best tune mAP: {best.value:.4f} (trial {best.number})",
+        f"- best tune mAP: {best.value:.4f} (trial {best.number + 1})",
         f"- recipe: `{' '.join(winner)}`",
         f"- **test mAP: {mean:.4f} [{low:.4f}, {high:.4f}]** over {len(values)} queries "
-        f"(`python -m search_lab.evaluate {shlex.join(base)} +experiment=tuned/{args.name} "
-        "dataset.split=test`)",
+        f"(`{_evaluate(base, f'+experiment=tuned/{args.name}')}`)",
     ]
     for baseline in args.baseline or DEFAULT_BASELINES:
         _, a, b = shared_values(test_side(base, baseline.split()), ap)
         c = paired_comparison(a, b)
         lines.append(
-            f"- vs `{baseline}` ({a.mean():.4f}): {c.delta:+.4f} [{c.low:+.4f}, {c.high:+.4f}], "
-            f"paired sign-flip p = {c.p_value:.4f}"
+            f"- vs `{baseline}` ({a.mean():.4f}, `{_evaluate(base, baseline)}`): "
+            f"{c.delta:+.4f} [{c.low:+.4f}, {c.high:+.4f}], paired sign-flip p = {c.p_value:.4f}"
         )
     return lines
+
+
+def _evaluate(base: list[str], extra: str) -> str:
+    """The evaluate command of one configuration on the test side."""
+    parts = ["python -m search_lab.evaluate", shlex.join(base), extra, "dataset.split=test"]
+    return " ".join(p for p in parts if p)
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -176,7 +181,7 @@ def run(args: argparse.Namespace) -> Path:
     study = open_study(out, args.name)
     run_trials(study, args, base, out)
     lines = report(args, base, study, out)
-    header = [line.lstrip("#- ").replace("`", "") for line in lines[2:] if line]
+    header = [line.lstrip("#- ").replace("`", "").replace("*", "") for line in lines[2:] if line]
     atomic_write_text(args.experiments / f"{args.name}.yaml",
                       experiment_yaml(_values(study.best_trial, args.space), header))  # fmt: skip
     summary = atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
