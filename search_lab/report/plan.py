@@ -9,6 +9,8 @@ from __future__ import annotations
 from search_lab.report.runs import Run
 
 TORCHVISION = ("feature=cnn", "feature.download=false")  # never reach for the network here
+LITE1 = ("feature.backbone=efficientnet_lite1", "feature.size=240")  # each at its native input
+LITE2 = ("feature.backbone=efficientnet_lite2", "feature.size=260")
 
 
 def _r(label: str, group: str, *overrides: str, optional: bool = False) -> Run:
@@ -50,6 +52,8 @@ def features(quick: bool) -> list[Run]:
         _r("cnn max pooling", "cnn", "feature=cnn", "feature.pooling=max"),
         _r("cnn longer side 224", "cnn", "feature=cnn", "feature.size=224"),
         _r("cnn two scales", "cnn", "feature=cnn", "feature.scales=[1.0,1.414]"),
+        _r("cnn Lite1 (240)", "cnn", "feature=cnn", *LITE1),
+        _r("cnn Lite2 (260)", "cnn", "feature=cnn", *LITE2),
         _r("cnn resnet50", "cnn", *TORCHVISION, "feature.backbone=resnet50", optional=True),
         _r("cnn alexnet fc6", "cnn", *TORCHVISION, "feature.backbone=alexnet", optional=True),
     ]
