@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from search_lab.cli import tune
+from search_lab.tune_space import SPACES
 from tests.conftest import CONF, compose_config
 
 
@@ -47,12 +48,15 @@ def test_tiny_budget_end_to_end_and_resume(photos: Path, tmp_path: Path, capsys)
     out = capsys.readouterr().out
     assert "trial 1/2: tune mAP" in out and "trial 2/2" in out
     study = tune.open_study(tmp_path / "study", name)
-    study.ask()  # a third trial left running: as if the command were killed mid-trial
+    cut = study.ask()  # a third trial left running: as if the command were killed mid-trial
+    SPACES["handcrafted"](cut)
     assert tune.main(_args(photos, tmp_path, name=name, budget=3)) == 0
     out = capsys.readouterr().out
     assert "trial 3/3" in out and "trial 1/" not in out  # finished trials are not run again
-    states = [t.state.name for t in tune.open_study(tmp_path / "study", name).trials]
+    trials = tune.open_study(tmp_path / "study", name).trials
+    states = [t.state.name for t in trials]
     assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1  # the cut-off one
+    assert trials[-1].state.name == "COMPLETE" and trials[-1].params == cut.params  # re-run
     summary = (tmp_path / "study" / "summary.md").read_text()
     assert "**test mAP:" in summary and "vs `feature=hsv`" in summary and "p = " in summary
     written = tmp_path / "tuned" / f"{name}.yaml"

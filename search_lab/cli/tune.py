@@ -101,7 +101,7 @@ def open_study(out: Path, name: str) -> Any:
     )
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(trial.params, skip_if_exists=True)  # run again, not lost
+        study.enqueue_trial(trial.params)  # its settings run again: not lost
         log.warning("trial %d was interrupted: it runs again", trial.number)
     return study
 
