@@ -21,8 +21,10 @@ from search_lab import indexes
 from search_lab.collection import Collection, as_pipeline, fit_and_index, index_collection
 from search_lab.data import Dataset, check_ground_truth
 from search_lab.indexes import Index, search_views
+from search_lab.local_features import collection_keypoints
 from search_lab.metrics import ann_recall, score_ranked
 from search_lab.pipeline import Pipeline
+from search_lab.rerank import RerankStats, candidate_count, rerank_row
 from search_lab.splits import group_subsets
 
 log = logging.getLogger(__name__)
@@ -109,14 +111,19 @@ def search_and_score(pipe: Pipeline, col: Collection) -> tuple[dict[str, Any], R
     depth = min((pipe.eval.depth or len(names)) + 1, len(names))
 
     t0 = time.perf_counter()
-    ids, _ = search_views(index, views, depth)
+    ids, dists = search_views(index, views, depth)
     search_s = time.perf_counter() - t0
+    rerank_info = None
+    if pipe.rerank.enabled:
+        ids, rerank_info = rerank_collection(pipe, col, [row[n] for n in query_names], ids, dists)
 
     ranked = ranked_ids(data, names, ids)
     metrics = score_ranked(ranked, queries, data.relevant, ks, protocol=data.protocol)
     metrics["per_query_ap"] = {data.names[q]: ap for q, ap in metrics.pop("ap").items()}
     metrics["search_s"] = search_s
     metrics["rotations_extract_s"] = rotations_s  # rotated query views (eval.rotations)
+    if rerank_info is not None:
+        metrics["rerank"] = rerank_info
     metrics.update(index_fidelity(index, vectors, [row[n] for n in query_names], ks))
     all_names = np.array(data.names, dtype=object)
     rankings = [
@@ -124,6 +131,29 @@ def search_and_score(pipe: Pipeline, col: Collection) -> tuple[dict[str, Any], R
         for q, r in zip(queries, ranked, strict=True)
     ]
     return metrics, rankings
+
+
+def rerank_collection(
+    pipe: Pipeline, col: Collection, query_rows: list[int], ids: np.ndarray, dists: np.ndarray
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """``ids`` with each query's top ``rerank.candidates`` re-scored by geometric verification
+    (:mod:`search_lab.rerank`); the query itself is left where it is (scoring skips it)."""
+    opts, names = pipe.rerank, col.features.names
+    keypoints = collection_keypoints(opts.local, col.data.root, names, col.fingerprint, col.cache)
+    count = candidate_count(opts, len(names)) + 1  # + the query itself, found first
+    stats, out = RerankStats(), ids.copy()
+    for q, query_row in enumerate(query_rows):
+        out[q], _, _ = rerank_row(
+            ids[q],
+            dists[q],
+            keypoints[query_row],
+            keypoints.__getitem__,
+            opts,
+            stats,
+            count=count,
+            skip=query_row,
+        )
+    return out, stats.as_dict(opts)
 
 
 def ranked_ids(data: Dataset, names: list[str], ids: np.ndarray) -> np.ndarray:

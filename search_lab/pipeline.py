@@ -24,6 +24,7 @@ from search_lab.extract import Fetch, Progress, build_extractor, cached_features
 from search_lab.features import Extractor
 from search_lab.indexes import Index
 from search_lab.postprocess import PostProcessor
+from search_lab.rerank import RerankOptions
 from search_lab.splits import split_dataset
 
 
@@ -123,6 +124,8 @@ class Pipeline:
     cache: FeatureCache | None = None
     workers: int | None = None
     progress: Progress = True
+    rerank: RerankOptions = field(default_factory=RerankOptions)
+    """Geometric re-ranking of each query's top results (``rerank=sv``); off by default."""
 
     @property
     def executor(self) -> str:
@@ -233,6 +236,12 @@ def build_pipeline(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
     workers = _optional_positive("workers", cfg.get("workers"))
     extractor = build_extractor(cfg["feature"])
     index, post = make_index(cfg), make_post(cfg)
+    rerank = RerankOptions.from_config(cfg.get("rerank"))
+    if rerank.enabled and dataset.distractors:
+        raise ConfigError(
+            "rerank=sv reads the collection's image files, and distractors live in another "
+            "folder: drop dataset.distractors or rerank"
+        )
     if cfg["metric"]["name"] == "chi2" and post.pca_dim is not None:
         raise ConfigError(
             "metric chi2 needs non-negative histograms; PCA (post.pca_dim) makes "
@@ -254,4 +263,5 @@ def build_pipeline(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
         cache=FeatureCache(cfg["cache_dir"]) if cfg.get("cache_dir") else None,
         workers=workers,
         progress=cfg.get("progress", True) if progress is None else progress,
+        rerank=rerank,
     )

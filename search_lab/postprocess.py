@@ -66,6 +66,10 @@ class PostProcessor:
         used; it favours images that look like their neighbours (category retrieval).
     expand_alpha : float
         Exponent of the neighbour weights (0: plain average).
+    expand_floor : float
+        Neighbours less similar than this (cosine) get no weight: an instance query whose
+        one or two matches stand far above the rest pulls in nothing else, while the many
+        close neighbours of a category image still count. 0 keeps every positive neighbour.
     """
 
     power: float = 1.0
@@ -75,6 +79,7 @@ class PostProcessor:
     shrinkage: float = 1.0
     expand: int = 0
     expand_alpha: float = 3.0
+    expand_floor: float = 0.0
     state: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +90,7 @@ class PostProcessor:
         require_number("post.shrinkage", self.shrinkage)
         require_int("post.expand", self.expand, 0)
         require_number("post.expand_alpha", self.expand_alpha)
+        require_number("post.expand_floor", self.expand_floor, below=1.0)
         if self.whiten and self.pca_dim is None:
             raise ConfigError("post.whiten needs post.pca_dim (whitening is done in PCA space)")
         if self.expand and not self.l2:
@@ -174,7 +180,9 @@ class PostProcessor:
         if self.expand:
             if EXPAND_BASE not in self.state:
                 raise RuntimeError("PostProcessor.transform called before fit")
-            x = expand_queries(x, self.state[EXPAND_BASE], self.expand, self.expand_alpha)
+            x = expand_queries(
+                x, self.state[EXPAND_BASE], self.expand, self.expand_alpha, self.expand_floor
+            )
         return x.astype(np.float32)
 
     def fit_transform(self, x: np.ndarray) -> np.ndarray:
@@ -183,13 +191,13 @@ class PostProcessor:
 
 
 def expand_queries(
-    x: np.ndarray, base: np.ndarray, k: int, alpha: float, chunk: int = 256
+    x: np.ndarray, base: np.ndarray, k: int, alpha: float, floor: float = 0.0, chunk: int = 256
 ) -> np.ndarray:
     """alpha-weighted query expansion of unit rows ``x`` over the unit rows of ``base``.
 
     Each row becomes ``l2n(x + sum_j max(cos_j, 0) ** alpha * base_j)`` over its ``k`` most
-    similar ``base`` rows (a row of ``base`` itself included, with weight 1), in chunks of
-    ``chunk`` rows so memory stays ``chunk x len(base)``.
+    similar ``base`` rows whose ``cos_j >= floor`` (a row of ``base`` itself included, with
+    weight 1), in chunks of ``chunk`` rows so memory stays ``chunk x len(base)``.
     """
     k = min(k, len(base))
     out = np.empty((len(x), base.shape[1]), dtype=np.float64)
@@ -199,7 +207,8 @@ def expand_queries(
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         weights = np.zeros_like(sims)
         picked = np.take_along_axis(sims, top, axis=1)
-        np.put_along_axis(weights, top, np.maximum(picked, 0.0) ** alpha, axis=1)
+        kept = np.where(picked >= floor, np.maximum(picked, 0.0) ** alpha, 0.0)
+        np.put_along_axis(weights, top, kept, axis=1)
         out[start : start + chunk] = rows + weights @ base
     return l2n(out)
 

@@ -12,7 +12,7 @@ from tests.conftest import CONF, compose_config
 
 GROUPS = {
     group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-    for group in ("dataset", "feature", "index", "metric")
+    for group in ("dataset", "feature", "index", "metric", "rerank")
 }
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 CASES = [f"{group}={option}" for group, options in GROUPS.items() for option in options]

@@ -99,6 +99,18 @@ def test_expansion_adds_weighted_neighbours_by_hand() -> None:
     np.testing.assert_allclose(got[0], [-1.0, 0.0])  # both neighbours at cos <= 0
 
 
+def test_expansion_floor_drops_neighbours_below_it_by_hand() -> None:
+    from search_lab.postprocess import expand_queries
+
+    base = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    # floor 0.7: (0.6, 0.8) at cos 0.6 weighs nothing; only the query's own row (cos 1) adds
+    got = expand_queries(base[:1], base, k=2, alpha=1.0, floor=0.7)
+    np.testing.assert_allclose(got[0], [1.0, 0.0])
+    # floor 0.5 keeps it: the plain alpha-QE result of the test above
+    got = expand_queries(base[:1], base, k=2, alpha=1.0, floor=0.5)
+    np.testing.assert_allclose(got[0], np.array([2.36, 0.48]) / np.hypot(2.36, 0.48))
+
+
 def test_expansion_is_fitted_on_the_collection_and_saved_in_the_state() -> None:
     rng = np.random.default_rng(0)
     collection = rng.random((40, 6))

@@ -11,6 +11,7 @@ from typing import Any
 from search_lab.data import Dataset
 from search_lab.engine import Hit, SearchEngine
 from search_lab.metrics import ap_rule, positive_ranks
+from search_lab.rerank_engine import EngineReranker
 
 
 def dataset_queries(dataset: Dataset, indexed: Sequence[str]) -> list[str]:
@@ -70,8 +71,11 @@ def search(
     k: int,
     dataset: Dataset | None = None,
     query: str | None = None,
+    reranker: EngineReranker | None = None,
 ) -> Result:
     """Top ``k`` hits of ``source``; for a dataset query ``query``, also its AP.
+
+    With ``reranker``, the top results are re-scored by geometric verification first.
 
     A dataset query ranks the whole index so the AP is the benchmark's, then shows the top
     ``k`` with the query image itself left out; so does any other indexed image ``query``
@@ -81,7 +85,7 @@ def search(
     truth = relevant_names(dataset, query) if dataset is not None and query else frozenset()
     indexed = query is not None and query in engine.names
     depth = len(engine.names) if truth else min(k + indexed, len(engine.names))
-    hits, seconds = engine.query(source, depth)
+    hits, seconds = (reranker or engine).query(source, depth)
     hits = [hit for hit in hits if hit.id >= 0]  # an approximate index may pad with -1
     if not truth:  # an indexed image ("more like this") is not shown as its own first result
         return Result((without_query(hits, query) if indexed else hits)[:k], seconds, depth)

@@ -23,6 +23,8 @@ from typing import Any, TextIO
 from search_lab.engine import SearchEngine
 from search_lab.errors import ImageLoadError, SearchLabError
 from search_lab.logs import install, shown
+from search_lab.rerank import RERANKERS, SV_DEFAULTS, RerankOptions
+from search_lab.rerank_engine import EngineReranker
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="check the index files' sizes but not their checksums (faster on huge indexes)",
     )
     parser.add_argument(
+        "--rerank",
+        choices=RERANKERS,
+        default=None,
+        help="geometric re-ranking of the top results (default: the index's rerank setting)",
+    )
+    parser.add_argument(
+        "--candidates", type=_positive, default=None, help="results re-ranked (default 100)"
+    )
+    parser.add_argument(
         "--rehash",
         action="store_true",
         help="hash every index file, even those unchanged since they were last verified",
@@ -55,14 +66,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def answer(engine: SearchEngine, image: str, k: int) -> dict[str, Any]:
+def answer(
+    engine: SearchEngine, image: str, k: int, reranker: EngineReranker | None = None
+) -> dict[str, Any]:
     """The top-k of one image as a plain dict (``error`` instead of results if unreadable)."""
     try:
-        hits, seconds = engine.query(image, k)
+        if reranker is None:
+            hits, seconds = engine.query(image, k)
+        else:
+            hits, seconds = reranker.query(image, k)
     except ImageLoadError as err:
         return {"image": image, "error": str(err)}
     results = [{"rank": h.rank, "name": h.name, "distance": h.distance} for h in hits]
+    if reranker is not None:
+        for result, hit in zip(results, hits, strict=True):
+            result["inliers"] = reranker.inliers_of.get(hit.id, 0)
     return {"image": image, "ms": round(seconds * 1e3, 3), "results": results}
+
+
+def reranker_of(engine: SearchEngine, args: argparse.Namespace) -> EngineReranker | None:
+    """The re-ranker ``--rerank`` / ``--candidates`` (or the index's config) asks for, if any."""
+    section = dict(engine.config.get("rerank") or {"name": "none"})
+    if args.rerank is not None:
+        section = {**SV_DEFAULTS, **section, "name": args.rerank}
+    if args.candidates is not None:
+        section = {**SV_DEFAULTS, **section, "candidates": args.candidates}
+    opts = RerankOptions.from_config(section)
+    return EngineReranker(engine, opts) if opts.enabled else None
 
 
 def write_text(out: TextIO, record: dict[str, Any], metric: str) -> None:
@@ -78,9 +108,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     engine = SearchEngine.load(args.index, verify=not args.sizes_only, rehash=args.rehash)
     metric = engine.config["metric"]["name"]
     engine.extractor.prepare()  # network loaded (weights checked) before the first query
+    reranker = reranker_of(engine, args)
     failed = 0
     for image in args.images:
-        record = answer(engine, image, args.k)
+        record = answer(engine, image, args.k, reranker)
         if "error" in record:
             failed += 1
             if not args.json:
@@ -90,6 +121,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         elif "error" not in record:
             write_text(out, record, metric)
         out.flush()
+    if reranker is not None and reranker.stats.fallback_queries:
+        print(
+            f"note: {reranker.stats.fallback_queries} image(s) had too few local features to "
+            "re-rank: global order kept",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 

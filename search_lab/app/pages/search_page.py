@@ -12,6 +12,18 @@ from search_lab.app import queries as app_queries
 from search_lab.app import search_view as view
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
+from search_lab.engine import SearchEngine
+from search_lab.rerank import SV_DEFAULTS, RerankOptions
+from search_lab.rerank_engine import EngineReranker
+
+
+@st.cache_resource(show_spinner="Local features of the collection (once, then cached) ...")
+def reranker_of(_engine: SearchEngine, index: str) -> EngineReranker:
+    """Geometric re-ranking (``rerank=sv`` defaults) for the index ``index``."""
+    reranker = EngineReranker(_engine, RerankOptions.from_config(SV_DEFAULTS))
+    _ = reranker.keypoints  # computed now, under the spinner
+    return reranker
+
 
 st.title("Search")
 with ui.user_errors():
@@ -30,12 +42,21 @@ with ui.user_errors():
     with right:
         k_max = max(2, min(50, len(engine.names)))
         k = st.slider("Results shown", 1, k_max, min(10, k_max), key="search_k")
+        rerank = st.checkbox(
+            "Geometric re-ranking",
+            key="search_rerank",
+            help="Re-score the top 100 results by SIFT matches a RANSAC-fitted transform "
+            "verifies (rerank=sv): finds the same scene turned, cropped or seen from elsewhere.",
+        )
+    reranker = reranker_of(engine, str(choice)) if rerank else None
     with left:
         query = view.pick_query("search", engine, dataset)
     if query is None:
         progress.empty()
         st.stop()
-    result = app_queries.search(engine, query.source(engine), k, dataset, query.dataset_name)
+    result = app_queries.search(
+        engine, query.source(engine), k, dataset, query.dataset_name, reranker
+    )
     progress.empty()
     st.subheader(f"Results for {app_text.plain(query.label)}")
     image_col, metrics_col = st.columns([1, 3])
