@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from search_lab import __version__, indexes, integrity, swap
+from search_lab import __version__, indexes, integrity, ownership, swap
 from search_lab.cache import Features
 from search_lab.collection import (  # noqa: F401  (re-exported: callers import them from here)
     Collection,
@@ -158,6 +158,7 @@ class SearchEngine:
             self.index.save(tmp)
             np.savez(tmp / POST_STATE, **self.post.state)
             self.manifest["files"] = integrity.record(tmp, skip=frozenset({MANIFEST}))
+            self.manifest[ownership.MARKER_KEY] = ownership.MARKER
             write_json(
                 tmp / MANIFEST, self.manifest
             )  # written last: its presence marks completeness
@@ -278,12 +279,20 @@ def _replace_dir(tmp: Path, directory: Path) -> None:
     """Move ``tmp`` to ``directory``, replacing an older one; never a half-built or missing one."""
     swap.recover(directory)
     swap.discard_aside(directory)
-    if directory.exists() and any(directory.iterdir()) and not (directory / MANIFEST).is_file():
-        raise ConfigError(
-            f"{directory} exists and is not an index folder: refusing to replace it; "
-            "choose another index_dir"
-        )
+    check_replaceable(directory)
     swap.replace_dir(tmp, directory)
+
+
+def check_replaceable(directory: Path) -> None:
+    """ConfigError unless ``directory`` is absent, empty or an index folder this project wrote.
+
+    Called before any work by ``build_index`` and again right before the replacement.
+    """
+    if problem := ownership.folder_problem(directory):
+        raise ConfigError(
+            f"{directory} is not an index folder search_lab wrote: {problem}; refusing to "
+            "replace it (nothing was deleted): choose another index_dir"
+        )
 
 
 def check_config(cfg: dict[str, Any]) -> None:
