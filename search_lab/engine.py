@@ -201,6 +201,8 @@ class SearchEngine:
             raise IndexMismatchError(f"{problem}; {REBUILD}")
         cfg = manifest["config"]
         index = make_index(cfg)
+        index.refuse_legacy(directory)
+        _check_listed(directory, manifest, (*index.data_files(), POST_STATE))
         index.load(directory)
         if index.dim != manifest["dim"] or index.size != len(manifest["names"]):
             raise IndexMismatchError(
@@ -241,6 +243,16 @@ def _read_post_state(directory: Path) -> dict[str, np.ndarray]:
             return {k: state[k] for k in state.files}
     except (OSError, ValueError, zipfile.BadZipFile) as err:  # missing, truncated, not npz
         raise IndexMismatchError(f"{directory / POST_STATE} is missing or unreadable") from err
+
+
+def _check_listed(directory: Path, manifest: dict[str, Any], needed: tuple[str, ...]) -> None:
+    """Refuse a folder whose checksum list leaves out a file the index reads (never unverified)."""
+    for name in needed:
+        if name not in manifest["files"]:
+            raise IndexMismatchError(
+                f"{directory / name} is not in the checksum list ('files') of {MANIFEST}: it "
+                f"would be read unverified; {REBUILD}"
+            )
 
 
 def _check_confined(

@@ -55,6 +55,33 @@ def _search_k(name: str, value: Any) -> int:
     return int(value)
 
 
+def leaf_capacity(dim: int, annoy_metric: str) -> int:
+    """Most items Annoy keeps in one node: its node's bytes, counted in item ids.
+
+    A node holds ``n_descendants``, two children ids and the ``dim`` floats of a split (plus
+    one float for ``dot``); a leaf stores its item ids in that space instead (annoylib.h, ``K``).
+    """
+    return dim + (3 if annoy_metric == "dot" else 2)
+
+
+def loaded_trees(n_items: int, dim: int, annoy_metric: str, n_trees: int) -> frozenset[int]:
+    """The tree counts Annoy's ``get_n_trees()`` may report after loading a forest of ``n_trees``.
+
+    Annoy does not store the tree count: ``load`` finds the roots by scanning back from the end
+    of the file for nodes with as many descendants as the last one. With more items than a
+    node holds (:func:`leaf_capacity`) that finds the ``n_trees`` roots. With fewer, each tree
+    is a single leaf holding every item and the scan also counts the copies of the roots Annoy
+    appends, less one: it reports 2 ``n_trees`` - 1 (measured for N = 2 to the capacity, every
+    metric). With one item the item itself joins the scan: 2 ``n_trees`` or 2 ``n_trees`` + 1,
+    by metric. Search is then exhaustive whatever the tree count.
+    """
+    if n_items > leaf_capacity(dim, annoy_metric):
+        return frozenset({n_trees})
+    if n_items == 1:
+        return frozenset({2 * n_trees, 2 * n_trees + 1})
+    return frozenset({2 * n_trees - 1})
+
+
 @register("annoy")
 class AnnoyIndex(Index):
     """Approximate search with Annoy: a forest of random-projection trees, memory-mapped from disk.
@@ -196,6 +223,10 @@ class AnnoyIndex(Index):
         }
         write_json(Path(directory) / self.META_FILE, meta)
 
+    def data_files(self) -> tuple[str, ...]:
+        """The forest and its record."""
+        return (self.FOREST_FILE, self.META_FILE)
+
     def load(self, directory: Path) -> None:
         """Memory-map ``annoy.ann`` after checking it against ``annoy.json`` and the config.
 
@@ -220,7 +251,7 @@ class AnnoyIndex(Index):
             forest.load(str(path), prefault=False)  # mmap, pages read on demand
         except OSError as err:
             raise IndexMismatchError(f"{path} cannot be read by Annoy ({err}); {rebuild}") from err
-        if forest.get_n_trees() != self.n_trees:
+        if forest.get_n_trees() not in loaded_trees(size, dim, self.annoy_metric, self.n_trees):
             raise IndexMismatchError(
                 f"{path} holds {forest.get_n_trees()} trees, but the configuration says "
                 f"{self.n_trees}; {rebuild}"

@@ -91,8 +91,8 @@ class NNDescentIndex(FileIndex):
     def _write(self, path: Path) -> None:
         write_graph(path, self._graph)
 
-    def load(self, directory: Path) -> None:
-        """Read ``nndescent.npz`` (see :meth:`FileIndex.load`); an old pickled folder is refused."""
+    def refuse_legacy(self, directory: Path) -> None:
+        """An old folder (``nndescent.pkl``) is refused with the command that rebuilds it."""
         old = Path(directory) / LEGACY_FILE
         if old.is_file() and not (Path(directory) / self.DATA_FILE).is_file():
             command = (
@@ -103,6 +103,10 @@ class NNDescentIndex(FileIndex):
                 f"{old} is an NN-descent index saved as a pickle, which search_lab no longer "
                 f"reads (a pickle can run code); rebuild it: {command}"
             )
+
+    def load(self, directory: Path) -> None:
+        """Read ``nndescent.npz`` (see :meth:`FileIndex.load`); an old pickled folder is refused."""
+        self.refuse_legacy(directory)
         super().load(directory)
 
     def _read(self, path: Path, record: dict[str, Any]) -> None:

@@ -88,12 +88,15 @@ def _load_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, TypeError, EOFError, MemoryError, zipfile.BadZipFile) as err:
+        raise IndexMismatchError(f"{path} is not an NN-descent index (not a numpy .npz)") from err
+    try:
         blob = arrays.pop(SETTINGS)
         if blob.dtype != np.uint8 or blob.ndim != 1 or blob.size > MAX_SETTINGS_BYTES:
             raise ValueError("its settings are not a short JSON text")
         settings = json.loads(blob.tobytes())
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise IndexMismatchError(f"{path} is not an NN-descent index ({err})") from err
+    except (ValueError, KeyError, RecursionError) as err:
+        raise IndexMismatchError(f"{path} is not an NN-descent index ({err!r})") from err
     if not isinstance(settings, dict) or not all(map(_plain, settings.values())):
         raise IndexMismatchError(f"{path} is not an NN-descent index (bad settings)")
     return arrays, settings
