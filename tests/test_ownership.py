@@ -1,0 +1,261 @@
+"""Issue 20, part A: never delete what search_lab did not write; handed-over index folders.
+
+Each probe case of the issue is reproduced step by step: a folder with a foreign
+``manifest.json`` given to ``build_index``, a data file replaced by garbage with every checksum
+recomputed (as anyone handing a folder over can), a data file left out of the checksum list,
+an Annoy index of a small collection, an NN-descent folder from before (a pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from search_lab import integrity, ownership
+from search_lab.engine import MANIFEST, SearchEngine
+from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.indexes import create
+from search_lab.indexes.annoy_forest import leaf_capacity, loaded_trees
+from tests.test_engine import ANNOY, EXACT, make_engine, vectors
+
+REPO = Path(__file__).resolve().parents[1]
+HNSW = {"name": "hnsw", "M": 8, "ef_construction": 40, "ef": 20, "seed": 1, "n_jobs": 1,
+        "query_jobs": 1}  # fmt: skip
+FAISS = {"name": "faiss", "factory": "HNSW8", "nprobe": 1, "ef": 16, "seed": 0, "threads": 1}
+KDTREE = {"name": "kdtree", "leafsize": 16, "eps": 0.0, "n_jobs": 1}
+NNDESCENT = {"name": "nndescent", "n_neighbors": 10, "epsilon": 0.1, "leaf_budget": 4,
+             "seed": 1, "n_jobs": 1}  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+# --- 1. never delete what search_lab did not write ---------------------------------------------
+
+
+def test_build_index_refuses_a_folder_with_a_foreign_manifest(tmp_path: Path) -> None:
+    """The probe: ``mkdir -p u/src; echo '{"a":1}' > u/manifest.json; echo x > u/precious.txt``."""
+    (tmp_path / "u" / "src").mkdir(parents=True)
+    (tmp_path / "u" / "manifest.json").write_text('{"a":1}\n')
+    (tmp_path / "u" / "precious.txt").write_text("x\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "search_lab.build_index", "index_dir=u"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: u is not an index folder"), lines
+    assert "'precious.txt'" in lines[0] and "manifest.json" in lines[0]
+    assert "built" not in done.stdout
+    assert (tmp_path / "u" / "precious.txt").read_text() == "x\n"
+    assert (tmp_path / "u" / "src").is_dir()
+    assert json.loads((tmp_path / "u" / "manifest.json").read_text()) == {"a": 1}
+
+
+def test_an_index_holding_a_file_it_did_not_write_is_not_replaced(tmp_path: Path) -> None:
+    target = make_engine(vectors(30), EXACT).save(tmp_path / "engine")
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"files its index did not write \('notes.txt'\)"):
+        make_engine(vectors(20), ANNOY).save(target)
+    assert (target / "notes.txt").read_text() == "mine"
+    assert len(SearchEngine.load(target).names) == 30  # the old index is untouched
+
+
+def test_replacing_an_index_removes_exactly_the_files_it_listed(tmp_path: Path) -> None:
+    target = make_engine(vectors(30), ANNOY).save(tmp_path / "engine")
+    manifest = json.loads((target / MANIFEST).read_text())
+    assert manifest[ownership.MARKER_KEY] == "search_lab"
+    assert set(manifest["files"]) == {"annoy.ann", "annoy.json", "post.npz"}
+    make_engine(vectors(20), EXACT).save(target)
+    assert sorted(p.name for p in target.iterdir() if p.name != integrity.MEMO) == [
+        "exact.json", "manifest.json", "post.npz", "vectors.npy",
+    ]  # fmt: skip
+    assert [p.name for p in tmp_path.iterdir()] == ["engine"]  # no old copy left beside it
+
+
+def test_a_file_added_after_the_check_survives_the_removal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = make_engine(vectors(30), EXACT).save(tmp_path / "old")
+    allowed, _ = ownership.listed_files(old)
+    (old / "late.txt").write_text("written meanwhile")
+    with caplog.at_level(logging.WARNING):
+        left = ownership.remove_listed(old, allowed)
+    assert left == ["late.txt"] and (old / "late.txt").is_file()
+    assert sorted(p.name for p in old.iterdir()) == ["late.txt"]
+    assert "kept: it holds files no index listed ('late.txt')" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("files", "manifest", "expected"),
+    [
+        ({}, None, None),
+        ({"a.txt": "x"}, None, "it holds no manifest.json of an index ('a.txt')"),
+        ({"sub/a.txt": "x"}, {"format": 2}, "search_lab did not write (no 'written_by'"),
+        ({}, [1, 2], "did not write (no index format 2)"),
+        ({}, "not json", "a manifest.json that is not JSON"),
+        ({}, {"format": 2, "written_by": "search_lab"}, "without its list of files"),
+        (
+            {"x.npy": "1", "y/z": "2"},
+            {"format": 2, "written_by": "search_lab", "files": {"x.npy": {}}},
+            "did not write ('y/')",
+        ),
+        ({"x.npy": "1"}, {"format": 2, "written_by": "search_lab", "files": {"x.npy": {}}}, None),
+    ],
+)
+def test_folder_problem_names_what_it_found(
+    tmp_path: Path, files: dict[str, str], manifest: Any, expected: str | None
+) -> None:
+    folder = tmp_path / "d"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    if manifest is not None:
+        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+        (folder / MANIFEST).write_text(text)
+    problem = ownership.folder_problem(folder)
+    assert problem is None if expected is None else expected in problem
+
+
+def test_folders_saved_before_the_marker_are_still_recognised(tmp_path: Path) -> None:
+    target = make_engine(vectors(30), EXACT).save(tmp_path / "engine")
+    manifest = json.loads((target / MANIFEST).read_text())
+    del manifest[ownership.MARKER_KEY]
+    (target / MANIFEST).write_text(json.dumps(manifest))
+    assert ownership.folder_problem(target) is None
+    make_engine(vectors(20), EXACT).save(target)
+    assert len(SearchEngine.load(target).names) == 20
+
+
+def test_a_file_is_not_a_folder_to_replace(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match="it is not a folder"):
+        make_engine(vectors(20), EXACT).save(tmp_path / "f")
+    assert (tmp_path / "f").read_text() == "x"
+
+
+# --- 3. Annoy at any size ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "manhattan", "dot"])
+def test_annoy_loads_and_searches_every_small_collection(tmp_path: Path, metric: str) -> None:
+    dim, n_trees = 4, 3
+    capacity = dim + (3 if metric == "dot" else 2)
+    assert leaf_capacity(dim, "dot" if metric == "dot" else "angular") == capacity
+    for n in range(1, dim + 4):
+        items = np.random.default_rng(n).normal(size=(n, dim)).astype(np.float32)
+        built = create("annoy", metric=metric, n_trees=n_trees, seed=0)
+        built.build(items)
+        (tmp_path / f"{n}").mkdir()
+        built.save(tmp_path / f"{n}")
+        loaded = create("annoy", metric=metric, n_trees=n_trees, seed=0)
+        loaded.load(tmp_path / f"{n}")  # refused before: "holds 5 trees, but ... says 3"
+        reported = loaded._forest.get_n_trees()
+        if n <= capacity:
+            assert reported == (2 * n_trees - 1 if n > 1 else reported) and reported > n_trees
+        else:
+            assert reported == n_trees
+        ids, _ = loaded.search(items, n)
+        assert sorted(ids[0]) == list(range(n))
+
+
+def test_loaded_tree_counts_by_hand() -> None:
+    assert loaded_trees(1, 4, "angular", 3) == {6, 7}
+    assert loaded_trees(2, 4, "angular", 3) == {5}
+    assert loaded_trees(6, 4, "euclidean", 3) == {5}  # 6 = 4 + 2 items fit in one node
+    assert loaded_trees(7, 4, "euclidean", 3) == {3}
+    assert loaded_trees(7, 4, "dot", 3) == {5}  # dot nodes hold one float more
+    assert loaded_trees(8, 4, "dot", 3) == {3}
+
+
+def test_annoy_cnn_sized_index_of_200_items_builds_loads_and_searches(tmp_path: Path) -> None:
+    """1,280-d like the CNN features, 200 images: refused on load before ("holds 99 trees")."""
+    items = np.random.default_rng(0).normal(size=(200, 1280)).astype(np.float32)
+    target = make_engine(items, {**ANNOY, "n_trees": 50}).save(tmp_path / "cnn")
+    engine = SearchEngine.load(target)
+    assert engine.index._forest.get_n_trees() == 99
+    ids, dist = engine.index.search(items[:5], 3)
+    assert list(ids[:, 0]) == [0, 1, 2, 3, 4] and np.allclose(dist[:, 0], 0, atol=1e-5)
+
+
+def test_annoy_with_another_tree_count_is_still_refused(tmp_path: Path) -> None:
+    target = make_engine(vectors(300, 8), {**ANNOY, "n_trees": 5}).save(tmp_path / "e")
+    manifest = json.loads((target / MANIFEST).read_text())
+    manifest["config"]["index"]["n_trees"] = 7
+    (target / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatchError, match="holds 5 trees, but the configuration says 7"):
+        SearchEngine.load(target)
+
+
+# --- 4. damaged data files, checksum list ------------------------------------------------------
+
+
+def recompute_checksums(folder: Path, data: str, record: str | None) -> None:
+    """What a hostile hand-over does: the record's size and digest, then the manifest's list."""
+    if record:
+        meta = json.loads((folder / record).read_text())
+        meta["bytes"] = (folder / data).stat().st_size
+        if integrity.HASH in meta:
+            meta[integrity.HASH] = integrity.file_digest(folder / data)
+        (folder / record).write_text(json.dumps(meta))
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["files"] = integrity.record(folder, skip=frozenset({MANIFEST}))
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+GARBAGE_CASES = [
+    (HNSW, "hnsw.bin", "hnsw.json", "cannot be read as a hnsw index"),
+    (FAISS, "faiss.index", "faiss.json", "cannot be read as a faiss index"),
+    (KDTREE, "kdtree.npy", "kdtree.json", "kdtree.npy is not a numpy array file"),
+    (ANNOY, "annoy.ann", "annoy.json", "annoy.ann (holds|cannot be read by Annoy)"),
+]
+
+
+@pytest.mark.parametrize("size", ["same", "other"])
+@pytest.mark.parametrize(("index", "data", "record", "message"), GARBAGE_CASES,
+                         ids=[c[0]["name"] for c in GARBAGE_CASES])  # fmt: skip
+def test_a_data_file_replaced_by_garbage_is_one_line(
+    tmp_path: Path, index: dict, data: str, record: str, message: str, size: str
+) -> None:
+    target = make_engine(vectors(300, 16), index, metric="euclidean").save(tmp_path / "e")
+    length = (target / data).stat().st_size if size == "same" else 1000
+    (target / data).write_bytes(np.random.default_rng(0).bytes(length))
+    recompute_checksums(target, data, record)
+    with pytest.raises(IndexMismatchError, match=message) as err:
+        SearchEngine.load(target)
+    assert "\n" not in str(err.value) and str(target / data) in str(err.value)
+
+
+LEFT_OUT = [(EXACT, "vectors.npy"), (ANNOY, "annoy.json"), (KDTREE, "kdtree.npy"),
+            (EXACT, "post.npz")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("index", "left_out"), LEFT_OUT)
+def test_a_data_file_left_out_of_the_checksum_list_is_refused(
+    tmp_path: Path, index: dict, left_out: str
+) -> None:
+    """Before: the file was served unverified (NaN rows from a damaged matrix, exit 0)."""
+    target = make_engine(vectors(40), index, metric="euclidean").save(tmp_path / "e")
+    manifest = json.loads((target / MANIFEST).read_text())
+    del manifest["files"][left_out]
+    (target / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatchError, match=rf"{left_out} is not in the checksum list"):
+        SearchEngine.load(target)
+
+
+def test_garbage_npy_of_the_right_shape_is_refused_by_the_kdtree(tmp_path: Path) -> None:
+    target = make_engine(vectors(50, 6), KDTREE, metric="euclidean").save(tmp_path / "e")
+    np.save(target / "kdtree.npy", np.full((50, 6), np.nan, np.float32))
+    recompute_checksums(target, "kdtree.npy", "kdtree.json")
+    with pytest.raises(IndexMismatchError, match=r"kdtree\.npy holds float32 values that are not"):
+        SearchEngine.load(target)
