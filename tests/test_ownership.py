@@ -259,3 +259,93 @@ def test_garbage_npy_of_the_right_shape_is_refused_by_the_kdtree(tmp_path: Path)
     recompute_checksums(target, "kdtree.npy", "kdtree.json")
     with pytest.raises(IndexMismatchError, match=r"kdtree\.npy holds float32 values that are not"):
         SearchEngine.load(target)
+
+
+# --- 2. NN-descent without pickle --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nndescent_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One NN-descent engine folder (pynndescent compiles once per process)."""
+    items = vectors(300, 16)
+    return make_engine(items, NNDESCENT, metric="euclidean").save(
+        tmp_path_factory.mktemp("nnd") / "e"
+    )
+
+
+@pytest.mark.slow  # pynndescent compiles with numba: 30 s to minutes under load
+def test_nndescent_folder_holds_plain_arrays_and_answers_as_built(
+    nndescent_folder: Path, tmp_path: Path
+) -> None:
+    names = sorted(p.name for p in nndescent_folder.iterdir() if p.name != integrity.MEMO)
+    assert names == ["manifest.json", "nndescent.json", "nndescent.npz", "post.npz"]
+    with np.load(nndescent_folder / "nndescent.npz", allow_pickle=False) as npz:
+        assert all(npz[name].dtype != object for name in npz.files)
+    built = create("nndescent", metric="euclidean", n_neighbors=10, leaf_budget=4, seed=1)
+    built.build(vectors(300, 16))
+    loaded = SearchEngine.load(nndescent_folder).index
+    queries = vectors(20, 16, seed=7)
+    (ids_a, d_a), (ids_b, d_b) = built.search(queries, 10), loaded.search(queries, 10)
+    assert (ids_a == ids_b).all() and np.array_equal(d_a, d_b)
+    exact = np.argsort(((queries[:, None] - vectors(300, 16)[None]) ** 2).sum(-1), axis=1)[:, :10]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids_b, exact, strict=True)])
+    assert recall >= 0.95
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", ["same", "other"])
+def test_nndescent_garbage_is_one_line(nndescent_folder: Path, tmp_path: Path, size: str) -> None:
+    """Before: pickle.load on the garbage (UnpicklingError traceback, or code run if crafted)."""
+    import shutil
+
+    target = Path(shutil.copytree(nndescent_folder, tmp_path / "e"))
+    length = (target / "nndescent.npz").stat().st_size if size == "same" else 1000
+    (target / "nndescent.npz").write_bytes(np.random.default_rng(0).bytes(length))
+    recompute_checksums(target, "nndescent.npz", "nndescent.json")
+    with pytest.raises(IndexMismatchError, match=r"nndescent\.npz is not an NN-descent index"):
+        SearchEngine.load(target)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        ("graph_indices", lambda a: a + 10_000, "search graph names items it does not hold"),
+        ("knn_indices", lambda a: a * 0 + 300, "k-NN graph names items outside 0..299"),
+        ("tree0_children", lambda a: np.where(a > 0, 0 * a + 1, a), "a node loop"),
+        ("_vertex_order", lambda a: a * 0, "order"),
+        ("_raw_data", lambda a: a * np.nan, "NaN or infinity"),
+    ],
+)
+def test_nndescent_arrays_that_would_mislead_the_search_are_refused(
+    nndescent_folder: Path, tmp_path: Path, name: str, change: Any, message: str
+) -> None:
+    import shutil
+
+    target = Path(shutil.copytree(nndescent_folder, tmp_path / "e"))
+    with np.load(target / "nndescent.npz", allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    arrays[name] = change(arrays[name]).astype(arrays[name].dtype)
+    np.savez(target / "nndescent.npz", **arrays)
+    recompute_checksums(target, "nndescent.npz", "nndescent.json")
+    with pytest.raises(IndexMismatchError, match=message):
+        SearchEngine.load(target)
+
+
+@pytest.mark.slow  # pynndescent compiles with numba: 30 s to minutes under load
+def test_an_old_pickled_nndescent_folder_is_refused_with_the_rebuild_command(
+    nndescent_folder: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    target = Path(shutil.copytree(nndescent_folder, tmp_path / "old one"))
+    (target / "nndescent.npz").rename(target / "nndescent.pkl")  # never unpickled
+    (target / "nndescent.pkl").write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")
+    recompute_checksums(target, "nndescent.pkl", None)
+    with pytest.raises(IndexMismatchError) as err:
+        SearchEngine.load(target)
+    assert "saved as a pickle, which search_lab no longer reads" in str(err.value)
+    assert f"index=nndescent metric=euclidean index_dir='{target}'" in str(err.value)
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+    make_engine(vectors(20), EXACT).save(target)  # the rebuild may replace it: it is an index
+    assert len(SearchEngine.load(target).names) == 20
