@@ -24,6 +24,7 @@ from search_lab.engine import MANIFEST, SearchEngine
 from search_lab.errors import ConfigError, IndexMismatchError
 from search_lab.indexes import create
 from search_lab.indexes.annoy_forest import leaf_capacity, loaded_trees
+from tests.test_app import lab  # noqa: F401  (the app's lab fixture, for the app test)
 from tests.test_engine import ANNOY, EXACT, make_engine, vectors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -349,3 +350,41 @@ def test_an_old_pickled_nndescent_folder_is_refused_with_the_rebuild_command(
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
     make_engine(vectors(20), EXACT).save(target)  # the rebuild may replace it: it is an index
     assert len(SearchEngine.load(target).names) == 20
+
+
+def _hnsw_garbage(folder: Path) -> None:
+    """Turn the copied exact index into an hnsw one whose data file is garbage, re-checksummed."""
+    from search_lab.indexes.hnsw import HNSWIndex
+
+    manifest = json.loads((folder / MANIFEST).read_text())
+    index = HNSWIndex(metric=manifest["config"]["metric"]["name"], M=8, ef_construction=40)
+    index.build(vectors(len(manifest["names"]), manifest["dim"]))
+    for name in ("vectors.npy", "exact.json"):
+        (folder / name).unlink()
+    index.save(folder)
+    manifest["config"]["index"] = {**HNSW, "M": 8, "ef_construction": 40}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    size = (folder / "hnsw.bin").stat().st_size
+    (folder / "hnsw.bin").write_bytes(np.random.default_rng(0).bytes(size))
+    recompute_checksums(folder, "hnsw.bin", "hnsw.json")
+
+
+@pytest.mark.slow  # the app's lab (two indexes, two runs) and an AppTest session
+def test_app_lists_a_garbage_index_as_unusable_and_compares_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """Before: hnswlib's RuntimeError replaced the Compare page for every index."""
+    from tests.test_app import EASY_QUERY, PAGES, _result_captions, _unescape
+    from tests.test_app_integrity import GOOD, _app, _lab_with
+
+    the_lab = request.getfixturevalue("lab")
+    indexes = _lab_with(the_lab, tmp_path, _hnsw_garbage)
+    at = _app(the_lab, indexes, monkeypatch).run()
+    at.switch_page(f"{PAGES}/compare_page.py").run()
+    at.multiselect(key="compare_indexes").set_value(["broken", *GOOD]).run()
+    at.selectbox(key="compare_query").set_value(EASY_QUERY).run()
+    assert not at.exception
+    errors = [_unescape(e.value) for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("Index broken cannot be used:")
+    assert "hnsw.bin cannot be read as a hnsw index" in errors[0]
+    assert len(_result_captions(at)) == 2 * 8  # the two good indexes still compared
