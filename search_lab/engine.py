@@ -246,9 +246,12 @@ def _read_post_state(directory: Path) -> dict[str, np.ndarray]:
 
 
 def _check_listed(directory: Path, manifest: dict[str, Any], needed: tuple[str, ...]) -> None:
-    """Refuse a folder whose checksum list leaves out a file the index reads (never unverified)."""
+    """Refuse a folder whose checksum list leaves out a file the index reads (never unverified).
+
+    A file that is not there at all is left to the index's own load, which names what is missing.
+    """
     for name in needed:
-        if name not in manifest["files"]:
+        if name not in manifest["files"] and (directory / name).exists():
             raise IndexMismatchError(
                 f"{directory / name} is not in the checksum list ('files') of {MANIFEST}: it "
                 f"would be read unverified; {REBUILD}"
