@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from search_lab.integrity import MEMO
+from search_lab.lifeline import is_tagged
 from search_lab.manifest import FORMAT, MANIFEST, shape_problem
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,52 @@ def folder_problem(directory: str | os.PathLike) -> str | None:
     if foreign:
         return f"it holds files its index did not write ({_names(foreign)})"
     return None
+
+
+RUN_SIGNATURE = ("config", "map", "per_query_ap")
+"""Keys every ``metrics.json`` an evaluation writes holds: how a run folder is recognised."""
+
+
+def run_folder_problem(directory: Path, outputs: Iterable[str], metrics: str) -> str | None:
+    """Why an evaluation may not write ``outputs`` into ``directory`` (one phrase), or None.
+
+    Writing replaces files of those names. That is only done where none exists yet or where
+    ``metrics`` is one an evaluation wrote (a JSON object with :data:`RUN_SIGNATURE`'s keys):
+    a re-run of the same folder. Files of other names are never touched.
+    """
+    present = [name for name in outputs if (directory / name).exists()]
+    if not present:
+        return None
+    path = directory / metrics
+    try:
+        small = path.is_file() and path.stat().st_size <= MAX_MANIFEST_BYTES
+        saved = json.loads(path.read_bytes()) if small else None
+    except (OSError, ValueError, RecursionError):
+        saved = None
+    if isinstance(saved, dict) and all(key in saved for key in RUN_SIGNATURE):
+        return None
+    return f"it holds {_names(present)}, which no evaluation of search_lab wrote"
+
+
+def unmatched_entries(directory: Path, pattern: re.Pattern[str]) -> list[str]:
+    """Entries of ``directory`` (not recursive) whose names ``pattern`` does not fully match.
+
+    For folders this project fills with files of one naming scheme (``data distractors
+    --dest``): anything else there was written by someone else. Temporary files of ours
+    (tagged, see :func:`search_lab.lifeline.is_tagged`) count as ours.
+    """
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p.name + ("/" if p.is_dir() else "")
+        for p in directory.iterdir()
+        if not pattern.fullmatch(p.name) and not is_tagged(p)
+    )
+
+
+def describe_entries(names: list[str]) -> str:
+    """The first few names, quoted, and how many more (for one-line messages)."""
+    return _names(names)
 
 
 def _names(names: list[str]) -> str:

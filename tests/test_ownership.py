@@ -388,3 +388,51 @@ def test_app_lists_a_garbage_index_as_unusable_and_compares_the_others(
     assert len(errors) == 1 and errors[0].startswith("Index broken cannot be used:")
     assert "hnsw.bin cannot be read as a hnsw index" in errors[0]
     assert len(_result_captions(at)) == 2 * 8  # the two good indexes still compared
+
+
+# --- the same rule for run folders, the cache and data distractors --dest -----------------------
+
+
+def test_evaluate_refuses_to_overwrite_result_files_it_did_not_write(
+    tmp_path: Path, make_config: Any
+) -> None:
+    from search_lab.cli.evaluate import run
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "rankings.dat").write_text("my own notes\n")
+    with pytest.raises(ConfigError, match=r"holds 'rankings.dat', which no evaluation"):
+        run(make_config(), out)
+    assert (out / "rankings.dat").read_text() == "my own notes\n"
+    (out / "metrics.json").write_text('{"map": 1}')  # not the whole signature either
+    with pytest.raises(ConfigError, match="is not a run folder search_lab wrote"):
+        run(make_config(), out)
+
+
+@pytest.mark.slow  # two evaluations of holidays-small
+def test_evaluate_reruns_into_its_own_run_folder(tmp_path: Path, make_config: Any) -> None:
+    from search_lab.cli.evaluate import run
+
+    out = tmp_path / "run"
+    first = run(make_config(), out, quiet=True)
+    (out / "notes.txt").write_text("kept")
+    assert run(make_config(), out, quiet=True)["map"] == first["map"]
+    assert (out / "notes.txt").read_text() == "kept"
+
+
+def test_distractors_dest_with_other_files_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from search_lab.cli.data import main
+
+    dest = tmp_path / "photos"
+    dest.mkdir()
+    (dest / "holiday.jpg").write_bytes(b"not ours")
+    assert main(["distractors", "--count", "2", "--dest", str(dest)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds files that are not synthetic distractors" in err[0]
+    assert "'holiday.jpg'" in err[0] and sorted(p.name for p in dest.iterdir()) == ["holiday.jpg"]
+    own = tmp_path / "own"
+    assert main(["distractors", "--count", "2", "--dest", str(own)]) == 0
+    assert main(["distractors", "--count", "3", "--dest", str(own)]) == 0  # its own files: resumes
+    assert "1 distractors written, 2 already there" in capsys.readouterr().out
