@@ -32,7 +32,7 @@ from search_lab.errors import ConfigError, DatasetError, IndexMismatchError
 from search_lab.extract import Progress, build_extractor, vectors_of
 from search_lab.features import Extractor
 from search_lab.indexes import Index, search_views
-from search_lab.lifeline import owner_tag, remove_stale
+from search_lab.lifeline import is_tagged, owner_tag, remove_stale
 from search_lab.manifest import (
     FORMAT,
     MANIFEST,
@@ -287,7 +287,7 @@ def _remove_stale(directory: Path, age_s: float = 600.0) -> None:
     """Delete temp folders of killed builds of ``directory`` (writer dead, or ``age_s`` old)."""
     prefix = f".{directory.name}."  # no glob: folder names may hold ``*`` or ``[``
     temps = [p for p in directory.parent.iterdir() if p.name.startswith(prefix)]
-    remove_stale([p for p in temps if p.name.endswith(".tmp")], age_s)
+    remove_stale([p for p in temps if p.name.endswith(".tmp") and is_tagged(p)], age_s)
 
 
 def _replace_dir(tmp: Path, directory: Path) -> None:

@@ -145,6 +145,17 @@ def test_a_file_is_not_a_folder_to_replace(tmp_path: Path) -> None:
     assert (tmp_path / "f").read_text() == "x"
 
 
+def test_old_untagged_temporaries_beside_an_index_are_kept(tmp_path: Path) -> None:
+    """Only staging folders named with a writer's tag (``@host-pid@``) are cleaned up."""
+    mine = tmp_path / ".engine.backup.tmp"
+    mine.mkdir()
+    (mine / "a.txt").write_text("x")
+    os.utime(mine / "a.txt", (1, 1))
+    os.utime(mine, (1, 1))
+    make_engine(vectors(20), EXACT).save(tmp_path / "engine")
+    assert (mine / "a.txt").read_text() == "x"
+
+
 # --- 3. Annoy at any size ----------------------------------------------------------------------
 
 
