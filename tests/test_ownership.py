@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -447,3 +448,28 @@ def test_distractors_dest_with_other_files_is_refused(
     assert main(["distractors", "--count", "2", "--dest", str(own)]) == 0
     assert main(["distractors", "--count", "3", "--dest", str(own)]) == 0  # its own files: resumes
     assert "1 distractors written, 2 already there" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "manhattan", "dot"])
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("child", 10**8, "a tree node links to itself, to a later node or outside the file"),
+    ("count", 0, "a tree node has no descendants"),
+    ("leaf", -5, "a leaf names items outside 0..299"),
+])  # fmt: skip
+def test_a_crafted_annoy_forest_is_refused_before_annoy_walks_it(
+    tmp_path: Path, metric: str, field: str, value: int, message: str
+) -> None:
+    """Annoy follows ids without checking them: a valid-looking file could crash or hang it."""
+    from search_lab.indexes.annoy_forest import ANNOY_METRICS, leaf_capacity, node_layout
+
+    target = make_engine(vectors(300, 8), ANNOY, metric=metric).save(tmp_path / "e")
+    annoy_metric = ANNOY_METRICS[metric][0]
+    words, first = node_layout(8, annoy_metric)
+    nodes = np.fromfile(target / "annoy.ann", np.int32).reshape(-1, words)
+    inner = nodes[300:, 0] > leaf_capacity(8, annoy_metric)
+    row = 300 + int(np.flatnonzero(inner if field == "child" else ~inner)[0])
+    nodes[row, 0 if field == "count" else first] = value
+    nodes.tofile(target / "annoy.ann")
+    recompute_checksums(target, "annoy.ann", "annoy.json")
+    with pytest.raises(IndexMismatchError, match=rf"annoy\.ann is damaged: {re.escape(message)}"):
+        SearchEngine.load(target)
