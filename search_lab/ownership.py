@@ -187,6 +187,9 @@ def discard_index(directory: Path) -> None:
 
     A folder that is no longer recognisable as an index is left where it is, with a warning.
     """
+    if directory.is_dir() and not any(directory.iterdir()):  # an empty folder was replaced
+        directory.rmdir()
+        return
     allowed, why = listed_files(directory)
     if allowed is None:
         log.warning("%s kept: it holds %s", directory, why)

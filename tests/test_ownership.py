@@ -146,6 +146,12 @@ def test_a_file_is_not_a_folder_to_replace(tmp_path: Path) -> None:
     assert (tmp_path / "f").read_text() == "x"
 
 
+def test_an_empty_folder_is_replaced_without_leaving_anything_beside(tmp_path: Path) -> None:
+    (tmp_path / "engine").mkdir()
+    make_engine(vectors(20), EXACT).save(tmp_path / "engine")
+    assert [p.name for p in tmp_path.iterdir()] == ["engine"]
+
+
 def test_old_untagged_temporaries_beside_an_index_are_kept(tmp_path: Path) -> None:
     """Only staging folders named with a writer's tag (``@host-pid@``) are cleaned up."""
     mine = tmp_path / ".engine.backup.tmp"
