@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 TABLE_FILE = "distractors.md"
 CHART_FILE = "distractors.png"
+FILES = (TABLE_FILE, CHART_FILE)  # what a run with distractors adds to its folder
 COLUMNS = ("distractors", "images", "mAP", "ci_low", "ci_high", "p_at_1")
 
 

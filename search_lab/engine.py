@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from search_lab import __version__, indexes, integrity, swap
+from search_lab import __version__, indexes, integrity, ownership, swap
 from search_lab.cache import Features
 from search_lab.collection import (  # noqa: F401  (re-exported: callers import them from here)
     Collection,
@@ -33,7 +33,7 @@ from search_lab.extract import Progress, build_extractor, vectors_of
 from search_lab.features import Extractor
 from search_lab.index_identity import summary_params
 from search_lab.indexes import Index, search_views
-from search_lab.lifeline import owner_tag, remove_stale
+from search_lab.lifeline import is_tagged, owner_tag, remove_stale
 from search_lab.manifest import (
     FORMAT,
     MANIFEST,
@@ -160,6 +160,7 @@ class SearchEngine:
             self.manifest["built"] = self.index.built_params()  # e.g. the IVF lists built
             np.savez(tmp / POST_STATE, **self.post.state)
             self.manifest["files"] = integrity.record(tmp, skip=frozenset({MANIFEST}))
+            self.manifest[ownership.MARKER_KEY] = ownership.MARKER
             write_json(
                 tmp / MANIFEST, self.manifest
             )  # written last: its presence marks completeness
@@ -202,6 +203,8 @@ class SearchEngine:
             raise IndexMismatchError(f"{problem}; {REBUILD}")
         cfg = manifest["config"]
         index = make_index(cfg)
+        index.refuse_legacy(directory)
+        _check_listed(directory, manifest, (*index.data_files(), POST_STATE))
         index.load(directory)
         if index.dim != manifest["dim"] or index.size != len(manifest["names"]):
             raise IndexMismatchError(
@@ -264,6 +267,19 @@ def _check_post(directory: Path, post: PostProcessor, dim: int) -> None:
     )
 
 
+def _check_listed(directory: Path, manifest: dict[str, Any], needed: tuple[str, ...]) -> None:
+    """Refuse a folder whose checksum list leaves out a file the index reads (never unverified).
+
+    A file that is not there at all is left to the index's own load, which names what is missing.
+    """
+    for name in needed:
+        if name not in manifest["files"] and (directory / name).exists():
+            raise IndexMismatchError(
+                f"{directory / name} is not in the checksum list ('files') of {MANIFEST}: it "
+                f"would be read unverified; {REBUILD}"
+            )
+
+
 def _check_confined(
     directory: Path, manifest: dict[str, Any], roots: list[str | os.PathLike] | None
 ) -> None:
@@ -293,19 +309,27 @@ def _remove_stale(directory: Path, age_s: float = 600.0) -> None:
     """Delete temp folders of killed builds of ``directory`` (writer dead, or ``age_s`` old)."""
     prefix = f".{directory.name}."  # no glob: folder names may hold ``*`` or ``[``
     temps = [p for p in directory.parent.iterdir() if p.name.startswith(prefix)]
-    remove_stale([p for p in temps if p.name.endswith(".tmp")], age_s)
+    remove_stale([p for p in temps if p.name.endswith(".tmp") and is_tagged(p)], age_s)
 
 
 def _replace_dir(tmp: Path, directory: Path) -> None:
     """Move ``tmp`` to ``directory``, replacing an older one; never a half-built or missing one."""
     swap.recover(directory)
     swap.discard_aside(directory)
-    if directory.exists() and any(directory.iterdir()) and not (directory / MANIFEST).is_file():
-        raise ConfigError(
-            f"{directory} exists and is not an index folder: refusing to replace it; "
-            "choose another index_dir"
-        )
+    check_replaceable(directory)
     swap.replace_dir(tmp, directory)
+
+
+def check_replaceable(directory: Path) -> None:
+    """ConfigError unless ``directory`` is absent, empty or an index folder this project wrote.
+
+    Called before any work by ``build_index`` and again right before the replacement.
+    """
+    if problem := ownership.folder_problem(directory):
+        raise ConfigError(
+            f"{directory} is not an index folder search_lab wrote: {problem}; refusing to "
+            "replace it (nothing was deleted): choose another index_dir"
+        )
 
 
 def check_config(cfg: dict[str, Any]) -> None:

@@ -17,14 +17,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from search_lab.lifeline import owner_tag, remove_stale
+from search_lab.lifeline import is_tagged, owner_tag, remove_stale
 
 TMP_SUFFIX = ".tmp"
 
 
 def remove_leftovers(folder: Path) -> list[Path]:
-    """Delete temporary files that killed atomic writes left in ``folder`` (no live writer's)."""
-    return remove_stale(folder.glob(f".*{TMP_SUFFIX}")) if folder.is_dir() else []
+    """Delete temporary files that killed atomic writes left in ``folder`` (no live writer's).
+
+    Only names carrying a writer's tag (:func:`owner_tag`, which only this project writes) are
+    candidates: a ``.notes.tmp`` of the user's in a run folder or the cache is never touched.
+    """
+    if not folder.is_dir():
+        return []
+    return remove_stale(p for p in folder.glob(f".*{TMP_SUFFIX}") if is_tagged(p))
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:

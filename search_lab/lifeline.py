@@ -89,6 +89,11 @@ def owner_tag() -> str:
     return f"@{_host()}-{os.getpid()}@"
 
 
+def is_tagged(path: Path) -> bool:
+    """Whether ``path``'s name carries a writer's tag (:func:`owner_tag`): a temporary of ours."""
+    return _TAG.search(path.name) is not None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -4,7 +4,8 @@ On Linux ``renameat2(RENAME_EXCHANGE)`` swaps the two names in one atomic step, 
 sees the old folder or the new one, never a gap. Elsewhere (or on a file system without it)
 the old folder is first renamed aside to ``.<name>.old-<pid>``; a process killed right after
 that leaves the folder missing, and :func:`recover` (run by the next load, listing or build)
-renames the old copy back.
+renames the old copy back. The old folder is then deleted file by file, only the files its
+manifest lists (:func:`search_lab.ownership.discard_index`): never what its index did not write.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import ctypes
 import errno
 import logging
 import os
-import shutil
 import sys
 from pathlib import Path
+
+from search_lab.ownership import discard_index
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +60,21 @@ def aside_name(directory: Path) -> Path:
 
 
 def replace_dir(new: Path, directory: Path) -> None:
-    """Move folder ``new`` to ``directory``, replacing (and then deleting) any older one."""
+    """Move folder ``new`` to ``directory``, replacing any older index (then deleting its files).
+
+    The caller has checked that an existing ``directory`` is an index folder this project wrote
+    (:func:`search_lab.ownership.folder_problem`).
+    """
     if not directory.exists():
         os.replace(new, directory)
         return
     if exchange(new, directory):
-        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old folder
+        discard_index(new)  # ``new`` now holds the old folder
         return
     old = aside_name(directory)
     os.replace(directory, old)
     os.replace(new, directory)
-    shutil.rmtree(old, ignore_errors=True)
+    discard_index(old)
 
 
 def recover(directory: Path) -> bool:
@@ -92,7 +98,7 @@ def discard_aside(directory: Path) -> None:
     """Delete old copies that replacements killed after their second rename left beside it."""
     if directory.exists():
         for old in directory.parent.glob(f".{glob_escape(directory.name)}.old-*"):
-            shutil.rmtree(old, ignore_errors=True)
+            discard_index(old)
 
 
 def recover_all(parent: Path) -> None:

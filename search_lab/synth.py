@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from search_lab import ownership
 from search_lab.errors import DatasetError
 from search_lab.files import atomic_write_bytes
 
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 
 SIZE = (243, 325)  # (height, width) of holidays-small's images
 JPEG_QUALITY = 88
+
+
+SYNTH_NAME = re.compile(r"s\d+_\d{7,}\.jpg")
+"""The names :func:`file_name` gives: a --dest folder holding anything else is refused."""
 
 
 def file_name(seed: int, i: int) -> str:
@@ -109,6 +115,12 @@ def generate(count: int, dest: Path, *, seed: int = 0) -> tuple[int, int]:
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
         raise DatasetError(f"--dest {dest} exists and is not a folder")
+    if foreign := ownership.unmatched_entries(dest, SYNTH_NAME):
+        raise DatasetError(
+            f"--dest {dest} holds files that are not synthetic distractors "
+            f"({ownership.describe_entries(foreign)}): give an empty or new folder, or one "
+            "this command filled"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     written = present = 0
     for i in range(count):

@@ -69,10 +69,13 @@ def test_leftovers_of_dead_writers_are_removed_not_live_ones(tmp_path: Path) -> 
     dead_tmp = tmp_path / f".a.npz.{dead_tag}xyz{files.TMP_SUFFIX}"
     live_tmp = tmp_path / f".b.npz.{owner_tag()}xyz{files.TMP_SUFFIX}"
     other = tmp_path / "c.npz"
-    for path in (dead_tmp, live_tmp, other):
+    users = tmp_path / f".notes{files.TMP_SUFFIX}"  # not ours (no tag): kept, even when old
+    for path in (dead_tmp, live_tmp, other, users):
         path.write_bytes(b"x")
+    os.utime(users, (1, 1))
     assert files.remove_leftovers(tmp_path) == [dead_tmp]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live_tmp.name, "c.npz"])
+    kept = sorted([live_tmp.name, "c.npz", users.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == kept
     assert files.remove_leftovers(tmp_path / "missing") == []
 
 

@@ -277,6 +277,7 @@ def _replace_and_die(target: Path, *, renameat2: bool) -> subprocess.CompletedPr
                 os.kill(os.getpid(), signal.SIGKILL)
         os.replace = replace_then_die
         shutil.rmtree = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+        swap.discard_index = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
         if not {renameat2!r}:
             swap.exchange = lambda a, b: False
         make_engine(vectors(90, seed=1), ANNOY).save({str(target)!r})

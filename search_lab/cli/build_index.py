@@ -16,7 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from search_lab.cli.glue import CONF_DIR, run_job
-from search_lab.engine import SearchEngine, build_engine
+from search_lab.engine import SearchEngine, build_engine, check_replaceable
 from search_lab.index_identity import check_target
 from search_lab.pipeline import build_pipeline
 from search_lab.streaming_build import build_and_save, in_memory_reason
@@ -33,6 +33,7 @@ def run(cfg: dict[str, Any], out_dir: Path) -> Path:
     Features extracted on Ray are indexed out of core, shard by shard (streaming_build).
     """
     pipe, target = build_pipeline(cfg), Path(cfg["index_dir"])
+    check_replaceable(target)  # before any work: never delete what search_lab did not write
     overwrite, reason = bool(cfg.get("overwrite", False)), in_memory_reason(pipe)
     if pipe.executor == "local":  # kept current: only added and changed images are extracted
         rebuild = bool(cfg.get("rebuild"))

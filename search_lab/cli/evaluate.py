@@ -13,8 +13,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from search_lab import distractor_report
+from search_lab import distractor_report, ownership
 from search_lab.cli.glue import CONF_DIR, run_job
+from search_lab.errors import ConfigError
 from search_lab.evaluation import Evaluation, evaluate
 from search_lab.pipeline import build_pipeline
 from search_lab.results import (
@@ -45,6 +46,10 @@ def run(cfg: dict[str, Any], out_dir: Path, *, quiet: bool = False) -> dict[str,
     The summary is printed unless ``quiet`` (callers that print their own, as benchmarks).
     """
     pipe = build_pipeline(cfg)
+    outputs = (METRICS_FILE, RANKINGS_FILE, *distractor_report.FILES)
+    if problem := ownership.run_folder_problem(out_dir, outputs, METRICS_FILE):
+        raise ConfigError(f"{out_dir} is not a run folder search_lab wrote: {problem}; "
+                          "choose another hydra.run.dir (nothing was overwritten)")  # fmt: skip
     result = evaluate(pipe)
     lines = write(result, out_dir, pipe.extractor.name)
     if not quiet:

@@ -56,6 +56,80 @@ def _search_k(name: str, value: Any) -> int:
     return int(value)
 
 
+def leaf_capacity(dim: int, annoy_metric: str) -> int:
+    """Most items Annoy keeps in one node: its node's bytes, counted in item ids.
+
+    A node holds ``n_descendants``, two children ids and the ``dim`` floats of a split (plus
+    one float for ``dot``); a leaf stores its item ids in that space instead (annoylib.h, ``K``).
+    """
+    return dim + (3 if annoy_metric == "dot" else 2)
+
+
+def loaded_trees(n_items: int, dim: int, annoy_metric: str, n_trees: int) -> frozenset[int]:
+    """The tree counts Annoy's ``get_n_trees()`` may report after loading a forest of ``n_trees``.
+
+    Annoy does not store the tree count: ``load`` finds the roots by scanning back from the end
+    of the file for nodes with as many descendants as the last one. With more items than a
+    node holds (:func:`leaf_capacity`) that finds the ``n_trees`` roots. With fewer, each tree
+    is a single leaf holding every item and the scan also counts the copies of the roots Annoy
+    appends, less one: it reports 2 ``n_trees`` - 1 (measured for N = 2 to the capacity, every
+    metric). With one item the item itself joins the scan: 2 ``n_trees`` or 2 ``n_trees`` + 1,
+    by metric. Search is then exhaustive whatever the tree count.
+    """
+    if n_items > leaf_capacity(dim, annoy_metric):
+        return frozenset({n_trees})
+    if n_items == 1:
+        return frozenset({2 * n_trees, 2 * n_trees + 1})
+    return frozenset({2 * n_trees - 1})
+
+
+NODE_CHUNK = 1 << 16  # tree nodes checked per numpy pass
+
+
+def node_layout(dim: int, annoy_metric: str) -> tuple[int, int]:
+    """(32-bit words per node, word where the children ids start) of Annoy's node struct.
+
+    annoylib.h: ``n_descendants``, then (euclidean, manhattan) the split offset ``a``, then the
+    two children ids, then (dot) ``dot_factor``, then the ``dim`` floats; a leaf's item ids
+    overwrite the space from the children on.
+    """
+    minkowski = annoy_metric in ("euclidean", "manhattan")
+    extra = 1 if minkowski or annoy_metric == "dot" else 0
+    return 3 + extra + dim, 2 if minkowski else 1
+
+
+def forest_problem(path: Path, dim: int, annoy_metric: str, n_items: int) -> str | None:
+    """What makes the tree nodes of ``path`` unsafe to search (one phrase), or None.
+
+    Annoy follows the ids it reads without checking them: a crafted file whose checksums were
+    recomputed could make it read outside the file or loop forever. Every node after the items
+    is checked: at least one descendant; a leaf (at most :func:`leaf_capacity` descendants)
+    names items 0..N-1 only; an inner node's children come before it (Annoy writes a node
+    after its children), so no walk can loop. Items themselves are only read as vectors.
+    """
+    words, first = node_layout(dim, annoy_metric)
+    capacity = leaf_capacity(dim, annoy_metric)
+    raw = np.memmap(path, np.int32, mode="r")
+    if raw.size % words:
+        return "it is not a whole number of Annoy nodes"
+    nodes = raw.reshape(-1, words)
+    for start in range(n_items, len(nodes), NODE_CHUNK):
+        block = np.asarray(nodes[start : start + NODE_CHUNK])
+        count = block[:, 0]
+        if (count < 1).any():
+            return "a tree node has no descendants"
+        ids = block[:, first : first + capacity]
+        inner = count > capacity
+        own = np.arange(start, start + len(block))[inner, None]
+        kids = ids[inner, :2]
+        if ((kids < 0) | (kids >= own)).any():
+            return "a tree node links to itself, to a later node or outside the file"
+        listed = np.arange(capacity)[None, :] < count[~inner, None]
+        if (((ids[~inner] < 0) | (ids[~inner] >= n_items)) & listed).any():
+            return f"a leaf names items outside 0..{n_items - 1}"
+    return None
+
+
 @register("annoy")
 class AnnoyIndex(Index):
     """Approximate search with Annoy: a forest of random-projection trees, memory-mapped from disk.
@@ -204,6 +278,10 @@ class AnnoyIndex(Index):
         }
         write_json(Path(directory) / self.META_FILE, meta)
 
+    def data_files(self) -> tuple[str, ...]:
+        """The forest and its record."""
+        return (self.FOREST_FILE, self.META_FILE)
+
     def load(self, directory: Path) -> None:
         """Memory-map ``annoy.ann`` after checking it against ``annoy.json`` and the config.
 
@@ -228,11 +306,14 @@ class AnnoyIndex(Index):
             forest.load(str(path), prefault=False)  # mmap, pages read on demand
         except OSError as err:
             raise IndexMismatchError(f"{path} cannot be read by Annoy ({err}); {rebuild}") from err
-        if forest.get_n_trees() != self.n_trees:
+        if forest.get_n_trees() not in loaded_trees(size, dim, self.annoy_metric, self.n_trees):
             raise IndexMismatchError(
                 f"{path} holds {forest.get_n_trees()} trees, but the configuration says "
                 f"{self.n_trees}; {rebuild}"
             )
+        if problem := forest_problem(path, dim, self.annoy_metric, size):
+            forest.unload()
+            raise IndexMismatchError(f"{path} is damaged: {problem}; {rebuild}")
         if forest.get_n_items() != size:
             raise IndexMismatchError(
                 f"{path} holds {forest.get_n_items()} items, {self.META_FILE} says {size}; "

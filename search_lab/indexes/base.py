@@ -131,6 +131,13 @@ class Index:
         """Read files written by :meth:`save`; raises IndexMismatchError if they are missing."""
         raise NotImplementedError
 
+    def data_files(self) -> tuple[str, ...]:
+        """Names of the files :meth:`load` reads: each must be in the folder's checksum list."""
+        raise NotImplementedError
+
+    def refuse_legacy(self, directory: Path) -> None:
+        """IndexMismatchError for a folder saved in a form this version no longer reads."""
+
     def _check_queries(self, queries: np.ndarray) -> np.ndarray:
         queries = np.atleast_2d(np.asarray(queries, np.float32))
         if queries.shape[1] != self.dim:

@@ -90,6 +90,10 @@ class ExactIndex(Index):
         meta = {"metric": self.metric, "dim": self.dim, "size": self.size}
         write_json(Path(directory) / self.META_FILE, meta)
 
+    def data_files(self) -> tuple[str, ...]:
+        """The matrix and its record."""
+        return (self.VECTORS_FILE, self.META_FILE)
+
     def load(self, directory: Path) -> None:
         """Memory-map ``vectors.npy`` after checking it against ``exact.json`` and the metric.
 

@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.errors import ConfigError
-from search_lab.indexes.base import Check, register
+from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.indexes.base import REBUILD, Check, register
 from search_lab.indexes.files import FileIndex, padded, unit_rows
 from search_lab.params import require
 
@@ -238,4 +238,10 @@ class FaissIndex(FileIndex):
         self.built_factory = str(record.get("built_factory", self.factory))
         expected = adapt_nlist(self.factory, self.size, note=False)  # what the config builds
         self._mismatch(path, "factory", self.built_factory, expected)
-        self._index = self._faiss().read_index(str(path))
+        index = self._faiss().read_index(str(path))
+        if (index.d, index.ntotal) != (self.dim, self.size):
+            raise IndexMismatchError(
+                f"{path} holds {index.ntotal} vectors of dimension {index.d}, its record says "
+                f"{self.size} of dimension {self.dim}; {REBUILD.format(kind=self.kind)}"
+            )
+        self._index = index

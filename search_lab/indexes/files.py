@@ -6,21 +6,30 @@ through :mod:`search_lab.integrity`, so a file unchanged since it was last verif
 hashed again; folders from before record sha256, still checked), so ``load`` refuses a
 folder built for another metric or with other build parameters, and a damaged or replaced file,
 before the library reads it (a library fed garbage may crash the process instead of raising).
+A file whose checksums were recomputed (a hostile hand-over) still reaches the library: what
+the library raises then becomes one IndexMismatchError naming the file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from search_lab import integrity
-from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.errors import ConfigError, IndexMismatchError, SearchLabError
 from search_lab.files import library_write
 from search_lab.indexes.base import PAD_ID, REBUILD, Index, read_record
 from search_lab.results import write_json
+
+LIBRARY_ERRORS = (
+    RuntimeError, ValueError, TypeError, OSError, EOFError, IndexError, KeyError, MemoryError,
+    OverflowError, zipfile.BadZipFile,
+)  # fmt: skip
+"""What hnswlib, Faiss, SciPy, numpy and pynndescent raise on a data file they cannot read."""
 
 
 def unit_rows(vectors: np.ndarray, kind: str) -> np.ndarray:
@@ -151,8 +160,20 @@ class FileIndex(Index):
                 f"is damaged or was replaced; {rebuild}"
             )
         self.dim, self.size = record["dim"], record["size"]
-        self._read(path, record)
+        try:
+            self._read(path, record)
+        except SearchLabError:
+            raise
+        except LIBRARY_ERRORS as err:  # the library's own complaint about damaged bytes
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[-1][:200]
+            raise IndexMismatchError(
+                f"{path} cannot be read as a {self.kind} index ({reason}); {rebuild}"
+            ) from err
         self._built = True
+
+    def data_files(self) -> tuple[str, ...]:
+        """The data file and its record."""
+        return (self.DATA_FILE, f"{self.kind}.json")
 
     def _write(self, path: Path) -> None:
         raise NotImplementedError

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from search_lab.errors import IndexMismatchError
 from search_lab.indexes.base import register
 from search_lab.indexes.files import FileIndex, padded
 
@@ -128,6 +129,10 @@ class HNSWIndex(FileIndex):
 
         graph = hnswlib.Index(space=SPACES[self.metric][0], dim=self.dim)
         graph.load_index(str(path), max_elements=max(1, self.size))
+        if graph.get_current_count() != self.size:
+            raise IndexMismatchError(
+                f"{path} holds {graph.get_current_count()} items, its record says {self.size}"
+            )
         self._mismatch(path, "M", graph.M, self.M)
         self._mismatch(path, "ef_construction", graph.ef_construction, self.ef_construction)
         self._graph = graph

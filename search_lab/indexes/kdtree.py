@@ -96,9 +96,16 @@ class KDTreeIndex(FileIndex):
             np.save(fh, self._tree.data.astype(np.float32))
 
     def _read(self, path: Path, record: dict[str, Any]) -> None:
-        data = np.load(path, allow_pickle=False)
+        try:
+            data = np.load(path, allow_pickle=False)
+        except ValueError as err:  # numpy's message would suggest unpickling it
+            raise IndexMismatchError(f"{path} is not a numpy array file (.npy)") from err
+        if not isinstance(data, np.ndarray):
+            raise IndexMismatchError(f"{path} is not a numpy array file (.npy)")
         if data.shape != (self.size, self.dim):
             raise IndexMismatchError(f"{path} holds {data.shape}, expected {(self.size, self.dim)}")
+        if data.dtype.kind != "f" or not np.isfinite(data).all():
+            raise IndexMismatchError(f"{path} holds {data.dtype} values that are not all finite")
         from scipy.spatial import cKDTree
 
         self._tree = cKDTree(data.astype(np.float64), leafsize=self.leafsize)

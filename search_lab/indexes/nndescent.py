@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import pickle
+import shlex
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.errors import ConfigError
+from search_lab.errors import ConfigError, IndexMismatchError
 from search_lab.indexes.base import register
 from search_lab.indexes.files import FileIndex, padded
+from search_lab.indexes.nndescent_arrays import LEGACY_FILE, read_graph, write_graph
 
 
 @register("nndescent")
@@ -45,12 +46,13 @@ class NNDescentIndex(FileIndex):
     -----
     pynndescent compiles its search code with numba in each new process: the first build
     for a metric takes about 30 s of CPU before any work, later builds are quick. ``save``
-    pickles the prepared index (``nndescent.pkl``); ``load`` unpickles it only after its
-    sha256 matched the record, so only folders written by ``save`` are read.
+    writes the prepared index as plain arrays (``nndescent.npz``, read with
+    ``allow_pickle=False``, see :mod:`search_lab.indexes.nndescent_arrays`): no pickle, so a
+    handed-over folder can hold wrong numbers at worst, which ``load`` checks, never code.
     """
 
     METRICS = ("cosine", "euclidean", "manhattan")
-    DATA_FILE, BUILD_PARAMS = "nndescent.pkl", ("n_neighbors", "leaf_budget", "seed")
+    DATA_FILE, BUILD_PARAMS = "nndescent.npz", ("n_neighbors", "leaf_budget", "seed")
     description = (
         "NN-descent k-NN graph (pynndescent, KGraph's method): graph search from "
         "random-projection-tree entry points; high recall, slow first build (numba compiles)"
@@ -92,14 +94,28 @@ class NNDescentIndex(FileIndex):
         return np.asarray(self._graph._raw_data[start:stop], np.float32)
 
     def _write(self, path: Path) -> None:
-        with path.open("wb") as fh:
-            pickle.dump(self._graph, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        write_graph(path, self._graph)
+
+    def refuse_legacy(self, directory: Path) -> None:
+        """An old folder (``nndescent.pkl``) is refused with the command that rebuilds it."""
+        old = Path(directory) / LEGACY_FILE
+        if old.is_file() and not (Path(directory) / self.DATA_FILE).is_file():
+            command = (
+                f"python -m search_lab.build_index index=nndescent metric={self.metric} "
+                f"index_dir={shlex.quote(str(directory))} (and the feature it was built with)"
+            )
+            raise IndexMismatchError(
+                f"{old} is an NN-descent index saved as a pickle, which search_lab no longer "
+                f"reads (a pickle can run code); rebuild it: {command}"
+            )
+
+    def load(self, directory: Path) -> None:
+        """Read ``nndescent.npz`` (see :meth:`FileIndex.load`); an old pickled folder is refused."""
+        self.refuse_legacy(directory)
+        super().load(directory)
 
     def _read(self, path: Path, record: dict[str, Any]) -> None:
-        import pynndescent  # noqa: F401 - the classes the pickle names
-
-        with path.open("rb") as fh:
-            self._graph = pickle.load(fh)  # checksum checked against the record
+        self._graph = read_graph(path, self.metric, self.size, self.dim)
         graph = self._graph
         wanted = min(self.n_neighbors, max(1, self.size - 1))  # build() caps it likewise
         self._mismatch(path, "n_neighbors", graph.n_neighbors, wanted)
