@@ -187,7 +187,7 @@ class Exports:
             lock = FileLock(str(self.folder / f"{self.name(key)}.lock"))
             with lock:
                 return self._build(self.folder, key, build)
-        except PermissionError as err:  # a read-only folder: export for this process only
+        except OSError as err:  # a read-only folder (or file system): export for this run only
             tmp = Path(tempfile.mkdtemp(prefix="search_lab-engines."))
             log.warning(
                 "engine export folder %s is not writable (%s): exporting to %s for this run",
