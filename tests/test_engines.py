@@ -68,7 +68,9 @@ def torch_vectors(photos: list[np.ndarray]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize(
+    "engine", ["onnxruntime", pytest.param("openvino", marks=pytest.mark.long)]
+)  # auto's first choice in the default run; each engine in CI's long run
 def test_engine_matches_torch_on_real_photos(
     engine: str, export_dir: str, photos: list[np.ndarray], torch_vectors: np.ndarray
 ) -> None:

@@ -120,7 +120,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.images = args.images or 12
         args.camera_images, args.queries, args.rounds = min(args.camera_images, 4), 5, 1
         args.integrity_items = min(args.integrity_items, 20_000)
-        args.engine_images = min(args.engine_images, 8)
+        args.engine_images = min(args.engine_images, 4)
     args.out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
     for name in ("images", "queries", "rounds", "cnn_size", "engine_size"):
         value = getattr(args, name)
