@@ -151,8 +151,9 @@ def preprocess(
 # --------------------------------------------------------------------------------------------
 
 
-PRECISIONS = ("fp32",)
-"""``feature.precision``: the vectors' arithmetic (fp32 engines all give torch's vectors)."""
+PRECISIONS = ("fp32", "int8")
+"""``feature.precision``: fp32 (every engine gives torch's vectors) or int8 (onnxruntime's static
+quantisation, calibrated on ``calibrate_on``: :mod:`search_lab.features.quantize`)."""
 DEVICES = ("cpu", "cuda", "auto")
 """``feature.device``: ``auto`` is the GPU when torch sees one, else the CPU."""
 
@@ -203,12 +204,13 @@ class CNNFeature(Extractor):
     device : {"cpu", "cuda", "auto"}
         Where torch runs the network (the engines below are CPU-only).
     engine : {"torch", "onnxruntime", "openvino", "auto"}
-        What runs the network on the CPU (:mod:`search_lab.features.engines`): torch eager, or
-        the graph exported once to ONNX and run by an inference engine. ``auto`` takes the
-        fastest installed engine that reproduces torch's vectors on probe images, else torch.
-        Not part of the feature cache's key: every fp32 engine gives the same vectors.
-    precision : {"fp32"}
-        Arithmetic of the vectors.
+        What runs the network on the CPU (:mod:`search_lab.features.engines`); ``auto``: the
+        fastest installed engine that reproduces torch's vectors, else torch. Not part of the
+        feature cache's key: every fp32 engine gives the same vectors.
+    precision : {"fp32", "int8"}
+        int8 runs on onnxruntime only, with vectors (and cached features) of its own.
+    calibrate_on : str or None
+        int8 only: folder of images (the collection's) static quantisation calibrates on.
     export_dir : str or None
         Folder of the exported graphs; None is ``$SEARCH_LAB_CACHE/engines``.
 
@@ -252,6 +254,7 @@ class CNNFeature(Extractor):
         device: str = "cpu",
         engine: str = "auto",
         precision: str = "fp32",
+        calibrate_on: str | None = None,
         export_dir: str | None = None,
     ) -> None:
         spec = BACKBONES[require_choice("cnn: backbone", backbone, list(BACKBONES))]
@@ -277,7 +280,12 @@ class CNNFeature(Extractor):
         self.device = require_choice("cnn: device", device, DEVICES)
         self.engine = require_choice("cnn: engine", engine, ENGINES)
         self.precision = require_choice("cnn: precision", precision, PRECISIONS)
-        self.export_dir = export_dir
+        self.export_dir, self.calibrate_on = export_dir, calibrate_on
+        if precision == "int8" and (engine not in ("onnxruntime", "auto") or not calibrate_on):
+            raise ConfigError(
+                "cnn: feature.precision=int8 runs on feature.engine=onnxruntime (or auto) and "
+                "calibrates on feature.calibrate_on=<folder of the collection's images>"
+            )
         self.square = layer in FC_LAYERS
         self.mean, self.std = spec.mean, spec.std
         self.dim = spec.layers[layer]
@@ -308,6 +316,8 @@ class CNNFeature(Extractor):
                 f"cnn: feature.engine={self.engine} runs on the CPU, but feature.device="
                 f"{self.device} puts the network on the GPU; use feature.engine=torch or auto"
             )
+        if self.precision == "int8":  # onnxruntime or nothing: never torch's fp32 silently
+            return "onnxruntime", feature_runner(self, "onnxruntime")
         if self.engine == "auto" and (self._device != "cpu" or self.weights is None):
             return "torch", None  # a GPU, or a random network (tests): nothing worth exporting
         return choose(self.engine, lambda engine: feature_runner(self, engine))

@@ -133,17 +133,38 @@ def engine_runner(
     threads: int | None,
     reference: Callable[[np.ndarray], np.ndarray],
     probes: Sequence[np.ndarray],
+    calibration: Callable[[], Sequence[np.ndarray]] | None = None,
 ) -> Runner:
     """A runner of ``engine`` (not torch) that passed the fidelity check; ConfigError if not.
 
     ``key`` describes the network (without the engine); ``graph()`` builds the module to
     export; ``reference`` is torch's own runner, compared on the ``probes`` batches.
+    ``calibration`` (int8 only) gives the inputs static quantisation measures ranges on.
     """
     full_key = {**key, "opset": OPSET, "engine": engine, "engine_version": engine_version(engine)}
     full_key["torch"] = _torch_version()
     import_engine(engine)  # before exporting: a broken install is one line, not an export
-    path = exports.get(full_key, lambda: export_onnx(graph(), fixed_side=fixed_side))
-    runner = RUNNERS[engine](path, threads)
+
+    def build() -> bytes:
+        fp32 = export_onnx(graph(), fixed_side=fixed_side)
+        if calibration is None:
+            return fp32
+        from search_lab.features.quantize import quantized
+
+        return quantized(fp32, calibration())
+
+    runner = RUNNERS[engine](exports.get(full_key, build), threads)
+    if calibration is not None:
+        from search_lab.features.quantize import INT8_MIN_COSINE, min_cosine
+
+        cos = min(min_cosine(reference(p), runner(p)) for p in probes)
+        log.info("int8 %s: cosine to torch's vectors >= %.4f on the probe images", engine, cos)
+        if not cos >= INT8_MIN_COSINE:
+            raise ConfigError(
+                f"cnn: the int8 graph of {key.get('backbone')} gives vectors at cosine {cos:.3f}"
+                f" to torch's (at least {INT8_MIN_COSINE:g}): use feature.precision=fp32"
+            )
+        return runner
     worst = max(relative_difference(reference(p), runner(p)) for p in probes)
     if not worst <= FIDELITY:
         raise ConfigError(
@@ -207,11 +228,18 @@ def feature_runner(feature: Any, engine: str) -> Runner:
         "precision": feature.precision,
     }
     pooling = (lambda y: pool(y, feature.pooling, feature.gem_p)) if conv else None
+    calibration = None
+    if feature.precision == "int8":
+        from search_lab.features import quantize
+
+        files = quantize.calibration_files(feature.calibrate_on)
+        key["calibration"] = quantize.calibration_digest(files)
+        calibration = lambda: quantize.calibration_batches(feature, files)  # noqa: E731
     return engine_runner(
         engine, key=key, graph=lambda: graph_module(forward, pooling),
         fixed_side=None if conv else FC_INPUT, exports=Exports(feature.export_dir),
         threads=feature.threads, reference=feature._torch_describe,
-        probes=probe_batches(feature),
+        probes=probe_batches(feature), calibration=calibration,
     )  # fmt: skip
 
 
