@@ -273,3 +273,40 @@ def test_unfaithful_engine_is_refused(monkeypatch: pytest.MonkeyPatch, export_di
     auto = create("cnn", engine="auto", size=96, export_dir=export_dir)
     auto.prepare()
     assert auto.engine_used == "torch"
+
+
+# --------------------------------------------------------------------------------------------
+# int8
+# --------------------------------------------------------------------------------------------
+
+
+def test_int8_needs_onnxruntime_and_a_calibration_folder(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="calibrate_on"):
+        create("cnn", precision="int8")
+    with pytest.raises(ConfigError, match="onnxruntime"):
+        create("cnn", precision="int8", engine="openvino", calibrate_on=str(tmp_path))
+    with pytest.raises(ConfigError, match="holds no images"):
+        create("cnn", precision="int8", calibrate_on=str(tmp_path), size=96).prepare()
+    # the calibration folder shapes int8 vectors only: fp32 keys ignore it
+    fp32 = {"name": "cnn", "precision": "fp32", "calibrate_on": "/a"}
+    assert identity(fp32) == {"name": "cnn"}
+    int8 = {"name": "cnn", "precision": "int8", "calibrate_on": "/a"}
+    assert identity(int8) == int8
+
+
+@pytest.mark.long
+def test_int8_graph_is_close_to_torch_and_cached_apart(
+    export_dir: str, photos: list[np.ndarray]
+) -> None:
+    if not installed("onnxruntime"):
+        pytest.skip("onnxruntime is not installed")
+    root, _ = holidays()
+    fp32 = create("cnn", engine="onnxruntime", size=160, export_dir=export_dir)
+    int8 = create("cnn", precision="int8", calibrate_on=str(root), size=160, export_dir=export_dir)
+    a, b = fp32.extract_batch(photos), int8.extract_batch(photos)
+    assert int8.engine_used == "onnxruntime"
+    cosines = (a * b).sum(axis=1)
+    assert cosines.min() >= 0.9 and not np.allclose(a, b, atol=1e-4)
+    metas = [json.loads(p.read_text())["key"] for p in Path(export_dir).glob("*.json")]
+    assert {m["precision"] for m in metas} >= {"fp32", "int8"}
+    assert all("calibration" in m for m in metas if m["precision"] == "int8")
