@@ -19,7 +19,7 @@ from search_lab import distractors
 from search_lab.cache import FeatureCache, Features
 from search_lab.data import Dataset, load_dataset
 from search_lab.errors import ConfigError
-from search_lab.extract import RUNTIME_PARAMS
+from search_lab.extract import identity
 from search_lab.indexes import Index
 from search_lab.manifest import MANIFEST, manifest_of
 from search_lab.pipeline import Pipeline, build_pipeline
@@ -144,11 +144,7 @@ def fit_on_source(run: Pipeline | Mapping[str, Any]) -> Path | None:
 
 def _identity(feature_cfg: dict[str, Any]) -> dict[str, Any]:
     """A feature config without its runtime options (threads, batch size), parts included."""
-    return {
-        k: _identity(v) if isinstance(v, dict) else v
-        for k, v in feature_cfg.items()
-        if k not in RUNTIME_PARAMS
-    }
+    return {k: _identity(v) if isinstance(v, dict) else v for k, v in identity(feature_cfg).items()}
 
 
 def fitted_post(pipe: Pipeline, fit_on: Path | None) -> PostProcessor:

@@ -20,6 +20,7 @@ import numpy as np
 from search_lab import indexes
 from search_lab.collection import Collection, as_pipeline, fit_and_index, index_collection
 from search_lab.data import Dataset, check_ground_truth
+from search_lab.features.engines import engines_used
 from search_lab.indexes import Index, search_views
 from search_lab.local_features import collection_keypoints
 from search_lab.metrics import ann_recall, score_ranked
@@ -63,6 +64,7 @@ def evaluate(run: Pipeline | Mapping[str, Any]) -> Evaluation:
         extract_s=col.extract_s + metrics["rotations_extract_s"],
         build_s=col.build_s,
         dim=int(col.vectors.shape[1]),
+        feature_engine=engines_used(pipe.extractor),
         config=pipe.config,
     )
     if pipe.eval.subsets:

@@ -29,7 +29,23 @@ _WORKER: dict[str, Any] = {}
 Progress = bool | Callable[[int, int], None]
 
 # Parameters that change how fast vectors are computed, not what they are: kept out of cache keys.
-RUNTIME_PARAMS = frozenset({"threads", "batch_size", "download", "device"})
+# (``engine``: every fp32 engine gives torch's vectors, search_lab/features/engines.py.)
+RUNTIME_PARAMS = frozenset({"threads", "batch_size", "download", "device", "engine", "export_dir"})
+# Parameters at a value that is the vectors' default: kept out of cache keys too, so caches
+# written before the parameter existed stay valid (``precision=int8`` keys its own features).
+NEUTRAL_PARAMS = {"precision": "fp32"}
+
+
+def identity(params: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a feature's parameters decides its vectors (cache keys, index compatibility)."""
+    fp32 = params.get("precision", "fp32") == "fp32"  # calibration only shapes int8 vectors
+    return {
+        k: v
+        for k, v in params.items()
+        if k not in RUNTIME_PARAMS
+        and not (k in NEUTRAL_PARAMS and NEUTRAL_PARAMS[k] == v)
+        and not (k == "calibrate_on" and fp32)
+    }
 
 
 def split_config(feature_cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -51,7 +67,7 @@ def as_extractor(feature: Extractor | Mapping[str, Any]) -> Extractor:
 
 def feature_key(extractor: Extractor) -> dict[str, Any]:
     """What decides an extractor's vectors: its description without :data:`RUNTIME_PARAMS`."""
-    return {k: v for k, v in extractor.spec.items() if k not in RUNTIME_PARAMS}
+    return identity(extractor.spec)
 
 
 def load_for(

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from search_lab.cache import FeatureCache, Features, cache_key
 from search_lab.errors import ConfigError, SearchLabError
-from search_lab.extract import RUNTIME_PARAMS, Progress, extract_files
+from search_lab.extract import Progress, extract_files, identity
 from search_lab.params import require_int, require_number, require_positive_int
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class RayExecutor:
     ) -> list[tuple[list[str], str]]:
         """(names, cache key) of every shard, in collection order."""
         size = int(self.ex["shard_size"])
-        feature = {k: v for k, v in feature_cfg.items() if k not in RUNTIME_PARAMS}
+        feature = identity(feature_cfg)
         shards = [list(names[i : i + size]) for i in range(0, len(names), size)]
         return [
             (s, cache_key(fingerprint=fingerprint, shard=cache_key(names=s), feature=feature,

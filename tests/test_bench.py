@@ -69,6 +69,7 @@ def test_quick_run_writes_a_consistent_report(holidays_dir: Path, tmp_path: Path
         "latency",
         "evaluate",
         "integrity",
+        "engines",
         "targets",
         "load_avg_at_end",
         "elapsed_s",
@@ -104,10 +105,18 @@ def test_quick_run_writes_a_consistent_report(holidays_dir: Path, tmp_path: Path
     assert ev["warm"]["features_cached"] and not ev["cold"]["features_cached"]
     assert 0.0 <= ev["cold"]["map"] <= 1.0 and ev["warm"]["map"] == pytest.approx(ev["cold"]["map"])
 
+    engines = report["engines"]["engines"]
+    assert set(engines) == {"torch", "onnxruntime", "openvino"}
+    assert engines["torch"]["real_path"]["x_torch"] == pytest.approx(1.0)
+    for rec in engines.values():
+        for mode in ("one_process_b1", "one_process_b16", "real_path"):
+            assert rec[mode]["images_per_s"] > 0 and rec[mode]["ratio_to_decode"] > 0
+        assert rec["peak_rss_mb"] > 0
     assert [t["name"] for t in report["targets"]] == list(speed_report.TARGETS)
     assert all(isinstance(t["met"], bool) for t in report["targets"])
     table = out.with_suffix(".md").read_text()
     assert m["cpu"] in table and "| **hsv** |" in table and "## Targets" in table
+    assert "### CNN engines" in table and "| onnxruntime |" in table
 
 
 def test_whole_groups_never_split_a_group(tmp_path: Path) -> None:
@@ -158,7 +167,10 @@ def test_best_of_rounds_interleaves_and_keeps_the_minimum() -> None:
 
 def test_targets_are_judged_in_the_right_direction() -> None:
     def report(ratio: float, cnn: float, speedup: float, diff: float) -> dict:
+        engines = {"torch": {"real_path": {"x_torch": 1.0}}}
+        engines["onnxruntime"] = {"real_path": {"x_torch": 3.2 if ratio < 2 else 2.9}}
         return {
+            "engines": {"engines": engines},
             "holidays": {
                 "features": {
                     "hsv": {"one_process": {"ratio_to_decode": ratio}},

@@ -15,6 +15,9 @@ One run on one machine measures, and reports as throughputs and ratios:
   feature extraction included (:meth:`~search_lab.engine.SearchEngine.query`).
 - **end-to-end** ``python -m search_lab.evaluate`` for the default configuration, as a whole
   command, with a cold and with a warm feature cache.
+- **CNN engines** (:mod:`search_lab.benchmarks.speed_engines`): torch eager, ONNX Runtime and
+  OpenVINO side by side at ``--engine-size`` (default 320), one thread and on the real
+  extraction path, at batch sizes 1 (a query) and 16 (bulk), with start-up and peak memory.
 - **checksum verification on load** (:mod:`search_lab.benchmarks.integrity`): full XXH3-128
   verification of an exact and an Annoy index of ``--integrity-items`` x 128 vectors against
   their load + first query time.
@@ -37,8 +40,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from search_lab.benchmarks.common import extraction_machine, load_avg, start_cli
+from search_lab.benchmarks.common import compose, extraction_machine, load_avg, start_cli
 from search_lab.benchmarks.integrity import verification_cost
+from search_lab.benchmarks.speed_engines import engines_table
 from search_lab.benchmarks.speed_images import camera_set, link_subset, whole_groups
 from search_lab.benchmarks.speed_report import check_targets, fmt, markdown
 from search_lab.benchmarks.speed_service import camera_map, evaluate_command, query_latency
@@ -94,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of one-process timing")
     p.add_argument("--cnn-size", type=int, default=224, help="CNN input longer side")
     p.add_argument("--no-cnn", action="store_true", help="leave the CNN out")
+    p.add_argument("--engine-size", type=int, default=320, help="CNN longer side, engines table")
+    p.add_argument(
+        "--engine-images", type=int, default=64, help="images of the engines table (0: skip it)"
+    )
     p.add_argument("--note", default="", help="a sentence added to the report")
     p.add_argument(
         "--integrity-items",
@@ -112,8 +120,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.images = args.images or 12
         args.camera_images, args.queries, args.rounds = min(args.camera_images, 4), 5, 1
         args.integrity_items = min(args.integrity_items, 20_000)
+        args.engine_images = min(args.engine_images, 4)
     args.out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
-    for name in ("images", "queries", "rounds", "cnn_size"):
+    for name in ("images", "queries", "rounds", "cnn_size", "engine_size"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
@@ -145,6 +154,11 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "dataset_root": str(full.root),
         }
         report["holidays"] = bench_set("holidays", data.root, data.names, feats, args.rounds)
+        if args.engine_images and not args.no_cnn:
+            log.info("CNN engines side by side")
+            cnn = compose(["feature=cnn", f"feature.size={args.engine_size}"])["feature"]
+            names = data.names[: args.engine_images]
+            report["engines"] = engines_table(data.root, names, cnn, args.rounds)
         if args.camera_images:
             report.update(camera_stages(data, feats, args, work))
         log.info("query latency")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from search_lab.benchmarks.integrity import markdown_lines
+from search_lab.benchmarks.speed_engines import engines_markdown
 from search_lab.benchmarks.speed_images import CAMERA_QUALITY, CAMERA_SIZE
 from search_lab.benchmarks.speed_timing import FULL_SIDE
 
@@ -13,6 +14,7 @@ TARGETS = {  # name -> (comparison, threshold)
     "cnn_images_per_s": (">=", 20.0),
     "camera_hsv_draft_speedup": (">=", 4.0),
     "camera_map_difference": ("<=", 0.01),
+    "cnn_engine_x_torch": (">=", 3.0),
 }
 
 
@@ -27,7 +29,16 @@ def target_values(report: dict[str, Any]) -> dict[str, float | None]:
             cam["draft_vs_full"]["speedup_vs_full_decode_full_feature"] if cam else None
         ),
         "camera_map_difference": report["camera_map"]["difference"] if cam else None,
+        "cnn_engine_x_torch": engine_speedup(report),
     }
+
+
+def engine_speedup(report: dict[str, Any]) -> float | None:
+    """Real-path images/s of the fastest engine over torch eager's (engines table), or None."""
+    table = (report.get("engines") or {}).get("engines")
+    if not table:
+        return None
+    return max(r["real_path"]["x_torch"] for e, r in table.items() if e != "torch")
 
 
 def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -167,6 +178,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         *extraction_markdown("Holidays", report["holidays"]),
     ]
+    if "engines" in report:
+        lines += engines_markdown(report["engines"])
     if "camera" in report:
         lines += extraction_markdown("Camera-size JPEGs", report["camera"])
         lines += camera_markdown(report)

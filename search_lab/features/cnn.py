@@ -32,6 +32,7 @@ from search_lab.features.backbones import (  # noqa: F401  (TF_MEAN, TF_STD: par
     load_model,
 )
 from search_lab.features.base import Extractor, register
+from search_lab.features.engines import ENGINES, Runner, choose, feature_runner
 from search_lab.params import (
     is_number,
     require,
@@ -150,6 +151,9 @@ def preprocess(
 # --------------------------------------------------------------------------------------------
 
 
+PRECISIONS = ("fp32", "int8")
+"""``feature.precision``: fp32 (every engine gives torch's vectors) or int8 (onnxruntime's static
+quantisation, calibrated on ``calibrate_on``: :mod:`search_lab.features.quantize`)."""
 DEVICES = ("cpu", "cuda", "auto")
 """``feature.device``: ``auto`` is the GPU when torch sees one, else the CPU."""
 
@@ -197,6 +201,18 @@ class CNNFeature(Extractor):
         ``torch.set_num_threads`` during extraction; None keeps torch's default.
     download : bool
         Allow downloading torchvision weights missing from the torch hub cache.
+    device : {"cpu", "cuda", "auto"}
+        Where torch runs the network (the engines below are CPU-only).
+    engine : {"torch", "onnxruntime", "openvino", "auto"}
+        What runs the network on the CPU (:mod:`search_lab.features.engines`); ``auto``: the
+        fastest installed engine that reproduces torch's vectors, else torch. Not part of the
+        feature cache's key: every fp32 engine gives the same vectors.
+    precision : {"fp32", "int8"}
+        int8 runs on onnxruntime only, with vectors (and cached features) of its own.
+    calibrate_on : str or None
+        int8 only: folder of images (the collection's) static quantisation calibrates on.
+    export_dir : str or None
+        Folder of the exported graphs; None is ``$SEARCH_LAB_CACHE/engines``.
 
     Attributes
     ----------
@@ -236,6 +252,10 @@ class CNNFeature(Extractor):
         threads: int | None = None,
         download: bool = True,
         device: str = "cpu",
+        engine: str = "auto",
+        precision: str = "fp32",
+        calibrate_on: str | None = None,
+        export_dir: str | None = None,
     ) -> None:
         spec = BACKBONES[require_choice("cnn: backbone", backbone, list(BACKBONES))]
         layer = spec.default_layer if layer is None else layer
@@ -258,12 +278,22 @@ class CNNFeature(Extractor):
         self.batch_size, self.threads = int(batch_size), threads
         self.download = require_bool("cnn: download", download)
         self.device = require_choice("cnn: device", device, DEVICES)
+        self.engine = require_choice("cnn: engine", engine, ENGINES)
+        self.precision = require_choice("cnn: precision", precision, PRECISIONS)
+        self.export_dir, self.calibrate_on = export_dir, calibrate_on
+        if precision == "int8" and (engine not in ("onnxruntime", "auto") or not calibrate_on):
+            raise ConfigError(
+                "cnn: feature.precision=int8 runs on feature.engine=onnxruntime (or auto) and "
+                "calibrates on feature.calibrate_on=<folder of the collection's images>"
+            )
         self.square = layer in FC_LAYERS
         self.mean, self.std = spec.mean, spec.std
         self.dim = spec.layers[layer]
         self.max_side = max(sides)
         self._forward: Forward | None = None  # loaded by prepare(): torch stays out until then
         self._device = "cpu"  # the torch device prepare() resolves ``device`` to
+        self._runner: Runner | None = None  # the engine's, when it is not torch
+        self.engine_used: str | None = None  # the engine prepare() chose
 
     def prepare(self) -> None:
         """Load the network and its weights (ConfigError naming ``feature.weights`` if missing).
@@ -277,6 +307,20 @@ class CNNFeature(Extractor):
                 self.backbone, weights=self.weights, layer=self.layer, download=self.download,
                 device=self._device,
             )  # fmt: skip
+            self.engine_used, self._runner = self._choose_engine()
+
+    def _choose_engine(self) -> tuple[str, Runner | None]:
+        """The engine ``feature.engine`` names (or ``auto`` finds) for this network."""
+        if self.engine not in ("torch", "auto") and self._device != "cpu":
+            raise ConfigError(
+                f"cnn: feature.engine={self.engine} runs on the CPU, but feature.device="
+                f"{self.device} puts the network on the GPU; use feature.engine=torch or auto"
+            )
+        if self.precision == "int8":  # onnxruntime or nothing: never torch's fp32 silently
+            return "onnxruntime", feature_runner(self, "onnxruntime")
+        if self.engine == "auto" and (self._device != "cpu" or self.weights is None):
+            return "torch", None  # a GPU, or a random network (tests): nothing worth exporting
+        return choose(self.engine, lambda engine: feature_runner(self, engine))
 
     def extract(self, image: np.ndarray) -> np.ndarray:
         """Descriptor of one (H, W, 3) uint8 RGB image: L2-normalised float32, shape (dim,)."""
@@ -313,16 +357,24 @@ class CNNFeature(Extractor):
 
     def _describe(self, batch: torch.Tensor) -> np.ndarray:
         """(N, dim) unnormalised descriptors of one batch of same-shape inputs."""
+        self.prepare()
+        if self._runner is not None:
+            return self._runner(batch.numpy())
+        return self._torch_describe(batch)
+
+    def _torch_describe(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
+        """:meth:`_describe` with torch (the reference every engine is checked against)."""
         import torch
 
-        self.prepare()
         assert self._forward is not None
-        batch = batch.to(device=self._device, memory_format=torch.channels_last)
-        features = self._forward(batch)
-        if features.ndim == 4:
-            features = pool(features, self.pooling, self.gem_p)
-        features = features.cpu()
-        return features.float().numpy()
+        if isinstance(batch, np.ndarray):
+            batch = torch.from_numpy(batch)
+        with torch.inference_mode():
+            batch = batch.to(device=self._device, memory_format=torch.channels_last)
+            features = self._forward(batch)
+            if features.ndim == 4:
+                features = pool(features, self.pooling, self.gem_p)
+            return features.cpu().float().numpy()
 
 
 def _input_sides(

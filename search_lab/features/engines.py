@@ -1,0 +1,270 @@
+"""CPU inference engines for the CNN feature, chosen by ``feature.engine``
+(``torch | onnxruntime | openvino | auto``).
+
+Why: the network in torch eager mode is the slowest step of every deep recipe; the same graph
+runs several times faster in a CPU inference engine (``python -m search_lab.bench``, engines
+table). The graph is exported once (:mod:`search_lab.features.export`) and shared by every
+process that needs it: the local pool, Ray workers, the app and ``search``.
+
+Fidelity: an engine is used for a network only if its pooled outputs on a few probe images
+agree with torch's to :data:`FIDELITY` (max over rows of ``max|a - b| / max|a|``); otherwise it
+is refused with one line (named) or skipped (``auto``). fp32 engines then give torch's vectors
+to float rounding, so the feature cache does not key on the engine (``extract.RUNTIME_PARAMS``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from search_lab.errors import ConfigError
+from search_lab.features.export import OPSET, Exports, export_onnx
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("torch", "onnxruntime", "openvino", "auto")
+AUTO_ORDER = ("onnxruntime", "openvino")
+"""Engines ``auto`` tries, in order; torch is the last resort. The bench's engines table puts
+both at 1.6x to 2.5x less CPU per image than torch; onnxruntime first: the cheaper of the two
+for a single query there, and the one that also runs int8."""
+PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+FIDELITY = 1e-4  # largest relative difference to torch an fp32 engine may show
+
+Runner = Callable[[np.ndarray], np.ndarray]
+"""(N, 3, H, W) float32 network inputs -> (N, D) float32 pooled (unnormalised) descriptors."""
+
+
+def engine_version(engine: str) -> str:
+    """Installed version of ``engine``'s package; ConfigError (one line) if it is not installed."""
+    try:
+        return importlib.metadata.version(PACKAGES[engine])
+    except importlib.metadata.PackageNotFoundError as err:
+        raise ConfigError(
+            f"cnn: feature.engine={engine} is not installed (pip install -r requirements.txt); "
+            "use feature.engine=torch or auto"
+        ) from err
+
+
+def import_engine(engine: str) -> Any:
+    """The engine's module; ConfigError naming it when missing or its native library fails."""
+    engine_version(engine)
+    try:
+        return importlib.import_module(engine)
+    except (ImportError, OSError) as err:  # a broken install, a missing shared library
+        raise ConfigError(f"cnn: feature.engine={engine} cannot be loaded: {err}") from err
+
+
+def relative_difference(reference: np.ndarray, other: np.ndarray) -> float:
+    """Max over rows of ``max|reference - other| / max|reference|`` (0 for identical rows)."""
+    scale = np.maximum(np.abs(reference).max(axis=1), np.finfo(np.float32).tiny)
+    return float((np.abs(reference - other).max(axis=1) / scale).max())
+
+
+# --------------------------------------------------------------------------------------------
+# Runners
+# --------------------------------------------------------------------------------------------
+
+
+def onnxruntime_runner(path: Path, threads: int | None) -> Runner:
+    """An ONNX Runtime CPU session on ``path``; waiting threads sleep instead of spinning."""
+    ort = import_engine("onnxruntime")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or 0  # 0: one per core
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # ORT raises its own untyped errors
+        raise ConfigError(f"cnn: onnxruntime cannot load {path}: {err}") from err
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return session.run(None, {"images": np.ascontiguousarray(batch, np.float32)})[0]
+
+    return run
+
+
+def openvino_runner(path: Path, threads: int | None) -> Runner:
+    """An OpenVINO CPU model compiled from ``path`` in f32 (its default, bf16/f16 hints, is not
+    faithful: 2e-2 away from torch), latency-oriented; one infer request per call (thread-safe)."""
+    ov = import_engine("openvino")
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    try:
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+    except Exception as err:  # OpenVINO raises its own untyped errors
+        raise ConfigError(f"cnn: openvino cannot load {path}: {err}") from err
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        request = compiled.create_infer_request()
+        request.infer({0: np.ascontiguousarray(batch, np.float32)})
+        return np.array(request.get_output_tensor(0).data, np.float32)
+
+    return run
+
+
+RUNNERS: dict[str, Callable[[Path, int | None], Runner]] = {
+    "onnxruntime": onnxruntime_runner,
+    "openvino": openvino_runner,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing an engine
+# --------------------------------------------------------------------------------------------
+
+
+def engine_runner(
+    engine: str,
+    *,
+    key: dict[str, Any],
+    graph: Callable[[], torch.nn.Module],
+    fixed_side: int | None,
+    exports: Exports,
+    threads: int | None,
+    reference: Callable[[np.ndarray], np.ndarray],
+    probes: Sequence[np.ndarray],
+    calibration: Callable[[], Sequence[np.ndarray]] | None = None,
+) -> Runner:
+    """A runner of ``engine`` (not torch) that passed the fidelity check; ConfigError if not.
+
+    ``key`` describes the network (without the engine); ``graph()`` builds the module to
+    export; ``reference`` is torch's own runner, compared on the ``probes`` batches.
+    ``calibration`` (int8 only) gives the inputs static quantisation measures ranges on.
+    """
+    full_key = {**key, "opset": OPSET, "engine": engine, "engine_version": engine_version(engine)}
+    full_key["torch"] = _torch_version()
+    import_engine(engine)  # before exporting: a broken install is one line, not an export
+
+    def build() -> bytes:
+        fp32 = export_onnx(graph(), fixed_side=fixed_side)
+        if calibration is None:
+            return fp32
+        from search_lab.features.quantize import quantized
+
+        return quantized(fp32, calibration())
+
+    runner = RUNNERS[engine](exports.get(full_key, build), threads)
+    if calibration is not None:
+        from search_lab.features.quantize import INT8_MIN_COSINE, min_cosine
+
+        cos = min(min_cosine(reference(p), runner(p)) for p in probes)
+        log.info("int8 %s: cosine to torch's vectors >= %.4f on the probe images", engine, cos)
+        if not cos >= INT8_MIN_COSINE:
+            raise ConfigError(
+                f"cnn: the int8 graph of {key.get('backbone')} gives vectors at cosine {cos:.3f}"
+                f" to torch's (at least {INT8_MIN_COSINE:g}): use feature.precision=fp32"
+            )
+        return runner
+    worst = max(relative_difference(reference(p), runner(p)) for p in probes)
+    if not worst <= FIDELITY:
+        raise ConfigError(
+            f"cnn: feature.engine={engine} is refused for {key.get('backbone')}: its vectors "
+            f"differ from torch's by {worst:.2g} (relative; at most {FIDELITY:g} allowed); "
+            "use feature.engine=torch"
+        )
+    log.info("%s agrees with torch to %.2g (relative) on the probe images", engine, worst)
+    return runner
+
+
+def choose(engine: str, candidates: Callable[[str], Runner]) -> tuple[str, Runner | None]:
+    """(engine used, its runner; None for torch) for ``feature.engine=engine``.
+
+    A named engine that cannot be used raises its one-line ConfigError; ``auto`` tries
+    :data:`AUTO_ORDER` and falls back to torch, logging each engine it skips and why.
+    """
+    if engine == "torch":
+        return "torch", None
+    if engine != "auto":
+        return engine, candidates(engine)
+    for name in AUTO_ORDER:
+        try:
+            runner = candidates(name)
+        except ConfigError as err:
+            log.info("feature.engine=auto: skipping %s (%s)", name, err)
+            continue
+        log.info("feature.engine=auto: using %s", name)
+        return name, runner
+    log.info("feature.engine=auto: using torch (no faster engine is installed and faithful)")
+    return "torch", None
+
+
+def _torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)
+
+
+# --------------------------------------------------------------------------------------------
+# The CNN feature's network
+# --------------------------------------------------------------------------------------------
+
+PROBES = 3  # synthetic images every engine must reproduce torch's vectors on
+
+
+def feature_runner(feature: Any, engine: str) -> Runner:
+    """A faithful runner of ``engine`` for a prepared :class:`~search_lab.features.cnn.CNNFeature`
+    (its torch network loaded); ConfigError if the engine cannot be used for it."""
+    from search_lab.features.cnn import FC_INPUT, pool
+    from search_lab.features.export import graph_module, weights_digest
+
+    forward = feature._forward
+    conv = not feature.square
+    key = {
+        "backbone": feature.backbone,
+        "layer": feature.layer,
+        "weights": weights_digest(getattr(forward, "__self__", forward)),
+        "pooling": feature.pooling if conv else None,
+        "gem_p": feature.gem_p if conv and feature.pooling == "gem" else None,
+        "precision": feature.precision,
+    }
+    pooling = (lambda y: pool(y, feature.pooling, feature.gem_p)) if conv else None
+    calibration = None
+    if feature.precision == "int8":
+        from search_lab.features import quantize
+
+        files = quantize.calibration_files(feature.calibrate_on)
+        key["calibration"] = quantize.calibration_digest(files)
+        calibration = lambda: quantize.calibration_batches(feature, files)  # noqa: E731
+    return engine_runner(
+        engine, key=key, graph=lambda: graph_module(forward, pooling),
+        fixed_side=None if conv else FC_INPUT, exports=Exports(feature.export_dir),
+        threads=feature.threads, reference=feature._torch_describe,
+        probes=probe_batches(feature), calibration=calibration,
+    )  # fmt: skip
+
+
+def probe_batches(feature: Any) -> list[np.ndarray]:
+    """Network-input batches of :data:`PROBES` synthetic images (landscape and portrait) at
+    each of the feature's input sides: what the fidelity check compares."""
+    from search_lab.synth import synth_image
+
+    images = [synth_image(22, i) for i in range(PROBES)]
+    images[-1] = np.ascontiguousarray(images[-1].transpose(1, 0, 2))  # one of each shape
+    out = []
+    for side in feature.sides:
+        groups: dict[tuple[int, ...], list[np.ndarray]] = {}
+        for image in images:
+            x = feature._input(image, side).numpy()
+            groups.setdefault(x.shape, []).append(x)
+        out += [np.stack(g) for g in groups.values()]
+    return out
+
+
+def engines_used(extractor: Any) -> dict[str, str] | None:
+    """``{feature name: engine}`` of an extractor and its parts that chose one (``metrics.json``);
+    None when none did (hand-crafted features, or not prepared in this process: Ray)."""
+    parts = extractor.cache_parts() or [extractor]
+    used = {p.name: p.engine_used for p in parts if getattr(p, "engine_used", None)}
+    return used or None
