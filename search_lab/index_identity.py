@@ -24,21 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.extract import RUNTIME_PARAMS
 from search_lab.manifest import MANIFEST, manifest_of
 
 SECTIONS = ("feature", "post", "metric", "index")
 """Config sections that decide an index's contents (the dataset has its own prefix)."""
 
 NEUTRAL = frozenset(
-    {
-        "feature.threads",
-        "feature.batch_size",
-        "feature.device",
-        "feature.download",
-        "index.threads",
-        "index.n_jobs",
-        "index.query_jobs",
-    }
+    {f"feature.{name}" for name in RUNTIME_PARAMS}
+    | {"index.threads", "index.n_jobs", "index.query_jobs"}
 )
 """Parameters that change how fast an index is built or searched, not what it holds."""
 
