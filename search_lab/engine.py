@@ -12,7 +12,6 @@ import os
 import shutil
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,12 +49,11 @@ from search_lab.pipeline import (
     make_index,
     make_post,
 )
-from search_lab.postprocess import EXPAND_BASE, PostProcessor
+from search_lab.post_state import POST_STATE, check_listed, check_post, read_post_state
+from search_lab.postprocess import PostProcessor
 from search_lab.results import write_json
 
 log = logging.getLogger(__name__)
-
-POST_STATE = "post.npz"
 
 
 @dataclass
@@ -204,7 +202,7 @@ class SearchEngine:
         cfg = manifest["config"]
         index = make_index(cfg)
         index.refuse_legacy(directory)
-        _check_listed(directory, manifest, (*index.data_files(), POST_STATE))
+        check_listed(directory, manifest, (*index.data_files(), POST_STATE))
         index.load(directory)
         if index.dim != manifest["dim"] or index.size != len(manifest["names"]):
             raise IndexMismatchError(
@@ -213,8 +211,8 @@ class SearchEngine:
                 f"{len(manifest['names'])} of dimension {manifest['dim']}"
             )
         post = make_post(cfg)
-        post.state = _read_post_state(directory)
-        _check_post(directory, post, manifest["dim"])
+        post.state = read_post_state(directory)
+        check_post(directory, post, manifest["dim"])
         engine = cls(manifest, index, post)
         if engine.dataset_changed():
             log.warning(
@@ -237,47 +235,6 @@ def staging_dir(directory: Path) -> Path:
     )
     tmp.chmod(0o755)  # mkdtemp's 0700 would keep other users' app processes from the mmap
     return tmp
-
-
-def _read_post_state(directory: Path) -> dict[str, np.ndarray]:
-    """The fitted post-processing state saved in an index folder."""
-    try:
-        with np.load(directory / POST_STATE) as state:
-            return {k: state[k] for k in state.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:  # missing, truncated, not npz
-        raise IndexMismatchError(f"{directory / POST_STATE} is missing or unreadable") from err
-
-
-def _check_post(directory: Path, post: PostProcessor, dim: int) -> None:
-    """Refuse a manifest whose post-processing settings do not fit its saved ``post.npz``.
-
-    An edited ``post.pca_dim`` or ``post.expand`` of the right type would otherwise ask for a
-    state the folder never saved, or give query vectors of another width than the index's.
-    """
-    state = post.state
-    widths = [len(state["components"])] if "components" in state else []
-    if post.expand and EXPAND_BASE in state:
-        widths.append(np.shape(state[EXPAND_BASE])[-1])
-    if post.fitted and all(w == dim for w in widths):
-        return
-    settings = f"post.pca_dim={post.pca_dim!r}, post.expand={post.expand!r}"
-    raise IndexMismatchError(
-        f"{directory}: the manifest's post-processing ({settings}) does not match the saved "
-        f"{POST_STATE} (index dimension {dim}); {REBUILD}"
-    )
-
-
-def _check_listed(directory: Path, manifest: dict[str, Any], needed: tuple[str, ...]) -> None:
-    """Refuse a folder whose checksum list leaves out a file the index reads (never unverified).
-
-    A file that is not there at all is left to the index's own load, which names what is missing.
-    """
-    for name in needed:
-        if name not in manifest["files"] and (directory / name).exists():
-            raise IndexMismatchError(
-                f"{directory / name} is not in the checksum list ('files') of {MANIFEST}: it "
-                f"would be read unverified; {REBUILD}"
-            )
 
 
 def _check_confined(

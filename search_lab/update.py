@@ -37,7 +37,6 @@ from search_lab.collection import fit_on_source, fitted_post
 from search_lab.data import Dataset
 from search_lab.engine import (
     SearchEngine,
-    _read_post_state,
     check_buildable,
     new_manifest,
     staging_dir,
@@ -48,6 +47,7 @@ from search_lab.files import atomic_write
 from search_lab.index_identity import config_difference, refusal
 from search_lab.manifest import MANIFEST, manifest_of
 from search_lab.pipeline import Pipeline, make_index
+from search_lab.post_state import read_post_state
 from search_lab.postprocess import PostProcessor
 from search_lab.vector_store import VectorStore, extract_missing
 
@@ -284,7 +284,7 @@ def _post(
         fit = dict(old.manifest["post_fit"])
         fit["changed_since"] = fit.get("changed_since", 0) + moved
         if fit["changed_since"] <= pipe_share(pipe) * fit["images"]:
-            post.state = _read_post_state(target)
+            post.state = read_post_state(target)
             return post, fit, False
         log.info(
             "%d images changed since the chain was fitted on %d (more than %.0f%%): refitting",
