@@ -43,7 +43,7 @@ from search_lab.engine import (
 )
 from search_lab.errors import ConfigError, DatasetError, IndexMismatchError
 from search_lab.extract import feature_key
-from search_lab.files import atomic_write
+from search_lab.files import atomic_write, library_write
 from search_lab.index_identity import config_difference, refusal
 from search_lab.manifest import MANIFEST, manifest_of
 from search_lab.pipeline import Pipeline, make_index
@@ -333,14 +333,14 @@ def _save(engine: SearchEngine, target: Path, raw: np.ndarray, catalog: Catalog)
     """Write the raw features and the catalog beside the index, then swap the folder in."""
     tmp = staging_dir(target)
     try:
-        atomic_write(tmp / RAW, lambda handle: np.save(handle, np.asarray(raw, np.float32)))
+        library_write(tmp / RAW, lambda: np.save(tmp / RAW, np.asarray(raw, np.float32)))
         text = json.dumps(catalog.to_json(), ensure_ascii=True).encode()
         atomic_write(tmp / CATALOG, lambda handle: handle.write(text))
         engine.save(target, staged=tmp)
-    except OSError as err:  # a full disk (numpy's message names no file): say which index
+    except OSError as err:  # a full disk: name the file, and say the old index is untouched
         shutil.rmtree(tmp, ignore_errors=True)
-        why = err.strerror or str(err)
-        raise OSError(err.errno, f"{why}; the previous index is kept", str(target)) from err
+        why = f"{err.strerror or err}; the previous index is kept"
+        raise OSError(err.errno, why, err.filename or str(target)) from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

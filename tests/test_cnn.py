@@ -153,7 +153,10 @@ def test_network_input_shape(
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"backbone": "vgg99"}, "efficientnet_lite0, resnet50, alexnet"),
+        (
+            {"backbone": "vgg99"},
+            "efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, resnet50, alexnet",
+        ),
         ({"pooling": "median"}, "avg, max, gem"),
         ({"layer": "fc8", "backbone": "alexnet"}, "conv5, fc6, fc7"),
         ({"size": 0}, "size must be a positive integer"),

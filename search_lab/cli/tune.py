@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from search_lab.cli.glue import CONF_DIR, compose_config
+from search_lab.data import check_ground_truth
 from search_lab.errors import ConfigError, DatasetError, SearchLabError
 from search_lab.evaluation import evaluate
 from search_lab.files import atomic_write_text
@@ -71,6 +72,7 @@ def check_collection(base: list[str]) -> int:
     pipe = build_pipeline(side_config(base, "all"))
     try:
         full = pipe.dataset.load()
+        check_ground_truth(full)
     except DatasetError as err:
         raise DatasetError(f"tune needs a labelled collection (groups or labels): {err}") from err
     test = len(pipe.dataset.side(full).queries) if len(full.queries) > 1 else 0
