@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from collections.abc import Callable
+
+from search_lab.errors import SearchLabError
 
 
 def shown(text: object) -> str:
@@ -57,3 +61,17 @@ def write_error(err: OSError) -> str:
     """
     path = err.filename if err.filename is not None else "<unknown file>"
     return f"cannot write {os.fsdecode(path)}: {err.strerror or err}"
+
+
+def run_command(body: Callable[[], object]) -> int:
+    """Run a plain command's ``body`` as every non-Hydra command does: warnings as one
+    ``warning:`` line each, names escaped in every record, a SearchLabError as one ``error:``
+    line and exit status 2; otherwise ``body``'s status if it returns an int, else 0."""
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    install()
+    try:
+        status = body()
+    except SearchLabError as err:
+        print(f"error: {shown(str(err))}", file=sys.stderr)
+        return 2
+    return status if isinstance(status, int) else 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any, TextIO
 from search_lab.cli.search import shown
 from search_lab.duplicates import DuplicateGroups, default_threshold, find_duplicates
 from search_lab.engine import SearchEngine
-from search_lab.errors import SearchLabError
+from search_lab.logs import run_command
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -76,13 +75,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: problems with the index or threshold are one line, status 2."""
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     args = parse_args(argv)
-    try:
-        return run(args)
-    except SearchLabError as err:
-        print(f"error: {shown(str(err))}", file=sys.stderr)
-        return 2
+    return run_command(lambda: run(args))
 
 
 if __name__ == "__main__":

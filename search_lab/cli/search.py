@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from search_lab.engine import SearchEngine
-from search_lab.errors import ImageLoadError, SearchLabError
-from search_lab.logs import install, shown
+from search_lab.errors import ImageLoadError
+from search_lab.logs import run_command, shown
 from search_lab.rerank import RERANKERS, SV_DEFAULTS, RerankOptions
 from search_lab.rerank_engine import EngineReranker
 
@@ -132,14 +132,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: problems with the index are one line and exit status 2."""
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    install()
     args = parse_args(argv)
-    try:
-        return run(args)
-    except SearchLabError as err:
-        print(f"error: {shown(str(err))}", file=sys.stderr)
-        return 2
+    return run_command(lambda: run(args))
 
 
 if __name__ == "__main__":

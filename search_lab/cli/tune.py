@@ -22,9 +22,10 @@ from typing import Any
 
 from search_lab.cli.glue import CONF_DIR, compose_config
 from search_lab.data import check_ground_truth
-from search_lab.errors import ConfigError, DatasetError, SearchLabError
+from search_lab.errors import ConfigError, DatasetError
 from search_lab.evaluation import evaluate
 from search_lab.files import atomic_write_text
+from search_lab.logs import run_command
 from search_lab.pipeline import build_pipeline
 from search_lab.results import write_json
 from search_lab.stats import bootstrap_ci, paired_comparison, shared_values
@@ -201,11 +202,5 @@ def _values(trial: Any, space: str) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: a problem is one line and exit status 2."""
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     args = parse_args(argv)
-    try:
-        run(args)
-    except SearchLabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(lambda: run(args))
