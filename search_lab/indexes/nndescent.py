@@ -89,9 +89,14 @@ class NNDescentIndex(FileIndex):
         return padded(np.asarray(ids), np.asarray(d, np.float64), k)
 
     def stored_rows(self, start: int, stop: int) -> np.ndarray:
-        """The rows the graph was built on."""
+        """The rows the graph was built on, in item order (a prepared search graph keeps its
+        rows in its own ``_vertex_order``)."""
         self._require_built("stored_rows()")
-        return np.asarray(self._graph._raw_data[start:stop], np.float32)
+        rows = np.arange(start, max(start, min(stop, self.size)))
+        order = getattr(self._graph, "_vertex_order", None)
+        if order is not None:
+            rows = np.argsort(order)[rows]
+        return np.asarray(self._graph._raw_data[rows], np.float32)
 
     def _write(self, path: Path) -> None:
         write_graph(path, self._graph)
