@@ -131,7 +131,33 @@ def run_folder_problem(directory: Path, outputs: Iterable[str], metrics: str) ->
         saved = None
     if isinstance(saved, dict) and all(key in saved for key in RUN_SIGNATURE):
         return None
-    return f"it holds {_names(present)}, which no evaluation of search_lab wrote"
+    foreign = [name for name in present if not _is_rankings(directory / name)]
+    if not foreign:  # a run killed between its rankings and its metrics.json: resumed
+        return None
+    return f"it holds {_names(foreign)}, which no evaluation of search_lab wrote"
+
+
+_RANKED = re.compile(r"\S+(?: \d+ \S+)+")
+
+
+def _is_rankings(path: Path, probe: int = 1 << 16) -> bool:
+    """Whether ``path`` reads as rankings an evaluation writes (Holidays format: ``query 0
+    name 1 name ...``, ranks from 0 in order), judged on its first ``probe`` bytes."""
+    if path.name != "rankings.dat" or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(probe).decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    lines = head.split("\n")[:-1] if len(head) == probe else head.splitlines()
+    for line in lines:
+        if not _RANKED.fullmatch(line):
+            return False
+        ranks = line.split(" ")[1::2]
+        if not ranks or ranks != [str(i) for i in range(len(ranks))]:
+            return False
+    return bool(lines)
 
 
 def unmatched_entries(directory: Path, pattern: re.Pattern[str]) -> list[str]:

@@ -436,6 +436,25 @@ def test_evaluate_reruns_into_its_own_run_folder(tmp_path: Path, make_config: An
     (out / "notes.txt").write_text("kept")
     assert run(make_config(), out, quiet=True)["map"] == first["map"]
     assert (out / "notes.txt").read_text() == "kept"
+    (out / "metrics.json").unlink()  # killed between its rankings and its metrics: resumed
+    assert run(make_config(), out, quiet=True)["map"] == first["map"]
+
+
+def test_only_rankings_in_the_format_an_evaluation_writes_count_as_ours(tmp_path: Path) -> None:
+    from search_lab.ownership import run_folder_problem
+
+    out = tmp_path / "run"
+    out.mkdir()
+    ours = ("rankings.dat", "metrics.json")
+    for text, problem in [
+        ("100000.jpg 0 100001.jpg 1 a%20b.jpg\n100100.jpg 0 100101.jpg\n", None),
+        ("100000.jpg 0 100001.jpg 2 100002.jpg\n", "holds 'rankings.dat'"),  # ranks skip
+        ("word\nanother\n", "holds 'rankings.dat'"),  # no ranked names
+        ("", "holds 'rankings.dat'"),
+    ]:
+        (out / "rankings.dat").write_text(text)
+        found = run_folder_problem(out, ours, "metrics.json")
+        assert found == problem if problem is None else problem in found
 
 
 def test_distractors_dest_with_other_files_is_refused(
