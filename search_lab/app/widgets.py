@@ -26,7 +26,7 @@ from search_lab.app import runs as app_runs
 from search_lab.app import text as app_text
 from search_lab.app import uploads as app_uploads
 from search_lab.data import Dataset, default_root, load_dataset
-from search_lab.engine import Hit, SearchEngine
+from search_lab.engine import SearchEngine
 from search_lab.errors import DatasetError, ImageLoadError, SearchLabError
 from search_lab.run_scores import PER_QUERY_ATTR, RunScores
 from search_lab.runs import SKIPPED_ATTR, load_runs
@@ -281,22 +281,6 @@ def result_metrics(result: app_queries.Result, *, stacked: bool = False) -> None
         cols[1].metric("Average precision", f"{result.ap:.3f}", help=f"{rule}, whole index ranked")
         found = sum(hit.name in result.relevant for hit in result.hits)
         cols[2].metric("Relevant shown", f"{found} of {len(result.relevant)}")
-
-
-def result_grid(
-    engine: SearchEngine,
-    hits: Sequence[Hit],
-    relevant: frozenset[str] | None,
-    columns: int = GRID_COLUMNS,
-) -> None:
-    """The hits as rows of thumbnails captioned with rank, file name, distance and relevance."""
-    for row in app_text.chunked(hits, columns):
-        for cell, hit in zip(st.columns(columns), row, strict=False):
-            with cell:
-                mark = None if relevant is None else hit.name in relevant
-                show_image(thumb(engine.root, engine.names, hit.name), app_text.caption(hit, mark))
-                if mark:
-                    st.markdown(":green-badge[:material/check: relevant]")
 
 
 def rank_cell(engine: SearchEngine, index: str, result: app_queries.Result, rank: int) -> None:
