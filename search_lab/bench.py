@@ -1,6 +1,8 @@
-"""``python -m search_lab.bench`` (the code: ``benchmarks.speed``)."""
-
-from search_lab.benchmarks.speed import main
+"""Entry point only: ``python -m search_lab.bench`` runs :func:`search_lab.benchmarks.speed.main`."""
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from search_lab.benchmarks.speed import main
+
+    sys.exit(main())

@@ -1,6 +1,8 @@
-"""``python -m search_lab.bench_ann`` (the code: ``benchmarks.ann``)."""
-
-from search_lab.benchmarks.ann import main
+"""Entry point only: ``python -m search_lab.bench_ann`` runs :func:`search_lab.benchmarks.ann.main`."""
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from search_lab.benchmarks.ann import main
+
+    sys.exit(main())

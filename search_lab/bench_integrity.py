@@ -1,6 +1,8 @@
-"""``python -m search_lab.bench_integrity`` (the code: ``benchmarks.integrity``)."""
-
-from search_lab.benchmarks.integrity import main
+"""Entry point only: ``python -m search_lab.bench_integrity`` runs :func:`search_lab.benchmarks.integrity.main`."""
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from search_lab.benchmarks.integrity import main
+
+    sys.exit(main())

@@ -1,8 +1,8 @@
-"""``python -m search_lab.bench_ray_scale`` (the code: ``benchmarks.ray_scale``)."""
-
-import sys
-
-from search_lab.benchmarks.ray_scale import main
+"""Entry point only: ``python -m search_lab.bench_ray_scale`` runs :func:`search_lab.benchmarks.ray_scale.main`."""
 
 if __name__ == "__main__":
+    import sys
+
+    from search_lab.benchmarks.ray_scale import main
+
     sys.exit(main())

@@ -1,8 +1,8 @@
-"""``python -m search_lab.bench_scale`` (the code: ``benchmarks.scale``)."""
-
-import sys
-
-from search_lab.benchmarks.scale import main
+"""Entry point only: ``python -m search_lab.bench_scale`` runs :func:`search_lab.benchmarks.scale.main`."""
 
 if __name__ == "__main__":
+    import sys
+
+    from search_lab.benchmarks.scale import main
+
     sys.exit(main())

@@ -1,10 +1,7 @@
-"""``python -m search_lab.build_index``: the command lives in :mod:`search_lab.cli.build_index`."""
-
-from search_lab.cli.build_index import main, run
-
-__all__ = ["main", "run"]
+"""Entry point only: ``python -m search_lab.build_index`` runs :func:`search_lab.cli.build_index.main`."""
 
 if __name__ == "__main__":
+    from search_lab.cli.build_index import main
     from search_lab.cli.glue import entry
 
     entry(main, "build_index")

@@ -1,8 +1,8 @@
-"""``python -m search_lab.compare``: the command lives in :mod:`search_lab.cli.compare`."""
-
-import sys
-
-from search_lab.cli.compare import main
+"""Entry point only: ``python -m search_lab.compare`` runs :func:`search_lab.cli.compare.main`."""
 
 if __name__ == "__main__":
+    import sys
+
+    from search_lab.cli.compare import main
+
     sys.exit(main())

@@ -1,10 +1,7 @@
-"""``python -m search_lab.evaluate``: the command lives in :mod:`search_lab.cli.evaluate`."""
-
-from search_lab.cli.evaluate import main, run
-
-__all__ = ["main", "run"]
+"""Entry point only: ``python -m search_lab.evaluate`` runs :func:`search_lab.cli.evaluate.main`."""
 
 if __name__ == "__main__":
+    from search_lab.cli.evaluate import main
     from search_lab.cli.glue import entry
 
     entry(main, "config")

@@ -1,8 +1,8 @@
-"""``python -m search_lab.search``: the command lives in :mod:`search_lab.cli.search`."""
-
-import sys
-
-from search_lab.cli.search import main
+"""Entry point only: ``python -m search_lab.search`` runs :func:`search_lab.cli.search.main`."""
 
 if __name__ == "__main__":
+    import sys
+
+    from search_lab.cli.search import main
+
     sys.exit(main())

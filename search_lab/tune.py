@@ -1,8 +1,8 @@
-"""``python -m search_lab.tune``: the command lives in :mod:`search_lab.cli.tune`."""
-
-import sys
-
-from search_lab.cli.tune import main
+"""Entry point only: ``python -m search_lab.tune`` runs :func:`search_lab.cli.tune.main`."""
 
 if __name__ == "__main__":
+    import sys
+
+    from search_lab.cli.tune import main
+
     sys.exit(main())

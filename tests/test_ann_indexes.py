@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from search_lab import indexes
-from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.core.errors import ConfigError, IndexMismatchError
 from search_lab.indexes.faiss_factory import adapt_nlist
 from search_lab.indexes.files import FileIndex
 from tests.test_indexes import clustered, exact_ids
@@ -200,7 +200,7 @@ def test_hnsw_fills_what_it_can_when_asked_for_everything() -> None:
 @pytest.mark.parametrize("kind", ["kdtree", "hnsw", "nndescent", "faiss"])
 def test_default_settings_reach_095_recall_on_holidays(make_config, tmp_path: Path, kind: str):
     """``evaluate index=<kind>`` (hsv, cosine): ANN recall@10 >= 0.95, or exact (no recall)."""
-    from search_lab.evaluate import run
+    from search_lab.cli.evaluate import run
 
     metrics = run(make_config(f"index={kind}"), tmp_path / kind)
     if kind == "kdtree":
@@ -214,8 +214,8 @@ def test_default_settings_reach_095_recall_on_holidays(make_config, tmp_path: Pa
 def test_a_folder_recorded_with_sha256_still_loads_and_is_checked(
     tmp_path: Path, items: np.ndarray
 ) -> None:
+    from search_lab.core.results import read_json, write_json
     from search_lab.indexes.files import sha256
-    from search_lab.results import read_json, write_json
 
     index = indexes.create("kdtree", metric="euclidean")
     index.build(items[:300])
@@ -233,7 +233,7 @@ def test_a_folder_recorded_with_sha256_still_loads_and_is_checked(
 def test_the_data_file_is_hashed_once_across_engine_and_index_checks(
     tmp_path: Path, items: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from search_lab import integrity
+    from search_lab.core import integrity
 
     monkeypatch.setattr(integrity, "RACY_NS", 0)
     index = indexes.create("hnsw", metric="euclidean")
@@ -265,7 +265,7 @@ def test_build_parameters_are_recorded_once_and_checked_against_the_data_file(
 ) -> None:
     """The record beside the data file holds no parameter (the manifest's config does); a
     load with other build parameters is refused from what the data file itself says."""
-    from search_lab.results import read_json
+    from search_lab.core.results import read_json
 
     index = indexes.create(kind, metric="euclidean", **built)
     index.build(items[:300])

@@ -17,7 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from search_lab.app import paths as app_paths
-from search_lab.results import read_json, write_json
+from search_lab.core.results import read_json, write_json
 from tests.test_app import (  # noqa: F401
     APP,
     EASY_QUERY,

@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 from search_lab.app import paths as app_paths
 from search_lab.app import photos as app_photos
 from search_lab.app import text as app_text
-from search_lab.errors import ConfigError
-from search_lab.planted import edited
+from search_lab.core.errors import ConfigError
+from search_lab.data.planted import edited
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -135,7 +135,7 @@ def _wait(job: app_photos.Job, seconds: float = 60) -> None:
 
 
 def app_photos_default() -> float:
-    from search_lab.duplicates import CALIBRATED
+    from search_lab.retrieval.duplicates import CALIBRATED
 
     return CALIBRATED["hsv"]
 

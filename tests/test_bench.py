@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from search_lab.benchmarks import speed, speed_images, speed_report, speed_timing
-from search_lab.data import load_dataset
-from search_lab.results import read_json
+from search_lab.core.results import read_json
+from search_lab.data.datasets import load_dataset
 
 REL = 1e-9
 

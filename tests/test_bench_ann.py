@@ -13,7 +13,7 @@ from search_lab.benchmarks.ann_data import Mixture
 from search_lab.benchmarks.ann_methods import GRID
 from search_lab.benchmarks.ann_report import best_at, pareto
 from search_lab.benchmarks.memory import PeakRSS
-from search_lab.results import read_json
+from search_lab.core.results import read_json
 
 
 def test_quick_run_writes_json_markdown_and_chart(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from search_lab.app import photos as app_photos
-from search_lab.planted import edited
+from search_lab.data.planted import edited
 from tests.test_browser import CHROMIUM, ROOT, _need_chromium, app_env, serve_app
 
 pytestmark = pytest.mark.browser

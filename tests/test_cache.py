@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search_lab import integrity
-from search_lab.cache import FeatureCache, Features, cache_key
+from search_lab.core import integrity
+from search_lab.retrieval.cache import FeatureCache, Features, cache_key
 
 
 def sample() -> Features:
@@ -73,7 +73,7 @@ def test_checksum_is_xxh3_and_older_sha256_files_still_read(tmp_path: Path) -> N
 
 
 def test_runtime_parameters_do_not_change_the_key(tmp_path: Path, monkeypatch) -> None:
-    import search_lab.extract as extract
+    import search_lab.retrieval.extract as extract
 
     calls = []
 

@@ -24,9 +24,9 @@ get_model_weights = pytest.importorskip("torchvision.models").get_model_weights
 
 import search_lab.features.backbones as backbones  # noqa: E402
 import search_lab.features.cnn as cnn  # noqa: E402  (registers "cnn")
-from search_lab.errors import ConfigError  # noqa: E402
+from search_lab.core.errors import ConfigError  # noqa: E402
+from search_lab.data.images import load_image  # noqa: E402
 from search_lab.features.base import available, create  # noqa: E402
-from search_lab.images import load_image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # the checkpoint torchvision's AlexNet DEFAULT weights download (alexnet-owt-7be5be79.pth)

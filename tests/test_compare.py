@@ -10,13 +10,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from search_lab.cli.charts import write_chart
 from search_lab.cli.compare import main
-from search_lab.comparison import diff_to_baseline, filter_runs, parse_filter, sort_runs
-from search_lab.results import write_json, write_text
-from search_lab.run_charts import write_chart
-from search_lab.run_tables import table_markdown
-from search_lab.runs import CompareError, load_runs, name_items, run_name, short_labels
-from search_lab.stats import bootstrap_ci
+from search_lab.core.results import write_json, write_text
+from search_lab.evaluation.comparison import diff_to_baseline, filter_runs, parse_filter, sort_runs
+from search_lab.evaluation.run_tables import table_markdown
+from search_lab.evaluation.runs import CompareError, load_runs, name_items, run_name, short_labels
+from search_lab.evaluation.stats import bootstrap_ci
 
 
 def make_run(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from search_lab.engine import check_config
-from search_lab.extract import build_extractor
+from search_lab.retrieval.engine import check_config
+from search_lab.retrieval.extract import build_extractor
 from tests.conftest import CONF, compose_config
 
 GROUPS = {
@@ -40,7 +40,7 @@ def test_experiment_composes(name: str) -> None:
 
 
 def test_annoy_refuses_chi2() -> None:
-    from search_lab.errors import ConfigError
+    from search_lab.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="chi2"):
         check_config(compose_config(["index=annoy", "metric=chi2"]))
@@ -52,7 +52,7 @@ def test_annoy_refuses_chi2() -> None:
      ("faiss", "manhattan"), ("faiss_ivf", "chi2")],
 )  # fmt: skip
 def test_unsupported_metric_and_method_pairs_fail_before_work(index: str, metric: str) -> None:
-    from search_lab.errors import ConfigError
+    from search_lab.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=f"does not support metric '{metric}'"):
         check_config(compose_config([f"index={index}", f"metric={metric}"]))

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search_lab import distractors, synth
-from search_lab.cache import Features
 from search_lab.cli import data as data_cli
-from search_lab.data import Dataset
-from search_lab.errors import ConfigError, DatasetError
-from search_lab.evaluate import run
-from search_lab.images import load_image
+from search_lab.cli.evaluate import run
+from search_lab.core.errors import ConfigError, DatasetError
+from search_lab.data import distractors, synth
+from search_lab.data.datasets import Dataset
+from search_lab.data.images import load_image
+from search_lab.retrieval.cache import Features
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -269,7 +269,7 @@ def test_experiments_page_charts_map_against_collection_size(
 
 
 def test_table_and_summary_by_hand(tmp_path: Path) -> None:
-    from search_lab import distractor_report
+    from search_lab.cli import distractor_output as distractor_report
 
     section = {
         "folder": "d",

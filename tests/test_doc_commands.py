@@ -171,7 +171,7 @@ def _parses(cmd: Command, monkeypatch: pytest.MonkeyPatch) -> str | None:
     return "the command never parsed its arguments"
 
 
-@pytest.mark.filterwarnings("ignore:'search_lab.data' found in sys.modules:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:'search_lab.data.datasets' found in sys.modules:RuntimeWarning")
 @pytest.mark.parametrize("cmd", OTHER_COMMANDS, ids=lambda c: c.where)
 def test_other_command_parses(
     cmd: Command, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture

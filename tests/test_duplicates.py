@@ -20,7 +20,9 @@ from PIL import Image
 
 from search_lab import indexes
 from search_lab.cli import duplicates as cli
-from search_lab.duplicates import (
+from search_lab.core.errors import ConfigError, DatasetError
+from search_lab.data.planted import EDITS, edited, make_planted, read_truth
+from search_lab.retrieval.duplicates import (
     CALIBRATED,
     close_pairs,
     components,
@@ -29,9 +31,7 @@ from search_lab.duplicates import (
     pair_scores,
     pairs_of,
 )
-from search_lab.engine import build_engine
-from search_lab.errors import ConfigError, DatasetError
-from search_lab.planted import EDITS, edited, make_planted, read_truth
+from search_lab.retrieval.engine import build_engine
 
 REPO = Path(__file__).resolve().parents[1]
 LINE = np.array([[0.0], [0.125], [0.3125], [5.0], [5.0625], [10.0]], np.float32)

@@ -1,4 +1,4 @@
-"""Tests for search_lab.engine: saved index folders load with checks and are written atomically.
+"""Tests for search_lab.retrieval.engine: saved index folders load with checks and are written atomically.
 
 Engines are assembled from small seeded vectors (no images), except the end-to-end test that
 runs ``build_index`` with Annoy on holidays-small.
@@ -16,11 +16,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search_lab import engine as engine_module
-from search_lab.engine import FORMAT, MANIFEST, SearchEngine, list_engines, make_index, make_post
-from search_lab.errors import IndexMismatchError
+from search_lab.core.errors import IndexMismatchError
+from search_lab.core.results import read_json, write_json
 from search_lab.indexes import AnnoyIndex
-from search_lab.results import read_json, write_json
+from search_lab.retrieval import engine as engine_module
+from search_lab.retrieval.engine import (
+    FORMAT,
+    MANIFEST,
+    SearchEngine,
+    list_engines,
+    make_index,
+    make_post,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 HSV = {"name": "hsv", "bins": [8, 12, 3], "mode": "joint", "layout": "global", "sqrt": True}
@@ -191,7 +198,7 @@ def test_hard_kill_mid_save_leaves_nothing_loadable(tmp_path: Path) -> None:
 def test_build_index_with_annoy_on_holidays(
     make_config, holidays_dir: Path, tmp_path: Path, capsys
 ) -> None:
-    from search_lab import build_index
+    from search_lab.cli import build_index
 
     target = tmp_path / "indexes" / "hsv-annoy"
     cfg = make_config("index=annoy", f"index_dir={target}", name="build_index")
@@ -227,7 +234,7 @@ def test_save_refuses_to_replace_a_folder_that_is_not_an_index(tmp_path: Path) -
     precious = tmp_path / "photos"
     precious.mkdir()
     (precious / "thesis.txt").write_text("keep me")
-    from search_lab.errors import ConfigError
+    from search_lab.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="not an index folder"):
         make_engine(vectors(), EXACT).save(precious)
@@ -249,7 +256,7 @@ def test_load_warns_when_the_dataset_changed(tmp_path: Path, caplog) -> None:
     data.mkdir()
     for name in ("100000.jpg", "100001.jpg"):
         (data / name).write_bytes(b"x")
-    from search_lab.data import load_dataset
+    from search_lab.data.datasets import load_dataset
 
     engine = make_engine(vectors(2), EXACT)
     engine.manifest.update(root=str(data), fingerprint=load_dataset(data).fingerprint())

@@ -16,14 +16,14 @@ import pytest
 
 pytest.importorskip("torch")
 
-from search_lab.cache import FeatureCache
-from search_lab.data import default_root, load_dataset
-from search_lab.errors import ConfigError
-from search_lab.extract import cached_features, feature_key, identity
+from search_lab.core.errors import ConfigError
+from search_lab.data.datasets import default_root, load_dataset
+from search_lab.data.images import load_image
 from search_lab.features import create
 from search_lab.features import engines as eng
 from search_lab.features.export import Exports
-from search_lab.images import load_image
+from search_lab.retrieval.cache import FeatureCache
+from search_lab.retrieval.extract import cached_features, feature_key, identity
 
 KEY = {"backbone": "demo", "layer": "head", "weights": "abc", "engine": "onnxruntime"}
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import search_lab.extract
-from search_lab.evaluate import run
-from search_lab.stats import bootstrap_ci
+import search_lab.retrieval.extract
+from search_lab.cli.evaluate import run
+from search_lab.evaluation.stats import bootstrap_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ def test_changing_only_the_metric_extracts_nothing(
     def fail(*args, **kwargs):
         raise AssertionError("extraction ran although the features were cached")
 
-    monkeypatch.setattr(search_lab.extract, "extract_files", fail)
+    monkeypatch.setattr(search_lab.retrieval.extract, "extract_files", fail)
     second = run(make_config("feature.bins=[4,4,2]", "metric=euclidean"), tmp_path / "b")
     assert second["features_cached"] is True
     with pytest.raises(AssertionError, match="extraction ran"):
@@ -128,7 +128,7 @@ def test_combo_warns_once_per_bad_file(
     overrides = [f"dataset.root={data}", f"cache_dir={tmp_path / 'c'}", "progress=false"]
     cfg = compose_config([*overrides, "feature=combo", "feature.parts=[hsv,lbp,hog]", "workers=1"])
     cfg["feature"]["weights"] = [1.0, 1.0, 1.0]
-    with caplog.at_level("WARNING", logger="search_lab.extract"):
+    with caplog.at_level("WARNING", logger="search_lab.retrieval.extract"):
         metrics = run(cfg, tmp_path / "out")
     assert metrics["skipped"] == {"100101.jpg": metrics["skipped"]["100101.jpg"]}
     warned = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipping")]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search_lab.distances import METRICS, pairwise
-from search_lab.exact_search import SHORTLISTED, distances, squared_norms, top_k
+from search_lab.indexes.distances import METRICS, pairwise
+from search_lab.indexes.exact_search import SHORTLISTED, distances, squared_norms, top_k
 
 
 def reference(metric: str, queries: np.ndarray, items: np.ndarray, k: int):
@@ -60,7 +60,7 @@ def test_known_answer_with_a_tie() -> None:
 
 
 def test_the_shortlist_stays_short_on_spread_data() -> None:
-    from search_lab.exact_search import _shortlist
+    from search_lab.indexes.exact_search import _shortlist
 
     rng = np.random.default_rng(1)
     items = rng.standard_normal((20000, 64), dtype=np.float32)

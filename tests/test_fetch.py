@@ -1,4 +1,4 @@
-"""Tests for search_lab.fetch against a real HTTP server on 127.0.0.1 and tiny archives."""
+"""Tests for search_lab.data.fetch against a real HTTP server on 127.0.0.1 and tiny archives."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from search_lab import archives
-from search_lab import fetch as fetch_mod
-from search_lab.errors import DatasetError
-from search_lab.fetch import Archive, download, extract_images, fetch, import_local
+from search_lab.core.errors import DatasetError
+from search_lab.data import archives
+from search_lab.data import fetch as fetch_mod
+from search_lab.data.fetch import Archive, download, extract_images, fetch, import_local
 
 ARCHIVE_1 = {"100000.jpg", "100001.jpg"}
 ARCHIVE_2 = {"100100.jpg"}
@@ -195,7 +195,7 @@ def test_sha256_verified_and_logged(
 ) -> None:
     data = server.files["jpg1.tar.gz"]
     dest = tmp_path / "jpg1.tar.gz"
-    caplog.set_level("INFO", logger="search_lab.fetch")
+    caplog.set_level("INFO", logger="search_lab.data.fetch")
     assert download(server.url("jpg1.tar.gz"), dest, size=len(data), sha256=_sha(data)) == dest
     assert dest.read_bytes() == data
     assert not (tmp_path / "jpg1.tar.gz.part").exists()

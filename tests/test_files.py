@@ -1,4 +1,4 @@
-"""Tests for search_lab.files: the one atomic write and the clean-up of dead writers' leftovers."""
+"""Tests for search_lab.core.files: the one atomic write and the clean-up of dead writers' leftovers."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from search_lab import files
-from search_lab.lifeline import owner_tag
+from search_lab.core import files
+from search_lab.core.lifeline import owner_tag
 
 
 class Crash(Exception):

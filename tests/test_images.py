@@ -1,4 +1,4 @@
-"""Tests for search_lab.images.load_image, on images generated with Pillow inside each test."""
+"""Tests for search_lab.data.images.load_image, on images generated with Pillow inside each test."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageFile, JpegImagePlugin
 
-from search_lab.errors import ConfigError, ImageLoadError
-from search_lab.images import MAX_PIXELS, load_image
+from search_lab.core.errors import ConfigError, ImageLoadError
+from search_lab.data.images import MAX_PIXELS, load_image
 
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 

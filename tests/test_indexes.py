@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from search_lab import indexes
-from search_lab.distances import METRICS, pairwise
-from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.core.errors import ConfigError, IndexMismatchError
 from search_lab.indexes import PAD_ID, AnnoyIndex, ExactIndex, search_views
+from search_lab.indexes.distances import METRICS, pairwise
 
 
 def clustered(n: int, dim: int = 16, *, seed: int = 0, centers: int = 20) -> np.ndarray:
@@ -459,7 +459,7 @@ def test_single_view_is_plain_search(items: np.ndarray, queries: np.ndarray) -> 
 @pytest.mark.parametrize("depth", ["null", "100"])
 def test_annoy_matches_exact_on_holidays(make_config, tmp_path: Path, depth: str) -> None:
     """Annoy (50 trees, cosine, hsv) finds >= 95% of the exact top-10; mAP within 0.01."""
-    from search_lab.evaluate import run
+    from search_lab.cli.evaluate import run
 
     common = ["metric=cosine", f"eval.depth={depth}"]
     exact = run(make_config(*common, "index=exact"), tmp_path / "exact")

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search_lab import integrity, swap
-from search_lab.engine import MANIFEST, SearchEngine, list_engines, scan_engines
-from search_lab.errors import IndexMismatchError
-from search_lab.results import read_json, write_json
+from search_lab.core import integrity, swap
+from search_lab.core.errors import IndexMismatchError
+from search_lab.core.results import read_json, write_json
+from search_lab.retrieval.engine import MANIFEST, SearchEngine, list_engines, scan_engines
 from tests.test_engine import ANNOY, EXACT, make_engine, vectors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -267,7 +267,8 @@ def _replace_and_die(target: Path, *, renameat2: bool) -> subprocess.CompletedPr
     script = textwrap.dedent(
         f"""
         import os, shutil, signal
-        from search_lab import engine, swap
+        from search_lab.retrieval import engine
+        from search_lab.core import swap
         from tests.test_engine import ANNOY, make_engine, vectors
 
         real_replace = os.replace
@@ -343,7 +344,7 @@ def test_exchange_swaps_two_folders(tmp_path: Path) -> None:
     ],
 )
 def test_names_problem_known_answers(names: list[str], bad: str | None) -> None:
-    from search_lab.manifest import names_problem
+    from search_lab.core.manifest import names_problem
 
     problem = names_problem(names)
     assert (problem is None) if bad is None else f"{bad!r} leads outside" in str(problem)

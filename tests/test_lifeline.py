@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from search_lab.cache import FeatureCache
-from search_lab.lifeline import is_stale, owner_tag, remove_stale
+from search_lab.core.lifeline import is_stale, owner_tag, remove_stale
+from search_lab.retrieval.cache import FeatureCache
 
 ROOT = Path(__file__).resolve().parents[1]
 GONE_WITHIN_S = 5.0
@@ -80,7 +80,7 @@ def _kill_and_check_children(proc: subprocess.Popen, min_children: int) -> None:
 EXTRACT = """
 import os
 from pathlib import Path
-from search_lab.extract import extract_files
+from search_lab.retrieval.extract import extract_files
 root = Path(os.environ["HOLIDAYS_DIR"])
 names = sorted(p.name for p in root.iterdir()) * 4
 extract_files(root, names, {"name": "lbp"}, workers=2, progress=False)
@@ -120,7 +120,7 @@ WRITE_AND_HANG = """
 import os, sys, time
 from pathlib import Path
 os.replace = lambda *a: (print("written", flush=True), time.sleep(600))  # stop before the rename
-from search_lab.files import atomic_write_bytes
+from search_lab.core.files import atomic_write_bytes
 atomic_write_bytes(Path(sys.argv[1]) / "k.npz", b"x" * 1000)
 """
 
@@ -152,12 +152,12 @@ def test_next_run_removes_a_killed_cache_write_but_not_a_live_one(tmp_path: Path
 
 SAVE_AND_HANG = """
 import os, sys, time
-from search_lab import engine
+from search_lab.retrieval import engine
 def hang(tmp, directory):
     print("written", flush=True)
     time.sleep(600)
 engine._replace_dir = hang
-from search_lab.engine import build_engine
+from search_lab.retrieval.engine import build_engine
 from search_lab.app import indexes as app_indexes
 from pathlib import Path
 parent = Path(sys.argv[1])
@@ -186,7 +186,7 @@ def test_next_build_removes_a_killed_builds_temporary_folder(
     proc.wait()
     assert is_stale(leftover)
     from search_lab.app import indexes as app_indexes
-    from search_lab.engine import build_engine
+    from search_lab.retrieval.engine import build_engine
 
     cfg = app_indexes.default_build_config(tmp_path, [f"dataset.root={holidays_dir}", "workers=1"])
     build_engine(cfg).save(tmp_path / "idx")
@@ -214,7 +214,7 @@ def test_stale_rules(tmp_path: Path) -> None:
 ORPHAN = """
 import os, subprocess, sys, time
 child = subprocess.Popen([sys.executable, "-c", (
-    "import time; from search_lab.lifeline import set_parent_death_signal as s;"
+    "import time; from search_lab.core.lifeline import set_parent_death_signal as s;"
     "print(s(), flush=True); time.sleep(600)")])
 print(child.pid, flush=True)
 time.sleep(600)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search_lab.metrics import (
+from search_lab.evaluation.metrics import (
     ap_rule,
     average_precision,
     positive_ranks,

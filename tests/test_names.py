@@ -10,9 +10,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from search_lab.data import load_dataset
-from search_lab.engine import SearchEngine
-from search_lab.results import rankings_lines, rankings_name
+from search_lab.core.results import rankings_lines, rankings_name
+from search_lab.data.datasets import load_dataset
+from search_lab.retrieval.engine import SearchEngine
 
 BAD = b"\xff\xfe bad.jpg"
 
@@ -56,8 +56,8 @@ def test_non_utf8_name_is_skipped_with_one_warning(odd_folder: Path, caplog) -> 
 def test_evaluate_and_build_index_on_odd_names(
     odd_folder: Path, make_config, tmp_path: Path
 ) -> None:
-    from search_lab import build_index
-    from search_lab.evaluate import run as evaluate
+    from search_lab.cli import build_index
+    from search_lab.cli.evaluate import run as evaluate
 
     cfg = make_config(f"dataset.root={odd_folder}", "workers=1")
     metrics = evaluate(cfg, tmp_path / "run")

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search_lab import integrity, ownership
-from search_lab.engine import MANIFEST, SearchEngine
-from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.core import integrity, ownership
+from search_lab.core.errors import ConfigError, IndexMismatchError
 from search_lab.indexes import create
 from search_lab.indexes.annoy_forest import leaf_capacity, loaded_trees
+from search_lab.retrieval.engine import MANIFEST, SearchEngine
 from tests.test_app import lab  # noqa: F401  (the app's lab fixture, for the app test)
 from tests.test_engine import ANNOY, EXACT, make_engine, vectors
 
@@ -441,7 +441,7 @@ def test_evaluate_reruns_into_its_own_run_folder(tmp_path: Path, make_config: An
 
 
 def test_only_rankings_in_the_format_an_evaluation_writes_count_as_ours(tmp_path: Path) -> None:
-    from search_lab.ownership import run_folder_problem
+    from search_lab.core.ownership import run_folder_problem
 
     out = tmp_path / "run"
     out.mkdir()

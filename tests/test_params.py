@@ -1,4 +1,4 @@
-"""Tests for search_lab.params: hand-picked good and bad values and the exact messages."""
+"""Tests for search_lab.core.params: hand-picked good and bad values and the exact messages."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search_lab import params
-from search_lab.errors import ConfigError
+from search_lab.core import params
+from search_lab.core.errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -97,8 +97,8 @@ def test_a_config_section_choice_has_no_owner_prefix() -> None:
 
 def test_components_use_the_shared_messages() -> None:
     """The same wrong value gets the same words from a feature, an index and a config section."""
-    from search_lab import indexes, postprocess
-    from search_lab.features import create
+    from search_lab import indexes
+    from search_lab.features import create, postprocess
 
     with pytest.raises(ConfigError, match=r"^hnsw index: M must be a positive integer, got 0$"):
         indexes.create("hnsw", metric="cosine", M=0)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from search_lab.cli import compose_config
-from search_lab.data import layouts, load_dataset
-from search_lab.errors import DatasetError
-from search_lab.evaluation import evaluate
+from search_lab.core.errors import DatasetError
+from search_lab.data.datasets import layouts, load_dataset
+from search_lab.evaluation.protocol import evaluate
 
 
 def touch(root: Path, *names: str) -> None:
@@ -41,7 +41,7 @@ def test_plain_reads_the_whole_tree_and_skips_hidden_ones(tmp_path: Path) -> Non
 
 def test_auto_picks_plain_when_no_benchmark_layout_fits(tmp_path: Path, caplog) -> None:
     touch(tmp_path, "loose.jpg", "trip/a.jpg", "trip/b.jpg")  # a loose photo: not groups
-    with caplog.at_level(logging.INFO, logger="search_lab.data"):
+    with caplog.at_level(logging.INFO, logger="search_lab.data.datasets"):
         data = load_dataset(tmp_path)
     assert data.protocol == "none" and len(data.names) == 3
     lines = [r.getMessage() for r in caplog.records if "fits no benchmark" in r.getMessage()]

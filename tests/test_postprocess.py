@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search_lab.errors import ConfigError
-from search_lab.postprocess import PostProcessor, l2n, signed_power
+from search_lab.core.errors import ConfigError
+from search_lab.features.postprocess import PostProcessor, l2n, signed_power
 
 
 def test_l2n_and_signed_power() -> None:
@@ -53,7 +53,7 @@ def test_shrunk_whitening_by_hand() -> None:
 
 def test_components_bounded_by_the_collection(caplog: pytest.LogCaptureFixture) -> None:
     x = np.random.default_rng(3).normal(size=(10, 50))  # 10 images span 9 directions
-    with caplog.at_level("INFO", logger="search_lab.postprocess"):
+    with caplog.at_level("INFO", logger="search_lab.features.postprocess"):
         post = PostProcessor(pca_dim=20, whiten=True).fit(x)
     assert post.transform(x).shape == (10, 9)
     assert "post.pca_dim=20 reduced to 9" in caplog.text
@@ -86,7 +86,7 @@ def test_bad_parameters(params: dict) -> None:
 
 def test_expansion_adds_weighted_neighbours_by_hand() -> None:
     """alpha-QE worked out by hand on three unit vectors of a 2-D collection."""
-    from search_lab.postprocess import expand_queries
+    from search_lab.features.postprocess import expand_queries
 
     base = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
     # query (1, 0): top-2 are itself (cos 1) and (0.6, 0.8) (cos 0.6); alpha 1
@@ -100,7 +100,7 @@ def test_expansion_adds_weighted_neighbours_by_hand() -> None:
 
 
 def test_expansion_floor_drops_neighbours_below_it_by_hand() -> None:
-    from search_lab.postprocess import expand_queries
+    from search_lab.features.postprocess import expand_queries
 
     base = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
     # floor 0.7: (0.6, 0.8) at cos 0.6 weighs nothing; only the query's own row (cos 1) adds

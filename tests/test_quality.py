@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from search_lab.evaluate import run
+from search_lab.cli.evaluate import run
 
 BOUNDS = [
     (["+experiment=best_handcrafted"], 0.72),

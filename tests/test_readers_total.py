@@ -24,18 +24,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from search_lab import integrity, readers
-from search_lab.cache import FeatureCache, Features
 from search_lab.cli.sweep import finished_metrics
-from search_lab.engine import SearchEngine, build_engine
-from search_lab.errors import DatasetError, IndexMismatchError, SearchLabError, UnreadableFileError
-from search_lab.layouts.labels import label_rows
-from search_lab.manifest import MANIFEST, manifest_of
+from search_lab.core import integrity, readers
+from search_lab.core.errors import (
+    DatasetError,
+    IndexMismatchError,
+    SearchLabError,
+    UnreadableFileError,
+)
+from search_lab.core.manifest import MANIFEST, manifest_of
+from search_lab.core.results import read_json, write_json
+from search_lab.data.layouts.labels import label_rows
+from search_lab.evaluation.runs import SKIPPED_ATTR, load_runs
 from search_lab.report.cells import top_lists
 from search_lab.report.runs import Outcome, Run
-from search_lab.results import read_json, write_json
-from search_lab.runs import SKIPPED_ATTR, load_runs
-from search_lab.shards import RECORD, ShardSet, write_shards
+from search_lab.retrieval.cache import FeatureCache, Features
+from search_lab.retrieval.engine import SearchEngine, build_engine
+from search_lab.retrieval.shards import RECORD, ShardSet, write_shards
 
 BOUNDED = settings(
     max_examples=30,

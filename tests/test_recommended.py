@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from search_lab.evaluate import run
+from search_lab.cli.evaluate import run
 from tests.test_wang import wang_config
 
 pytestmark = pytest.mark.long

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import yaml
 
-from search_lab.data import layouts, load_dataset
-from search_lab.distances import DISTANCES, pairwise
-from search_lab.errors import ConfigError
+from search_lab.core.errors import ConfigError
+from search_lab.core.registry import Registry
+from search_lab.data.datasets import layouts, load_dataset
+from search_lab.data.layouts import DATASETS, Layout
 from search_lab.features import available as features
 from search_lab.features.base import FEATURES
 from search_lab.indexes import INDEXES
 from search_lab.indexes import available as indexes
-from search_lab.layouts import DATASETS, Layout
-from search_lab.registry import Registry
+from search_lab.indexes.distances import DISTANCES, pairwise
 from tests.conftest import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]

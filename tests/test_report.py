@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from search_lab.errors import ConfigError
+from search_lab.core.errors import ConfigError
+from search_lab.core.results import read_json
 from search_lab.report.cells import same_top
 from search_lab.report.files import HTML_FILE, MD_FILE
 from search_lab.report.runs import Outcome, Run, not_run_reason, run_folder
 from search_lab.report.sections import HEADINGS
-from search_lab.results import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 

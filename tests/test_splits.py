@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search_lab.data import Dataset
-from search_lab.engine import fit_on_source, index_collection
-from search_lab.errors import ConfigError, DatasetError
-from search_lab.evaluate import run
-from search_lab.splits import group_subsets, on_tune_side, restrict, split_dataset
+from search_lab.cli.evaluate import run
+from search_lab.core.errors import ConfigError, DatasetError
+from search_lab.data.datasets import Dataset
+from search_lab.data.splits import group_subsets, on_tune_side, restrict, split_dataset
+from search_lab.retrieval.engine import fit_on_source, index_collection
 
 
 def toy(protocol: str = "instance") -> Dataset:
@@ -123,7 +123,7 @@ def test_bad_protocol_options_fail_before_extraction(
 
 @pytest.mark.slow
 def test_fit_on_another_collection_or_index(make_config, tmp_path: Path, holidays_dir) -> None:
-    from search_lab.engine import build_engine
+    from search_lab.retrieval.engine import build_engine
 
     cache = tmp_path / "cache"
     overrides = ("post.pca_dim=32", "post.whiten=true")

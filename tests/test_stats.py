@@ -1,13 +1,13 @@
-"""search_lab.stats on hand-computed cases: bootstrap intervals and the paired sign-flip test."""
+"""search_lab.evaluation.stats on hand-computed cases: bootstrap intervals and the paired sign-flip test."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from search_lab import stats
-from search_lab.results import summary_lines
-from search_lab.stats import (
+from search_lab.core.results import summary_lines
+from search_lab.evaluation import stats
+from search_lab.evaluation.stats import (
     PairedComparison,
     bootstrap_ci,
     paired_comparison,

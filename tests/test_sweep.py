@@ -28,7 +28,7 @@ from search_lab.cli.sweep import (
     job_subdir,
     write_summary,
 )
-from search_lab.results import write_json
+from search_lab.core.results import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

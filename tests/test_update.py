@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search_lab import build_index
-from search_lab.cli import compose_config
-from search_lab.engine import SearchEngine
-from search_lab.errors import ConfigError, DatasetError
-from search_lab.update import index_lock
+from search_lab.cli import build_index, compose_config
+from search_lab.core.errors import ConfigError, DatasetError
+from search_lab.retrieval.engine import SearchEngine
+from search_lab.retrieval.update import index_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 

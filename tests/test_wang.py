@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from search_lab.evaluate import run
+from search_lab.cli.evaluate import run
 from tests.conftest import compose_config
 from tests.test_labels import check_against_independent
 

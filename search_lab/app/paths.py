@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from search_lab.errors import ImageLoadError
+from search_lab.core.errors import ImageLoadError
 
 INDEXES_ENV = "SEARCH_LAB_INDEXES"
 OUTPUTS_ENV = "SEARCH_LAB_OUTPUTS"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from search_lab.comparison import filter_runs, parse_filter
-from search_lab.results import METRICS_FILE
-from search_lab.runs import CompareError
+from search_lab.core.results import METRICS_FILE
+from search_lab.evaluation.comparison import filter_runs, parse_filter
+from search_lab.evaluation.runs import CompareError
 
 EMPTY = "—"
 DATE = "date"
@@ -107,7 +107,7 @@ def filter_expression(runs: pd.DataFrame, expression: str) -> pd.DataFrame:
     """Rows of ``runs`` passing ``expression``, case-insensitive in its column and text value.
 
     ``mAP>0.6``, ``map>0.6`` and ``Feature=HSV`` all work; the rest is
-    :func:`search_lab.comparison.filter_runs`. Raises CompareError for an unreadable one.
+    :func:`search_lab.evaluation.comparison.filter_runs`. Raises CompareError for an unreadable one.
     """
     column, op, raw = parse_filter(expression)
     columns = [str(c) for c in runs.columns]

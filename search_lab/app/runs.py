@@ -11,11 +11,11 @@ from typing import Any
 import pandas as pd
 
 from search_lab.app.run_table import EMPTY, column_label
-from search_lab.comparison import DIFF_PREFIX, diff_to_baseline
-from search_lab.results import METRICS_FILE, read_json
-from search_lab.run_tables import format_cell
-from search_lab.runs import common_items, name_items
-from search_lab.stats import paired_comparison, shared_values
+from search_lab.core.results import METRICS_FILE, read_json
+from search_lab.evaluation.comparison import DIFF_PREFIX, diff_to_baseline
+from search_lab.evaluation.run_tables import format_cell
+from search_lab.evaluation.runs import common_items, name_items
+from search_lab.evaluation.stats import paired_comparison, shared_values
 
 SETUP_KEYS = ("feature", "metric", "index", "post")
 
@@ -148,8 +148,8 @@ def pair_verdict(
     """Run B against run A (row positions) in words: paired Δ mAP, its 95% interval, p-value.
 
     ``scores`` maps a ``run`` folder to its per-query APs (``attrs["per_query_ap"]`` of a
-    :func:`search_lab.runs.load_runs` table). The runs are paired over the queries both
-    have, as in :func:`search_lab.stats.paired_comparison`: e.g. ``"B is better by 0.0310
+    :func:`search_lab.evaluation.runs.load_runs` table). The runs are paired over the queries both
+    have, as in :func:`search_lab.evaluation.stats.paired_comparison`: e.g. ``"B is better by 0.0310
     [+0.0120, +0.0500] (B − A, 95% interval over 240 shared queries), p = 0.002: significant
     at 5%."``
     """

@@ -5,7 +5,7 @@ with a small parameter grid on clustered synthetic vectors (a seeded Gaussian mi
 and 1M x 128), on the real Holidays CNN descriptors (1280-d, and PCA to 128, read through the
 project's extraction and feature cache) and, for the effect of dimension, on mixtures of
 32, 128, 512 and 1280 dimensions. Ground truth is :class:`~search_lab.indexes.ExactIndex`, the
-one exact top-k of the code base, and recall is :func:`~search_lab.metrics.recall_at_k`.
+one exact top-k of the code base, and recall is :func:`~search_lab.evaluation.metrics.recall_at_k`.
 Measured per build: seconds, size of the saved folder on disk, peak resident memory added by
 the build (:class:`~search_lab.benchmarks.memory.PeakRSS`); per query setting: queries per
 second one query at a time and in one batch (every core), latency percentiles and recall@k.
@@ -29,7 +29,7 @@ from search_lab import indexes
 from search_lab.benchmarks.ann_data import Mixture, holidays_sets
 from search_lab.benchmarks.ann_methods import DIM_SETTING, GRID, Method, bench_set
 from search_lab.benchmarks.common import load_1m, machine, package_version, start_cli
-from search_lab.results import write_json
+from search_lab.core.results import write_json
 
 DEFAULT_OUT = Path("bench/ann.json")
 QUICK_OUT = Path("bench/ann-quick.json")

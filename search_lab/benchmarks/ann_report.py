@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from search_lab.results import write_bytes, write_text
+from search_lab.core.results import write_bytes, write_text
 
 EXACT = "exact (numpy)"
 ANNOY = "annoy 50 trees"

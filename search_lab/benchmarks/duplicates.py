@@ -1,10 +1,10 @@
 """Near-duplicates on planted sets: ``python -m search_lab.benchmarks.duplicates``.
 
-Makes two planted sets (:mod:`search_lab.planted`) from two different collections: a *tune*
+Makes two planted sets (:mod:`search_lab.data.planted`) from two different collections: a *tune*
 set (default: Wang photos) on which each tool's threshold is chosen for the best pair F1, and
 a *test* set (default: one photo per Holidays group) on which precision, recall and F1 of the
 pairs are reported at that threshold — never tuned and reported on the same images. Our
-tool (``search_lab.duplicates`` on an exact cosine index, for each feature) runs side by side
+tool (``search_lab.retrieval.duplicates`` on an exact cosine index, for each feature) runs side by side
 with imagededup's perceptual hash (PHash, Hamming distance on 64-bit hashes, at its default
 threshold 10 and at the tuned one). Pairs are scored from the groups each tool's pairs make
 (connected components), as the user sees them. imagededup's CNN method needs a network
@@ -36,11 +36,17 @@ from search_lab.benchmarks.common import (
     start_cli,
 )
 from search_lab.benchmarks.duplicates_report import render
-from search_lab.data import default_root
-from search_lab.duplicates import close_pairs, components, find_duplicates, pair_scores, pairs_of
-from search_lab.engine import build_engine
-from search_lab.errors import SearchLabError
-from search_lab.planted import EDITS, ensure_planted, read_truth
+from search_lab.core.errors import SearchLabError
+from search_lab.data.datasets import default_root
+from search_lab.data.planted import EDITS, ensure_planted, read_truth
+from search_lab.retrieval.duplicates import (
+    close_pairs,
+    components,
+    find_duplicates,
+    pair_scores,
+    pairs_of,
+)
+from search_lab.retrieval.engine import build_engine
 
 PHASH_DEFAULT = 10
 """imagededup's own default ``max_distance_threshold`` for hashes."""

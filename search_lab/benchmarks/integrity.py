@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from search_lab import integrity
 from search_lab.benchmarks.common import load_avg
-from search_lab.engine import FORMAT, SearchEngine, make_index, make_post
-from search_lab.results import write_json, write_text
+from search_lab.core import integrity
+from search_lab.core.results import write_json, write_text
+from search_lab.retrieval.engine import FORMAT, SearchEngine, make_index, make_post
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def verification_cost(
     with tempfile.TemporaryDirectory(prefix="search_lab-integrity.", dir=work) as tmp:
         base = Path(tmp)
         (base / "data").mkdir()
-        engine_log = logging.getLogger("search_lab.engine")
+        engine_log = logging.getLogger("search_lab.retrieval.engine")
         level = engine_log.level
         engine_log.setLevel(logging.ERROR)  # no dataset here: the "changed" warning is noise
         try:

@@ -40,7 +40,7 @@ import numpy as np
 
 from search_lab.benchmarks.common import REPO, extraction_machine, measure_and_report
 from search_lab.benchmarks.memory import peak_rss_mb
-from search_lab.errors import SearchLabError
+from search_lab.core.errors import SearchLabError
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +145,8 @@ def one_feature(feature: str, photos: list[Path], count: int, work: Path) -> dic
 
 def duplicates(index: Path) -> dict[str, Any]:
     """Time the duplicates command on ``index`` when this checkout has it."""
-    if find_spec("search_lab.duplicates") is None:
-        return {"available": False, "note": "search_lab.duplicates is not on this branch"}
+    if find_spec("search_lab.retrieval.duplicates") is None:
+        return {"available": False, "note": "search_lab.retrieval.duplicates is not on this branch"}
     done = run_child(["-m", "search_lab.duplicates", "--index", str(index), "--json"])
     groups = json.loads(next(line for line in done["stdout"] if line.startswith("{")))["groups"]
     return {"available": True, "wall_s": done["wall_s"], "groups": len(groups)}

@@ -3,7 +3,7 @@ search_lab.bench_ray_scale --images DIR [--feature cnn] [--kill-at 0.5] [--refer
 [key=value ...]`` (more ``build_index`` overrides, e.g. ``feature.size=160``).
 
 ``DIR`` is a dataset folder (e.g. 100,000 synthetic images written by ``python -m
-search_lab.data distractors --count 100000 --dest DIR/all``). ``build_index executor=ray`` runs
+search_lab.data.datasets distractors --count 100000 --dest DIR/all``). ``build_index executor=ray`` runs
 in a child process; every process of its tree (the driver, Ray's own processes, the workers)
 is sampled twice a second for its peak resident memory (``VmHWM``). When ``--kill-at`` of the
 shards are in the feature cache, the whole tree is killed with SIGKILL (a lost machine), then
@@ -110,8 +110,8 @@ def build(args: argparse.Namespace, cache: Path, index: Path, kill_at: float | N
 
 def sample_check(index: Path, count: int = 200) -> dict[str, Any]:
     """Largest difference between the index's vectors and a local extraction of a sample."""
-    from search_lab.engine import SearchEngine
-    from search_lab.extract import extract_files
+    from search_lab.retrieval.engine import SearchEngine
+    from search_lab.retrieval.extract import extract_files
 
     engine = SearchEngine.load(index)
     rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@
 search_lab.bench_scale [--rows 1000000] [--dim 128] [--shard-rows 100000] [--trees 10]``.
 
 Writes ``--rows`` clustered synthetic vectors as memory-mapped feature shards
-(:mod:`search_lab.shards`, one shard generated at a time), then builds the same Annoy index
+(:mod:`search_lab.retrieval.shards`, one shard generated at a time), then builds the same Annoy index
 twice, each in a fresh child process that reports its own peak resident memory
 (``VmHWM``, file-backed pages of memory maps included):
 
@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 
-from search_lab import integrity
 from search_lab.benchmarks.common import (
     exit_status,
     extraction_machine,
@@ -38,9 +37,10 @@ from search_lab.benchmarks.common import (
     measure_and_report,
 )
 from search_lab.benchmarks.memory import MB, peak_rss_mb
-from search_lab.errors import SearchLabError
+from search_lab.core import integrity
+from search_lab.core.errors import SearchLabError
 from search_lab.indexes import AnnoyIndex
-from search_lab.shards import RECORD, ShardSet, write_shards
+from search_lab.retrieval.shards import RECORD, ShardSet, write_shards
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 One run on one machine measures, and reports as throughputs and ratios:
 
 - **decode against extraction** on the Holidays images: decode-only throughput of
-  :func:`~search_lab.images.load_image` (the floor, at full size and at each feature's own
+  :func:`~search_lab.data.images.load_image` (the floor, at full size and at each feature's own
   ``max_side``) against the extraction throughput of ``hsv``, ``lbp``, ``hog`` and ``cnn``, each
   timed in one process (``workers=1``; ``threads=1`` for the CNN: the pure per-image cost) and on
   the real extraction path (``extract_files(..., workers=None)``: the process pool, or torch
@@ -12,7 +12,7 @@ One run on one machine measures, and reports as throughputs and ratios:
   generated once and cached per image count; there ``hsv`` with reduced-size (draft) decoding
   is compared with full-size decoding, and its mAP with draft and with full-size decoding.
 - **single-query latency** (p50, p95) of exact and Annoy search on the Holidays index, query
-  feature extraction included (:meth:`~search_lab.engine.SearchEngine.query`).
+  feature extraction included (:meth:`~search_lab.retrieval.engine.SearchEngine.query`).
 - **end-to-end** ``python -m search_lab.evaluate`` for the default configuration, as a whole
   command, with a cold and with a warm feature cache.
 - **CNN engines** (:mod:`search_lab.benchmarks.speed_engines`): torch eager, ONNX Runtime and
@@ -22,7 +22,7 @@ One run on one machine measures, and reports as throughputs and ratios:
   verification of an exact and an Annoy index of ``--integrity-items`` x 128 vectors against
   their load + first query time.
 
-Results go to a JSON file and a Markdown table beside it (:mod:`search_lab.results`), with the
+Results go to a JSON file and a Markdown table beside it (:mod:`search_lab.core.results`), with the
 machine and its load average (other jobs distort timings: the load is recorded per stage).
 One-process timings are the best of ``--repeats`` interleaved rounds after a warm-up (page
 cache, colour table, model); pool timings include the pool's start-up, as a real run does.
@@ -47,10 +47,10 @@ from search_lab.benchmarks.speed_images import camera_set, link_subset, whole_gr
 from search_lab.benchmarks.speed_report import check_targets, fmt, markdown
 from search_lab.benchmarks.speed_service import camera_map, evaluate_command, query_latency
 from search_lab.benchmarks.speed_timing import bench_set, draft_comparison, feature_configs
-from search_lab.data import Dataset, default_root, load_dataset
-from search_lab.errors import SearchLabError
-from search_lab.extract import build_extractor
-from search_lab.results import write_json, write_text
+from search_lab.core.errors import SearchLabError
+from search_lab.core.results import write_json, write_text
+from search_lab.data.datasets import Dataset, default_root, load_dataset
+from search_lab.retrieval.extract import build_extractor
 
 log = logging.getLogger(__name__)
 

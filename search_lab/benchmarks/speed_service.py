@@ -15,9 +15,9 @@ import numpy as np
 
 from search_lab.benchmarks.common import REPO, compose, load_1m
 from search_lab.benchmarks.speed_timing import FULL_SIDE
-from search_lab.data import load_dataset
-from search_lab.errors import SearchLabError
-from search_lab.results import read_json
+from search_lab.core.errors import SearchLabError
+from search_lab.core.results import read_json
+from search_lab.data.datasets import load_dataset
 
 
 def _evaluate_quietly(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
@@ -47,7 +47,7 @@ def query_latency(root: Path, n_queries: int, work: Path) -> dict[str, Any]:
 
     The engines share one feature cache; the first query of each is a warm-up, not timed.
     """
-    from search_lab.engine import build_engine
+    from search_lab.retrieval.engine import build_engine
 
     out: dict[str, Any] = {}
     for index in ("exact", "annoy"):

@@ -1,7 +1,7 @@
 """Build a search index for the app: ``python -m search_lab.build_index [overrides]``.
 
 Writes a self-describing folder (``index_dir``, default ``indexes/<feature>-<metric>-<index>``
-plus every parameter that differs from its groups' defaults, :mod:`search_lab.index_identity`)
+plus every parameter that differs from its groups' defaults, :mod:`search_lab.retrieval.index_identity`)
 that ``SearchEngine.load`` checks and serves; a folder of another configuration is refused
 unless ``overwrite=true``.
 """
@@ -16,11 +16,11 @@ import hydra
 from omegaconf import DictConfig
 
 from search_lab.cli.glue import CONF_DIR, run_job
-from search_lab.engine import SearchEngine, build_engine, check_replaceable
-from search_lab.index_identity import check_target
-from search_lab.pipeline import build_pipeline
-from search_lab.streaming_build import build_and_save, in_memory_reason
-from search_lab.update import update_index
+from search_lab.retrieval.engine import SearchEngine, build_engine, check_replaceable
+from search_lab.retrieval.index_identity import check_target
+from search_lab.retrieval.pipeline import build_pipeline
+from search_lab.retrieval.streaming_build import build_and_save, in_memory_reason
+from search_lab.retrieval.update import update_index
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def run(cfg: dict[str, Any], out_dir: Path) -> Path:
     """Build the configured engine and save it to ``cfg["index_dir"]``; returns that folder.
 
     On the local executor an existing index of the same configuration is updated (only added
-    and changed images extracted; ``rebuild=true`` forces a full build: search_lab.update).
+    and changed images extracted; ``rebuild=true`` forces a full build: search_lab.retrieval.update).
     Features extracted on Ray are indexed out of core, shard by shard (streaming_build).
     """
     pipe, target = build_pipeline(cfg), Path(cfg["index_dir"])

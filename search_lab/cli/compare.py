@@ -3,8 +3,8 @@
 Every ``metrics.json`` at or under the given paths (sweep folders, single runs, or the whole
 ``outputs/``) becomes one row of a table, printed as text, Markdown or CSV, optionally with a
 chart. The work is done by library modules shared with sweeps and the app:
-:mod:`search_lab.runs` (loading), :mod:`search_lab.comparison` (filters, sorting, differences
-to a baseline), :mod:`search_lab.run_tables` (text) and :mod:`search_lab.run_charts` (charts).
+:mod:`search_lab.evaluation.runs` (loading), :mod:`search_lab.evaluation.comparison` (filters, sorting, differences
+to a baseline), :mod:`search_lab.evaluation.run_tables` (text) and :mod:`search_lab.cli.charts` (charts).
 """
 
 from __future__ import annotations
@@ -16,21 +16,21 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from search_lab.comparison import (
+from search_lab.cli.charts import write_chart
+from search_lab.core.errors import SearchLabError
+from search_lab.core.logs import install
+from search_lab.core.logs import shown as shown_text
+from search_lab.core.results import METRICS_FILE
+from search_lab.evaluation.comparison import (
     DIFF_PREFIX,
     check_columns,
     diff_to_baseline,
     filter_runs,
     sort_runs,
 )
-from search_lab.errors import SearchLabError
-from search_lab.logs import install
-from search_lab.logs import shown as shown_text
-from search_lab.results import METRICS_FILE
-from search_lab.run_charts import write_chart
-from search_lab.run_scores import CI_COLUMNS, PAIRED_COLUMNS
-from search_lab.run_tables import legend, table_markdown, table_text
-from search_lab.runs import CompareError, load_runs
+from search_lab.evaluation.run_scores import CI_COLUMNS, PAIRED_COLUMNS
+from search_lab.evaluation.run_tables import legend, table_markdown, table_text
+from search_lab.evaluation.runs import CompareError, load_runs
 
 
 def _split(values: Sequence[str] | None) -> list[str]:

@@ -3,7 +3,7 @@
 ``fetch [--dest DIR] [--from PATH] [--mirror URL]`` downloads INRIA's Holidays archives (or
 imports a local copy) into the dataset root; ``info [ROOT] [--labels CSV]`` prints its counts;
 ``distractors --count N --dest DIR [--seed S]`` writes a reproducible synthetic distractor set
-(:mod:`search_lab.synth`).
+(:mod:`search_lab.data.synth`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import logging
 import sys
 from pathlib import Path
 
-from search_lab.data import default_root, load_dataset
-from search_lab.errors import SearchLabError
-from search_lab.logs import install
+from search_lab.core.errors import SearchLabError
+from search_lab.core.logs import install
+from search_lab.data.datasets import default_root, load_dataset
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         if args.command == "fetch":
-            from search_lab.fetch import ARCHIVES, Archive, fetch
+            from search_lab.data.fetch import ARCHIVES, Archive, fetch
 
             root = args.dest or default_root()
             archives = ARCHIVES
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             count = fetch(root, archives=archives, source=args.source)
             print(f"{count} images in {root}")
         elif args.command == "distractors":
-            from search_lab.synth import generate
+            from search_lab.data.synth import generate
 
             written, present = generate(args.count, args.dest, seed=args.seed)
             print(f"{written} distractors written, {present} already there, in {args.dest}")
@@ -79,6 +79,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"{len(data.queries)} queries, {len(data.lonely)} without relevant images"
             )
     except SearchLabError as err:
-        print(f"search_lab.data: error: {err}", file=sys.stderr)
+        print(f"search_lab.data.datasets: error: {err}", file=sys.stderr)
         return 2
     return 0

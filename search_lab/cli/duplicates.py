@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from search_lab.cli.search import shown
-from search_lab.duplicates import DuplicateGroups, default_threshold, find_duplicates
-from search_lab.engine import SearchEngine
-from search_lab.logs import run_command
+from search_lab.core.logs import run_command
+from search_lab.retrieval.duplicates import DuplicateGroups, default_threshold, find_duplicates
+from search_lab.retrieval.engine import SearchEngine
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -1,7 +1,7 @@
 """Evaluate one configuration on a retrieval dataset: ``python -m search_lab.evaluate [overrides]``.
 
-Builds the run's :class:`~search_lab.pipeline.Pipeline` once, lets the core evaluate it
-(:func:`search_lab.evaluation.evaluate`) and writes ``metrics.json`` and ``rankings.dat`` into
+Builds the run's :class:`~search_lab.retrieval.pipeline.Pipeline` once, lets the core evaluate it
+(:func:`search_lab.evaluation.protocol.evaluate`) and writes ``metrics.json`` and ``rankings.dat`` into
 the Hydra output folder, with a summary on stdout.
 """
 
@@ -13,18 +13,19 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from search_lab import distractor_report, ownership
+from search_lab.cli import distractor_output as distractor_report
 from search_lab.cli.glue import CONF_DIR, run_job
-from search_lab.errors import ConfigError
-from search_lab.evaluation import Evaluation, evaluate
-from search_lab.pipeline import build_pipeline
-from search_lab.results import (
+from search_lab.core import ownership
+from search_lab.core.errors import ConfigError
+from search_lab.core.results import (
     METRICS_FILE,
     RANKINGS_FILE,
     summary_lines,
     write_json,
     write_rankings,
 )
+from search_lab.evaluation.protocol import Evaluation, evaluate
+from search_lab.retrieval.pipeline import build_pipeline
 
 
 def write(result: Evaluation, out_dir: Path, feature: str) -> list[str]:

@@ -3,7 +3,7 @@
 The entry layer: the only code that reads Hydra/OmegaConf configs. It composes the config
 (:func:`compose_config`), registers the resolver ``conf/config.yaml`` uses
 (:func:`register_resolvers`), and hands a plain dict to the command, which builds the
-:class:`~search_lab.pipeline.Pipeline` once and passes objects to the core.
+:class:`~search_lab.retrieval.pipeline.Pipeline` once and passes objects to the core.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from search_lab.cache import remove_leftovers
-from search_lab.errors import ConfigError, SearchLabError
-from search_lab.lifeline import die_with_parent
-from search_lab.logs import install, shown, write_error
+from search_lab.core.errors import ConfigError, SearchLabError
+from search_lab.core.lifeline import die_with_parent
+from search_lab.core.logs import install, shown, write_error
+from search_lab.retrieval.cache import remove_leftovers
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ def index_folder(
 ) -> str:
     """Resolver ``${index_folder:${feature},${metric},${index},${post}}``: the default index
     folder name, every parameter that differs from its group's defaults encoded
-    (:func:`search_lab.index_identity.index_folder_name`)."""
-    from search_lab.index_identity import index_folder_name
+    (:func:`search_lab.retrieval.index_identity.index_folder_name`)."""
+    from search_lab.retrieval.index_identity import index_folder_name
 
     cfg = {
         name: OmegaConf.to_container(node, resolve=True)

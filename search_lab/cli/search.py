@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from search_lab.engine import SearchEngine
-from search_lab.errors import ImageLoadError
-from search_lab.logs import run_command, shown
-from search_lab.rerank import RERANKERS, SV_DEFAULTS, RerankOptions
-from search_lab.rerank_engine import EngineReranker
+from search_lab.core.errors import ImageLoadError
+from search_lab.core.logs import run_command, shown
+from search_lab.retrieval.engine import SearchEngine
+from search_lab.retrieval.rerank import RERANKERS, SV_DEFAULTS, RerankOptions
+from search_lab.retrieval.rerank_engine import EngineReranker
 
 log = logging.getLogger(__name__)
 

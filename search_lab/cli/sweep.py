@@ -29,7 +29,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from search_lab.results import METRICS_FILE, read_json, write_text
+from search_lab.core.results import METRICS_FILE, read_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,9 @@ def finished_metrics(out_dir: str | Path, config: Mapping[str, Any]) -> dict[str
     except (OSError, ValueError) as err:
         log.warning("cannot read %s (%s): running the job again", path, err)
         return None
-    from search_lab.runs import metrics_problem  # pandas: only once a finished job is seen
+    from search_lab.evaluation.runs import (
+        metrics_problem,  # pandas: only once a finished job is seen
+    )
 
     if problem := metrics_problem(saved):
         log.warning("%s is unusable (%s): running the job again", path, problem)
@@ -115,7 +117,7 @@ def finished_metrics(out_dir: str | Path, config: Mapping[str, Any]) -> dict[str
 def write_summary(sweep_dir: str | Path) -> tuple[Path, Path] | None:
     """Write ``summary.csv`` and ``summary.md`` for every run under ``sweep_dir``.
 
-    One row per ``metrics.json`` found (see :func:`search_lab.runs.load_runs`), best mAP
+    One row per ``metrics.json`` found (see :func:`search_lab.evaluation.runs.load_runs`), best mAP
     first: the job's overrides (``name``), mAP, P@k, R@k, ANN recall and latency when present,
     timings. The CSV holds every column; the Markdown table leaves out the ``run`` folder.
 
@@ -124,8 +126,8 @@ def write_summary(sweep_dir: str | Path) -> tuple[Path, Path] | None:
     (Path, Path) or None
         The CSV and Markdown paths, or None if no run was found.
     """
-    from search_lab.run_tables import table_markdown  # pandas: only when a sweep ends
-    from search_lab.runs import load_runs
+    from search_lab.evaluation.run_tables import table_markdown  # pandas: only when a sweep ends
+    from search_lab.evaluation.runs import load_runs
 
     sweep_dir = Path(sweep_dir)
     runs = load_runs([sweep_dir]) if sweep_dir.is_dir() else None

@@ -1,6 +1,6 @@
 """Tune a recipe on your labelled collection: ``python -m search_lab.tune --budget N [overrides]``.
 
-An Optuna study (TPE, seed 0) searches a recipe space (:mod:`search_lab.tune_space`) on the
+An Optuna study (TPE, seed 0) searches a recipe space (:mod:`search_lab.evaluation.tune_space`) on the
 **tune** side of the split only (``dataset.split=tune``), one evaluation per trial. The study
 lives in ``<out>/study.journal`` (Optuna's journal file storage), so an interrupted run resumes
 where it stopped when the same command is run again: finished trials are kept and never run
@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from search_lab.cli.glue import CONF_DIR, compose_config
-from search_lab.data import check_ground_truth
-from search_lab.errors import ConfigError, DatasetError
-from search_lab.evaluation import evaluate
-from search_lab.files import atomic_write_text
-from search_lab.logs import run_command
-from search_lab.pipeline import build_pipeline
-from search_lab.results import write_json
-from search_lab.stats import bootstrap_ci, paired_comparison, shared_values
-from search_lab.tune_space import SPACES, as_overrides, experiment_yaml
+from search_lab.core.errors import ConfigError, DatasetError
+from search_lab.core.files import atomic_write_text
+from search_lab.core.logs import run_command
+from search_lab.core.results import write_json
+from search_lab.data.datasets import check_ground_truth
+from search_lab.evaluation.protocol import evaluate
+from search_lab.evaluation.stats import bootstrap_ci, paired_comparison, shared_values
+from search_lab.evaluation.tune_space import SPACES, as_overrides, experiment_yaml
+from search_lab.retrieval.pipeline import build_pipeline
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ torchvision, any other enum member name such as ``"IMAGENET1K_V1"`` also works),
 local state_dict file, ``None`` leaves the network randomly initialised (tests). torchvision
 weights are looked up in the torch hub cache (``torch.hub.get_dir()/checkpoints``, moved by
 ``TORCH_HOME``) first, then downloaded through the project's one downloader
-(:func:`search_lab.fetch.download`, with a timeout) unless ``download`` is false; failure is one
+(:func:`search_lab.data.fetch.download`, with a timeout) unless ``download`` is false; failure is one
 :class:`ConfigError` line saying where to put the file.
 
 torch and torchvision are imported inside functions only, so importing this module stays cheap.
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search_lab.errors import ConfigError, DatasetError
+from search_lab.core.errors import ConfigError, DatasetError
 
 if TYPE_CHECKING:
     import torch
@@ -93,7 +93,7 @@ def _fetch_weights(url: str, dest: Path, timeout: float) -> Path:
     ConfigError
         On any network or file error, a timeout, or a hash mismatch (the message says which).
     """
-    from search_lab.fetch import download
+    from search_lab.data.fetch import download
 
     match = HASH_IN_NAME.search(Path(dest).name)
     try:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.registry import Registry
+from search_lab.core.registry import Registry
 
 
 class Extractor:

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from search_lab.errors import ConfigError
+from search_lab.core.errors import ConfigError
+from search_lab.core.params import (
+    is_number,
+    require,
+    require_bool,
+    require_choice,
+    require_positive_int,
+)
 from search_lab.features.backbones import (  # noqa: F401  (TF_MEAN, TF_STD: part of this API)
     BACKBONES,
     FC_LAYERS,
@@ -33,13 +40,6 @@ from search_lab.features.backbones import (  # noqa: F401  (TF_MEAN, TF_STD: par
 )
 from search_lab.features.base import Extractor, register
 from search_lab.features.engines import ENGINES, Runner, choose, feature_runner
-from search_lab.params import (
-    is_number,
-    require,
-    require_bool,
-    require_choice,
-    require_positive_int,
-)
 
 if TYPE_CHECKING:
     import torch

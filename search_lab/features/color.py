@@ -8,9 +8,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from search_lab.errors import ConfigError
+from search_lab.core.errors import ConfigError
+from search_lab.core.params import is_int, require, require_bool, require_choice, require_int
 from search_lab.features.base import Extractor, register
-from search_lab.params import is_int, require, require_bool, require_choice, require_int
 
 LUT_BITS = 7  # RGB quantised to 7 bits per channel before the lookup: 2**21 table entries
 LAYOUTS = ("global", "grid2x2", "grid3x3", "center_surround")

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.errors import ConfigError
+from search_lab.core.errors import ConfigError
 from search_lab.features.base import Extractor, available, create, register
 
 
@@ -75,7 +75,7 @@ class Combo(Extractor):
 
     def _views(self, images: Sequence[np.ndarray], part: Extractor) -> list[np.ndarray]:
         """The images at the size ``part`` asks for (the loader gave the largest any part needs)."""
-        from search_lab.images import shrink
+        from search_lab.data.images import shrink
 
         return [shrink(image, part.max_side) for image in images]
 
@@ -93,7 +93,7 @@ class Combo(Extractor):
     def extract_batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Vectors of decoded images (each part sees it shrunk to its size).
 
-        Files go through :func:`search_lab.extract.vectors_of` instead, which decodes the file
+        Files go through :func:`search_lab.retrieval.extract.vectors_of` instead, which decodes the file
         once per part as the collection's extraction does, so a query equals its indexed row.
         """
         return self.assemble([part.extract_batch(self._views(images, part)) for part in self.parts])

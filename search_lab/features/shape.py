@@ -10,18 +10,18 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from search_lab.errors import ConfigError
-from search_lab.features.base import Extractor, register
-from search_lab.features.texture import (
-    grid_histogram,
-    to_grey,
-)
-from search_lab.params import (
+from search_lab.core.errors import ConfigError
+from search_lab.core.params import (
     require_bool,
     require_choice,
     require_int,
     require_int_pair,
     require_number,
+)
+from search_lab.features.base import Extractor, register
+from search_lab.features.texture import (
+    grid_histogram,
+    to_grey,
 )
 
 #: Block normalisations accepted by :func:`skimage.feature.hog`.

@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.errors import ConfigError
+from search_lab.core.errors import ConfigError
+from search_lab.core.params import is_number, require, require_choice, require_int
 from search_lab.features.base import Extractor, register
-from search_lab.params import is_number, require, require_choice, require_int
 
 #: ITU-R BT.601 luma weights for R, G, B.
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)

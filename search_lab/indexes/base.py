@@ -10,17 +10,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.distances import check_metric
-from search_lab.errors import IndexMismatchError
-from search_lab.params import (
+from search_lab.core.errors import IndexMismatchError
+from search_lab.core.params import (
     require_jobs,
     require_number,
     require_positive_int,
     require_seed,
 )
-from search_lab.readers import RECORD_MAX_BYTES
-from search_lab.registry import Registry
-from search_lab.results import read_json
+from search_lab.core.readers import RECORD_MAX_BYTES
+from search_lab.core.registry import Registry
+from search_lab.core.results import read_json
+from search_lab.indexes.distances import check_metric
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Index:
     """A searchable set of N descriptors; ids are 0..N-1 in insertion order.
 
     Distances returned by :meth:`search` are in the configured metric's own units
-    (see :mod:`search_lab.distances`), whatever the index computes internally.
+    (see :mod:`search_lab.indexes.distances`), whatever the index computes internally.
     """
 
     kind: ClassVar[str] = ""
@@ -117,7 +117,7 @@ class Index:
         """The indexed vectors of items ``start..stop-1`` as a float32 (n, D) matrix.
 
         What the index holds, so searching with row i finds item i at (about) distance 0:
-        near-duplicate search (:mod:`search_lab.duplicates`) queries the index with its own
+        near-duplicate search (:mod:`search_lab.retrieval.duplicates`) queries the index with its own
         items. Indexes that keep cosine rows at unit length give them back so; PQ codes give
         their reconstruction.
         """

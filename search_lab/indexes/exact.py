@@ -9,11 +9,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab import exact_search
-from search_lab.errors import IndexMismatchError
-from search_lab.files import library_write
+from search_lab.core.errors import IndexMismatchError
+from search_lab.core.files import library_write
+from search_lab.core.results import write_json
+from search_lab.indexes import exact_search
 from search_lab.indexes.base import Index, read_record, register
-from search_lab.results import write_json
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class ExactIndex(Index):
     """Exhaustive search: every query is compared with every item (the exact baseline).
 
-    Queries are processed in blocks of ``block`` rows; :mod:`search_lab.exact_search` shortlists
+    Queries are processed in blocks of ``block`` rows; :mod:`search_lab.indexes.exact_search` shortlists
     in float32 and answers in float64, so memory stays bounded and no float64 copy is made.
     """
 

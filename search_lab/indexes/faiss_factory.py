@@ -10,10 +10,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.errors import ConfigError, IndexMismatchError
+from search_lab.core.errors import ConfigError, IndexMismatchError
+from search_lab.core.params import require
 from search_lab.indexes.base import REBUILD, Check, register
 from search_lab.indexes.files import FileIndex, padded, unit_rows
-from search_lab.params import require
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Each of them is a :class:`FileIndex`: one data file plus ``<kind>.json`` recording the metric,
 dimension, size, build parameters and the data file's size and XXH3-128 checksum (verified
-through :mod:`search_lab.integrity`, so a file unchanged since it was last verified is not
+through :mod:`search_lab.core.integrity`, so a file unchanged since it was last verified is not
 hashed again; folders from before record sha256, still checked), so ``load`` refuses a
 folder built for another metric or with other build parameters, and a damaged or replaced file,
 before the library reads it (a library fed garbage may crash the process instead of raising).
@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab import integrity
-from search_lab.errors import ConfigError, IndexMismatchError, SearchLabError
-from search_lab.files import library_write
+from search_lab.core import integrity
+from search_lab.core.errors import ConfigError, IndexMismatchError, SearchLabError
+from search_lab.core.files import library_write
+from search_lab.core.results import write_json
 from search_lab.indexes.base import PAD_ID, REBUILD, Index, read_record
-from search_lab.results import write_json
 
 LIBRARY_ERRORS = (
     RuntimeError, ValueError, TypeError, OSError, EOFError, IndexError, KeyError, MemoryError,

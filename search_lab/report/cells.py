@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from search_lab.readers import read_text
+from search_lab.core.readers import read_text
+from search_lab.core.results import RANKINGS_FILE
+from search_lab.evaluation.run_scores import map_interval, per_query
+from search_lab.evaluation.run_tables import p_text
+from search_lab.evaluation.stats import PairedComparison, paired_comparison, shared_values
 from search_lab.report.runs import Outcome
-from search_lab.results import RANKINGS_FILE
-from search_lab.run_scores import map_interval, per_query
-from search_lab.run_tables import p_text
-from search_lab.stats import PairedComparison, paired_comparison, shared_values
 
 RUN_COLUMN = "run"
 MAP_COLUMN = "mAP [95% CI]"
@@ -103,7 +103,7 @@ def best(outcomes: Sequence[Outcome]) -> Outcome | None:
 def top_lists(o: Outcome, k: int) -> dict[str, list[str]]:
     """Each query's top-``k`` result names from the run's ``rankings.dat``.
 
-    Read through :func:`search_lab.readers.read_text` (a regular UTF-8 file of bounded size;
+    Read through :func:`search_lab.core.readers.read_text` (a regular UTF-8 file of bounded size;
     UnreadableFileError otherwise); any line splits into a query and its names.
     """
     out = {}

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from search_lab.app.paths import outputs_dir
-from search_lab.errors import SearchLabError
-from search_lab.logs import install, shown, write_error
+from search_lab.core.errors import SearchLabError
+from search_lab.core.logs import install, shown, write_error
+from search_lab.core.results import read_json, write_bytes, write_json, write_text
 from search_lab.report import plan as report_plan
 from search_lab.report.cells import display
 from search_lab.report.dimension import dimension
@@ -32,7 +33,6 @@ from search_lab.report.files import HTML_FILE, MD_FILE, REPORT_DIR
 from search_lab.report.render import html_page, markdown
 from search_lab.report.runs import Outcome, Run, ensure, extraction_cost
 from search_lab.report.sections import features, search
-from search_lab.results import read_json, write_bytes, write_json, write_text
 
 log = logging.getLogger(__name__)
 

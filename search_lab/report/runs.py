@@ -1,7 +1,7 @@
 """The evaluation runs behind the findings report: compose, run or reuse, and time extraction.
 
 Each run the report cites lives in its own stable folder under ``outputs/report/runs/``, named
-after its overrides as a sweep job is (:func:`search_lab.sweep.job_subdir`). A folder whose
+after its overrides as a sweep job is (:func:`search_lab.cli.sweep.job_subdir`). A folder whose
 ``metrics.json`` was computed from the same configuration is reused, not recomputed, so a
 second report (or one resumed after an interruption) only runs what is missing.
 """
@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from search_lab.cli import compose_config
-from search_lab.engine import dataset_of_config
-from search_lab.errors import SearchLabError
-from search_lab.extract import extract_files
-from search_lab.results import METRICS_FILE, read_json, write_json
-from search_lab.sweep import RESULT_NEUTRAL_KEYS as NEUTRAL_KEYS
-from search_lab.sweep import comparable_config, finished_metrics, job_subdir
+from search_lab.cli.sweep import RESULT_NEUTRAL_KEYS as NEUTRAL_KEYS
+from search_lab.cli.sweep import comparable_config, finished_metrics, job_subdir
+from search_lab.core.errors import SearchLabError
+from search_lab.core.results import METRICS_FILE, read_json, write_json
+from search_lab.retrieval.engine import dataset_of_config
+from search_lab.retrieval.extract import extract_files
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def not_run_reason(err: SearchLabError) -> str:
 
 def ensure(run: Run, root: Path, dataset_overrides: tuple[str, ...]) -> Outcome:
     """Reuse ``run``'s finished folder, or evaluate it there (quietly); see :class:`Outcome`."""
-    from search_lab.evaluate import run as evaluate  # torch etc. only when a run is needed
+    from search_lab.cli.evaluate import run as evaluate  # torch etc. only when a run is needed
 
     folder = run_folder(root, run, dataset_overrides)
     cfg = compose_config([*run.overrides, *dataset_overrides, *NEUTRAL])

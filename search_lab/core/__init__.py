@@ -1,0 +1,1 @@
+"""The ground floor every stage stands on: errors, parameter checks, registries, logging, and safe files."""

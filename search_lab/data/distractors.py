@@ -1,0 +1,173 @@
+"""Distractors: images that belong to no group, added to the indexed collection.
+
+``dataset.distractors=<folder>`` adds every image under the folder (recursively) to the
+collection; they are relevant to no query, so they can only push relevant images down. With
+``eval.distractor_counts=[0, 1000, ...]`` the same queries are scored on growing subsets: the
+first ``n`` distractors of one seeded order (``eval.distractor_seed``), so each subset holds
+the smaller ones. The order sorts names by a seeded hash, so adding files to the folder never
+reorders the others.
+
+Features are extracted shard by shard (:data:`SHARD` images of that order) through the feature
+cache, so a run with more distractors re-uses every shard a smaller run extracted. In the
+collection a distractor is named :data:`PREFIX` + its path under the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from search_lab.core.errors import ConfigError, DatasetError
+from search_lab.data.datasets import Dataset, _utf8_names
+from search_lab.data.layouts import is_image
+from search_lab.retrieval.cache import Features
+
+if TYPE_CHECKING:
+    from search_lab.retrieval.pipeline import EvalOptions, Pipeline
+
+log = logging.getLogger(__name__)
+
+PREFIX = "~distractors/"
+"""Prefix of a distractor's name in the collection (keeps it apart from the dataset's names)."""
+NO_GROUP = ""
+"""Group of every distractor: no loader gives a dataset image an empty group."""
+SHARD = 1000
+"""Distractors per feature-cache entry."""
+
+
+def list_images(folder: Path) -> list[str]:
+    """Image paths under ``folder`` (recursive, POSIX, sorted); DatasetError if none or missing."""
+    if not folder.is_dir():
+        raise DatasetError(f"distractor folder {folder} does not exist; set dataset.distractors")
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if is_image(p))
+    names, _ = _utf8_names(names, names)
+    if not names:
+        raise DatasetError(f"distractor folder {folder} holds no images (jpg, png, webp, ...)")
+    return names
+
+
+def check_names(names: Sequence[str], data: Dataset, folder: Path) -> None:
+    """DatasetError if a distractor is named like a query: it would be a copy of the dataset."""
+    queries = {Path(data.names[q]).name for q in (*data.queries, *data.lonely)}
+    clash = sorted(n for n in names if Path(n).name in queries)
+    if clash:
+        raise DatasetError(
+            f"distractor folder {folder} holds {clash[0]}, the file name of a query of "
+            f"{data.root} ({len(clash)} such files): distractors must belong to no group; "
+            "point dataset.distractors at a folder of other images"
+        )
+    taken = [n for n in data.names if n.startswith(PREFIX)]
+    if taken:
+        raise DatasetError(f"dataset image {taken[0]} starts with {PREFIX!r}: rename it")
+
+
+def seeded_order(names: Sequence[str], seed: int) -> list[str]:
+    """``names`` sorted by the hash of ``(seed, name)``: a seeded order stable under additions."""
+
+    def key(name: str) -> bytes:
+        return hashlib.sha256(f"{seed}\0{name}".encode("utf-8", "surrogateescape")).digest()
+
+    return sorted(names, key=key)
+
+
+def check_counts(eval_cfg: dict[str, Any], folder: str | None) -> list[int] | None:
+    """The checked, sorted ``eval.distractor_counts`` (None when unset); ConfigError if bad."""
+    counts, seed = eval_cfg.get("distractor_counts"), eval_cfg.get("distractor_seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"eval.distractor_seed must be a non-negative integer, got {seed!r}")
+    if counts is None:
+        return None
+    ok = isinstance(counts, list) and counts
+    if not ok or not all(isinstance(n, int) and not isinstance(n, bool) for n in counts):
+        raise ConfigError(f"eval.distractor_counts must be a list of integers >= 0, got {counts!r}")
+    if min(counts) < 0:
+        raise ConfigError(f"eval.distractor_counts must be >= 0, got {counts!r}")
+    if folder is None:
+        raise ConfigError("eval.distractor_counts needs dataset.distractors=<folder of images>")
+    return sorted(set(counts))
+
+
+def chosen(
+    source: str | None, options: EvalOptions, data: Dataset
+) -> tuple[Path, list[str]] | None:
+    """The distractor folder ``source`` and the names to extract, in seeded order; None if unset.
+
+    Every check runs here, before any extraction: the folder exists and holds images, no file
+    carries a query's name, and the largest count is at most the number of images.
+    """
+    if source is None:
+        return None
+    if options.subsets:
+        raise ConfigError(
+            "eval.subsets (small collections) and dataset.distractors (large ones) cannot be "
+            "combined; run them apart"
+        )
+    folder = Path(source)
+    names = list_images(folder)
+    check_names(names, data, folder)
+    order = seeded_order(names, options.distractor_seed)
+    counts = options.distractor_counts
+    if counts is None:
+        return folder, order
+    if counts[-1] > len(order):
+        raise ConfigError(
+            f"eval.distractor_counts asks for {counts[-1]} distractors, but {folder} holds "
+            f"{len(order)} images"
+        )
+    return folder, order[: counts[-1]]
+
+
+def fingerprint(folder: Path, names: Sequence[str]) -> str:
+    """Hash of ``names`` with their sizes and modification times (as Dataset.fingerprint)."""
+    digest = hashlib.sha256()
+    for name in names:
+        stat = (folder / name).stat()
+        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "replace"))
+    return digest.hexdigest()[:20]
+
+
+def features(pipe: Pipeline, folder: Path, names: Sequence[str]) -> Features:
+    """Features of ``names`` (seeded order kept), one cache entry per shard of :data:`SHARD`."""
+    parts = []
+    n_shards = -(-len(names) // SHARD)
+    for i, start in enumerate(range(0, len(names), SHARD)):
+        shard = list(names[start : start + SHARD])
+        feats, hit = pipe.features(folder, shard, fingerprint(folder, shard))
+        log.debug("distractor shard %d/%d %s", i + 1, n_shards, "cached" if hit else "extracted")
+        parts.append(feats)
+    if not any(f.names for f in parts):
+        raise DatasetError(f"no distractor image of {folder} could be read")
+    return Features(
+        [PREFIX + n for f in parts for n in f.names],
+        np.concatenate([f.vectors for f in parts if len(f.names)], axis=0),
+        {PREFIX + n: why for f in parts for n, why in f.skipped.items()},
+        sum(f.seconds for f in parts),
+    )
+
+
+def with_distractors(data: Dataset, feats: Features, extra: Features) -> tuple[Dataset, Features]:
+    """``data`` and its features with ``extra`` (distractor features) appended after them.
+
+    The distractors join no group, so queries and relevance sets are unchanged and the
+    dataset's ids stay where they were.
+    """
+    if extra.vectors.shape[1] != feats.vectors.shape[1]:
+        raise DatasetError("distractor features do not match the dataset's dimension")
+    grown = replace(
+        data,
+        names=(*data.names, *extra.names),
+        groups=(*data.groups, *[NO_GROUP] * len(extra.names)),
+    )
+    merged = Features(
+        [*feats.names, *extra.names],
+        np.concatenate([feats.vectors, extra.vectors], axis=0),
+        {**feats.skipped, **extra.skipped},
+        feats.seconds + extra.seconds,
+    )
+    return grown, merged

@@ -1,0 +1,1 @@
+"""Score retrieval: the protocol, metrics, statistics, finished runs, their tables and comparisons, and tuning spaces."""

@@ -1,0 +1,282 @@
+"""Feature extraction over a collection: process pool or batches, progress bar, feature cache.
+
+This is the one place that turns image files into a feature matrix; evaluation, index building,
+the benchmarks and the app all call it. Unreadable images are skipped with a warning, counted
+and returned in ``Features.skipped``: one bad file never aborts a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_lab.core.errors import ImageLoadError
+from search_lab.core.lifeline import die_with_parent
+from search_lab.data.images import load_image
+from search_lab.features import Extractor, create
+from search_lab.retrieval.cache import FeatureCache, Features, cache_key
+
+log = logging.getLogger(__name__)
+
+_WORKER: dict[str, Any] = {}
+
+Progress = bool | Callable[[int, int], None]
+
+# Parameters that change how fast vectors are computed, not what they are: kept out of cache keys.
+# (``engine``: every fp32 engine gives torch's vectors, search_lab/features/engines.py.)
+RUNTIME_PARAMS = frozenset({"threads", "batch_size", "download", "device", "engine", "export_dir"})
+# Parameters at a value that is the vectors' default: kept out of cache keys too, so caches
+# written before the parameter existed stay valid (``precision=int8`` keys its own features).
+NEUTRAL_PARAMS = {"precision": "fp32"}
+
+
+def identity(params: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a feature's parameters decides its vectors (cache keys, index compatibility)."""
+    fp32 = params.get("precision", "fp32") == "fp32"  # calibration only shapes int8 vectors
+    return {
+        k: v
+        for k, v in params.items()
+        if k not in RUNTIME_PARAMS
+        and not (k in NEUTRAL_PARAMS and NEUTRAL_PARAMS[k] == v)
+        and not (k == "calibrate_on" and fp32)
+    }
+
+
+def split_config(feature_cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(name, params) of a feature config such as ``{"name": "hsv", "bins": [8, 12, 3]}``."""
+    params = dict(feature_cfg)
+    return params.pop("name"), params
+
+
+def build_extractor(feature_cfg: Mapping[str, Any]) -> Extractor:
+    """The extractor a feature config describes (ConfigError for unknown names or bad values)."""
+    name, params = split_config(feature_cfg)
+    return create(name, **params)
+
+
+def as_extractor(feature: Extractor | Mapping[str, Any]) -> Extractor:
+    """``feature`` itself, or the extractor its description names (callers holding a dict)."""
+    return feature if isinstance(feature, Extractor) else build_extractor(feature)
+
+
+def feature_key(extractor: Extractor) -> dict[str, Any]:
+    """What decides an extractor's vectors: its description without :data:`RUNTIME_PARAMS`."""
+    return identity(extractor.spec)
+
+
+def load_for(
+    extractor: Extractor, path: str | os.PathLike | bytes, rotation: int = 0
+) -> np.ndarray:
+    """Load an image as ``extractor`` needs it, turned ``rotation`` quarter turns anticlockwise."""
+    image = load_image(path, max_side=extractor.max_side)
+    return np.ascontiguousarray(np.rot90(image, rotation)) if rotation % 4 else image
+
+
+def _init_worker(feature_cfg: dict[str, Any], rotation: int, parent: int | None = None) -> None:
+    """Set up a pool worker (its own extractor, once); it dies with ``parent`` if that is killed."""
+    if parent is not None:
+        die_with_parent(parent)
+    _WORKER["extractor"] = build_extractor(feature_cfg)
+    _WORKER["rotation"] = rotation
+
+
+def _extract_one(
+    extractor: Extractor, rotation: int, path: Path
+) -> tuple[np.ndarray | None, str | None]:
+    """Descriptor of one file, or the reason it could not be read."""
+    try:
+        return extractor.extract(load_for(extractor, path, rotation)), None
+    except ImageLoadError as err:
+        return None, str(err)
+
+
+def _extract_file(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """Pool task: :func:`_extract_one` with the worker's extractor."""
+    return _extract_one(_WORKER["extractor"], _WORKER["rotation"], path)
+
+
+def _parallel(paths: Sequence[Path], extractor: Extractor, rotation: int, workers: int) -> Iterator:
+    """Results of ``_extract_one`` in order: here, or by a pool of ``workers`` processes."""
+    if workers <= 1:
+        yield from (_extract_one(extractor, rotation, path) for path in paths)
+        return
+    from concurrent.futures import ProcessPoolExecutor  # a one-image query needs no pool
+    from multiprocessing import get_all_start_methods, get_context
+
+    chunk = max(1, min(16, len(paths) // (workers * 8)))
+    ctx = (
+        get_context("fork") if "fork" in get_all_start_methods() else None
+    )  # no re-imports per worker
+    init_args = (extractor.spec, rotation, os.getpid())
+    with ProcessPoolExecutor(workers, ctx, _init_worker, init_args) as pool:
+        yield from pool.map(_extract_file, paths, chunksize=chunk)
+
+
+def _batched(
+    paths: Sequence[Path], extractor: Extractor, rotation: int, batch: int = 16
+) -> Iterator:
+    """Results for extractors that parallelise internally (CNN): one batch at a time."""
+    for start in range(0, len(paths), batch):
+        images, errors = [], []
+        for path in paths[start : start + batch]:
+            try:
+                images.append(load_for(extractor, path, rotation))
+                errors.append(None)
+            except ImageLoadError as err:
+                errors.append(str(err))
+        vectors = iter(extractor.extract_batch(images)) if images else iter(())
+        for error in errors:
+            yield (None, error) if error else (next(vectors), None)
+
+
+def extract_files(
+    root: Path,
+    names: Sequence[str],
+    feature: Extractor | Mapping[str, Any],
+    *,
+    rotation: int = 0,
+    workers: int | None = None,
+    progress: Progress = True,
+    warn: bool = True,
+) -> Features:
+    """Descriptors of ``root / name`` for every name; unreadable files are skipped and reported.
+
+    ``feature`` is the extractor (or its description). ``progress`` is True for a terminal
+    progress bar (images/s), False for none, or a callable given ``(done, total)`` after every
+    image (the app's progress bar). ``warn=False`` leaves the warning about each skipped file
+    to the caller (``combo`` warns once for all its parts).
+    """
+    extractor = as_extractor(feature)
+    paths = [Path(root) / name for name in names]
+    workers = workers or os.cpu_count() or 1
+    extractor.prepare_many()  # lookup tables now, before the clock and before workers fork
+    start = time.perf_counter()
+    if extractor.parallel:
+        results = _parallel(paths, extractor, rotation, min(workers, max(1, len(paths))))
+    else:
+        results = _batched(paths, extractor, rotation, int(extractor.spec.get("batch_size", 16)))
+    from tqdm import tqdm  # ~50 ms to import: not for a one-image query
+
+    bar = tqdm(
+        results,
+        total=len(paths),
+        unit="img",
+        desc=f"extract {extractor.name}",
+        disable=progress is not True,
+        leave=False,
+    )
+    kept, vectors, skipped = [], [], {}
+    for done, (name, (vector, error)) in enumerate(zip(names, bar, strict=True), 1):
+        if callable(progress):
+            progress(done, len(names))
+        if error is None:
+            kept.append(name)
+            vectors.append(vector)
+        else:
+            if warn:
+                log.warning("skipping %s", error)
+            skipped[name] = error
+    matrix = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), np.float32)
+    return Features(kept, matrix, skipped, time.perf_counter() - start)
+
+
+Fetch = Callable[..., tuple[Features, bool]]
+"""``fetch(cache, root, names, fingerprint, extractor, *, rotation, workers, progress, warn)``:
+features of one whole extractor (:func:`whole_features` here; the Ray executor its own)."""
+
+
+def cached_features(
+    cache: FeatureCache | None,
+    root: Path,
+    names: Sequence[str],
+    fingerprint: str,
+    feature: Extractor | Mapping[str, Any],
+    *,
+    rotation: int = 0,
+    workers: int | None = None,
+    progress: Progress = True,
+    warn: bool = True,
+    fetch: Fetch | None = None,
+) -> tuple[Features, bool]:
+    """Features of ``names`` from the cache, extracting (and storing) them on a miss.
+
+    Returns the features and whether they came from the cache. An extractor with
+    :meth:`~search_lab.features.Extractor.cache_parts` (``combo``) is assembled from its parts'
+    cached matrices, so a combination reuses every part already extracted. ``fetch`` gets the
+    features of one whole extractor (default :func:`whole_features`).
+    """
+    extractor, fetch = as_extractor(feature), fetch or whole_features
+    options = {"rotation": rotation, "workers": workers, "progress": progress}
+    parts = extractor.cache_parts()
+    if not parts:
+        return fetch(cache, root, names, fingerprint, extractor, warn=warn, **options)
+    got = [fetch(cache, root, names, fingerprint, p, warn=False, **options) for p in parts]
+    return _assembled(extractor, names, got)
+
+
+def whole_features(
+    cache: FeatureCache | None,
+    root: Path,
+    names: Sequence[str],
+    fingerprint: str,
+    extractor: Extractor,
+    **options: Any,
+) -> tuple[Features, bool]:
+    """Features of one extractor as a whole: the cache entry, or :func:`extract_files` stored."""
+    if cache is None:
+        return extract_files(root, names, extractor, **options), False
+    key = cache_key(
+        fingerprint=fingerprint,
+        names=cache_key(names=list(names)),
+        feature=feature_key(extractor),
+        rotation=options.get("rotation", 0),
+    )
+    with cache.lock(key):
+        hit = cache.get(key)
+        if hit is not None:
+            return hit, True
+        features = extract_files(root, names, extractor, **options)
+        cache.put(key, features)
+        return features, False
+
+
+def _assembled(
+    extractor: Extractor, names: Sequence[str], parts: list[tuple[Features, bool]]
+) -> tuple[Features, bool]:
+    """``extractor.assemble`` of its parts' features, on the images every part could read."""
+    all_hit, skipped, seconds = True, {}, 0.0
+    for features, hit in parts:
+        all_hit &= hit
+        for name, reason in features.skipped.items():
+            if name not in skipped and not hit:  # once per file, as a single feature would
+                log.warning("skipping %s", reason)
+            skipped.setdefault(name, reason)
+        seconds += features.seconds
+    kept = [n for n in names if n not in skipped]
+    matrices = []
+    for features, _ in parts:
+        row = {n: i for i, n in enumerate(features.names)}
+        matrices.append(features.vectors[[row[n] for n in kept]])
+    return Features(kept, extractor.assemble(matrices), skipped, seconds), all_hit
+
+
+def vectors_of(
+    extractor: Extractor, source: str | os.PathLike | bytes, rotations: Sequence[int] = (0,)
+) -> np.ndarray:
+    """Vectors of one file (or its bytes) turned by each of ``rotations`` quarter turns.
+
+    The same path as the collection's: each part of a combination decodes the file at its
+    own size, so a query's vector equals the collection's row for the same file.
+    """
+    parts = extractor.cache_parts()
+    blocks = [
+        part.extract_batch([load_for(part, source, turn) for turn in rotations])
+        for part in parts or [extractor]
+    ]
+    return extractor.assemble(blocks) if parts else blocks[0]
