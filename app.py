@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from search_lab.core.logs import install
+from search_lab.core import install
 
 install()  # names in the server's log lines are escaped, as in the commands
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from search_lab import indexes
-from search_lab.core.errors import ConfigError, IndexMismatchError
+from search_lab.core import ConfigError, IndexMismatchError
 from search_lab.indexes.faiss_factory import adapt_nlist
 from search_lab.indexes.files import FileIndex
 from tests.test_indexes import clustered, exact_ids
@@ -214,14 +214,14 @@ def test_default_settings_reach_095_recall_on_holidays(make_config, tmp_path: Pa
 def test_a_folder_recorded_with_sha256_still_loads_and_is_checked(
     tmp_path: Path, items: np.ndarray
 ) -> None:
-    from search_lab.core.results import read_json, write_json
+    from search_lab.core import read_json_object, write_json
     from search_lab.indexes.files import sha256
 
     index = indexes.create("kdtree", metric="euclidean")
     index.build(items[:300])
     index.save(tmp_path)
     meta = tmp_path / "kdtree.json"
-    record = read_json(meta)
+    record = read_json_object(meta)
     del record["xxh3_128"]
     write_json(meta, {**record, "sha256": sha256(tmp_path / index.DATA_FILE)})
     assert indexes.create("kdtree", metric="euclidean").load(tmp_path) is None
@@ -265,12 +265,12 @@ def test_build_parameters_are_recorded_once_and_checked_against_the_data_file(
 ) -> None:
     """The record beside the data file holds no parameter (the manifest's config does); a
     load with other build parameters is refused from what the data file itself says."""
-    from search_lab.core.results import read_json
+    from search_lab.core import read_json_object
 
     index = indexes.create(kind, metric="euclidean", **built)
     index.build(items[:300])
     index.save(tmp_path)
-    record = read_json(tmp_path / f"{kind}.json")
+    record = read_json_object(tmp_path / f"{kind}.json")
     assert "params" not in record and not set(built) & set(record)
     with pytest.raises(IndexMismatchError, match=message):
         indexes.create(kind, metric="euclidean", **other).load(tmp_path)

@@ -21,11 +21,11 @@ from streamlit.testing.v1 import AppTest
 from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
 from search_lab.cli.evaluate import run as evaluate
-from search_lab.evaluation.stats import paired_comparison, shared_values
+from search_lab.evaluation import paired_comparison, shared_values
 from search_lab.report.command import write_report
 from search_lab.report.render import Chart, Section, Table, bar_chart
 from search_lab.report.sections import HEADINGS
-from search_lab.retrieval.engine import build_engine
+from search_lab.retrieval import build_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"

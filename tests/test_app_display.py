@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
 from search_lab.app import text as app_text
-from search_lab.retrieval.engine import build_engine
+from search_lab.retrieval import build_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"

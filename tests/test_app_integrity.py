@@ -17,7 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from search_lab.app import paths as app_paths
-from search_lab.core.results import read_json, write_json
+from search_lab.core import read_json_object, write_json
 from tests.test_app import (  # noqa: F401
     APP,
     EASY_QUERY,
@@ -34,7 +34,7 @@ GOOD = ("hsv-cosine-exact", "hsv-euclidean-exact")
 
 def _edit_manifest(edit: Callable[[dict[str, Any]], Any]) -> Callable[[Path], None]:
     def apply(folder: Path) -> None:
-        write_json_any(folder / "manifest.json", edit(read_json(folder / "manifest.json")))
+        write_json_any(folder / "manifest.json", edit(read_json_object(folder / "manifest.json")))
 
     return apply
 
@@ -78,7 +78,7 @@ def _outside(tmp_path: Path) -> Callable[[Path], None]:
     other = tmp_path / "other"
 
     def apply(folder: Path) -> None:
-        shutil.copytree(read_json(folder / "manifest.json")["root"], other)
+        shutil.copytree(read_json_object(folder / "manifest.json")["root"], other)
         _edit_manifest(lambda m: {**m, "root": str(other)})(folder)
 
     return apply

@@ -18,7 +18,7 @@ from search_lab.app import datasets as app_datasets
 from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
 from search_lab.cli.evaluate import run as evaluate
-from search_lab.retrieval.engine import build_engine
+from search_lab.retrieval import build_engine
 from tests.test_app import _result_captions, _unescape
 
 ROOT = Path(__file__).resolve().parents[1]

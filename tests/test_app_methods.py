@@ -16,8 +16,8 @@ from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
 from search_lab.app import runs as app_runs
 from search_lab.cli.evaluate import run as evaluate
-from search_lab.evaluation.runs import load_runs
-from search_lab.retrieval.engine import build_engine
+from search_lab.evaluation import load_runs
+from search_lab.retrieval import build_engine
 from tests.test_app import APP, EASY_MATCH, EASY_QUERY, PAGES, _result_captions, _unescape
 
 METHODS = ("faiss", "hnsw", "kdtree")

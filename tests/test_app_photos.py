@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from search_lab.app import paths as app_paths
 from search_lab.app import photos as app_photos
 from search_lab.app import text as app_text
-from search_lab.core.errors import ConfigError
+from search_lab.core import ConfigError
 from search_lab.data.planted import edited
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,9 +15,9 @@ import pytest
 
 from search_lab.app import calibration, charts, run_table
 from search_lab.app import queries as app_queries
-from search_lab.data.datasets import Dataset
+from search_lab.data import Dataset
 from search_lab.data.splits import on_tune_side
-from search_lab.evaluation.runs import CompareError
+from search_lab.evaluation import CompareError
 from search_lab.indexes import create
 from tests.test_app_support import _FakeEngine, _runs_table
 

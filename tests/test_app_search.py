@@ -14,8 +14,8 @@ from search_lab.app import calibration
 from search_lab.app import paths as app_paths
 from search_lab.app import queries as app_queries
 from search_lab.app.search_view import PICKER_PAGE
-from search_lab.data.datasets import load_dataset
-from search_lab.retrieval.engine import SearchEngine
+from search_lab.data import load_dataset
+from search_lab.retrieval import SearchEngine
 from tests.test_app import APP, EASY_QUERY, Lab, _result_captions, _unescape
 from tests.test_app import app as app  # the fixtures, used by name below
 from tests.test_app import lab as lab

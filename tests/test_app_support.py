@@ -17,9 +17,9 @@ from search_lab.app import queries as app_queries
 from search_lab.app import runs as app_runs
 from search_lab.app import text as app_text
 from search_lab.app import uploads as app_uploads
-from search_lab.core.errors import ImageLoadError
-from search_lab.data.datasets import Dataset
-from search_lab.retrieval.engine import Hit
+from search_lab.core import ImageLoadError
+from search_lab.data import Dataset
+from search_lab.retrieval import Hit
 
 CONFIG = {
     "feature": {"name": "hsv", "bins": [8, 12, 3]},

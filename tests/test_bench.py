@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from search_lab.benchmarks import speed, speed_images, speed_report, speed_timing
-from search_lab.core.results import read_json
-from search_lab.data.datasets import load_dataset
+from search_lab.core import read_json_object
+from search_lab.data import load_dataset
 
 REL = 1e-9
 
@@ -58,7 +58,7 @@ def test_quick_run_writes_a_consistent_report(holidays_dir: Path, tmp_path: Path
     out = tmp_path / "bench" / "speed.json"
     argv = ["--quick", "--out", str(out), "--dataset", str(holidays_dir)]
     speed.main([*argv, "--camera-cache", str(tmp_path / "camera")])
-    report = read_json(out)
+    report = read_json_object(out)
     assert {
         "command",
         "machine",

@@ -11,16 +11,17 @@ import pytest
 from search_lab.benchmarks import ann
 from search_lab.benchmarks.ann_data import Mixture
 from search_lab.benchmarks.ann_methods import GRID
-from search_lab.benchmarks.ann_report import best_at, pareto
+from search_lab.benchmarks.ann_report import pareto
 from search_lab.benchmarks.memory import PeakRSS
-from search_lab.core.results import read_json
+from search_lab.core import read_json_object
+from search_lab.evaluation import best_at
 
 
 def test_quick_run_writes_json_markdown_and_chart(tmp_path: Path) -> None:
     out = tmp_path / "bench" / "ann.json"
     kinds = ["exact", "annoy", "kdtree", "hnsw", "faiss"]  # nndescent: numba compiles ~1 min
     ann.main(["--quick", "--methods", *kinds, "--out", str(out)])
-    report = read_json(out)
+    report = read_json_object(out)
     assert {"command", "machine", "config", "runs", "dims", "elapsed_s"} <= set(report)
     assert {"cpu", "cores", "ram_gb", "numpy", "annoy", "hnswlib", "faiss-cpu"} <= set(
         report["machine"]

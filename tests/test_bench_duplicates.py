@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from search_lab.benchmarks import duplicates as bench
-from search_lab.data.planted import EDITS
+from search_lab.data import EDITS
 
 
 def test_sweep_picks_the_best_f1_threshold_by_hand() -> None:

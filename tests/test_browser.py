@@ -23,7 +23,7 @@ import pytest
 
 from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
-from search_lab.retrieval.engine import build_engine
+from search_lab.retrieval import build_engine
 
 pytestmark = pytest.mark.browser
 

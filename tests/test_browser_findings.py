@@ -18,7 +18,7 @@ import pytest
 from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
 from search_lab.report.sections import HEADINGS
-from search_lab.retrieval.engine import build_engine
+from search_lab.retrieval import build_engine
 from tests.test_browser import ROOT, _need_chromium, serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.long]  # a report is made first: CI runs `-m long`

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from search_lab.core import integrity
-from search_lab.retrieval.cache import FeatureCache, Features, cache_key
+from search_lab.retrieval import FeatureCache
+from search_lab.retrieval.cache import Features, cache_key
 
 
 def sample() -> Features:

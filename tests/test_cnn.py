@@ -24,9 +24,11 @@ get_model_weights = pytest.importorskip("torchvision.models").get_model_weights
 
 import search_lab.features.backbones as backbones  # noqa: E402
 import search_lab.features.cnn as cnn  # noqa: E402  (registers "cnn")
-from search_lab.core.errors import ConfigError  # noqa: E402
-from search_lab.data.images import load_image  # noqa: E402
-from search_lab.features.base import available, create  # noqa: E402
+import search_lab.features.pooling as pooling  # noqa: E402
+from search_lab.core import ConfigError  # noqa: E402
+from search_lab.data import load_image  # noqa: E402
+from search_lab.features import create  # noqa: E402
+from search_lab.features.base import available  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # the checkpoint torchvision's AlexNet DEFAULT weights download (alexnet-owt-7be5be79.pth)
@@ -76,30 +78,30 @@ MAPS = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 0.0], [0.0, 8.0]]]])
 
 def test_gem_p1_is_average_pooling() -> None:
     # eps clamps the zeros of channel 2 to 1e-6: (3e-6 + 8) / 4
-    torch.testing.assert_close(cnn.gem(MAPS, p=1.0), torch.tensor([[2.5, 2.0]]))
-    torch.testing.assert_close(cnn.gem(MAPS, p=1.0), cnn.pool(MAPS, "avg"))
+    torch.testing.assert_close(pooling.gem(MAPS, p=1.0), torch.tensor([[2.5, 2.0]]))
+    torch.testing.assert_close(pooling.gem(MAPS, p=1.0), pooling.pool(MAPS, "avg"))
 
 
 def test_gem_p3_by_hand() -> None:
     # ((1 + 8 + 27 + 64) / 4) ** (1/3) = 25 ** (1/3);  (512 / 4) ** (1/3) = 128 ** (1/3)
     expected = torch.tensor([[25.0 ** (1 / 3), 128.0 ** (1 / 3)]])
-    torch.testing.assert_close(cnn.gem(MAPS, p=3.0), expected)
-    torch.testing.assert_close(cnn.pool(MAPS, "gem", 3.0), expected)
+    torch.testing.assert_close(pooling.gem(MAPS, p=3.0), expected)
+    torch.testing.assert_close(pooling.pool(MAPS, "gem", 3.0), expected)
 
 
 def test_gem_large_p_approaches_max_pooling() -> None:
-    assert torch.equal(cnn.pool(MAPS, "max"), torch.tensor([[4.0, 8.0]]))
+    assert torch.equal(pooling.pool(MAPS, "max"), torch.tensor([[4.0, 8.0]]))
     # p = 200: 4 * (1/4) ** (1/200) = 3.972..., 8 * (1/4) ** (1/200) = 7.944...
     torch.testing.assert_close(
-        cnn.gem(MAPS, p=200.0), torch.tensor([[4.0, 8.0]]), rtol=0.01, atol=0
+        pooling.gem(MAPS, p=200.0), torch.tensor([[4.0, 8.0]]), rtol=0.01, atol=0
     )
     # no overflow where a naive x ** p would give inf in float32
-    assert torch.isfinite(cnn.gem(MAPS * 100, p=200.0)).all()
+    assert torch.isfinite(pooling.gem(MAPS * 100, p=200.0)).all()
 
 
 def test_unknown_pooling_function() -> None:
     with pytest.raises(ConfigError, match="avg, max, gem"):
-        cnn.pool(MAPS, "median")
+        pooling.pool(MAPS, "median")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.color import rgb2hsv
 
-from search_lab.core.errors import ConfigError
+from search_lab.core import ConfigError
 from search_lab.features import create
 from search_lab.features.color import bin_image, rgb_to_hsv
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search_lab.core.errors import ConfigError
+from search_lab.core import ConfigError
 from search_lab.features import create
 from search_lab.features.combo import combine
 

@@ -12,11 +12,20 @@ import pytest
 
 from search_lab.cli.charts import write_chart
 from search_lab.cli.compare import main
-from search_lab.core.results import write_json, write_text
-from search_lab.evaluation.comparison import diff_to_baseline, filter_runs, parse_filter, sort_runs
-from search_lab.evaluation.run_tables import table_markdown
-from search_lab.evaluation.runs import CompareError, load_runs, name_items, run_name, short_labels
-from search_lab.evaluation.stats import bootstrap_ci
+from search_lab.core import write_json, write_text
+from search_lab.evaluation import (
+    CompareError,
+    bootstrap_ci,
+    diff_to_baseline,
+    filter_runs,
+    load_runs,
+    name_items,
+    parse_filter,
+    short_labels,
+    sort_runs,
+    table_markdown,
+)
+from search_lab.evaluation.runs import run_name
 
 
 def make_run(

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from search_lab.retrieval.engine import check_config
-from search_lab.retrieval.extract import build_extractor
+from search_lab.retrieval import build_extractor, build_pipeline
 from tests.conftest import CONF, compose_config
 
 GROUPS = {
@@ -27,7 +26,7 @@ def test_group_option_composes(override: str) -> None:
         assert cfg["feature"]["name"] == option
         build_extractor(cfg["feature"])  # YAML defaults are accepted by the constructor
     elif override != "metric=chi2":  # chi2 is exact-only; its refusal by annoy is tested below
-        check_config(cfg)
+        build_pipeline(cfg)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -36,14 +35,14 @@ def test_experiment_composes(name: str) -> None:
     assert (
         (Path(CONF) / "experiment" / f"{name}.yaml").read_text().startswith("# @package _global_")
     )
-    check_config(cfg)
+    build_pipeline(cfg)
 
 
 def test_annoy_refuses_chi2() -> None:
-    from search_lab.core.errors import ConfigError
+    from search_lab.core import ConfigError
 
     with pytest.raises(ConfigError, match="chi2"):
-        check_config(compose_config(["index=annoy", "metric=chi2"]))
+        build_pipeline(compose_config(["index=annoy", "metric=chi2"]))
 
 
 @pytest.mark.parametrize(
@@ -52,7 +51,7 @@ def test_annoy_refuses_chi2() -> None:
      ("faiss", "manhattan"), ("faiss_ivf", "chi2")],
 )  # fmt: skip
 def test_unsupported_metric_and_method_pairs_fail_before_work(index: str, metric: str) -> None:
-    from search_lab.core.errors import ConfigError
+    from search_lab.core import ConfigError
 
     with pytest.raises(ConfigError, match=f"does not support metric '{metric}'"):
-        check_config(compose_config([f"index={index}", f"metric={metric}"]))
+        build_pipeline(compose_config([f"index={index}", f"metric={metric}"]))

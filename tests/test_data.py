@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from search_lab.cli.data import main
-from search_lab.core.errors import DatasetError
-from search_lab.data.datasets import load_dataset
+from search_lab.core import DatasetError
+from search_lab.data import load_dataset
 
 
 def touch(root: Path, *names: str) -> None:

@@ -15,11 +15,10 @@ import pytest
 
 from search_lab.cli import data as data_cli
 from search_lab.cli.evaluate import run
-from search_lab.core.errors import ConfigError, DatasetError
-from search_lab.data import distractors, synth
-from search_lab.data.datasets import Dataset
-from search_lab.data.images import load_image
+from search_lab.core import ConfigError, DatasetError
+from search_lab.data import Dataset, distractors, load_image, synth
 from search_lab.retrieval.cache import Features
+from search_lab.retrieval.distractor_features import with_distractors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +63,7 @@ def _toy() -> tuple[Dataset, Features]:
 def test_distractors_join_no_group_and_keep_the_ids() -> None:
     data, feats = _toy()
     extra = Features(["~distractors/d.jpg"], np.ones((1, 3), np.float32), {"~distractors/e": "x"})
-    grown, merged = distractors.with_distractors(data, feats, extra)
+    grown, merged = with_distractors(data, feats, extra)
     assert grown.names == ("a0.jpg", "a1.jpg", "b0.jpg", "~distractors/d.jpg")
     assert grown.groups == ("a", "a", "b", "")
     assert grown.queries == (0,) and grown.relevant == {0: {1}}

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from search_lab.cli.glue import compose_config, first_job
+from search_lab.cli import compose_config
+from search_lab.cli.glue import first_job
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]

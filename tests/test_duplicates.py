@@ -20,10 +20,11 @@ from PIL import Image
 
 from search_lab import indexes
 from search_lab.cli import duplicates as cli
-from search_lab.core.errors import ConfigError, DatasetError
-from search_lab.data.planted import EDITS, edited, make_planted, read_truth
-from search_lab.retrieval.duplicates import (
-    CALIBRATED,
+from search_lab.core import ConfigError, DatasetError
+from search_lab.data import EDITS, read_truth
+from search_lab.data.planted import edited, make_planted
+from search_lab.retrieval import (
+    build_engine,
     close_pairs,
     components,
     default_threshold,
@@ -31,7 +32,7 @@ from search_lab.retrieval.duplicates import (
     pair_scores,
     pairs_of,
 )
-from search_lab.retrieval.engine import build_engine
+from search_lab.retrieval.duplicates import CALIBRATED
 
 REPO = Path(__file__).resolve().parents[1]
 LINE = np.array([[0.0], [0.125], [0.3125], [5.0], [5.0625], [10.0]], np.float32)

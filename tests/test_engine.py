@@ -16,18 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search_lab.core.errors import IndexMismatchError
-from search_lab.core.results import read_json, write_json
+from search_lab.core import FORMAT, MANIFEST, IndexMismatchError, read_json_object, write_json
 from search_lab.indexes import AnnoyIndex
+from search_lab.retrieval import SearchEngine, list_engines, make_index, make_post
 from search_lab.retrieval import engine as engine_module
-from search_lab.retrieval.engine import (
-    FORMAT,
-    MANIFEST,
-    SearchEngine,
-    list_engines,
-    make_index,
-    make_post,
-)
 
 REPO = Path(__file__).resolve().parents[1]
 HSV = {"name": "hsv", "bins": [8, 12, 3], "mode": "joint", "layout": "global", "sqrt": True}
@@ -125,7 +117,7 @@ def test_load_without_manifest(tmp_path: Path) -> None:
 )
 def test_manifest_edited_after_the_build(tmp_path: Path, index, edit, message: str) -> None:
     target = make_engine(vectors(), index).save(tmp_path / "engine")
-    manifest = read_json(target / MANIFEST)
+    manifest = read_json_object(target / MANIFEST)
     edit(manifest)
     write_json(target / MANIFEST, manifest)
     with pytest.raises(IndexMismatchError, match=message):
@@ -234,7 +226,7 @@ def test_save_refuses_to_replace_a_folder_that_is_not_an_index(tmp_path: Path) -
     precious = tmp_path / "photos"
     precious.mkdir()
     (precious / "thesis.txt").write_text("keep me")
-    from search_lab.core.errors import ConfigError
+    from search_lab.core import ConfigError
 
     with pytest.raises(ConfigError, match="not an index folder"):
         make_engine(vectors(), EXACT).save(precious)
@@ -256,7 +248,7 @@ def test_load_warns_when_the_dataset_changed(tmp_path: Path, caplog) -> None:
     data.mkdir()
     for name in ("100000.jpg", "100001.jpg"):
         (data / name).write_bytes(b"x")
-    from search_lab.data.datasets import load_dataset
+    from search_lab.data import load_dataset
 
     engine = make_engine(vectors(2), EXACT)
     engine.manifest.update(root=str(data), fingerprint=load_dataset(data).fingerprint())

@@ -16,14 +16,13 @@ import pytest
 
 pytest.importorskip("torch")
 
-from search_lab.core.errors import ConfigError
-from search_lab.data.datasets import default_root, load_dataset
-from search_lab.data.images import load_image
+from search_lab.core import ConfigError
+from search_lab.data import default_root, load_dataset, load_image
 from search_lab.features import create
 from search_lab.features import engines as eng
 from search_lab.features.export import Exports
-from search_lab.retrieval.cache import FeatureCache
-from search_lab.retrieval.extract import cached_features, feature_key, identity
+from search_lab.retrieval import FeatureCache, cached_features
+from search_lab.retrieval.extract import feature_key, identity
 
 KEY = {"backbone": "demo", "layer": "head", "weights": "abc", "engine": "onnxruntime"}
 

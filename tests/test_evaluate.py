@@ -14,7 +14,7 @@ import pytest
 
 import search_lab.retrieval.extract
 from search_lab.cli.evaluate import run
-from search_lab.evaluation.stats import bootstrap_ci
+from search_lab.evaluation import bootstrap_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 

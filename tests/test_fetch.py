@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from search_lab.core.errors import DatasetError
-from search_lab.data import archives
+from search_lab.core import DatasetError
+from search_lab.data import Archive, archives, download, fetch
 from search_lab.data import fetch as fetch_mod
-from search_lab.data.fetch import Archive, download, extract_images, fetch, import_local
+from search_lab.data.fetch import extract_images, import_local
 
 ARCHIVE_1 = {"100000.jpg", "100001.jpg"}
 ARCHIVE_2 = {"100100.jpg"}

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from search_lab.core import files
-from search_lab.core.lifeline import owner_tag
+from search_lab.core import files, owner_tag
 
 
 class Crash(Exception):

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageFile, JpegImagePlugin
 
-from search_lab.core.errors import ConfigError, ImageLoadError
-from search_lab.data.images import MAX_PIXELS, load_image
+from search_lab.core import ConfigError, ImageLoadError
+from search_lab.data import load_image
+from search_lab.data.images import MAX_PIXELS
 
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 

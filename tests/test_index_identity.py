@@ -10,9 +10,9 @@ import pytest
 
 from search_lab.cli import build_index, compose_config
 from search_lab.cli.glue import group_defaults
-from search_lab.core.errors import ConfigError
-from search_lab.retrieval.engine import SearchEngine
-from search_lab.retrieval.index_identity import config_difference, index_folder_name, summary_params
+from search_lab.core import ConfigError
+from search_lab.retrieval import SearchEngine, index_folder_name
+from search_lab.retrieval.index_identity import config_difference, summary_params
 
 NAMES = ("100000.jpg", "100001.jpg", "100100.jpg", "100101.jpg", "100200.jpg", "100201.jpg")
 
@@ -140,7 +140,7 @@ def test_hnsw_summary_has_no_nprobe(images: Path, tmp_path: Path, capsys) -> Non
 
 
 def test_summary_config_for_the_app() -> None:
-    from search_lab.retrieval.index_identity import summary_config
+    from search_lab.retrieval import summary_config
 
     manifest = {
         "config": {"feature": {"name": "hsv"}, "index": {"name": "faiss", "factory": "HNSW32"}},

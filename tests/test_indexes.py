@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from search_lab import indexes
-from search_lab.core.errors import ConfigError, IndexMismatchError
+from search_lab.core import ConfigError, IndexMismatchError
 from search_lab.indexes import PAD_ID, AnnoyIndex, ExactIndex, search_views
 from search_lab.indexes.distances import METRICS, pairwise
 

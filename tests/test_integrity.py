@@ -19,10 +19,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search_lab.core import integrity, swap
-from search_lab.core.errors import IndexMismatchError
-from search_lab.core.results import read_json, write_json
-from search_lab.retrieval.engine import MANIFEST, SearchEngine, list_engines, scan_engines
+from search_lab.core import (
+    MANIFEST,
+    IndexMismatchError,
+    integrity,
+    read_json_object,
+    swap,
+    write_json,
+)
+from search_lab.retrieval import SearchEngine, list_engines, scan_engines
 from tests.test_engine import ANNOY, EXACT, make_engine, vectors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +90,7 @@ def test_edited_metric_is_checked_against_the_stored_data(
     tmp_path: Path, index: dict[str, Any]
 ) -> None:
     target = make_engine(vectors(), index).save(tmp_path / "engine")
-    manifest = read_json(target / MANIFEST)
+    manifest = read_json_object(target / MANIFEST)
     manifest["config"]["metric"] = {"name": "euclidean"}
     write_json(target / MANIFEST, manifest)
     with pytest.raises(IndexMismatchError, match="was built for metric 'cosine'"):
@@ -122,7 +127,7 @@ def test_files_unchanged_since_verified_are_not_hashed_again(
     hashed.clear()  # saving hashed the new files once to record them
     SearchEngine.load(target)
     assert sorted(hashed) == ["annoy.ann", "annoy.json", "post.npz"]
-    assert integrity.MEMO not in read_json(target / MANIFEST)["files"]
+    assert integrity.MEMO not in read_json_object(target / MANIFEST)["files"]
     hashed.clear()
     assert len(SearchEngine.load(target).names) == 400
     assert hashed == []  # one stat per file
@@ -220,7 +225,9 @@ def test_record_and_problem_known_answers(tmp_path: Path) -> None:
 def test_wrong_shape_manifest_is_one_broken_index(tmp_path: Path, edit, message: str) -> None:
     make_engine(vectors(), EXACT).save(tmp_path / "good")
     broken = make_engine(vectors(), EXACT).save(tmp_path / "broken")
-    (broken / MANIFEST).write_text(__import__("json").dumps(edit(read_json(broken / MANIFEST))))
+    (broken / MANIFEST).write_text(
+        __import__("json").dumps(edit(read_json_object(broken / MANIFEST)))
+    )
     with pytest.raises(IndexMismatchError, match=message):
         SearchEngine.load(broken)
     good, problems = scan_engines(tmp_path)
@@ -344,7 +351,7 @@ def test_exchange_swaps_two_folders(tmp_path: Path) -> None:
     ],
 )
 def test_names_problem_known_answers(names: list[str], bad: str | None) -> None:
-    from search_lab.core.manifest import names_problem
+    from search_lab.core import names_problem
 
     problem = names_problem(names)
     assert (problem is None) if bad is None else f"{bad!r} leads outside" in str(problem)

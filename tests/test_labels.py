@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from search_lab.cli.evaluate import run
-from search_lab.core.errors import DatasetError
-from search_lab.data.datasets import load_dataset
+from search_lab.core import DatasetError
+from search_lab.data import load_dataset
 from tests.conftest import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,7 +245,7 @@ def independent_scores(vectors: np.ndarray, labels: list[str], k: int) -> tuple[
 
 def check_against_independent(cfg: dict, out: Path) -> dict:
     """Run ``evaluate`` on ``cfg`` and compare with the independent scorer to 3 decimals."""
-    from search_lab.retrieval.engine import index_collection
+    from search_lab.retrieval import index_collection
 
     metrics = run(cfg, out)
     col = index_collection(cfg)  # the same cached features
@@ -290,8 +290,8 @@ def test_map_equals_an_independent_scorer_on_random_images(tmp_path: Path) -> No
 
 
 def test_expansion_cannot_be_learned_elsewhere(tmp_path: Path) -> None:
-    from search_lab.core.errors import ConfigError
-    from search_lab.retrieval.engine import fit_on_source
+    from search_lab.core import ConfigError
+    from search_lab.retrieval.collection import fit_on_source
 
     cfg = compose_config(["post.expand=5", f"post.fit_on={tmp_path}"])
     with pytest.raises(ConfigError, match=r"post\.expand"):
@@ -299,7 +299,7 @@ def test_expansion_cannot_be_learned_elsewhere(tmp_path: Path) -> None:
 
 
 def test_max_queries_scores_a_seeded_sample(tmp_path: Path) -> None:
-    from search_lab.core.errors import ConfigError
+    from search_lab.core import ConfigError
 
     cfg = random_collection(tmp_path)
     cfg["eval"]["max_queries"] = 10

@@ -17,8 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from search_lab.core.lifeline import is_stale, owner_tag, remove_stale
-from search_lab.retrieval.cache import FeatureCache
+from search_lab.core import owner_tag, remove_stale
+from search_lab.core.lifeline import is_stale
+from search_lab.retrieval import FeatureCache
 
 ROOT = Path(__file__).resolve().parents[1]
 GONE_WITHIN_S = 5.0
@@ -186,7 +187,7 @@ def test_next_build_removes_a_killed_builds_temporary_folder(
     proc.wait()
     assert is_stale(leftover)
     from search_lab.app import indexes as app_indexes
-    from search_lab.retrieval.engine import build_engine
+    from search_lab.retrieval import build_engine
 
     cfg = app_indexes.default_build_config(tmp_path, [f"dataset.root={holidays_dir}", "workers=1"])
     build_engine(cfg).save(tmp_path / "idx")

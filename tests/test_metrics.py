@@ -5,14 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from search_lab.evaluation import ap_rule, positive_ranks, score_ranked
 from search_lab.evaluation.metrics import (
-    ap_rule,
     average_precision,
-    positive_ranks,
     precision_at,
     recall_at,
-    score_ranked,
-    score_rankings,
     standard_average_precision,
 )
 
@@ -50,9 +47,9 @@ def test_precision_and_recall_at_k() -> None:
 
 
 def test_score_rankings_means_over_queries() -> None:
-    rankings = {0: [1, 2, 3], 10: [12, 11, 13]}
+    ranked = np.array([[1, 2, 3], [12, 11, 13]])
     relevant = {0: frozenset({1}), 10: frozenset({11})}
-    scores = score_rankings(rankings, relevant, ks=(1, 2))
+    scores = score_ranked(ranked, [0, 10], relevant, ks=(1, 2))
     assert scores["ap"] == {0: 1.0, 10: pytest.approx(0.25)}
     assert scores["map"] == pytest.approx(0.625)
     assert scores["precision_at"] == {"1": 0.5, "2": 0.5}
@@ -60,7 +57,7 @@ def test_score_rankings_means_over_queries() -> None:
     assert scores["n_queries"] == 2
     # resampled means of the APs [1, 0.25] are 1, 0.625, 0.25: the 95% interval spans both
     assert scores["map_ci95"] == [0.25, 1.0]
-    assert score_rankings({}, {})["map_ci95"] is None
+    assert score_ranked(np.zeros((0, 0), np.int64), [], {})["map_ci95"] is None
 
 
 def test_standard_average_precision_by_hand() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search_lab.evaluation.metrics import recall_at_k
+from search_lab.evaluation import recall_at_k
 
 
 def test_recall_at_k_by_hand() -> None:

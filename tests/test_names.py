@@ -11,8 +11,8 @@ from urllib.parse import unquote
 import pytest
 
 from search_lab.core.results import rankings_lines, rankings_name
-from search_lab.data.datasets import load_dataset
-from search_lab.retrieval.engine import SearchEngine
+from search_lab.data import load_dataset
+from search_lab.retrieval import SearchEngine
 
 BAD = b"\xff\xfe bad.jpg"
 

@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search_lab.core import integrity, ownership
-from search_lab.core.errors import ConfigError, IndexMismatchError
+from search_lab.core import MANIFEST, ConfigError, IndexMismatchError, integrity, ownership
 from search_lab.indexes import create
 from search_lab.indexes.annoy_forest import leaf_capacity, loaded_trees
-from search_lab.retrieval.engine import MANIFEST, SearchEngine
+from search_lab.retrieval import SearchEngine
 from tests.test_app import lab  # noqa: F401  (the app's lab fixture, for the app test)
 from tests.test_engine import ANNOY, EXACT, make_engine, vectors
 

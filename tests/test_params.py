@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search_lab.core import params
-from search_lab.core.errors import ConfigError
+from search_lab.core import ConfigError, params
 
 
 @pytest.mark.parametrize(

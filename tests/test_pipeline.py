@@ -17,10 +17,10 @@ import pytest
 from PIL import Image
 
 from search_lab.cli.evaluate import run
-from search_lab.features import Extractor
-from search_lab.features.postprocess import PostProcessor
+from search_lab.features import Extractor, PostProcessor
 from search_lab.indexes import Index
-from search_lab.retrieval.extract import build_extractor, cached_features, vectors_of
+from search_lab.retrieval import build_extractor, cached_features
+from search_lab.retrieval.extract import vectors_of
 from tests.conftest import compose_config
 
 NAMES = ["100000.jpg", "100001.jpg", "100100.jpg", "100101.jpg", "100200.jpg", "100201.jpg"]

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from search_lab.cli import compose_config
-from search_lab.core.errors import DatasetError
-from search_lab.data.datasets import layouts, load_dataset
-from search_lab.evaluation.protocol import evaluate
+from search_lab.core import DatasetError
+from search_lab.data import load_dataset
+from search_lab.data.datasets import layouts
+from search_lab.evaluation import evaluate
 
 
 def touch(root: Path, *names: str) -> None:

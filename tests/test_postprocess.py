@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search_lab.core.errors import ConfigError
-from search_lab.features.postprocess import PostProcessor, l2n, signed_power
+from search_lab.core import ConfigError
+from search_lab.features import PostProcessor
+from search_lab.features.postprocess import l2n, signed_power
 
 
 def test_l2n_and_signed_power() -> None:

@@ -22,13 +22,18 @@ import numpy as np
 import pytest
 
 from search_lab.cli import compare, search
-from search_lab.core.errors import DatasetError
-from search_lab.core.files import atomic_write_bytes
-from search_lab.core.logs import ShownRecord, shown, write_error
-from search_lab.core.manifest import MANIFEST
-from search_lab.core.results import write_json
-from search_lab.data.datasets import load_dataset
-from search_lab.retrieval.cache import FeatureCache, Features
+from search_lab.core import (
+    MANIFEST,
+    DatasetError,
+    atomic_write_bytes,
+    shown,
+    write_error,
+    write_json,
+)
+from search_lab.core.logs import ShownRecord
+from search_lab.data import load_dataset
+from search_lab.retrieval import FeatureCache
+from search_lab.retrieval.cache import Features
 from tests.test_readers_total import GOOD_METRICS, tiny_index  # noqa: F401 (a fixture)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search_lab.core.errors import ConfigError
-from search_lab.data.datasets import load_dataset
-from search_lab.retrieval.cache import FeatureCache
-from search_lab.retrieval.extract import cached_features
-from search_lab.retrieval.ray_executor import CRASH_ENV, RayExecutor
+from search_lab.core import ConfigError
+from search_lab.data import load_dataset
+from search_lab.retrieval import FeatureCache, RayExecutor, cached_features
+from search_lab.retrieval.ray_executor import CRASH_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 EX = {"name": "ray", "address": None, "num_cpus": 2, "shard_size": 100, "cpus_per_task": 1,
@@ -128,7 +127,7 @@ def test_missing_ray_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_gpu_settings_that_cannot_work_are_refused_before_any_work(
     overrides: list[str], message: str
 ) -> None:
-    from search_lab.retrieval.pipeline import build_pipeline
+    from search_lab.retrieval import build_pipeline
     from tests.conftest import compose_config
 
     with pytest.raises(ConfigError, match=message):
@@ -171,7 +170,7 @@ def test_unreachable_address_is_one_line(holidays_dir: Path, tmp_path: Path) -> 
 
 
 def test_the_executor_does_not_change_a_result() -> None:
-    from search_lab.cli.sweep import comparable_config
+    from search_lab.cli import comparable_config
 
     local = {"feature": {"name": "hsv"}, "executor": {"name": "local"}}
     assert comparable_config(local) == comparable_config({**local, "executor": EX})
@@ -183,7 +182,7 @@ def test_build_index_on_ray_streams_the_shards_into_the_index(
 ) -> None:
     """build_index executor=ray indexes shard by shard: the local build's vectors and answers."""
     from search_lab.cli.build_index import run
-    from search_lab.retrieval.engine import SearchEngine
+    from search_lab.retrieval import SearchEngine
     from tests.conftest import compose_config
 
     def build(name: str, *overrides: str) -> SearchEngine:

@@ -24,23 +24,32 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from search_lab.cli.sweep import finished_metrics
-from search_lab.core import integrity, readers
-from search_lab.core.errors import (
+from search_lab.cli import finished_metrics
+from search_lab.core import (
+    MANIFEST,
     DatasetError,
     IndexMismatchError,
     SearchLabError,
     UnreadableFileError,
+    integrity,
+    manifest_of,
+    read_json_object,
+    readers,
+    write_json,
 )
-from search_lab.core.manifest import MANIFEST, manifest_of
-from search_lab.core.results import read_json, write_json
 from search_lab.data.layouts.labels import label_rows
-from search_lab.evaluation.runs import SKIPPED_ATTR, load_runs
+from search_lab.evaluation import SKIPPED_ATTR, load_runs
 from search_lab.report.cells import top_lists
 from search_lab.report.runs import Outcome, Run
-from search_lab.retrieval.cache import FeatureCache, Features
-from search_lab.retrieval.engine import SearchEngine, build_engine
-from search_lab.retrieval.shards import RECORD, ShardSet, write_shards
+from search_lab.retrieval import (
+    RECORD,
+    FeatureCache,
+    SearchEngine,
+    ShardSet,
+    build_engine,
+    write_shards,
+)
+from search_lab.retrieval.cache import Features
 
 BOUNDED = settings(
     max_examples=30,
@@ -274,7 +283,7 @@ def test_metrics_readers_are_total(data: st.DataObject) -> None:
             frame.sort_values("map")  # every cell the table sorts on has a usable type
         done = total(lambda: finished_metrics(root / "bad", {}), SearchLabError)
         assert done is None or isinstance(done.get("map"), int | float | None)
-        total(lambda: read_json(root / "bad" / "metrics.json"), UnreadableFileError)
+        total(lambda: read_json_object(root / "bad" / "metrics.json"), UnreadableFileError)
 
 
 # --- cache metadata, shard records, labels CSV, rankings --------------------------------

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import yaml
 
-from search_lab.core.errors import ConfigError
-from search_lab.core.registry import Registry
-from search_lab.data.datasets import layouts, load_dataset
+from search_lab.core import ConfigError, Registry
+from search_lab.data import load_dataset
+from search_lab.data.datasets import layouts
 from search_lab.data.layouts import DATASETS, Layout
+from search_lab.features import FEATURES
 from search_lab.features import available as features
-from search_lab.features.base import FEATURES
-from search_lab.indexes import INDEXES
+from search_lab.indexes import DISTANCES, INDEXES
 from search_lab.indexes import available as indexes
-from search_lab.indexes.distances import DISTANCES, pairwise
+from search_lab.indexes.distances import pairwise
 from tests.conftest import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]

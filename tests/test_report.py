@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from search_lab.core.errors import ConfigError
-from search_lab.core.results import read_json
+from search_lab.core import ConfigError, read_json_object
+from search_lab.report import HTML_FILE, MD_FILE
 from search_lab.report.cells import same_top
-from search_lab.report.files import HTML_FILE, MD_FILE
 from search_lab.report.runs import Outcome, Run, not_run_reason, run_folder
 from search_lab.report.sections import HEADINGS
 
@@ -83,7 +82,7 @@ def check_section(section: str) -> int:
             if not (folder / "metrics.json").is_file():
                 assert row["mAP [95% CI]"].startswith("not run: "), row
                 continue
-            metrics = read_json(folder / "metrics.json")
+            metrics = read_json_object(folder / "metrics.json")
             for column, text in expected_cells(metrics).items():
                 if column in row:
                     assert row[column] == text, (folder, column)
@@ -122,7 +121,9 @@ def test_quick_report_end_to_end(tmp_path: Path, holidays_dir: Path) -> None:
     assert again.returncode == 0, again.stderr[-2000:]
     exported = sorted(p.name for p in (tmp_path / "docs").iterdir())
     assert exported == sorted([MD_FILE, *(p.name for p in folder.glob("*.png"))])
-    record = read_json(sorted(p for p in out.iterdir() if p.name != "runs")[-1] / "report.json")
+    record = read_json_object(
+        sorted(p for p in out.iterdir() if p.name != "runs")[-1] / "report.json"
+    )
     assert all(r["reused"] or r["reason"] for r in record["runs"])
 
 

@@ -12,23 +12,19 @@ import pytest
 from PIL import Image
 
 from search_lab.cli import search
-from search_lab.core.errors import ConfigError, DatasetError
-from search_lab.data.images import load_image
-from search_lab.evaluation.protocol import evaluate
-from search_lab.retrieval.local_features import (
-    Keypoints,
-    LocalSpec,
-    check_on_disk,
-    collection_keypoints,
-)
-from search_lab.retrieval.rerank import (
+from search_lab.core import ConfigError, DatasetError
+from search_lab.data import load_image
+from search_lab.evaluation import evaluate
+from search_lab.retrieval import (
     SV_DEFAULTS,
     RerankOptions,
     RerankStats,
     candidate_count,
+    collection_keypoints,
     inliers,
     rerank_row,
 )
+from search_lab.retrieval.local_features import Keypoints, LocalSpec, check_on_disk
 from tests.conftest import CONF, compose_config
 
 PHOTO, UNRELATED = "100000.jpg", "100100.jpg"  # two scenes of holidays-small
@@ -107,7 +103,7 @@ def test_bad_settings_are_one_line(key: str, value: object, message: str) -> Non
 
 
 def test_rerank_with_distractors_is_refused_before_work(tmp_path: Path) -> None:
-    from search_lab.retrieval.pipeline import build_pipeline
+    from search_lab.retrieval import build_pipeline
 
     cfg = compose_config(["rerank=sv", f"dataset.distractors={tmp_path}"])
     with pytest.raises(ConfigError, match=r"drop dataset\.distractors or rerank"):
@@ -132,7 +128,7 @@ def folder(tmp_path: Path, holidays_dir: Path) -> Path:
 
 
 def test_local_features_are_cached_and_missing_files_named(folder: Path, tmp_path) -> None:
-    from search_lab.retrieval.cache import FeatureCache
+    from search_lab.retrieval import FeatureCache
 
     cache, names = FeatureCache(tmp_path / "cache"), ["1000/100000.jpg", "1001/100100.jpg"]
     spec = LocalSpec("sift", 256, 100)
@@ -148,7 +144,7 @@ def test_local_features_are_cached_and_missing_files_named(folder: Path, tmp_pat
 
 
 def test_evaluate_and_search_rerank_end_to_end(folder: Path, tmp_path: Path, capsys) -> None:
-    from search_lab.retrieval.engine import build_engine
+    from search_lab.retrieval import build_engine
 
     cfg = compose_config(
         [f"dataset.root={folder}", f"cache_dir={tmp_path / 'c'}", "progress=false", "rerank=sv"]

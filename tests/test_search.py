@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from search_lab.cli import search
-from search_lab.retrieval.engine import SearchEngine, build_engine
+from search_lab.retrieval import SearchEngine, build_engine
 from tests.test_integrity import flip
 
 REPO = Path(__file__).resolve().parents[1]

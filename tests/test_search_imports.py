@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from search_lab.retrieval.engine import build_engine
+from search_lab.retrieval import build_engine
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torchvision", "hydra", "omegaconf", "scipy.spatial", "skimage", "streamlit")

@@ -10,8 +10,9 @@ import pytest
 
 from search_lab import indexes
 from search_lab.benchmarks import scale as bench_scale
-from search_lab.core.errors import DatasetError
-from search_lab.retrieval.shards import RECORD, ShardSet, shard_file, write_shards
+from search_lab.core import DatasetError
+from search_lab.retrieval import RECORD, ShardSet, write_shards
+from search_lab.retrieval.shards import shard_file
 
 PARAMS = {  # small, single-threaded, seeded: builds are reproducible
     "annoy": {"n_trees": 5, "seed": 3, "n_jobs": 1},

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from search_lab.cli.evaluate import run
-from search_lab.core.errors import ConfigError, DatasetError
-from search_lab.data.datasets import Dataset
-from search_lab.data.splits import group_subsets, on_tune_side, restrict, split_dataset
-from search_lab.retrieval.engine import fit_on_source, index_collection
+from search_lab.core import ConfigError, DatasetError
+from search_lab.data import Dataset, group_subsets, split_dataset
+from search_lab.data.splits import on_tune_side, restrict
+from search_lab.retrieval import index_collection
+from search_lab.retrieval.collection import fit_on_source
 
 
 def toy(protocol: str = "instance") -> Dataset:
@@ -123,7 +124,7 @@ def test_bad_protocol_options_fail_before_extraction(
 
 @pytest.mark.slow
 def test_fit_on_another_collection_or_index(make_config, tmp_path: Path, holidays_dir) -> None:
-    from search_lab.retrieval.engine import build_engine
+    from search_lab.retrieval import build_engine
 
     cache = tmp_path / "cache"
     overrides = ("post.pca_dim=32", "post.whiten=true")

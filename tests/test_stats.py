@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search_lab.core.results import summary_lines
-from search_lab.evaluation import stats
-from search_lab.evaluation.stats import (
+from search_lab.core import summary_lines
+from search_lab.evaluation import (
     PairedComparison,
     bootstrap_ci,
     paired_comparison,
     shared_values,
-    sign_flip_p_value,
+    stats,
 )
+from search_lab.evaluation.stats import sign_flip_p_value
 
 
 def test_constant_values_give_a_point_interval() -> None:

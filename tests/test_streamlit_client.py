@@ -15,7 +15,7 @@ import pytest
 
 from search_lab.app import indexes as app_indexes
 from search_lab.app.widgets import UPLOAD
-from search_lab.retrieval.engine import build_engine
+from search_lab.retrieval import build_engine
 from tests.streamlit_client import ProtocolError, StreamlitSession
 from tests.test_browser import app_env, serve_app
 

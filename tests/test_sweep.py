@@ -19,16 +19,10 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from search_lab.cli.sweep import (
-    SUMMARY_CSV,
-    SUMMARY_MD,
-    AggregateSweep,
-    comparable_config,
-    finished_metrics,
-    job_subdir,
-    write_summary,
-)
-from search_lab.core.results import write_json
+from search_lab.cli import comparable_config, finished_metrics, job_subdir
+from search_lab.cli.glue import AggregateSweep
+from search_lab.cli.sweep import SUMMARY_CSV, SUMMARY_MD, write_summary
+from search_lab.core import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -125,7 +119,7 @@ def test_ray_launcher_config_is_optional() -> None:
 
 def test_config_wires_callback_and_stable_subdirs() -> None:
     hydra_cfg = compose_hydra([]).hydra
-    assert hydra_cfg.callbacks.aggregate._target_ == "search_lab.cli.sweep.AggregateSweep"
+    assert hydra_cfg.callbacks.aggregate._target_ == "search_lab.cli.glue.AggregateSweep"
     subdir = OmegaConf.to_container(hydra_cfg.sweep)["subdir"]  # unresolved
     assert subdir.startswith("${sweep_subdir:${hydra.job.override_dirname}")  # not the job number
 

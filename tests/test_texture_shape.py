@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 from skimage.feature import local_binary_pattern
 
 import search_lab.features.shape  # registers hog and edges; its import of texture registers lbp
-from search_lab.core.errors import ConfigError
-from search_lab.features.base import create
+from search_lab.core import ConfigError
+from search_lab.features import create
 from search_lab.features.texture import grid_histogram, to_grey
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "feature"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from search_lab.cli import tune
-from search_lab.evaluation.tune_space import SPACES
+from search_lab.evaluation import SPACES
 from tests.conftest import CONF, compose_config
 
 

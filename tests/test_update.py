@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from search_lab.cli import build_index, compose_config
-from search_lab.core.errors import ConfigError, DatasetError
-from search_lab.retrieval.engine import SearchEngine
+from search_lab.core import ConfigError, DatasetError
+from search_lab.retrieval import SearchEngine
 from search_lab.retrieval.update import index_lock
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -87,7 +87,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def hsv_index(tmp_path_factory: pytest.TempPathFactory, holidays_dir: Path) -> Path:
     from search_lab.app import indexes as app_indexes
-    from search_lab.retrieval.engine import build_engine
+    from search_lab.retrieval import build_engine
 
     base = tmp_path_factory.mktemp("upload")
     cfg = app_indexes.default_build_config(
@@ -115,7 +115,7 @@ def main() -> None:
     import tempfile
 
     from search_lab.app import indexes as app_indexes
-    from search_lab.retrieval.engine import build_engine
+    from search_lab.retrieval import build_engine
 
     holidays = Path(os.environ["HOLIDAYS_DIR"])
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,3 +10,5 @@ runs) and :mod:`~search_lab.app.datasets` (the datasets served). Image paths are
 built from names a loaded index or dataset holds (:func:`~search_lab.app.paths.collection_path`),
 never from text a user typed.
 """
+
+__all__: list[str] = []  # ``app.py`` runs the pages; nothing here is imported from outside

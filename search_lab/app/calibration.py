@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search_lab.core.errors import DatasetError, SearchLabError
-from search_lab.data.datasets import Dataset
-from search_lab.data.splits import split_dataset
-from search_lab.retrieval.engine import SearchEngine
+from search_lab.core import DatasetError, SearchLabError
+from search_lab.data import Dataset, split_dataset
+from search_lab.retrieval import SearchEngine
 
 TOP = 5
 """Results per tune-side query that are labelled relevant or not."""

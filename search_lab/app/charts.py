@@ -12,7 +12,7 @@ import pandas as pd
 
 from search_lab.app import run_table
 from search_lab.app import runs as app_runs
-from search_lab.evaluation.run_scores import CI_COLUMNS
+from search_lab.evaluation import CI_COLUMNS
 
 MAX_HEIGHT = 600
 """Largest chart height in pixels: less than one laptop screen."""

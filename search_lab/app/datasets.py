@@ -11,7 +11,7 @@ from typing import Any
 
 from search_lab.app.paths import CONF_DIR
 from search_lab.app.photos import allowed_roots
-from search_lab.data.datasets import Dataset, default_root
+from search_lab.data import Dataset, default_root
 
 
 def served_folders() -> list[Path]:

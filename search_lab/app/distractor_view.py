@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from search_lab.app import runs as app_runs
-from search_lab.cli.distractor_output import curves
+from search_lab.cli import curves
 
 
 def curve_chart(frame: pd.DataFrame) -> alt.LayerChart:

@@ -16,15 +16,15 @@ from search_lab.app import indexes as app_indexes
 from search_lab.app import photos as app_photos
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
-from search_lab.core.errors import ConfigError
-from search_lab.retrieval.duplicates import (
+from search_lab.core import ConfigError
+from search_lab.retrieval import (
     Pairs,
+    SearchEngine,
     close_pairs,
     components,
     counted,
     default_threshold,
 )
-from search_lab.retrieval.engine import SearchEngine
 
 GROUPS_SHOWN = 30
 PER_ROW = 6

@@ -10,8 +10,8 @@ from typing import Any
 
 from search_lab.app.paths import BUILD_COMMAND, DEFAULT_INDEX_NAME, DEFAULT_INDEXES
 from search_lab.app.text import describe, plain_words
-from search_lab.retrieval.engine import build_engine, list_engines, manifest_of, scan_engines
-from search_lab.retrieval.index_identity import summary_config
+from search_lab.core import manifest_of
+from search_lab.retrieval import build_engine, list_engines, scan_engines, summary_config
 
 
 @dataclass(frozen=True)

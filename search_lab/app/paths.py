@@ -6,13 +6,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from search_lab.core.errors import ImageLoadError
+from search_lab.core import ImageLoadError
+from search_lab.evaluation import OUTPUTS_ENV, outputs_dir  # noqa: F401  (the app's runs folder)
 
 INDEXES_ENV = "SEARCH_LAB_INDEXES"
-OUTPUTS_ENV = "SEARCH_LAB_OUTPUTS"
 DEFAULT_INDEX_ENV = "SEARCH_LAB_DEFAULT_INDEX"
 DEFAULT_INDEXES = Path("indexes")
-DEFAULT_OUTPUTS = Path("outputs")
 DEFAULT_INDEX_NAME = "hsv-cosine-exact"
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 BUILD_COMMAND = "python -m search_lab.build_index"
@@ -29,11 +28,6 @@ def default_index() -> str:
     ``make app`` builds (:data:`DEFAULT_INDEX_NAME`: hand-crafted, so the first visit is quick).
     """
     return os.environ.get(DEFAULT_INDEX_ENV) or DEFAULT_INDEX_NAME
-
-
-def outputs_dir() -> Path:
-    """Folder holding evaluation runs and sweeps: ``$SEARCH_LAB_OUTPUTS``, else ``outputs``."""
-    return Path(os.environ.get(OUTPUTS_ENV) or DEFAULT_OUTPUTS)
 
 
 def collection_path(root: Path, names: Sequence[str] | frozenset[str], name: str) -> Path:

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from search_lab.app.paths import CONF_DIR, indexes_dir
-from search_lab.core.errors import ConfigError, SearchLabError
-from search_lab.data.datasets import Dataset
+from search_lab.core import ConfigError, SearchLabError
+from search_lab.data import Dataset
 
 ROOTS_ENV = "SEARCH_LAB_ROOTS"
 APP_CONFIG = CONF_DIR / "app.yaml"
@@ -173,8 +173,7 @@ def _run(job: Job, cfg: dict[str, Any]) -> None:
     """Build or update the index (only new and changed photos are extracted, chunk by chunk
     into the content-keyed store: a job cut short resumes where it stopped), recording
     progress and the outcome on ``job``."""
-    from search_lab.retrieval.pipeline import build_pipeline
-    from search_lab.retrieval.update import update_index
+    from search_lab.retrieval import build_pipeline, update_index
 
     def on_image(done: int, total: int) -> None:
         if job.first is None:

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search_lab.data.datasets import Dataset
-from search_lab.evaluation.metrics import ap_rule, positive_ranks
-from search_lab.retrieval.engine import Hit, SearchEngine
-from search_lab.retrieval.rerank_engine import EngineReranker
+from search_lab.data import Dataset
+from search_lab.evaluation import ap_rule, positive_ranks
+from search_lab.retrieval import EngineReranker, Hit, SearchEngine
 
 
 def dataset_queries(dataset: Dataset, indexed: Sequence[str]) -> list[str]:

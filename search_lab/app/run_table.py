@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from search_lab.core.results import METRICS_FILE
-from search_lab.evaluation.comparison import filter_runs, parse_filter
-from search_lab.evaluation.runs import CompareError
+from search_lab.core import METRICS_FILE
+from search_lab.evaluation import CompareError, filter_runs, parse_filter
 
 EMPTY = "—"
 DATE = "date"

@@ -11,11 +11,16 @@ from typing import Any
 import pandas as pd
 
 from search_lab.app.run_table import EMPTY, column_label
-from search_lab.core.results import METRICS_FILE, read_json
-from search_lab.evaluation.comparison import DIFF_PREFIX, diff_to_baseline
-from search_lab.evaluation.run_tables import format_cell
-from search_lab.evaluation.runs import common_items, name_items
-from search_lab.evaluation.stats import paired_comparison, shared_values
+from search_lab.core import METRICS_FILE, read_json_object
+from search_lab.evaluation import (
+    DIFF_PREFIX,
+    common_items,
+    diff_to_baseline,
+    format_cell,
+    name_items,
+    paired_comparison,
+    shared_values,
+)
 
 SETUP_KEYS = ("feature", "metric", "index", "post")
 
@@ -47,7 +52,7 @@ def matching_run_map(runs: pd.DataFrame, config: Mapping[str, Any]) -> float | N
     for run, value in zip(runs.get("run", []), runs.get("map", []), strict=True):
         path = Path(run) / METRICS_FILE
         try:
-            saved = read_json(path).get("config") or {}
+            saved = read_json_object(path).get("config") or {}
             mtime = path.stat().st_mtime
         except (OSError, ValueError):  # UnreadableFileError too
             continue

@@ -16,8 +16,8 @@ from search_lab.app import queries as app_queries
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
 from search_lab.app.calibration import Calibration
-from search_lab.data.datasets import Dataset
-from search_lab.retrieval.engine import Hit, SearchEngine
+from search_lab.data import Dataset
+from search_lab.retrieval import Hit, SearchEngine
 
 PICKER_PAGE = 12
 """Thumbnails per page of the query picker."""

@@ -8,11 +8,10 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from search_lab.core.registry import Registry
-from search_lab.features.base import FEATURES
-from search_lab.indexes import INDEXES
-from search_lab.indexes.distances import DISTANCES
-from search_lab.retrieval.engine import Hit
+from search_lab.core import Registry
+from search_lab.features import FEATURES
+from search_lab.indexes import DISTANCES, INDEXES
+from search_lab.retrieval import Hit
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from search_lab.data.images import ImageSource, load_image
+from search_lab.data import ImageSource, load_image
 
 THUMB_SIDE = 256
 UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp")

@@ -25,11 +25,10 @@ from search_lab.app import queries as app_queries
 from search_lab.app import runs as app_runs
 from search_lab.app import text as app_text
 from search_lab.app import uploads as app_uploads
-from search_lab.core.errors import DatasetError, ImageLoadError, SearchLabError
-from search_lab.data.datasets import Dataset, default_root, load_dataset
-from search_lab.evaluation.run_scores import PER_QUERY_ATTR, RunScores
-from search_lab.evaluation.runs import SKIPPED_ATTR, load_runs
-from search_lab.retrieval.engine import SearchEngine
+from search_lab.core import DatasetError, ImageLoadError, SearchLabError
+from search_lab.data import Dataset, default_root, load_dataset
+from search_lab.evaluation import PER_QUERY_ATTR, SKIPPED_ATTR, RunScores, load_runs
+from search_lab.retrieval import SearchEngine
 
 GRID_COLUMNS = 5
 DATASET_QUERY = "Dataset query"

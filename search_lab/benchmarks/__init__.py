@@ -17,3 +17,21 @@
 Shared pieces: :mod:`~search_lab.benchmarks.common` (machine, load, configuration, the
 command-line frame) and :mod:`~search_lab.benchmarks.memory` (peak resident memory).
 """
+
+import lazy_loader
+
+# the commands (each has ``main``); the rest are their shared pieces
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submodules=[
+        "ann",
+        "duplicates",
+        "integrity",
+        "library",
+        "ray_extraction",
+        "ray_scale",
+        "rerank",
+        "scale",
+        "speed",
+    ],
+)

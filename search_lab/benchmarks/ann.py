@@ -29,7 +29,7 @@ from search_lab import indexes
 from search_lab.benchmarks.ann_data import Mixture, holidays_sets
 from search_lab.benchmarks.ann_methods import DIM_SETTING, GRID, Method, bench_set
 from search_lab.benchmarks.common import load_1m, machine, package_version, start_cli
-from search_lab.core.results import write_json
+from search_lab.core import write_json
 
 DEFAULT_OUT = Path("bench/ann.json")
 QUICK_OUT = Path("bench/ann-quick.json")

@@ -60,7 +60,7 @@ def holidays_sets(root: Path, n_queries: int) -> list[tuple[str, np.ndarray, np.
     The same configuration as ``python -m search_lab.evaluate feature=cnn`` (its cache is
     reused); the queries are the collection's first ``n_queries`` vectors (each finds itself).
     """
-    from search_lab.retrieval.engine import index_collection
+    from search_lab.retrieval import index_collection
 
     out = []
     for label, extra in (

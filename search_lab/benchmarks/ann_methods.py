@@ -15,7 +15,7 @@ import numpy as np
 
 from search_lab import indexes
 from search_lab.benchmarks.memory import MB, PeakRSS
-from search_lab.evaluation.metrics import recall_at_k
+from search_lab.evaluation import recall_at_k
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The Markdown report and the recall-vs-QPS chart of ``python -m search_lab.bench_ann``.
 
-:func:`best_at` reads a finished report (the project report reads it too).
+Settings are picked by :func:`search_lab.evaluation.best_at`, which the project report uses too.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from search_lab.core.results import write_bytes, write_text
+from search_lab.core import write_bytes, write_text
+from search_lab.evaluation import best_at
 
 EXACT = "exact (numpy)"
 ANNOY = "annoy 50 trees"
@@ -31,18 +32,6 @@ def pareto(pts: list[tuple[str, float, float]]) -> list[tuple[str, float, float]
     """Points no other point beats on both recall and QPS, by increasing recall."""
     front = [p for p in pts if not any(q[1] >= p[1] and q[2] >= p[2] and q != p for q in pts)]
     return sorted(front, key=lambda p: p[1])
-
-
-def best_at(run: dict[str, Any], k: int, min_recall: float) -> dict[str, dict[str, Any]]:
-    """Per method label, its fastest single-query setting with recall@k >= ``min_recall``."""
-    best: dict[str, dict[str, Any]] = {}
-    for m in run["methods"]:
-        for s in m["settings"]:
-            if s[f"recall_at_{k}"] >= min_recall and s["qps"] > best.get(m["method"], {}).get(
-                "qps", 0.0
-            ):
-                best[m["method"]] = {"knob": m["knob"], **s}
-    return best
 
 
 def _setting(m: dict[str, Any], s: dict[str, Any]) -> str:

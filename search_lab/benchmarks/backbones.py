@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from search_lab.features import create
-from search_lab.retrieval.extract import load_for
+from search_lab.retrieval import load_for
 
 SETTINGS = [
     ("efficientnet_lite0", 320),

@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from search_lab.core.errors import SearchLabError
-from search_lab.core.results import write_report
+from search_lab.core import SearchLabError, write_report
 
 REPO = Path(__file__).resolve().parents[2]
 

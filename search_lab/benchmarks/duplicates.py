@@ -36,17 +36,16 @@ from search_lab.benchmarks.common import (
     start_cli,
 )
 from search_lab.benchmarks.duplicates_report import render
-from search_lab.core.errors import SearchLabError
-from search_lab.data.datasets import default_root
-from search_lab.data.planted import EDITS, ensure_planted, read_truth
-from search_lab.retrieval.duplicates import (
+from search_lab.core import SearchLabError
+from search_lab.data import EDITS, default_root, ensure_planted, read_truth
+from search_lab.retrieval import (
+    build_engine,
     close_pairs,
     components,
     find_duplicates,
     pair_scores,
     pairs_of,
 )
-from search_lab.retrieval.engine import build_engine
 
 PHASH_DEFAULT = 10
 """imagededup's own default ``max_distance_threshold`` for hashes."""

@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 
 from search_lab.benchmarks.common import load_avg
-from search_lab.core import integrity
-from search_lab.core.results import write_json, write_text
-from search_lab.retrieval.engine import FORMAT, SearchEngine, make_index, make_post
+from search_lab.core import FORMAT, integrity, write_json, write_text
+from search_lab.retrieval import SearchEngine, make_index, make_post
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from search_lab.benchmarks.common import REPO, extraction_machine, measure_and_report
 from search_lab.benchmarks.memory import peak_rss_mb
-from search_lab.core.errors import SearchLabError
+from search_lab.core import SearchLabError
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from search_lab.benchmarks.common import compose, extraction_machine, load_avg, measure_and_report
-from search_lab.data.datasets import load_dataset
-from search_lab.retrieval.cache import FeatureCache
-from search_lab.retrieval.extract import cached_features
-from search_lab.retrieval.ray_executor import RayExecutor, connect
+from search_lab.data import load_dataset
+from search_lab.retrieval import FeatureCache, RayExecutor, cached_features, connect
 
 
 def one_run(executor: str, feature: dict[str, Any], shard_size: int, count: int = 0) -> float:

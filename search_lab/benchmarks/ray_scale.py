@@ -110,8 +110,7 @@ def build(args: argparse.Namespace, cache: Path, index: Path, kill_at: float | N
 
 def sample_check(index: Path, count: int = 200) -> dict[str, Any]:
     """Largest difference between the index's vectors and a local extraction of a sample."""
-    from search_lab.retrieval.engine import SearchEngine
-    from search_lab.retrieval.extract import extract_files
+    from search_lab.retrieval import SearchEngine, extract_files
 
     engine = SearchEngine.load(index)
     rng = np.random.default_rng(0)

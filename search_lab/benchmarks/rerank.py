@@ -17,12 +17,15 @@ import time
 import numpy as np
 
 from search_lab.cli import compose_config
-from search_lab.evaluation.metrics import score_ranked
-from search_lab.evaluation.protocol import pick_queries, ranked_ids
-from search_lab.retrieval.collection import index_collection
-from search_lab.retrieval.local_features import collection_keypoints
-from search_lab.retrieval.pipeline import build_pipeline
-from search_lab.retrieval.rerank import SV_DEFAULTS, RerankOptions, inliers
+from search_lab.evaluation import pick_queries, ranked_ids, score_ranked
+from search_lab.retrieval import (
+    SV_DEFAULTS,
+    RerankOptions,
+    build_pipeline,
+    collection_keypoints,
+    index_collection,
+    inliers,
+)
 
 GRID = {
     "weight": [0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0, 2.0],
@@ -34,8 +37,7 @@ GRID = {
 
 def local(side: str, queries: int, unrelated: int) -> None:
     """Verified shares of relevant and unrelated pairs, and costs, for each local feature."""
-    from search_lab.data.datasets import load_dataset
-    from search_lab.data.splits import split_dataset
+    from search_lab.data import load_dataset, split_dataset
 
     root = os.environ.get("HOLIDAYS_DIR", "data/holidays")
     data = split_dataset(load_dataset(root), side, fraction=0.5, seed=0)

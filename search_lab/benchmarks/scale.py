@@ -37,10 +37,9 @@ from search_lab.benchmarks.common import (
     measure_and_report,
 )
 from search_lab.benchmarks.memory import MB, peak_rss_mb
-from search_lab.core import integrity
-from search_lab.core.errors import SearchLabError
+from search_lab.core import SearchLabError, integrity
 from search_lab.indexes import AnnoyIndex
-from search_lab.retrieval.shards import RECORD, ShardSet, write_shards
+from search_lab.retrieval import RECORD, ShardSet, write_shards
 
 log = logging.getLogger(__name__)
 

@@ -47,10 +47,9 @@ from search_lab.benchmarks.speed_images import camera_set, link_subset, whole_gr
 from search_lab.benchmarks.speed_report import check_targets, fmt, markdown
 from search_lab.benchmarks.speed_service import camera_map, evaluate_command, query_latency
 from search_lab.benchmarks.speed_timing import bench_set, draft_comparison, feature_configs
-from search_lab.core.errors import SearchLabError
-from search_lab.core.results import write_json, write_text
-from search_lab.data.datasets import Dataset, default_root, load_dataset
-from search_lab.retrieval.extract import build_extractor
+from search_lab.core import SearchLabError, write_json, write_text
+from search_lab.data import Dataset, default_root, load_dataset
+from search_lab.retrieval import build_extractor
 
 log = logging.getLogger(__name__)
 

@@ -41,8 +41,8 @@ def _engine_round(
     root: str, names: Sequence[str], cfg: dict[str, Any], batch_sizes: Sequence[int]
 ) -> dict[str, Any]:
     """One engine's timings in this (fresh) process: see the module docstring."""
-    from search_lab.data.images import load_image
-    from search_lab.retrieval.extract import build_extractor, extract_files
+    from search_lab.data import load_image
+    from search_lab.retrieval import build_extractor, extract_files
 
     paths = [Path(root) / n for n in names]
     out: dict[str, Any] = {}

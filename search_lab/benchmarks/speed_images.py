@@ -17,10 +17,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from search_lab.core.errors import SearchLabError
-from search_lab.core.results import write_json
-from search_lab.data.datasets import Dataset
-from search_lab.data.images import load_image
+from search_lab.core import SearchLabError, write_json
+from search_lab.data import Dataset, load_image
 
 log = logging.getLogger(__name__)
 

@@ -15,16 +15,15 @@ import numpy as np
 
 from search_lab.benchmarks.common import REPO, compose, load_1m
 from search_lab.benchmarks.speed_timing import FULL_SIDE
-from search_lab.core.errors import SearchLabError
-from search_lab.core.results import read_json
-from search_lab.data.datasets import load_dataset
+from search_lab.core import SearchLabError, read_json_object
+from search_lab.data import load_dataset
 
 
 def _evaluate_quietly(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """The evaluate command's run, its summary not printed (the benchmark prints its own)."""
-    from search_lab.cli.evaluate import run
+    from search_lab.cli import evaluate
 
-    return run(cfg, out_dir, quiet=True)
+    return evaluate.run(cfg, out_dir, quiet=True)
 
 
 def camera_map(root: Path, hsv_side: int, work: Path) -> dict[str, Any]:
@@ -47,7 +46,7 @@ def query_latency(root: Path, n_queries: int, work: Path) -> dict[str, Any]:
 
     The engines share one feature cache; the first query of each is a warm-up, not timed.
     """
-    from search_lab.retrieval.engine import build_engine
+    from search_lab.retrieval import build_engine
 
     out: dict[str, Any] = {}
     for index in ("exact", "annoy"):
@@ -104,7 +103,7 @@ def evaluate_command(root: Path, work: Path) -> dict[str, Any]:
             raise SearchLabError(
                 f"evaluate failed ({done.returncode}): {done.stderr.strip()[-500:]}"
             )
-        metrics = read_json(work / f"eval-{run}" / "metrics.json")
+        metrics = read_json_object(work / f"eval-{run}" / "metrics.json")
         out[run] = {
             "seconds": seconds,
             "map": metrics["map"],

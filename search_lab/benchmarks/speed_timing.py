@@ -11,8 +11,8 @@ from typing import Any
 
 from search_lab.benchmarks.common import compose, load_1m
 from search_lab.benchmarks.speed_images import process_pool, typical_size
-from search_lab.data.images import load_image, shrink
-from search_lab.retrieval.extract import build_extractor, extract_files
+from search_lab.data import load_image, shrink
+from search_lab.retrieval import build_extractor, extract_files
 
 log = logging.getLogger(__name__)
 

@@ -9,24 +9,22 @@ The glue's names are loaded on first use (PEP 562): ``python -m search_lab.searc
 this package but reads no config, and importing Hydra would cost it ~0.8 s.
 """
 
-from __future__ import annotations
+import lazy_loader
 
-from typing import Any
-
-__all__ = [
-    "CONF_DIR",
-    "check_overrides",
-    "compose_config",
-    "composed",
-    "register_resolvers",
-    "run_job",
-]
-
-
-def __getattr__(name: str) -> Any:
-    """``search_lab.cli.compose_config`` and the other glue names, imported when first asked."""
-    if name in __all__:
-        from search_lab.cli import glue
-
-        return getattr(glue, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submodules=["build_index", "evaluate"],  # each command's ``run``
+    submod_attrs={
+        "distractor_output": ["curves"],
+        "glue": [
+            "CONF_DIR",
+            "check_overrides",
+            "compose_config",
+            "composed",
+            "entry",
+            "register_resolvers",
+            "run_job",
+        ],
+        "sweep": ["RESULT_NEUTRAL_KEYS", "comparable_config", "finished_metrics", "job_subdir"],
+    },
+)

@@ -16,11 +16,16 @@ import hydra
 from omegaconf import DictConfig
 
 from search_lab.cli.glue import CONF_DIR, run_job
-from search_lab.retrieval.engine import SearchEngine, build_engine, check_replaceable
-from search_lab.retrieval.index_identity import check_target
-from search_lab.retrieval.pipeline import build_pipeline
-from search_lab.retrieval.streaming_build import build_and_save, in_memory_reason
-from search_lab.retrieval.update import update_index
+from search_lab.retrieval import (
+    SearchEngine,
+    build_and_save,
+    build_engine,
+    build_pipeline,
+    check_replaceable,
+    check_target,
+    in_memory_reason,
+    update_index,
+)
 
 log = logging.getLogger(__name__)
 

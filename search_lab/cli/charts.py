@@ -10,10 +10,16 @@ from typing import Any
 
 import pandas as pd
 
-from search_lab.core.results import write_bytes, write_text
-from search_lab.evaluation.run_scores import CI_COLUMNS
-from search_lab.evaluation.run_tables import display_frame, legend
-from search_lab.evaluation.runs import CompareError, common_items, k_order, short_labels
+from search_lab.core import write_bytes, write_text
+from search_lab.evaluation import (
+    CI_COLUMNS,
+    CompareError,
+    common_items,
+    display_frame,
+    k_order,
+    legend,
+    short_labels,
+)
 
 
 def _map_bars(ax: Any, df: pd.DataFrame) -> None:

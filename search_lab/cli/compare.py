@@ -17,20 +17,22 @@ from collections.abc import Sequence
 import pandas as pd
 
 from search_lab.cli.charts import write_chart
-from search_lab.core.errors import SearchLabError
-from search_lab.core.logs import install
-from search_lab.core.logs import shown as shown_text
-from search_lab.core.results import METRICS_FILE
-from search_lab.evaluation.comparison import (
+from search_lab.core import METRICS_FILE, SearchLabError, install
+from search_lab.core import shown as shown_text
+from search_lab.evaluation import (
+    CI_COLUMNS,
     DIFF_PREFIX,
+    PAIRED_COLUMNS,
+    CompareError,
     check_columns,
     diff_to_baseline,
     filter_runs,
+    legend,
+    load_runs,
     sort_runs,
+    table_markdown,
+    table_text,
 )
-from search_lab.evaluation.run_scores import CI_COLUMNS, PAIRED_COLUMNS
-from search_lab.evaluation.run_tables import legend, table_markdown, table_text
-from search_lab.evaluation.runs import CompareError, load_runs
 
 
 def _split(values: Sequence[str] | None) -> list[str]:

@@ -13,9 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
-from search_lab.core.errors import SearchLabError
-from search_lab.core.logs import install
-from search_lab.data.datasets import default_root, load_dataset
+from search_lab.core import SearchLabError, install
+from search_lab.data import default_root, load_dataset
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         if args.command == "fetch":
-            from search_lab.data.fetch import ARCHIVES, Archive, fetch
+            from search_lab.data import ARCHIVES, Archive, fetch
 
             root = args.dest or default_root()
             archives = ARCHIVES
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             count = fetch(root, archives=archives, source=args.source)
             print(f"{count} images in {root}")
         elif args.command == "distractors":
-            from search_lab.data.synth import generate
+            from search_lab.data import generate
 
             written, present = generate(args.count, args.dest, seed=args.seed)
             print(f"{written} distractors written, {present} already there, in {args.dest}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from search_lab.core.results import METRICS_FILE, read_json, write_text
+from search_lab.core import METRICS_FILE, read_json_object, write_text
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def curves(runs: pd.DataFrame, label: Callable[[Mapping[str, Any]], str]) -> pd.
     parts = []
     for row in runs.to_dict("records"):
         try:
-            section = read_json(Path(str(row["run"])) / METRICS_FILE).get("distractors")
+            section = read_json_object(Path(str(row["run"])) / METRICS_FILE).get("distractors")
             part = frame(section) if isinstance(section, Mapping) else None
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             log.warning("%s: distractors section unreadable (%s)", row["run"], err)

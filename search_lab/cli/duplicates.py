@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from search_lab.cli.search import shown
-from search_lab.core.logs import run_command
-from search_lab.retrieval.duplicates import DuplicateGroups, default_threshold, find_duplicates
-from search_lab.retrieval.engine import SearchEngine
+from search_lab.core import run_command
+from search_lab.retrieval import DuplicateGroups, SearchEngine, default_threshold, find_duplicates
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

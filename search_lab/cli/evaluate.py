@@ -15,17 +15,17 @@ from omegaconf import DictConfig
 
 from search_lab.cli import distractor_output as distractor_report
 from search_lab.cli.glue import CONF_DIR, run_job
-from search_lab.core import ownership
-from search_lab.core.errors import ConfigError
-from search_lab.core.results import (
+from search_lab.core import (
     METRICS_FILE,
     RANKINGS_FILE,
+    ConfigError,
+    ownership,
     summary_lines,
     write_json,
     write_rankings,
 )
-from search_lab.evaluation.protocol import Evaluation, evaluate
-from search_lab.retrieval.pipeline import build_pipeline
+from search_lab.evaluation import Evaluation, evaluate
+from search_lab.retrieval import build_pipeline
 
 
 def write(result: Evaluation, out_dir: Path, feature: str) -> list[str]:

@@ -20,14 +20,20 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from search_lab.core.errors import ConfigError, SearchLabError
-from search_lab.core.lifeline import die_with_parent
-from search_lab.core.logs import install, shown, write_error
-from search_lab.retrieval.cache import remove_leftovers
+from search_lab.core import (
+    ConfigError,
+    SearchLabError,
+    die_with_parent,
+    install,
+    remove_leftovers,
+    shown,
+    write_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +83,7 @@ def index_folder(
     """Resolver ``${index_folder:${feature},${metric},${index},${post}}``: the default index
     folder name, every parameter that differs from its group's defaults encoded
     (:func:`search_lab.retrieval.index_identity.index_folder_name`)."""
-    from search_lab.retrieval.index_identity import index_folder_name
+    from search_lab.retrieval import index_folder_name
 
     cfg = {
         name: OmegaConf.to_container(node, resolve=True)
@@ -230,3 +236,25 @@ def run_job(run: Callable[[dict[str, Any], Path], Any], cfg: DictConfig) -> Any:
             print(f"error: bad configuration: {err}".splitlines()[0], file=sys.stderr)
             sys.exit(2)
         raise
+
+
+class AggregateSweep(Callback):
+    """Hydra callback: when a multirun ends, write its summary table into the sweep folder.
+
+    Register it in ``hydra.callbacks`` (``_target_: search_lab.cli.glue.AggregateSweep``). If a job
+    fails, Hydra stops before ``on_multirun_end``; ``python -m search_lab.compare SWEEP_DIR``
+    still tabulates the jobs that finished, and re-running the sweep resumes it.
+    """
+
+    def __init__(self) -> None:
+        register_resolvers()
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        """Unpickled in a job process by calling the class: the resolver is registered there."""
+        return type(self), ()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Aggregate every job under ``config.hydra.sweep.dir``."""
+        from search_lab.cli.sweep import write_summary  # pandas: only when a sweep ends
+
+        write_summary(Path(str(config.hydra.sweep.dir)))

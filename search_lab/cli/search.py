@@ -20,11 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from search_lab.core.errors import ImageLoadError
-from search_lab.core.logs import run_command, shown
-from search_lab.retrieval.engine import SearchEngine
-from search_lab.retrieval.rerank import RERANKERS, SV_DEFAULTS, RerankOptions
-from search_lab.retrieval.rerank_engine import EngineReranker
+from search_lab.core import ImageLoadError, run_command, shown
+from search_lab.retrieval import RERANKERS, SV_DEFAULTS, EngineReranker, RerankOptions, SearchEngine
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,11 @@ Three pieces, wired in ``conf/config.yaml``'s ``hydra:`` block:
 - :func:`finished_metrics`, called by ``search_lab.cli.glue.run_job`` in multirun mode, returns the
   saved metrics of a job whose ``metrics.json`` was computed from the same configuration, so
   an interrupted sweep re-run in the same ``hydra.sweep.dir`` only runs the missing jobs;
-- :class:`AggregateSweep`, a Hydra callback (``hydra.callbacks``), writes ``summary.csv`` and
-  ``summary.md`` into the sweep folder when all jobs are done (see :func:`write_summary`).
+- :func:`write_summary` writes ``summary.csv`` and ``summary.md`` into the sweep folder when all
+  jobs are done (called by the Hydra callback :class:`search_lab.cli.glue.AggregateSweep`).
 
-Importing this module registers nothing: the entry points register the resolver
-(:func:`search_lab.cli.glue.register_resolvers`), and so does the callback when Hydra builds
-it in the launching process or unpickles it in a job process (joblib, submitit), before the
-job's folder name is resolved there.
+Importing this module registers nothing, and it needs no Hydra: :mod:`search_lab.cli.glue`
+registers the resolver and holds the callback.
 """
 
 from __future__ import annotations
@@ -26,10 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
-
-from search_lab.core.results import METRICS_FILE, read_json, write_text
+from search_lab.core import METRICS_FILE, read_json_object, write_text
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +92,11 @@ def finished_metrics(out_dir: str | Path, config: Mapping[str, Any]) -> dict[str
     if not path.is_file():
         return None
     try:
-        saved = read_json(path)
+        saved = read_json_object(path)
     except (OSError, ValueError) as err:
         log.warning("cannot read %s (%s): running the job again", path, err)
         return None
-    from search_lab.evaluation.runs import (
-        metrics_problem,  # pandas: only once a finished job is seen
-    )
+    from search_lab.evaluation import metrics_problem
 
     if problem := metrics_problem(saved):
         log.warning("%s is unusable (%s): running the job again", path, problem)
@@ -126,8 +119,10 @@ def write_summary(sweep_dir: str | Path) -> tuple[Path, Path] | None:
     (Path, Path) or None
         The CSV and Markdown paths, or None if no run was found.
     """
-    from search_lab.evaluation.run_tables import table_markdown  # pandas: only when a sweep ends
-    from search_lab.evaluation.runs import load_runs
+    from search_lab.evaluation import (
+        load_runs,
+        table_markdown,  # pandas: only when a sweep ends
+    )
 
     sweep_dir = Path(sweep_dir)
     runs = load_runs([sweep_dir]) if sweep_dir.is_dir() else None
@@ -143,25 +138,3 @@ def write_summary(sweep_dir: str | Path) -> tuple[Path, Path] | None:
         "summary of %d runs: %s (best: %s, mAP %.4f)", len(runs), md_path, best["name"], best["map"]
     )
     return csv_path, md_path
-
-
-class AggregateSweep(Callback):
-    """Hydra callback: when a multirun ends, write its summary table into the sweep folder.
-
-    Register it in ``hydra.callbacks`` (``_target_: search_lab.cli.sweep.AggregateSweep``). If a job
-    fails, Hydra stops before ``on_multirun_end``; ``python -m search_lab.compare SWEEP_DIR``
-    still tabulates the jobs that finished, and re-running the sweep resumes it.
-    """
-
-    def __init__(self) -> None:
-        from search_lab.cli.glue import register_resolvers
-
-        register_resolvers()
-
-    def __reduce__(self) -> tuple[type, tuple]:
-        """Unpickled in a job process by calling the class: the resolver is registered there."""
-        return type(self), ()
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Aggregate every job under ``config.hydra.sweep.dir``."""
-        write_summary(Path(str(config.hydra.sweep.dir)))

@@ -21,15 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from search_lab.cli.glue import CONF_DIR, compose_config
-from search_lab.core.errors import ConfigError, DatasetError
-from search_lab.core.files import atomic_write_text
-from search_lab.core.logs import run_command
-from search_lab.core.results import write_json
-from search_lab.data.datasets import check_ground_truth
-from search_lab.evaluation.protocol import evaluate
-from search_lab.evaluation.stats import bootstrap_ci, paired_comparison, shared_values
-from search_lab.evaluation.tune_space import SPACES, as_overrides, experiment_yaml
-from search_lab.retrieval.pipeline import build_pipeline
+from search_lab.core import ConfigError, DatasetError, atomic_write_text, run_command, write_json
+from search_lab.data import check_ground_truth
+from search_lab.evaluation import (
+    SPACES,
+    as_overrides,
+    bootstrap_ci,
+    evaluate,
+    experiment_yaml,
+    paired_comparison,
+    shared_values,
+)
+from search_lab.retrieval import build_pipeline
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,9 @@ def write_json(path: str | Path, data: Mapping[str, Any]) -> Path:
     return write_bytes(path, (json.dumps(_clean(data), indent=2) + "\n").encode())
 
 
-def read_json(path: str | Path, *, max_bytes: int = readers.JSON_MAX_BYTES) -> dict[str, Any]:
+def read_json_object(
+    path: str | Path, *, max_bytes: int = readers.JSON_MAX_BYTES
+) -> dict[str, Any]:
     """Read a JSON object written by :func:`write_json`, bounded (:mod:`search_lab.core.readers`).
 
     Raises FileNotFoundError when missing, UnreadableFileError (a ValueError) when it is not a

@@ -19,8 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 
-from search_lab.core.errors import DatasetError
-from search_lab.core.files import temporary_dir
+from search_lab.core import DatasetError, temporary_dir
 
 logger = logging.getLogger(__name__)
 

@@ -16,10 +16,11 @@ import hashlib
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from search_lab.core.errors import DatasetError
+from search_lab.core import DatasetError
 from search_lab.data.layouts import DATASETS
 
 log = logging.getLogger(__name__)
@@ -75,12 +76,22 @@ class Dataset:
 
     def fingerprint(self) -> str:
         """Hash of the file list (names, sizes, modification times): changes when any file does."""
-        digest = hashlib.sha256()
-        for name in self.names:
-            stat = (self.root / name).stat()
-            line = f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
-            digest.update(line.encode("utf-8", "surrogateescape"))  # any name the OS allows
-        return digest.hexdigest()[:20]
+        return fingerprint(self.root, self.names)
+
+
+def fingerprint(root: Path, names: Sequence[str]) -> str:
+    """Hash of ``names`` under ``root`` with their sizes and modification times (20 hex digits).
+
+    The one fingerprint of a file list (datasets and distractor shards alike): it changes when
+    any file does, and encodes any name the OS allows (``surrogateescape``).
+    """
+    digest = hashlib.sha256()
+    for name in names:
+        stat = (root / name).stat()
+        digest.update(
+            f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape")
+        )
+    return digest.hexdigest()[:20]
 
 
 def _auto_order() -> list[type]:

@@ -7,9 +7,9 @@ first ``n`` distractors of one seeded order (``eval.distractor_seed``), so each 
 the smaller ones. The order sorts names by a seeded hash, so adding files to the folder never
 reorders the others.
 
-Features are extracted shard by shard (:data:`SHARD` images of that order) through the feature
-cache, so a run with more distractors re-uses every shard a smaller run extracted. In the
-collection a distractor is named :data:`PREFIX` + its path under the folder.
+Their features are extracted by :mod:`search_lab.retrieval.collection`, shard by shard
+(:data:`SHARD` images of that order), so a run with more distractors re-uses every shard a
+smaller run extracted. In the collection a distractor is named :data:`PREFIX` + its path.
 """
 
 from __future__ import annotations
@@ -17,19 +17,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-
-from search_lab.core.errors import ConfigError, DatasetError
+from search_lab.core import ConfigError, DatasetError
 from search_lab.data.datasets import Dataset, _utf8_names
 from search_lab.data.layouts import is_image
-from search_lab.retrieval.cache import Features
-
-if TYPE_CHECKING:
-    from search_lab.retrieval.pipeline import EvalOptions, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +87,7 @@ def check_counts(eval_cfg: dict[str, Any], folder: str | None) -> list[int] | No
 
 
 def chosen(
-    source: str | None, options: EvalOptions, data: Dataset
+    source: str | None, data: Dataset, *, seed: int, counts: Sequence[int] | None, subsets: bool
 ) -> tuple[Path, list[str]] | None:
     """The distractor folder ``source`` and the names to extract, in seeded order; None if unset.
 
@@ -103,7 +96,7 @@ def chosen(
     """
     if source is None:
         return None
-    if options.subsets:
+    if subsets:
         raise ConfigError(
             "eval.subsets (small collections) and dataset.distractors (large ones) cannot be "
             "combined; run them apart"
@@ -111,8 +104,7 @@ def chosen(
     folder = Path(source)
     names = list_images(folder)
     check_names(names, data, folder)
-    order = seeded_order(names, options.distractor_seed)
-    counts = options.distractor_counts
+    order = seeded_order(names, seed)
     if counts is None:
         return folder, order
     if counts[-1] > len(order):
@@ -121,53 +113,3 @@ def chosen(
             f"{len(order)} images"
         )
     return folder, order[: counts[-1]]
-
-
-def fingerprint(folder: Path, names: Sequence[str]) -> str:
-    """Hash of ``names`` with their sizes and modification times (as Dataset.fingerprint)."""
-    digest = hashlib.sha256()
-    for name in names:
-        stat = (folder / name).stat()
-        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "replace"))
-    return digest.hexdigest()[:20]
-
-
-def features(pipe: Pipeline, folder: Path, names: Sequence[str]) -> Features:
-    """Features of ``names`` (seeded order kept), one cache entry per shard of :data:`SHARD`."""
-    parts = []
-    n_shards = -(-len(names) // SHARD)
-    for i, start in enumerate(range(0, len(names), SHARD)):
-        shard = list(names[start : start + SHARD])
-        feats, hit = pipe.features(folder, shard, fingerprint(folder, shard))
-        log.debug("distractor shard %d/%d %s", i + 1, n_shards, "cached" if hit else "extracted")
-        parts.append(feats)
-    if not any(f.names for f in parts):
-        raise DatasetError(f"no distractor image of {folder} could be read")
-    return Features(
-        [PREFIX + n for f in parts for n in f.names],
-        np.concatenate([f.vectors for f in parts if len(f.names)], axis=0),
-        {PREFIX + n: why for f in parts for n, why in f.skipped.items()},
-        sum(f.seconds for f in parts),
-    )
-
-
-def with_distractors(data: Dataset, feats: Features, extra: Features) -> tuple[Dataset, Features]:
-    """``data`` and its features with ``extra`` (distractor features) appended after them.
-
-    The distractors join no group, so queries and relevance sets are unchanged and the
-    dataset's ids stay where they were.
-    """
-    if extra.vectors.shape[1] != feats.vectors.shape[1]:
-        raise DatasetError("distractor features do not match the dataset's dimension")
-    grown = replace(
-        data,
-        names=(*data.names, *extra.names),
-        groups=(*data.groups, *[NO_GROUP] * len(extra.names)),
-    )
-    merged = Features(
-        [*feats.names, *extra.names],
-        np.concatenate([feats.vectors, extra.vectors], axis=0),
-        {**feats.skipped, **extra.skipped},
-        feats.seconds + extra.seconds,
-    )
-    return grown, merged

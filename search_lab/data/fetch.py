@@ -31,9 +31,7 @@ import urllib3
 from filelock import FileLock
 from tqdm import tqdm
 
-from search_lab.core.errors import DatasetError
-from search_lab.core.files import atomic_write_json
-from search_lab.core.readers import RECORD_MAX_BYTES, read_json
+from search_lab.core import RECORD_MAX_BYTES, DatasetError, atomic_write_json, read_json
 from search_lab.data.archives import (
     count_images,
     extract_images,

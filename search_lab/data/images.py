@@ -19,8 +19,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from search_lab.core.errors import ImageLoadError
-from search_lab.core.params import require_positive_int
+from search_lab.core import ImageLoadError, require_positive_int
 
 __all__ = ["MAX_PIXELS", "UPLOAD_DECODE_BYTES", "load_image"]
 

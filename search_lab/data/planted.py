@@ -22,8 +22,7 @@ from pathlib import Path
 
 from PIL import Image, ImageEnhance, ImageOps
 
-from search_lab.core.errors import DatasetError
-from search_lab.core.files import atomic_write_json, atomic_write_text, temporary_dir
+from search_lab.core import DatasetError, atomic_write_json, atomic_write_text, temporary_dir
 
 Edit = Callable[[Image.Image], Image.Image]
 

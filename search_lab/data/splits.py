@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from search_lab.core.errors import ConfigError, DatasetError
+from search_lab.core import ConfigError, DatasetError
 from search_lab.data.datasets import Dataset
 
 SIDES = ("all", "tune", "test")

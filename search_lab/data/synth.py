@@ -22,9 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from search_lab.core import ownership
-from search_lab.core.errors import DatasetError
-from search_lab.core.files import atomic_write_bytes
+from search_lab.core import DatasetError, atomic_write_bytes, ownership
 
 log = logging.getLogger(__name__)
 

@@ -122,25 +122,6 @@ def recall_at(ranks: Sequence[int], n_relevant: int, k: int) -> float:
     return sum(1 for rank in ranks if rank < k) / n_relevant
 
 
-def score_rankings(
-    rankings: Mapping[int, Sequence[int]],
-    relevant: Mapping[int, frozenset[int]],
-    ks: Sequence[int] = (1, 5, 10),
-    protocol: str = "instance",
-) -> dict:
-    """mAP, mean precision@k and mean recall@k over every query of ``rankings``.
-
-    ``rankings`` maps a query id to image ids, best first (the query itself, if present, is
-    skipped). Returns the dict of :func:`score_ranked`.
-    """
-    queries = list(rankings)
-    depth = max((len(r) for r in rankings.values()), default=0)
-    ranked = np.full((len(queries), depth), -1, dtype=np.int64)
-    for row, query in enumerate(queries):
-        ranked[row, : len(rankings[query])] = rankings[query]
-    return score_ranked(ranked, queries, relevant, ks, protocol)
-
-
 def relevance_hits(
     ranked: np.ndarray, queries: Sequence[int], relevant: Mapping[int, frozenset[int]]
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -18,15 +18,21 @@ from typing import Any
 import numpy as np
 
 from search_lab import indexes
-from search_lab.data.datasets import Dataset, check_ground_truth
-from search_lab.data.splits import group_subsets
+from search_lab.data import Dataset, check_ground_truth, group_subsets
 from search_lab.evaluation.metrics import ann_recall, score_ranked
-from search_lab.features.engines import engines_used
+from search_lab.features import engines_used
 from search_lab.indexes import Index, search_views
-from search_lab.retrieval.collection import Collection, as_pipeline, fit_and_index, index_collection
-from search_lab.retrieval.local_features import collection_keypoints
-from search_lab.retrieval.pipeline import Pipeline
-from search_lab.retrieval.rerank import RerankStats, candidate_count, rerank_row
+from search_lab.retrieval import (
+    Collection,
+    Pipeline,
+    RerankStats,
+    as_pipeline,
+    candidate_count,
+    collection_keypoints,
+    fit_and_index,
+    index_collection,
+    rerank_row,
+)
 
 log = logging.getLogger(__name__)
 

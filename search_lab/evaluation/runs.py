@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from search_lab.core import readers
-from search_lab.core.errors import SearchLabError
-from search_lab.core.results import METRICS_FILE, read_json
+from search_lab.core import METRICS_FILE, SearchLabError, read_json_object, readers
 from search_lab.evaluation.run_scores import (
     CI_COLUMNS,
     PER_QUERY_ATTR,
@@ -32,6 +31,15 @@ from search_lab.evaluation.run_scores import (
 )
 
 log = logging.getLogger(__name__)
+
+OUTPUTS_ENV = "SEARCH_LAB_OUTPUTS"
+DEFAULT_OUTPUTS = Path("outputs")
+
+
+def outputs_dir() -> Path:
+    """Folder holding evaluation runs and sweeps: ``$SEARCH_LAB_OUTPUTS``, else ``outputs``."""
+    return Path(os.environ.get(OUTPUTS_ENV) or DEFAULT_OUTPUTS)
+
 
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 """Where Hydra saves a job's command-line overrides, relative to its output folder."""
@@ -264,7 +272,7 @@ def _read_rows(
     rows, params, scores, skipped = [], [], {}, {}
     for file in _metrics_files(paths):
         try:
-            metrics = read_json(file)
+            metrics = read_json_object(file)
             problem = metrics_problem(metrics)
             if problem is None:
                 aps = per_query(file, metrics)

@@ -5,7 +5,26 @@ returns an :class:`Extractor`; ``available()`` lists the names. The CNN module i
 only when a CNN extractor is created, so hand-crafted runs start fast.
 """
 
+import lazy_loader
+
 from search_lab.features import cnn, color, combo, shape, texture  # noqa: F401  (registration)
 from search_lab.features.base import Extractor, available, create, register
 
-__all__ = ["Extractor", "available", "create", "register"]
+__getattr__, __dir__, _lazy = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "base": ["FEATURES"],
+        "engines": ["engines_used"],
+        "postprocess": ["EXPAND_BASE", "PostProcessor"],
+    },
+)
+__all__ = [
+    "EXPAND_BASE",
+    "FEATURES",
+    "Extractor",
+    "PostProcessor",
+    "available",
+    "create",
+    "engines_used",
+    "register",
+]

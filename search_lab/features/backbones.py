@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search_lab.core.errors import ConfigError, DatasetError
+from search_lab.core import ConfigError, DatasetError
 
 if TYPE_CHECKING:
     import torch
@@ -93,7 +93,7 @@ def _fetch_weights(url: str, dest: Path, timeout: float) -> Path:
     ConfigError
         On any network or file error, a timeout, or a hash mismatch (the message says which).
     """
-    from search_lab.data.fetch import download
+    from search_lab.data import download
 
     match = HASH_IN_NAME.search(Path(dest).name)
     try:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.core.registry import Registry
+from search_lab.core import Registry
 
 
 class Extractor:

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from search_lab.core.errors import ConfigError
-from search_lab.core.params import (
+from search_lab.core import (
+    ConfigError,
     is_number,
     require,
     require_bool,
@@ -40,56 +40,19 @@ from search_lab.features.backbones import (  # noqa: F401  (TF_MEAN, TF_STD: par
 )
 from search_lab.features.base import Extractor, register
 from search_lab.features.engines import ENGINES, Runner, choose, feature_runner
+from search_lab.features.pooling import FC_INPUT, POOLINGS, pool
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 
-FC_INPUT = 224  # fully connected layers take this fixed square input
 MIN_SIDE = 32  # smallest longer side a scale may produce
-POOLINGS = ("avg", "max", "gem")
 
 
 # --------------------------------------------------------------------------------------------
 # Pure tensor functions
 # --------------------------------------------------------------------------------------------
-
-
-def gem(x: torch.Tensor, p: float = 3.0, eps: float = 1e-6) -> torch.Tensor:
-    """Generalised-mean pooling over the spatial axes.
-
-    ``(mean(clamp(x, min=eps) ** p)) ** (1 / p)``: ``p = 1`` is average pooling and ``p -> inf``
-    tends to max pooling. Computed as ``m * mean((x / m) ** p) ** (1 / p)`` with ``m`` the
-    per-channel maximum, which is the same value but cannot overflow for large ``p``.
-
-    Parameters
-    ----------
-    x : torch.Tensor, shape (N, C, H, W)
-        Feature maps.
-    p : float
-        Pooling exponent, > 0.
-    eps : float
-        Lower clamp, keeps the power defined for non-positive activations.
-
-    Returns
-    -------
-    torch.Tensor, shape (N, C)
-    """
-    x = x.clamp(min=eps)
-    peak = x.amax(dim=(-2, -1), keepdim=True)
-    pooled = (x / peak).pow(p).mean(dim=(-2, -1)).pow(1.0 / p)
-    return pooled * peak[..., 0, 0]
-
-
-def pool(x: torch.Tensor, method: str, p: float = 3.0) -> torch.Tensor:
-    """Pool (N, C, H, W) feature maps to (N, C) with ``method`` in :data:`POOLINGS`."""
-    poolings = {
-        "avg": lambda: x.mean(dim=(-2, -1)),
-        "max": lambda: x.amax(dim=(-2, -1)),
-        "gem": lambda: gem(x, p),
-    }
-    return poolings[require_choice("cnn: pooling", method, POOLINGS)]()
 
 
 def resized_shape(height: int, width: int, side: int) -> tuple[int, int]:

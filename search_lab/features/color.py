@@ -8,8 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from search_lab.core.errors import ConfigError
-from search_lab.core.params import is_int, require, require_bool, require_choice, require_int
+from search_lab.core import ConfigError, is_int, require, require_bool, require_choice, require_int
 from search_lab.features.base import Extractor, register
 
 LUT_BITS = 7  # RGB quantised to 7 bits per channel before the lookup: 2**21 table entries

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.core.errors import ConfigError
+from search_lab.core import ConfigError
 from search_lab.features.base import Extractor, available, create, register
 
 
@@ -75,7 +75,7 @@ class Combo(Extractor):
 
     def _views(self, images: Sequence[np.ndarray], part: Extractor) -> list[np.ndarray]:
         """The images at the size ``part`` asks for (the loader gave the largest any part needs)."""
-        from search_lab.data.images import shrink
+        from search_lab.data import shrink
 
         return [shrink(image, part.max_side) for image in images]
 

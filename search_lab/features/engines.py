@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from search_lab.core.errors import ConfigError
+from search_lab.core import ConfigError
 from search_lab.features.export import OPSET, Exports, export_onnx
 
 if TYPE_CHECKING:
@@ -216,8 +216,8 @@ PROBES = 3  # synthetic images every engine must reproduce torch's vectors on
 def feature_runner(feature: Any, engine: str) -> Runner:
     """A faithful runner of ``engine`` for a prepared :class:`~search_lab.features.cnn.CNNFeature`
     (its torch network loaded); ConfigError if the engine cannot be used for it."""
-    from search_lab.features.cnn import FC_INPUT, pool
     from search_lab.features.export import graph_module, weights_digest
+    from search_lab.features.pooling import FC_INPUT, pool
 
     forward = feature._forward
     conv = not feature.square
@@ -248,7 +248,7 @@ def feature_runner(feature: Any, engine: str) -> Runner:
 def probe_batches(feature: Any) -> list[np.ndarray]:
     """Network-input batches of :data:`PROBES` synthetic images (landscape and portrait) at
     each of the feature's input sides: what the fidelity check compares."""
-    from search_lab.data.synth import synth_image
+    from search_lab.data import synth_image
 
     images = [synth_image(22, i) for i in range(PROBES)]
     images[-1] = np.ascontiguousarray(images[-1].transpose(1, 0, 2))  # one of each shape

@@ -30,9 +30,7 @@ from typing import TYPE_CHECKING, Any
 import xxhash
 from filelock import FileLock
 
-from search_lab.core import integrity
-from search_lab.core.errors import ConfigError
-from search_lab.core.files import atomic_write_bytes, atomic_write_json
+from search_lab.core import ConfigError, atomic_write_bytes, atomic_write_json, integrity
 
 if TYPE_CHECKING:
     import torch

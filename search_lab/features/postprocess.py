@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from search_lab.core.errors import ConfigError
-from search_lab.core.params import (
+from search_lab.core import (
+    ConfigError,
     require_bool,
     require_int,
     require_number,

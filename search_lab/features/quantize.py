@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from search_lab.core.errors import ConfigError, ImageLoadError
-from search_lab.data.layouts.base import IMAGE_SUFFIXES
+from search_lab.core import ConfigError, ImageLoadError
+from search_lab.data import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def calibration_digest(files: Sequence[Path]) -> str:
 
 def calibration_batches(feature: Any, files: Sequence[Path]) -> list[np.ndarray]:
     """Network inputs of the calibration images, one per batch, at every input side."""
-    from search_lab.data.images import load_image
+    from search_lab.data import load_image
 
     batches = []
     for path in files:

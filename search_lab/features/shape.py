@@ -10,8 +10,8 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from search_lab.core.errors import ConfigError
-from search_lab.core.params import (
+from search_lab.core import (
+    ConfigError,
     require_bool,
     require_choice,
     require_int,

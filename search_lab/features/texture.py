@@ -9,8 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.core.errors import ConfigError
-from search_lab.core.params import is_number, require, require_choice, require_int
+from search_lab.core import ConfigError, is_number, require, require_choice, require_int
 from search_lab.features.base import Extractor, register
 
 #: ITU-R BT.601 luma weights for R, G, B.

@@ -6,7 +6,8 @@ forest of random-projection trees (approximate, memory-mapped from disk). Both r
 in the configured metric's own units, so rankings and scores never depend on the index.
 """
 
-# the other methods register themselves on import
+import lazy_loader
+
 from search_lab.indexes import faiss_factory, hnsw, kdtree, nndescent  # noqa: F401
 from search_lab.indexes.annoy_forest import ANNOY_METRICS, AnnoyIndex
 from search_lab.indexes.base import (
@@ -24,9 +25,16 @@ from search_lab.indexes.base import (
 )
 from search_lab.indexes.exact import ExactIndex
 
+__getattr__, __dir__, _lazy = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "distances": ["DISTANCES"],
+    },
+)
 __all__ = [
     "ANNOY_METRICS",
     "COMMON_CHECKS",
+    "DISTANCES",
     "INDEXES",
     "PAD_ID",
     "REBUILD",

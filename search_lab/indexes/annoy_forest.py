@@ -12,14 +12,15 @@ from typing import Any, ClassVar
 import annoy
 import numpy as np
 
-from search_lab.core.errors import ConfigError, IndexMismatchError
-from search_lab.core.files import library_write
-from search_lab.core.params import (
+from search_lab.core import (
+    ConfigError,
+    IndexMismatchError,
     is_int,
+    library_write,
     require,
     require_seed,
+    write_json,
 )
-from search_lab.core.results import write_json
 from search_lab.indexes.base import PAD_ID, REBUILD, Check, Index, read_record, register
 
 log = logging.getLogger(__name__)

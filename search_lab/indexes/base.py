@@ -10,16 +10,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.core.errors import IndexMismatchError
-from search_lab.core.params import (
+from search_lab.core import (
+    RECORD_MAX_BYTES,
+    IndexMismatchError,
+    Registry,
+    read_json_object,
     require_jobs,
     require_number,
     require_positive_int,
     require_seed,
 )
-from search_lab.core.readers import RECORD_MAX_BYTES
-from search_lab.core.registry import Registry
-from search_lab.core.results import read_json
 from search_lab.indexes.distances import check_metric
 
 log = logging.getLogger(__name__)
@@ -206,7 +206,7 @@ def read_record(index: Index, path: Path, meta: Path, *, label: str = "") -> dic
             f"missing); {rebuild}"
         )
     try:
-        record = read_json(meta, max_bytes=RECORD_MAX_BYTES)
+        record = read_json_object(meta, max_bytes=RECORD_MAX_BYTES)
         record |= {key: int(record[key]) for key in ("dim", "size", "bytes") if key in record}
         metric, saved = record["metric"], dict(record.get("params", record))
         if "dim" not in record or "size" not in record:

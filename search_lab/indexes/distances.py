@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from search_lab.core.errors import ConfigError
-from search_lab.core.registry import Registry
+from search_lab.core import ConfigError, Registry
 
 EPS = 1e-12
 

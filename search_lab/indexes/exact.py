@@ -9,9 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.core.errors import IndexMismatchError
-from search_lab.core.files import library_write
-from search_lab.core.results import write_json
+from search_lab.core import IndexMismatchError, library_write, write_json
 from search_lab.indexes import exact_search
 from search_lab.indexes.base import Index, read_record, register
 

@@ -10,8 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.core.errors import ConfigError, IndexMismatchError
-from search_lab.core.params import require
+from search_lab.core import ConfigError, IndexMismatchError, require
 from search_lab.indexes.base import REBUILD, Check, register
 from search_lab.indexes.files import FileIndex, padded, unit_rows
 

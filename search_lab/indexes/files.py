@@ -19,10 +19,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.core import integrity
-from search_lab.core.errors import ConfigError, IndexMismatchError, SearchLabError
-from search_lab.core.files import library_write
-from search_lab.core.results import write_json
+from search_lab.core import (
+    ConfigError,
+    IndexMismatchError,
+    SearchLabError,
+    integrity,
+    library_write,
+    write_json,
+)
 from search_lab.indexes.base import PAD_ID, REBUILD, Index, read_record
 
 LIBRARY_ERRORS = (

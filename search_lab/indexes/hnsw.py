@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.core.errors import IndexMismatchError
+from search_lab.core import IndexMismatchError
 from search_lab.indexes.base import register
 from search_lab.indexes.files import FileIndex, padded
 

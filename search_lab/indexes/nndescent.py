@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search_lab.core.errors import ConfigError, IndexMismatchError
+from search_lab.core import ConfigError, IndexMismatchError
 from search_lab.indexes.base import register
 from search_lab.indexes.files import FileIndex, padded
 from search_lab.indexes.nndescent_arrays import LEGACY_FILE, read_graph, write_graph

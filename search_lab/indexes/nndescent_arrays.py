@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from search_lab.core.errors import IndexMismatchError
-from search_lab.core.files import atomic_write_bytes
+from search_lab.core import IndexMismatchError, atomic_write_bytes
 
 LEGACY_FILE = "nndescent.pkl"
 """The pickle older versions wrote; refused with the command that rebuilds the folder."""

@@ -5,3 +5,12 @@ questions needs (:mod:`~search_lab.report.plan`, :mod:`~search_lab.report.runs`)
 modules turn them into tables and charts, and :mod:`~search_lab.report.render` writes HTML and
 Markdown.
 """
+
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "files": ["HTML_FILE", "MD_FILE", "blocks", "latest_report"],
+    },
+)

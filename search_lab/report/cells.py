@@ -11,11 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from search_lab.core.readers import read_text
-from search_lab.core.results import RANKINGS_FILE
-from search_lab.evaluation.run_scores import map_interval, per_query
-from search_lab.evaluation.run_tables import p_text
-from search_lab.evaluation.stats import PairedComparison, paired_comparison, shared_values
+from search_lab.core import RANKINGS_FILE, read_text
+from search_lab.evaluation import (
+    PairedComparison,
+    map_interval,
+    p_text,
+    paired_comparison,
+    per_query,
+    shared_values,
+)
 from search_lab.report.runs import Outcome
 
 RUN_COLUMN = "run"

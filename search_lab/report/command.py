@@ -21,10 +21,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from search_lab.app.paths import outputs_dir
-from search_lab.core.errors import SearchLabError
-from search_lab.core.logs import install, shown, write_error
-from search_lab.core.results import read_json, write_bytes, write_json, write_text
+from search_lab.core import (
+    SearchLabError,
+    install,
+    read_json_object,
+    shown,
+    write_bytes,
+    write_error,
+    write_json,
+    write_text,
+)
+from search_lab.evaluation import outputs_dir
 from search_lab.report import plan as report_plan
 from search_lab.report.cells import display
 from search_lab.report.dimension import dimension
@@ -83,7 +90,7 @@ def run_all(runs: list[Run], root: Path, overrides: tuple[str, ...]) -> list[Out
 def read_bench(path: Path) -> dict[str, Any] | None:
     """The benchmark results, or None (with a warning) when missing or unreadable."""
     try:
-        bench = read_json(path)
+        bench = read_json_object(path)
     except (OSError, ValueError) as err:
         log.warning("no search-method benchmark (%s): run python -m search_lab.bench_ann", err)
         return None

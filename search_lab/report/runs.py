@@ -17,13 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search_lab.cli import compose_config
-from search_lab.cli.sweep import RESULT_NEUTRAL_KEYS as NEUTRAL_KEYS
-from search_lab.cli.sweep import comparable_config, finished_metrics, job_subdir
-from search_lab.core.errors import SearchLabError
-from search_lab.core.results import METRICS_FILE, read_json, write_json
-from search_lab.retrieval.engine import dataset_of_config
-from search_lab.retrieval.extract import extract_files
+from search_lab.cli import RESULT_NEUTRAL_KEYS as NEUTRAL_KEYS
+from search_lab.cli import comparable_config, compose_config, finished_metrics, job_subdir
+from search_lab.core import SearchLabError, read_json_object, write_json
+from search_lab.retrieval import dataset_of_config, extract_files
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +83,7 @@ def not_run_reason(err: SearchLabError) -> str:
 
 def ensure(run: Run, root: Path, dataset_overrides: tuple[str, ...]) -> Outcome:
     """Reuse ``run``'s finished folder, or evaluate it there (quietly); see :class:`Outcome`."""
-    from search_lab.cli.evaluate import run as evaluate  # torch etc. only when a run is needed
+    from search_lab.cli import evaluate  # torch etc. only when a run is needed
 
     folder = run_folder(root, run, dataset_overrides)
     cfg = compose_config([*run.overrides, *dataset_overrides, *NEUTRAL])
@@ -98,7 +95,7 @@ def ensure(run: Run, root: Path, dataset_overrides: tuple[str, ...]) -> Outcome:
     start = time.perf_counter()
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # evaluate's terminal summary
-            metrics = evaluate(cfg, folder)
+            metrics = evaluate.run(cfg, folder)
     except SearchLabError as err:
         if not run.optional:
             raise
@@ -123,7 +120,7 @@ def extraction_cost(outcome: Outcome, n_images: int) -> float | None:
     path = outcome.folder / COST_FILE
     if path.is_file():
         try:
-            saved = read_json(path)
+            saved = read_json_object(path)
             if saved.get("feature") == feature and saved.get("n_images") == n_images:
                 return float(saved["ms_per_image"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -135,8 +132,3 @@ def extraction_cost(outcome: Outcome, n_images: int) -> float | None:
     ms = 1e3 * feats.seconds / max(1, len(names) - 1)
     write_json(path, {"feature": feature, "n_images": n_images, "ms_per_image": ms})
     return ms
-
-
-def metrics_of(folder: Path) -> dict[str, Any]:
-    """The ``metrics.json`` of a cited run folder (tests compare tables against it)."""
-    return read_json(folder / METRICS_FILE)

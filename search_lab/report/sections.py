@@ -155,7 +155,7 @@ def features(
 
 def _bench_best(bench: dict[str, Any], k: int = 10, min_recall: float = 0.9) -> Table | None:
     """Best single-query queries/s at recall@k >= min_recall per method and benchmark set."""
-    from search_lab.benchmarks.ann_report import best_at
+    from search_lab.evaluation import best_at
 
     runs = bench.get("runs") or []
     if not runs:
@@ -266,7 +266,7 @@ def _exhaustive(run: dict[str, Any]) -> dict[str, float]:
 def _scaling_answer(bench: dict[str, Any]) -> str:
     """Words for the benchmark's largest set: exhaustive against the fastest method at recall
     ≥ 0.9, the ratio taken between figures of that one file (named beside it)."""
-    from search_lab.benchmarks.ann_report import best_at
+    from search_lab.evaluation import best_at
 
     runs = sorted(bench.get("runs") or [], key=lambda r: r["n_items"])
     if not runs:
@@ -298,7 +298,7 @@ def _scaling_answer(bench: dict[str, Any]) -> str:
 
 def _scaling_chart(bench: dict[str, Any]) -> bytes:
     """Best queries/s at recall@10 ≥ 0.9 against collection size, per method (synthetic sets)."""
-    from search_lab.benchmarks.ann_report import best_at
+    from search_lab.evaluation import best_at
 
     runs = sorted(
         (r for r in bench["runs"] if r["dim"] == 128 and "clustered" in r["name"]),

@@ -23,9 +23,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
-from search_lab.core import integrity
-from search_lab.core.files import atomic_write_bytes, remove_leftovers
-from search_lab.core.readers import expect, parse_json
+from search_lab.core import atomic_write_bytes, expect, integrity, parse_json, remove_leftovers
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search_lab.core import integrity
-from search_lab.core.errors import IndexMismatchError
+from search_lab.core import IndexMismatchError, integrity
 
 CATALOG = "catalog.json"
 

@@ -15,16 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from search_lab.core.errors import ConfigError
-from search_lab.core.manifest import MANIFEST, manifest_of
-from search_lab.data import distractors
-from search_lab.data.datasets import Dataset, load_dataset
-from search_lab.data.splits import check_groups
-from search_lab.features.postprocess import PostProcessor
+from search_lab.core import MANIFEST, ConfigError, manifest_of
+from search_lab.data import Dataset, check_groups, distractors, load_dataset
+from search_lab.features import PostProcessor
 from search_lab.indexes import Index
 from search_lab.retrieval.cache import FeatureCache, Features
+from search_lab.retrieval.distractor_features import distractor_features, with_distractors
 from search_lab.retrieval.extract import identity
 from search_lab.retrieval.pipeline import Pipeline, build_pipeline
+from search_lab.retrieval.post_state import verified_post_state
 
 
 @dataclass
@@ -59,7 +58,13 @@ def index_collection(run: Pipeline | Mapping[str, Any]) -> Collection:
     full = pipe.dataset.load()
     data = pipe.dataset.side(full)
     check_subsets(pipe, data)
-    picked = distractors.chosen(pipe.dataset.distractors, pipe.eval, full)  # before extraction
+    picked = distractors.chosen(  # every check before extraction
+        pipe.dataset.distractors,
+        full,
+        seed=pipe.eval.distractor_seed,
+        counts=pipe.eval.distractor_counts,
+        subsets=bool(pipe.eval.subsets),
+    )
     fit_on = fit_on_source(pipe)
     fingerprint = full.fingerprint()
     start = time.perf_counter()
@@ -69,8 +74,8 @@ def index_collection(run: Pipeline | Mapping[str, Any]) -> Collection:
         raise ConfigError(f"no image of {data.root} could be read")
     n_distractors = 0
     if picked is not None:
-        extra = distractors.features(pipe, *picked)
-        data, feats = distractors.with_distractors(data, feats, extra)
+        extra = distractor_features(pipe, *picked)
+        data, feats = with_distractors(data, feats, extra)
         n_distractors = len(extra.names)
     extract_s = time.perf_counter() - start
     post = fitted_post(pipe, fit_on)
@@ -153,11 +158,7 @@ def fitted_post(pipe: Pipeline, fit_on: Path | None) -> PostProcessor:
     if fit_on is None:
         return post
     if (fit_on / MANIFEST).is_file():
-        from search_lab.retrieval.engine import (
-            SearchEngine,  # the engine builds collections: no cycle
-        )
-
-        post.state = SearchEngine.load(fit_on).post.state  # every file of it verified
+        post.state = verified_post_state(fit_on)  # its checksum verified
         return post
     other = load_dataset(fit_on)
     feats, _ = pipe.features(other.root, list(other.names), other.fingerprint())

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from search_lab.core.errors import ConfigError
+from search_lab.core import ConfigError
 from search_lab.indexes import Index
 
 CALIBRATED: dict[str, float] = {"hsv": 0.0212, "cnn": 0.134}

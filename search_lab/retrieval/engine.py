@@ -1,8 +1,10 @@
-"""A built search engine: features + post-processing + index, saved as a self-describing folder.
+"""The query object: an index, its post-processing and its extractor, loaded from or saved to a folder.
 
-``build_engine(pipeline)`` indexes a dataset; ``engine.save(dir)`` writes the index files, the item
-names, the resolved config, the post-processing state, the dimension, the build time and the
-dataset fingerprint, atomically; ``SearchEngine.load(dir)`` checks all of it and answers queries.
+``engine.save(dir)`` writes the index files, the item names, the resolved config, the
+post-processing state, the dimension, the build time and the dataset fingerprint, atomically;
+``SearchEngine.load(dir)`` checks all of it and answers queries. Building one is
+:mod:`search_lab.retrieval.build`'s job; the folder's life (staging, replacing, listing) is
+:mod:`search_lab.retrieval.index_folder`'s.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,40 +19,31 @@ from typing import Any
 
 import numpy as np
 
-from search_lab import __version__, indexes
-from search_lab.core import integrity, ownership, swap
-from search_lab.core.errors import ConfigError, DatasetError, IndexMismatchError
-from search_lab.core.lifeline import is_tagged, owner_tag, remove_stale
-from search_lab.core.manifest import (
-    FORMAT,
+from search_lab import indexes
+from search_lab.core import (
     MANIFEST,
     REBUILD,
+    DatasetError,
+    IndexMismatchError,
+    integrity,
     manifest_of,
-    names_problem,
+    ownership,
     path_in,
-    root_problem,
+    swap,
+    write_json,
 )
-from search_lab.core.results import write_json
-from search_lab.data.datasets import Dataset, load_dataset
-from search_lab.features import Extractor
-from search_lab.features.postprocess import PostProcessor
+from search_lab.data import load_dataset
+from search_lab.features import Extractor, PostProcessor
 from search_lab.indexes import Index, search_views
-from search_lab.retrieval.cache import Features
-from search_lab.retrieval.collection import (  # noqa: F401  (re-exported: callers import them from here)
-    Collection,
-    fit_and_index,
-    fit_on_source,
-    index_collection,
+from search_lab.retrieval.extract import build_extractor, vectors_of
+from search_lab.retrieval.index_folder import (
+    check_confined,
+    check_expectations,
+    replace_dir,
+    staging_dir,
 )
-from search_lab.retrieval.extract import Progress, build_extractor, vectors_of
 from search_lab.retrieval.index_identity import summary_params
-from search_lab.retrieval.pipeline import (
-    DatasetSpec,
-    Pipeline,
-    build_pipeline,
-    make_index,
-    make_post,
-)
+from search_lab.retrieval.pipeline import make_index, make_post
 from search_lab.retrieval.post_state import POST_STATE, check_listed, check_post, read_post_state
 
 log = logging.getLogger(__name__)
@@ -163,7 +155,7 @@ class SearchEngine:
             write_json(
                 tmp / MANIFEST, self.manifest
             )  # written last: its presence marks completeness
-            _replace_dir(tmp, directory)
+            replace_dir(tmp, directory)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -196,8 +188,8 @@ class SearchEngine:
         directory = Path(directory)
         swap.recover(directory)
         manifest = manifest_of(directory)
-        _check_expectations(directory, manifest, expect or {})
-        _check_confined(directory, manifest, roots)
+        check_expectations(directory, manifest, expect or {})
+        check_confined(directory, manifest, roots)
         if problem := integrity.problem(directory, manifest["files"], full=verify, rehash=rehash):
             raise IndexMismatchError(f"{problem}; {REBUILD}")
         cfg = manifest["config"]
@@ -223,153 +215,3 @@ class SearchEngine:
                 engine.root,
             )
         return engine
-
-
-def staging_dir(directory: Path) -> Path:
-    """A new empty folder beside ``directory`` that :meth:`SearchEngine.save` renames into it."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(directory)
-    tmp = Path(
-        tempfile.mkdtemp(
-            prefix=f".{directory.name}.{owner_tag()}", suffix=".tmp", dir=directory.parent
-        )
-    )
-    tmp.chmod(0o755)  # mkdtemp's 0700 would keep other users' app processes from the mmap
-    return tmp
-
-
-def _check_confined(
-    directory: Path, manifest: dict[str, Any], roots: list[str | os.PathLike] | None
-) -> None:
-    """Refuse a manifest whose dataset folder or image names lead where they must not."""
-    problem = names_problem(manifest["names"])
-    if problem is None and roots is not None:
-        problem = root_problem(Path(manifest["root"]), [*roots, directory])
-    if problem:
-        raise IndexMismatchError(f"{directory}: {problem}")
-
-
-def _check_expectations(directory: Path, manifest: dict[str, Any], expect: dict[str, Any]) -> None:
-    """Raise IndexMismatchError naming the first expected value the manifest contradicts."""
-    actual = {
-        "feature": manifest["config"]["feature"],
-        "metric": manifest["config"]["metric"]["name"],
-        "dim": manifest["dim"],
-    }
-    for key, wanted in expect.items():
-        if wanted is not None and actual[key] != wanted:
-            raise IndexMismatchError(
-                f"{directory} was built with {key} {actual[key]!r}, but {wanted!r} was asked for"
-            )
-
-
-def _remove_stale(directory: Path, age_s: float = 600.0) -> None:
-    """Delete temp folders of killed builds of ``directory`` (writer dead, or ``age_s`` old)."""
-    prefix = f".{directory.name}."  # no glob: folder names may hold ``*`` or ``[``
-    temps = [p for p in directory.parent.iterdir() if p.name.startswith(prefix)]
-    remove_stale([p for p in temps if p.name.endswith(".tmp") and is_tagged(p)], age_s)
-
-
-def _replace_dir(tmp: Path, directory: Path) -> None:
-    """Move ``tmp`` to ``directory``, replacing an older one; never a half-built or missing one."""
-    swap.recover(directory)
-    swap.discard_aside(directory)
-    check_replaceable(directory)
-    swap.replace_dir(tmp, directory)
-
-
-def check_replaceable(directory: Path) -> None:
-    """ConfigError unless ``directory`` is absent, empty or an index folder this project wrote.
-
-    Called before any work by ``build_index`` and again right before the replacement.
-    """
-    if problem := ownership.folder_problem(directory):
-        raise ConfigError(
-            f"{directory} is not an index folder search_lab wrote: {problem}; refusing to "
-            "replace it (nothing was deleted): choose another index_dir"
-        )
-
-
-def check_config(cfg: dict[str, Any]) -> None:
-    """Fail before any work on values no component would accept (each raises ConfigError)."""
-    build_pipeline(cfg)
-
-
-def dataset_of_config(dataset: dict[str, Any]) -> Dataset:
-    """The dataset a ``dataset`` config section names (root, layout, labels CSV)."""
-    return DatasetSpec.from_config(dataset).load()
-
-
-def check_buildable(pipe: Pipeline) -> None:
-    """ConfigError for settings that are for evaluation only (an index serves the dataset)."""
-    if pipe.dataset.distractors:
-        raise ConfigError(
-            "dataset.distractors is for evaluation (python -m search_lab.evaluate); "
-            "build_index indexes the dataset alone: drop it"
-        )
-
-
-def new_manifest(pipe: Pipeline, data: Dataset, features: Features, **built: Any) -> dict:
-    """An index folder's manifest: config, dataset, names and skipped files of ``features``,
-    and the ``built`` figures (``dim``, ``fingerprint``, ``build_s``)."""
-    return {
-        "format": FORMAT,
-        "version": __version__,
-        "config": pipe.config,
-        "root": str(data.root.resolve()),
-        "labels": str(data.labels.resolve()) if data.labels else None,
-        "names": features.names,
-        "skipped": features.skipped,
-        "dim": int(built["dim"]),
-        "fingerprint": built["fingerprint"],
-        "build_s": built["build_s"],
-        "extract_s": features.seconds,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-
-
-def build_engine(run: Pipeline | dict[str, Any], progress: Progress | None = None) -> SearchEngine:
-    """Extract (or read cached) features of the configured dataset and index them.
-
-    ``run`` is the pipeline (or the config it is built from, with ``progress`` overriding
-    ``cfg["progress"]``; see :func:`search_lab.retrieval.extract.extract_files`).
-    """
-    pipe = run if isinstance(run, Pipeline) else build_pipeline(run, progress)
-    check_buildable(pipe)
-    col = index_collection(pipe)
-    manifest = new_manifest(
-        pipe, col.data, col.features, dim=col.vectors.shape[1], fingerprint=col.fingerprint,
-        build_s=col.build_s,
-    )  # fmt: skip
-    return SearchEngine(manifest, col.index, col.post, pipe.extractor)
-
-
-def list_engines(parent: str | os.PathLike) -> list[Path]:
-    """Index folders under ``parent`` with a sound manifest, sorted by name.
-
-    A folder whose manifest cannot be read or has the wrong shape is left out with a warning
-    (see :func:`scan_engines`), so one broken index never hides the others.
-    """
-    good, broken = scan_engines(parent)
-    for problem in broken.values():
-        log.warning("%s", problem)
-    return good
-
-
-def scan_engines(parent: str | os.PathLike) -> tuple[list[Path], dict[Path, str]]:
-    """Index folders under ``parent``: those with a sound manifest, and the others' problems."""
-    parent = Path(parent)
-    if not parent.is_dir():
-        return [], {}
-    swap.recover_all(parent)
-    good, broken = [], {}
-    for path in sorted(p for p in parent.iterdir() if (p / MANIFEST).is_file()):
-        if path.name.startswith("."):
-            continue
-        try:
-            manifest_of(path)
-        except IndexMismatchError as err:
-            broken[path] = str(err)
-            continue
-        good.append(path)
-    return good, broken

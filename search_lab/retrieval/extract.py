@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from search_lab.core.errors import ImageLoadError
-from search_lab.core.lifeline import die_with_parent
-from search_lab.data.images import load_image
+from search_lab.core import ImageLoadError, die_with_parent
+from search_lab.data import load_image
 from search_lab.features import Extractor, create
 from search_lab.retrieval.cache import FeatureCache, Features, cache_key
 

@@ -23,8 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from search_lab.core.errors import ConfigError, IndexMismatchError
-from search_lab.core.manifest import MANIFEST, manifest_of
+from search_lab.core import MANIFEST, ConfigError, IndexMismatchError, manifest_of
 from search_lab.retrieval.extract import RUNTIME_PARAMS
 
 SECTIONS = ("feature", "post", "metric", "index")

@@ -23,10 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from search_lab.core import integrity
-from search_lab.core.errors import ConfigError, DatasetError, ImageLoadError
-from search_lab.core.files import atomic_write_bytes
-from search_lab.data.images import load_image
+from search_lab.core import ConfigError, DatasetError, ImageLoadError, atomic_write_bytes, integrity
+from search_lab.data import load_image
 from search_lab.retrieval.cache import FeatureCache, cache_key
 
 log = logging.getLogger(__name__)
@@ -104,7 +102,7 @@ class LocalSpec:
 
     def of_image(self, image: np.ndarray) -> Keypoints:
         """Keypoints of an RGB image (shrunk to ``max_side`` first if larger)."""
-        from search_lab.data.images import shrink
+        from search_lab.data import shrink
 
         function, binary = DETECTORS[self.name]
         points, desc = function(_grey(shrink(image, self.max_side)), self.max_keypoints)

@@ -17,12 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from search_lab import indexes
-from search_lab.core.errors import ConfigError
-from search_lab.data import distractors
-from search_lab.data.datasets import Dataset, load_dataset
-from search_lab.data.splits import split_dataset
-from search_lab.features import Extractor
-from search_lab.features.postprocess import PostProcessor
+from search_lab.core import ConfigError
+from search_lab.data import Dataset, distractors, load_dataset, split_dataset
+from search_lab.features import Extractor, PostProcessor
 from search_lab.indexes import Index
 from search_lab.retrieval.cache import FeatureCache, Features
 from search_lab.retrieval.extract import (

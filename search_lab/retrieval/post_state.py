@@ -1,7 +1,7 @@
 """An index folder's saved post-processing state (``post.npz``) and the checks on reading it.
 
-Kept apart from :mod:`search_lab.retrieval.engine` so the engine stays about serving, and so the update
-path (:mod:`search_lab.retrieval.update`) reads the state the same way.
+Kept apart from :mod:`search_lab.retrieval.engine` so the engine stays about serving, and so the
+update path (:mod:`search_lab.retrieval.update`) and ``post.fit_on`` read the state the same way.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from search_lab.core.errors import IndexMismatchError
-from search_lab.core.manifest import MANIFEST, REBUILD
-from search_lab.features.postprocess import EXPAND_BASE, PostProcessor
+from search_lab.core import MANIFEST, REBUILD, IndexMismatchError, integrity, manifest_of, swap
+from search_lab.features import EXPAND_BASE, PostProcessor
+from search_lab.retrieval.pipeline import make_post
 
 POST_STATE = "post.npz"
 
@@ -58,3 +58,22 @@ def check_listed(directory: Path, manifest: dict[str, Any], needed: tuple[str, .
                 f"{directory / name} is not in the checksum list ('files') of {MANIFEST}: it "
                 f"would be read unverified; {REBUILD}"
             )
+
+
+def verified_post_state(directory: Path) -> dict[str, np.ndarray]:
+    """The fitted state of an index folder's post-processing, checksum verified (``post.fit_on``).
+
+    It is checked against the chain the folder's own config describes before anyone uses it.
+    """
+    swap.recover(directory)
+    manifest = manifest_of(directory)
+    recorded = manifest["files"]
+    check_listed(directory, manifest, (POST_STATE,))
+    if POST_STATE not in recorded:
+        raise IndexMismatchError(f"{directory / POST_STATE} is missing; {REBUILD}")
+    if problem := integrity.problem(directory, {POST_STATE: recorded[POST_STATE]}, full=True):
+        raise IndexMismatchError(f"{problem}; {REBUILD}")
+    post = make_post(manifest["config"])
+    post.state = read_post_state(directory)
+    check_post(directory, post, manifest["dim"])
+    return post.state

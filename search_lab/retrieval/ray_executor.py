@@ -26,8 +26,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from search_lab.core.errors import ConfigError, SearchLabError
-from search_lab.core.params import require_int, require_number, require_positive_int
+from search_lab.core import (
+    ConfigError,
+    SearchLabError,
+    require_int,
+    require_number,
+    require_positive_int,
+)
 from search_lab.retrieval.cache import FeatureCache, Features, cache_key
 from search_lab.retrieval.extract import Progress, extract_files, identity
 

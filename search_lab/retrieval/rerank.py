@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from search_lab.core.errors import ConfigError
-from search_lab.core.params import require_int, require_number
+from search_lab.core import ConfigError, require_int, require_number
 from search_lab.retrieval.local_features import Keypoints, LocalSpec
 
 log = logging.getLogger(__name__)

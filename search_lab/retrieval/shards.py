@@ -20,10 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from search_lab.core import integrity
-from search_lab.core.errors import DatasetError
-from search_lab.core.files import atomic_write_bytes
-from search_lab.core.readers import RECORD_MAX_BYTES, expect, is_regular, read_json
+from search_lab.core import (
+    RECORD_MAX_BYTES,
+    DatasetError,
+    atomic_write_bytes,
+    expect,
+    integrity,
+    is_regular,
+    read_json,
+)
 
 RECORD = "shards.json"
 FORMAT = 1

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from search_lab.core.errors import ConfigError
-from search_lab.features.postprocess import PostProcessor
+from search_lab.core import ConfigError
+from search_lab.features import PostProcessor
+from search_lab.retrieval.build import check_buildable, new_manifest
 from search_lab.retrieval.cache import FeatureCache, Features
 from search_lab.retrieval.collection import fit_on_source, fitted_post
-from search_lab.retrieval.engine import SearchEngine, check_buildable, new_manifest, staging_dir
+from search_lab.retrieval.engine import SearchEngine
+from search_lab.retrieval.index_folder import staging_dir
 from search_lab.retrieval.pipeline import Pipeline
 from search_lab.retrieval.ray_executor import RayExecutor, read_shard
 

@@ -30,22 +30,26 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from search_lab.core import integrity, swap
-from search_lab.core.errors import ConfigError, DatasetError, IndexMismatchError
-from search_lab.core.files import atomic_write, library_write
-from search_lab.core.manifest import MANIFEST, manifest_of
-from search_lab.data.datasets import Dataset
-from search_lab.features.postprocess import PostProcessor
+from search_lab.core import (
+    MANIFEST,
+    ConfigError,
+    DatasetError,
+    IndexMismatchError,
+    atomic_write,
+    integrity,
+    library_write,
+    manifest_of,
+    swap,
+)
+from search_lab.data import Dataset
+from search_lab.features import PostProcessor
+from search_lab.retrieval.build import check_buildable, new_manifest
 from search_lab.retrieval.cache import Features, cache_key
 from search_lab.retrieval.catalog import CATALOG, Catalog, Entry, Plan, plan
 from search_lab.retrieval.collection import fit_on_source, fitted_post
-from search_lab.retrieval.engine import (
-    SearchEngine,
-    check_buildable,
-    new_manifest,
-    staging_dir,
-)
+from search_lab.retrieval.engine import SearchEngine
 from search_lab.retrieval.extract import feature_key
+from search_lab.retrieval.index_folder import staging_dir
 from search_lab.retrieval.index_identity import config_difference, refusal
 from search_lab.retrieval.pipeline import Pipeline, make_index
 from search_lab.retrieval.post_state import read_post_state

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search_lab.core.files import atomic_write_bytes, remove_leftovers
-from search_lab.core.lifeline import owner_tag
+from search_lab.core import atomic_write_bytes, owner_tag, remove_leftovers
 from search_lab.features import Extractor
 from search_lab.retrieval.cache import cache_key
 from search_lab.retrieval.extract import Progress, cached_features, feature_key

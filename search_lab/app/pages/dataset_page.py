@@ -14,9 +14,9 @@ from search_lab.app import photos as app_photos
 from search_lab.app import queries as app_queries
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
-from search_lab.core.errors import DatasetError
-from search_lab.data.datasets import default_root
-from search_lab.retrieval.engine import list_engines, manifest_of
+from search_lab.core import DatasetError, manifest_of
+from search_lab.data import default_root
+from search_lab.retrieval import list_engines
 
 st.title("Dataset")
 with ui.user_errors():

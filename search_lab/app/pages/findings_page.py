@@ -4,7 +4,7 @@ import streamlit as st
 
 from search_lab.app import paths as app_paths
 from search_lab.app import text as app_text
-from search_lab.report.files import HTML_FILE, MD_FILE, blocks, latest_report
+from search_lab.report import HTML_FILE, MD_FILE, blocks, latest_report
 
 st.title("Findings")
 folder = latest_report(app_paths.outputs_dir())

@@ -14,7 +14,7 @@ from search_lab.app import photos as app_photos
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
 from search_lab.app.duplicate_view import show_duplicates, show_job
-from search_lab.core.errors import ConfigError
+from search_lab.core import ConfigError
 
 FEATURE_WORDS = {"hsv": "colour histogram (fast)", "cnn": "CNN descriptor (finer, slower)"}
 

@@ -12,9 +12,7 @@ from search_lab.app import queries as app_queries
 from search_lab.app import search_view as view
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
-from search_lab.retrieval.engine import SearchEngine
-from search_lab.retrieval.rerank import SV_DEFAULTS, RerankOptions
-from search_lab.retrieval.rerank_engine import EngineReranker
+from search_lab.retrieval import SV_DEFAULTS, EngineReranker, RerankOptions, SearchEngine
 
 
 @st.cache_resource(show_spinner="Local features of the collection (once, then cached) ...")

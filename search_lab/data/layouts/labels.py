@@ -6,8 +6,7 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-from search_lab.core.errors import DatasetError, UnreadableFileError
-from search_lab.core.readers import MiB, is_regular, read_csv
+from search_lab.core import DatasetError, MiB, UnreadableFileError, is_regular, read_csv
 from search_lab.data.layouts.base import DATASETS, Groups, Layout, is_image
 
 log = logging.getLogger(__name__)
