@@ -65,7 +65,7 @@ def browser() -> Iterator:
     """One headless Chromium for a module's tests (the browser tests' pages)."""
     from playwright.sync_api import sync_playwright
 
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
