@@ -157,8 +157,8 @@ from search_lab.retrieval import engine
 def hang(tmp, directory):
     print("written", flush=True)
     time.sleep(600)
-engine._replace_dir = hang
-from search_lab.retrieval.engine import build_engine
+engine.replace_dir = hang
+from search_lab.retrieval import build_engine
 from search_lab.app import indexes as app_indexes
 from pathlib import Path
 parent = Path(sys.argv[1])

@@ -220,7 +220,7 @@ def test_kill_9_during_an_update_then_rerun_finishes_the_job(
     for path in spare(holidays_dir, 60):
         shutil.copy(path, photos / f"new_{path.name}")
     code = (
-        "import sys; from search_lab import vector_store; vector_store.CHUNK = 8; "
+        "import sys; from search_lab.retrieval import vector_store; vector_store.CHUNK = 8; "
         "from search_lab.cli.glue import entry; from search_lab.cli.build_index import main; "
         "sys.argv = ['build_index', *sys.argv[1:]]; entry(main, 'build_index')"
     )
