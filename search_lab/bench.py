@@ -1,4 +1,4 @@
-"""Entry point only: ``python -m search_lab.bench`` runs :func:`search_lab.benchmarks.speed.main`."""
+"""Entry point only: ``python -m search_lab.bench`` runs ``search_lab.benchmarks.speed.main``."""
 
 if __name__ == "__main__":
     import sys

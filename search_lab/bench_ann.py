@@ -1,4 +1,4 @@
-"""Entry point only: ``python -m search_lab.bench_ann`` runs :func:`search_lab.benchmarks.ann.main`."""
+"""Entry point only: ``python -m search_lab.bench_ann`` runs ``search_lab.benchmarks.ann.main``."""
 
 if __name__ == "__main__":
     import sys

@@ -1,4 +1,5 @@
-"""Entry point only: ``python -m search_lab.bench_integrity`` runs :func:`search_lab.benchmarks.integrity.main`."""
+"""Entry point only: ``python -m search_lab.bench_integrity`` runs
+``search_lab.benchmarks.integrity.main``."""
 
 if __name__ == "__main__":
     import sys

@@ -1,4 +1,5 @@
-"""Entry point only: ``python -m search_lab.bench_ray`` runs :func:`search_lab.benchmarks.ray_extraction.main`."""
+"""Entry point only: ``python -m search_lab.bench_ray`` runs
+``search_lab.benchmarks.ray_extraction.main``."""
 
 if __name__ == "__main__":
     import sys

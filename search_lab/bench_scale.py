@@ -1,4 +1,5 @@
-"""Entry point only: ``python -m search_lab.bench_scale`` runs :func:`search_lab.benchmarks.scale.main`."""
+"""Entry point only: ``python -m search_lab.bench_scale`` runs
+``search_lab.benchmarks.scale.main``."""
 
 if __name__ == "__main__":
     import sys

@@ -1,4 +1,5 @@
-"""Entry point only: ``python -m search_lab.build_index`` runs :func:`search_lab.cli.build_index.main`."""
+"""Entry point only: ``python -m search_lab.build_index`` runs
+``search_lab.cli.build_index.main``."""
 
 if __name__ == "__main__":
     from search_lab.cli.build_index import main

@@ -1,4 +1,4 @@
-"""Entry point only: ``python -m search_lab.compare`` runs :func:`search_lab.cli.compare.main`."""
+"""Entry point only: ``python -m search_lab.compare`` runs ``search_lab.cli.compare.main``."""
 
 if __name__ == "__main__":
     import sys

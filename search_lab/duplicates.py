@@ -1,4 +1,4 @@
-"""Entry point only: ``python -m search_lab.duplicates`` runs :func:`search_lab.cli.duplicates.main`."""
+"""Entry point only: ``python -m search_lab.duplicates`` runs ``search_lab.cli.duplicates.main``."""
 
 if __name__ == "__main__":
     import sys

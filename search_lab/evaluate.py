@@ -1,4 +1,4 @@
-"""Entry point only: ``python -m search_lab.evaluate`` runs :func:`search_lab.cli.evaluate.main`."""
+"""Entry point only: ``python -m search_lab.evaluate`` runs ``search_lab.cli.evaluate.main``."""
 
 if __name__ == "__main__":
     from search_lab.cli.evaluate import main

@@ -1,4 +1,4 @@
-"""Entry point only: ``python -m search_lab.search`` runs :func:`search_lab.cli.search.main`."""
+"""Entry point only: ``python -m search_lab.search`` runs ``search_lab.cli.search.main``."""
 
 if __name__ == "__main__":
     import sys

@@ -1,4 +1,4 @@
-"""Entry point only: ``python -m search_lab.tune`` runs :func:`search_lab.cli.tune.main`."""
+"""Entry point only: ``python -m search_lab.tune`` runs ``search_lab.cli.tune.main``."""
 
 if __name__ == "__main__":
     import sys

@@ -4,12 +4,11 @@ Makes two planted sets (:mod:`search_lab.data.planted`) from two different colle
 set (default: Wang photos) on which each tool's threshold is chosen for the best pair F1, and
 a *test* set (default: one photo per Holidays group) on which precision, recall and F1 of the
 pairs are reported at that threshold — never tuned and reported on the same images. Our
-tool (``search_lab.retrieval.duplicates`` on an exact cosine index, for each feature) runs side by side
-with imagededup's perceptual hash (PHash, Hamming distance on 64-bit hashes, at its default
+tool (``search_lab.retrieval.duplicates`` on an exact cosine index, for each feature) runs side by
+side with imagededup's perceptual hash (PHash, Hamming distance on 64-bit hashes, at its default
 threshold 10 and at the tuned one). Pairs are scored from the groups each tool's pairs make
-(connected components), as the user sees them. imagededup's CNN method needs a network
-download this machine cannot make, so it is not run. Writes ``bench/duplicates.json`` and
-``bench/duplicates.md``.
+(connected components), as the user sees them. imagededup's CNN method needs a network download this
+machine cannot make, so it is not run. Writes ``bench/duplicates.json`` and ``bench/duplicates.md``.
 """
 
 from __future__ import annotations

@@ -3,14 +3,14 @@ search_lab.bench_ray_scale --images DIR [--feature cnn] [--kill-at 0.5] [--refer
 [key=value ...]`` (more ``build_index`` overrides, e.g. ``feature.size=160``).
 
 ``DIR`` is a dataset folder (e.g. 100,000 synthetic images written by ``python -m
-search_lab.data.datasets distractors --count 100000 --dest DIR/all``). ``build_index executor=ray`` runs
-in a child process; every process of its tree (the driver, Ray's own processes, the workers)
-is sampled twice a second for its peak resident memory (``VmHWM``). When ``--kill-at`` of the
-shards are in the feature cache, the whole tree is killed with SIGKILL (a lost machine), then
-the same command runs again and must resume from the cached shards. ``--reference`` also builds
-the index uninterrupted into a fresh cache and compares the two forests byte for byte (cheap
-with hsv); either way a seeded sample of images is extracted locally and compared with the
-vectors stored in the index. Writes ``bench/ray_scale-<feature>.json`` and ``.md``.
+search_lab.data.datasets distractors --count 100000 --dest DIR/all``). ``build_index executor=ray``
+runs in a child process; every process of its tree (the driver, Ray's own processes, the workers) is
+sampled twice a second for its peak resident memory (``VmHWM``). When ``--kill-at`` of the shards
+are in the feature cache, the whole tree is killed with SIGKILL (a lost machine), then the same
+command runs again and must resume from the cached shards. ``--reference`` also builds the index
+uninterrupted into a fresh cache and compares the two forests byte for byte (cheap with hsv); either
+way a seeded sample of images is extracted locally and compared with the vectors stored in the
+index. Writes ``bench/ray_scale-<feature>.json`` and ``.md``.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 search_lab.bench_scale [--rows 1000000] [--dim 128] [--shard-rows 100000] [--trees 10]``.
 
 Writes ``--rows`` clustered synthetic vectors as memory-mapped feature shards
-(:mod:`search_lab.retrieval.shards`, one shard generated at a time), then builds the same Annoy index
-twice, each in a fresh child process that reports its own peak resident memory
-(``VmHWM``, file-backed pages of memory maps included):
+(:mod:`search_lab.retrieval.shards`, one shard generated at a time), then builds the same Annoy
+index twice, each in a fresh child process that reports its own peak resident memory (``VmHWM``,
+file-backed pages of memory maps included):
 
 - **streaming**: ``AnnoyIndex.build_streaming``, shards read one by one into Annoy's on-disk
   build (``on_disk_build``), so the forest grows in its file, not in memory;

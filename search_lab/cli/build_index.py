@@ -1,9 +1,9 @@
 """Build a search index for the app: ``python -m search_lab.build_index [overrides]``.
 
 Writes a self-describing folder (``index_dir``, default ``indexes/<feature>-<metric>-<index>``
-plus every parameter that differs from its groups' defaults, :mod:`search_lab.retrieval.index_identity`)
-that ``SearchEngine.load`` checks and serves; a folder of another configuration is refused
-unless ``overwrite=true``.
+plus every parameter that differs from its groups' defaults,
+:mod:`search_lab.retrieval.index_identity`) that ``SearchEngine.load`` checks and serves; a folder
+of another configuration is refused unless ``overwrite=true``.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ def run(cfg: dict[str, Any], out_dir: Path) -> Path:
     """Build the configured engine and save it to ``cfg["index_dir"]``; returns that folder.
 
     On the local executor an existing index of the same configuration is updated (only added
-    and changed images extracted; ``rebuild=true`` forces a full build: search_lab.retrieval.update).
-    Features extracted on Ray are indexed out of core, shard by shard (streaming_build).
+    and changed images extracted; ``rebuild=true`` forces a full build:
+    search_lab.retrieval.update). Features extracted on Ray are indexed out of core, shard by shard
+    (streaming_build).
     """
     pipe, target = build_pipeline(cfg), Path(cfg["index_dir"])
     check_replaceable(target)  # before any work: never delete what search_lab did not write

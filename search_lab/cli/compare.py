@@ -3,8 +3,9 @@
 Every ``metrics.json`` at or under the given paths (sweep folders, single runs, or the whole
 ``outputs/``) becomes one row of a table, printed as text, Markdown or CSV, optionally with a
 chart. The work is done by library modules shared with sweeps and the app:
-:mod:`search_lab.evaluation.runs` (loading), :mod:`search_lab.evaluation.comparison` (filters, sorting, differences
-to a baseline), :mod:`search_lab.evaluation.run_tables` (text) and :mod:`search_lab.cli.charts` (charts).
+:mod:`search_lab.evaluation.runs` (loading), :mod:`search_lab.evaluation.comparison` (filters,
+sorting, differences to a baseline), :mod:`search_lab.evaluation.run_tables` (text) and
+:mod:`search_lab.cli.charts` (charts).
 """
 
 from __future__ import annotations

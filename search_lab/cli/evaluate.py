@@ -1,8 +1,8 @@
 """Evaluate one configuration on a retrieval dataset: ``python -m search_lab.evaluate [overrides]``.
 
 Builds the run's :class:`~search_lab.retrieval.pipeline.Pipeline` once, lets the core evaluate it
-(:func:`search_lab.evaluation.protocol.evaluate`) and writes ``metrics.json`` and ``rankings.dat`` into
-the Hydra output folder, with a summary on stdout.
+(:func:`search_lab.evaluation.protocol.evaluate`) and writes ``metrics.json`` and ``rankings.dat``
+into the Hydra output folder, with a summary on stdout.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Tune a recipe on your labelled collection: ``python -m search_lab.tune --budget N [overrides]``.
 
-An Optuna study (TPE, seed 0) searches a recipe space (:mod:`search_lab.evaluation.tune_space`) on the
+An Optuna study (TPE, seed 0) searches a recipe space (:mod:`search_lab.evaluation.tune_space`) on
+the
 **tune** side of the split only (``dataset.split=tune``), one evaluation per trial. The study
 lives in ``<out>/study.journal`` (Optuna's journal file storage), so an interrupted run resumes
 where it stopped when the same command is run again: finished trials are kept and never run

@@ -1,4 +1,14 @@
-"""The ground floor every stage stands on: errors, parameter checks, registries, logging, and safe files."""
+"""The ground floor every stage stands on; it imports no other sub-package.
+
+- ``errors``: the project's exception types (one clear line each).
+- ``params``: checks of configuration values (``require_*``).
+- ``registry``: components created by name, with their metadata.
+- ``logs``: logging set-up and the one-line error of a command.
+- ``files``, ``swap``, ``lifeline``: atomic writes, folder swaps, clean-up after killed writers.
+- ``readers``: bounded readers of JSON, CSV and text read back from disk.
+- ``integrity``, ``manifest``, ``ownership``: checksums, index manifests, folders we wrote.
+- ``results``: the results files (``metrics.json``, rankings) written and read back.
+"""
 
 import lazy_loader
 

@@ -5,7 +5,8 @@ sees the old folder or the new one, never a gap. Elsewhere (or on a file system 
 the old folder is first renamed aside to ``.<name>.old-<pid>``; a process killed right after
 that leaves the folder missing, and :func:`recover` (run by the next load, listing or build)
 renames the old copy back. The old folder is then deleted file by file, only the files its
-manifest lists (:func:`search_lab.core.ownership.discard_index`): never what its index did not write.
+manifest lists (:func:`search_lab.core.ownership.discard_index`): never what its index did not
+write.
 """
 
 from __future__ import annotations

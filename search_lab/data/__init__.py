@@ -1,4 +1,14 @@
-"""Images in: datasets and their layouts, splits, distractors, downloads, archives, synthetic and planted images."""
+"""Images in: which images there are, and how they are grouped.
+
+- ``datasets``: a dataset folder loaded through its ``layouts`` (holidays, folders, labels, plain).
+- ``splits``: tune/test sides and small subsets of groups.
+- ``images``: decoding an image file (bounded, EXIF-turned, shrunk while decoding).
+- ``distractors``: which extra images join a collection, in a seeded order.
+- ``fetch``, ``archives``: downloading and unpacking datasets and weights.
+- ``synth``, ``planted``: synthetic photos and planted near-duplicate sets.
+
+``python -m search_lab.data`` (``__main__``) runs the data command.
+"""
 
 import lazy_loader
 

@@ -1,4 +1,12 @@
-"""Score retrieval: the protocol, metrics, statistics, finished runs, their tables and comparisons, and tuning spaces."""
+"""Score retrieval and compare runs.
+
+- ``protocol``: an evaluation run (queries, rankings, re-ranking) on a dataset.
+- ``metrics``, ``stats``: AP, precision and recall at k; intervals and paired tests.
+- ``runs``, ``run_scores``, ``run_tables``, ``comparison``: finished runs loaded, scored and
+  tabulated side by side.
+- ``speed_recall``: picking search settings by recall and speed.
+- ``tune_space``: the search spaces of the tune command.
+"""
 
 import lazy_loader
 

@@ -202,8 +202,8 @@ def diff_to_baseline(df: pd.DataFrame, baseline: int | str) -> pd.DataFrame:
         the timings comes its difference column (``Δmap`` ...), 0 on the baseline row and NaN
         where either value is missing. When the runs have per-query APs, ``Δmap`` is followed
         by the paired comparison over the queries both runs share (see
-        :func:`~search_lab.evaluation.run_scores.paired_to_baseline`): ``Δmap_low``, ``Δmap_high`` (its
-        95% interval), ``Δmap_p`` (paired p-value) and ``Δmap_shared``. ``attrs["baseline"]``
+        :func:`~search_lab.evaluation.run_scores.paired_to_baseline`): ``Δmap_low``, ``Δmap_high``
+        (its 95% interval), ``Δmap_p`` (paired p-value) and ``Δmap_shared``. ``attrs["baseline"]``
         holds the baseline's name, ``attrs["baseline_row"]`` its index label.
 
     Raises

@@ -164,9 +164,9 @@ def score_ranked(
     dict
         ``map``, ``map_ci95`` (``[low, high]``: the 95% percentile bootstrap interval of the
         mean AP, 2000 resamples of the queries, seed 0, see
-        :func:`search_lab.evaluation.stats.bootstrap_ci`; None without queries), ``precision_at`` and
-        ``recall_at`` (keyed by ``str(k)``), ``n_queries``, ``ap_protocol`` (the AP rule's
-        name) and ``ap`` (query id -> its average precision).
+        :func:`search_lab.evaluation.stats.bootstrap_ci`; None without queries), ``precision_at``
+        and ``recall_at`` (keyed by ``str(k)``), ``n_queries``, ``ap_protocol`` (the AP rule's name)
+        and ``ap`` (query id -> its average precision).
     """
     rule = ap_rule(protocol)
     if any(k <= 0 for k in ks):

@@ -145,7 +145,7 @@ def rerank_collection(
     pipe: Pipeline, col: Collection, query_rows: list[int], ids: np.ndarray, dists: np.ndarray
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``ids`` with each query's top ``rerank.candidates`` re-scored by geometric verification
-    (:mod:`search_lab.retrieval.rerank`); the query itself is left where it is (scoring skips it)."""
+    (:mod:`search_lab.retrieval.rerank`); the query itself stays where it is (scoring skips it)."""
     opts, names = pipe.rerank, col.features.names
     keypoints = collection_keypoints(opts.local, col.data.root, names, col.fingerprint, col.cache)
     count = candidate_count(opts, len(names)) + 1  # + the query itself, found first

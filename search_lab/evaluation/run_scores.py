@@ -1,9 +1,9 @@
 """Per-query scores of finished runs as table columns: each mAP's interval, paired tests.
 
-The comparison table (:mod:`search_lab.evaluation.runs`, :mod:`search_lab.evaluation.comparison`) and the app read
-runs' ``per_query_ap`` through this module: the 95% interval of each run's mAP and the paired
-comparison of every run with a baseline over the queries both share. The statistics are in
-:mod:`search_lab.evaluation.stats`.
+The comparison table (:mod:`search_lab.evaluation.runs`, :mod:`search_lab.evaluation.comparison`)
+and the app read runs' ``per_query_ap`` through this module: the 95% interval of each run's mAP and
+the paired comparison of every run with a baseline over the queries both share. The statistics
+are in :mod:`search_lab.evaluation.stats`.
 """
 
 from __future__ import annotations
@@ -91,10 +91,11 @@ def paired_to_baseline(df: pd.DataFrame, pos: int) -> pd.DataFrame | None:
 
     Each run is paired with the baseline over the queries both have in ``per_query_ap``
     (matched by name): the 95% percentile bootstrap interval of the mean AP difference (row
-    minus baseline) and the two-sided sign-flip p-value (:func:`search_lab.evaluation.stats.paired_comparison`,
-    2000 resamples, seed 0), and the number of shared queries. A row without per-query APs
-    gets NaN everywhere; one that shares no query gets NaN and ``Δmap_shared`` 0. None when
-    the baseline has no per-query APs (or ``df`` lacks ``attrs["per_query_ap"]``).
+    minus baseline) and the two-sided sign-flip p-value
+    (:func:`search_lab.evaluation.stats.paired_comparison`, 2000 resamples, seed 0), and the number
+    of shared queries. A row without per-query APs gets NaN everywhere; one that shares no query
+    gets NaN and ``Δmap_shared`` 0. None when the baseline has no per-query APs (or ``df`` lacks
+    ``attrs["per_query_ap"]``).
     """
     scores = df.attrs.get(PER_QUERY_ATTR) or {}
     base = scores.get(str(df["run"].iloc[pos]))

@@ -2,8 +2,8 @@
 
 :func:`load_runs` reads the runs into a ``pandas.DataFrame``, best mAP first, with every mAP's
 95% bootstrap interval (``map_ci_low``/``map_ci_high``) and each run's per-query APs in
-``attrs`` (for the paired tests of :mod:`search_lab.evaluation.comparison`). A run is named after the
-overrides Hydra saved for it (:func:`run_name`). Shared by ``python -m search_lab.compare``,
+``attrs`` (for the paired tests of :mod:`search_lab.evaluation.comparison`). A run is named after
+the overrides Hydra saved for it (:func:`run_name`). Shared by ``python -m search_lab.compare``,
 sweeps' summaries and the app; no plotting, no command line here.
 """
 

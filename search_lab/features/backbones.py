@@ -17,7 +17,8 @@ torchvision, any other enum member name such as ``"IMAGENET1K_V1"`` also works),
 local state_dict file, ``None`` leaves the network randomly initialised (tests). torchvision
 weights are looked up in the torch hub cache (``torch.hub.get_dir()/checkpoints``, moved by
 ``TORCH_HOME``) first, then downloaded through the project's one downloader
-(:func:`search_lab.data.fetch.download`, with a timeout) unless ``download`` is false; failure is one
+(:func:`search_lab.data.fetch.download`, with a timeout) unless ``download`` is false; failure is
+one
 :class:`ConfigError` line saying where to put the file.
 
 torch and torchvision are imported inside functions only, so importing this module stays cheap.

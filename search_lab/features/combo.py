@@ -93,8 +93,8 @@ class Combo(Extractor):
     def extract_batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Vectors of decoded images (each part sees it shrunk to its size).
 
-        Files go through :func:`search_lab.retrieval.extract.vectors_of` instead, which decodes the file
-        once per part as the collection's extraction does, so a query equals its indexed row.
+        Files go through :func:`search_lab.retrieval.extract.vectors_of` instead, which decodes the
+        file once per part as the collection's extraction does, so a query equals its indexed row.
         """
         return self.assemble([part.extract_batch(self._views(images, part)) for part in self.parts])
 

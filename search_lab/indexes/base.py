@@ -117,8 +117,8 @@ class Index:
         """The indexed vectors of items ``start..stop-1`` as a float32 (n, D) matrix.
 
         What the index holds, so searching with row i finds item i at (about) distance 0:
-        near-duplicate search (:mod:`search_lab.retrieval.duplicates`) queries the index with its own
-        items. Indexes that keep cosine rows at unit length give them back so; PQ codes give
+        near-duplicate search (:mod:`search_lab.retrieval.duplicates`) queries the index with its
+        own items. Indexes that keep cosine rows at unit length give them back so; PQ codes give
         their reconstruction.
         """
         raise NotImplementedError(f"{self.kind} index cannot give its vectors back")

@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 class ExactIndex(Index):
     """Exhaustive search: every query is compared with every item (the exact baseline).
 
-    Queries are processed in blocks of ``block`` rows; :mod:`search_lab.indexes.exact_search` shortlists
-    in float32 and answers in float64, so memory stays bounded and no float64 copy is made.
+    Queries are processed in blocks of ``block`` rows; :mod:`search_lab.indexes.exact_search`
+    shortlists in float32 and answers in float64, so memory stays bounded and no float64 copy is
+    made.
     """
 
     exact = True

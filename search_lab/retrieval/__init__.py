@@ -1,4 +1,16 @@
-"""Build and query an index: the pipeline, extraction and its executors, the feature cache, index folders, updates, re-ranking, duplicates."""
+"""Build and query an index: from a configuration and a folder to ranked hits.
+
+- ``pipeline``: a run's parts built once from its config (dataset, extractor, post, index).
+- ``extract``, ``ray_executor``, ``cache``, ``shards``: extraction on a local pool or Ray, the
+  feature cache keyed by content, out-of-core shards.
+- ``collection``, ``distractor_features``: a dataset's features fitted and indexed.
+- ``build``, ``streaming_build``: a search engine built in memory or shard by shard.
+- ``engine``: the query object (``SearchEngine``); ``index_folder``, ``index_identity``,
+  ``post_state``: its folder on disk, its name and identity, its saved post-processing.
+- ``update``, ``catalog``, ``vector_store``: incremental updates of an index folder.
+- ``rerank``, ``rerank_engine``, ``local_features``: geometric re-ranking.
+- ``duplicates``: near-duplicate groups through the index's own neighbour search.
+"""
 
 import lazy_loader
 

@@ -1,7 +1,7 @@
 """A dataset's features, post-processed and indexed: what evaluation and index building share.
 
-:func:`index_collection` takes a :class:`~search_lab.retrieval.pipeline.Pipeline` (the components built
-once from the config) and returns a :class:`Collection`: features extracted or read from the
+:func:`index_collection` takes a :class:`~search_lab.retrieval.pipeline.Pipeline` (the components
+built once from the config) and returns a :class:`Collection`: features extracted or read from the
 cache for the whole dataset, the chain fitted, the configured side indexed.
 """
 

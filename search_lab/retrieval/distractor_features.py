@@ -1,4 +1,5 @@
-"""Distractor features: extracted shard by shard through the feature cache, appended to a collection.
+"""Distractor features: extracted shard by shard through the feature cache, appended to a
+collection.
 
 Which distractor images to add is :mod:`search_lab.data.distractors`' business; this module
 turns them into vectors (one cache entry per :data:`~search_lab.data.distractors.SHARD` images,

@@ -1,4 +1,5 @@
-"""The query object: an index, its post-processing and its extractor, loaded from or saved to a folder.
+"""The query object: an index, its post-processing and its extractor, loaded from or saved to a
+folder.
 
 ``engine.save(dir)`` writes the index files, the item names, the resolved config, the
 post-processing state, the dimension, the build time and the dataset fingerprint, atomically;

@@ -1,4 +1,5 @@
-"""An index folder's life on disk: staging a new one, replacing an old one, listing those under a folder.
+"""An index folder's life on disk: staging a new one, replacing an old one, listing those under a
+folder.
 
 Every write goes to a temporary folder beside the target, renamed into place only when
 complete (:mod:`search_lab.core.swap`), and only a folder this project wrote is ever replaced

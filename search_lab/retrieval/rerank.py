@@ -1,10 +1,10 @@
 """Geometric re-ranking (``rerank=sv``): the top candidates re-scored by RANSAC-verified inliers.
 
 For each query, the first ``candidates`` results of the global search are matched with the
-query by local features (:mod:`search_lab.retrieval.local_features`: nearest neighbours with Lowe's ratio
-test), and a similarity transform (rotation, scale, translation) is fitted to the matches by
-RANSAC (OpenCV's ``estimateAffinePartial2D``). A candidate with at least ``min_inliers``
-inliers is verified; its score becomes
+query by local features (:mod:`search_lab.retrieval.local_features`: nearest neighbours with Lowe's
+ratio test), and a similarity transform (rotation, scale, translation) is fitted to the matches by
+RANSAC (OpenCV's ``estimateAffinePartial2D``). A candidate with at least ``min_inliers`` inliers is
+verified; its score becomes
 
     global similarity (minus the distance) + weight * min(inliers, saturate) / saturate
 

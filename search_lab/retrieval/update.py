@@ -2,17 +2,17 @@
 
 :func:`update_index` is what ``build_index`` runs on the local executor. Into an empty place
 it builds the index; into an index folder of the same configuration it updates it: the folder
-is compared with the index's :mod:`~search_lab.retrieval.catalog` (size and time, then content hash),
-vectors of unchanged images come from the index's own ``raw.npy`` (the features before
+is compared with the index's :mod:`~search_lab.retrieval.catalog` (size and time, then content
+hash), vectors of unchanged images come from the index's own ``raw.npy`` (the features before
 post-processing), renamed or copied photos and images extracted before (a killed run's work
-included) come from the content-keyed :mod:`~search_lab.retrieval.vector_store`, and only the rest is
-extracted. The exact index is updated in place (rows kept, rows appended); the other index
-types are rebuilt from the vectors, never re-extracting. A chain fitted on the collection
-(PCA, whitening, expansion) is refitted once the images changed since its fit exceed
-``refit_share`` (default 0.2) of those it was fitted on; the manifest's ``post_fit`` says when
-it was fitted and on how many images. Every update is written as a new folder swapped in
-atomically (:meth:`SearchEngine.save`), under a lock, so a kill -9 at any moment leaves the
-previous index loadable, and a second build waits for the first.
+included) come from the content-keyed :mod:`~search_lab.retrieval.vector_store`, and only the rest
+is extracted. The exact index is updated in place (rows kept, rows appended); the other index types
+are rebuilt from the vectors, never re-extracting. A chain fitted on the collection (PCA, whitening,
+expansion) is refitted once the images changed since its fit exceed ``refit_share`` (default 0.2) of
+those it was fitted on; the manifest's ``post_fit`` says when it was fitted and on how many images.
+Every update is written as a new folder swapped in atomically (:meth:`SearchEngine.save`), under a
+lock, so a kill -9 at any moment leaves the previous index loadable, and a second build waits for
+the first.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Feature vectors kept by image content, so an image is extracted once whatever its name.
 
-The feature cache (:mod:`search_lab.retrieval.cache`) keys a whole collection's matrix by its file list;
-an index kept current needs the vectors of single images instead. This store, under
+The feature cache (:mod:`search_lab.retrieval.cache`) keys a whole collection's matrix by its file
+list; an index kept current needs the vectors of single images instead. This store, under
 ``<cache_dir>/content/<feature key>/``, holds chunks of ``(content hash, vector)`` rows, each
-written atomically as soon as it is extracted: an update killed half-way keeps every finished
-chunk, and a renamed, copied or restored photo is found by its content, not re-extracted.
+written atomically as soon as it is extracted: an update killed half-way keeps every finished chunk,
+and a renamed, copied or restored photo is found by its content, not re-extracted.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Tests for search_lab.core.files: the one atomic write and the clean-up of dead writers' leftovers."""
+"""Tests for search_lab.core.files: the one atomic write and the clean-up of dead writers'
+leftovers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""search_lab.evaluation.stats on hand-computed cases: bootstrap intervals and the paired sign-flip test."""
+"""search_lab.evaluation.stats on hand-computed cases: bootstrap intervals and the paired sign-flip
+test."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tests for search_lab.retrieval.engine: saved index folders load with checks and are written atomically.
+"""Tests for search_lab.retrieval.engine: saved index folders load with checks and are written
+atomically.
 
 Engines are assembled from small seeded vectors (no images), except the end-to-end test that
 runs ``build_index`` with Annoy on holidays-small.

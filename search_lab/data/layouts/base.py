@@ -1,9 +1,9 @@
 """What a dataset layout is: how a benchmark's images and ground truth sit on disk.
 
 A layout reads a folder into image names (relative to the root), the group of each image and
-the names of the queries; :func:`search_lab.data.datasets.load_dataset` then attaches the relevance sets
-by its ``protocol``. Layouts register by name in :data:`DATASETS` and carry their own
-metadata (``label``, ``description``), the way features and indexes do.
+the names of the queries; :func:`search_lab.data.datasets.load_dataset` then attaches the relevance
+sets by its ``protocol``. Layouts register by name in :data:`DATASETS` and carry their own metadata
+(``label``, ``description``), the way features and indexes do.
 """
 
 from __future__ import annotations
