@@ -45,7 +45,8 @@ def test_comments_and_values_read_as_written(tmp_path: Path) -> None:
     path = tmp_path / "x.yaml"
     path.write_text(
         "# Header line one\n# and two.\nname: x\n"
-        "block:  # its keys\n  # the comment above\n  size: 3\n  bins: [8, 12, 3]   # three | bins\n"
+        "block:  # its keys\n  # the comment above\n  size: 3\n"
+        "  bins: [8, 12, 3]   # three | bins\n"
         "flag: null\nfast: true\n"
     )
     header, notes = comments(path.read_text())
