@@ -1,4 +1,5 @@
-"""Every ``python -m search_lab…`` command printed in README.md and docs/ runs as printed.
+"""Every ``python -m search_lab…`` command printed in README.md and docs/ runs as printed,
+every ``python -m`` module named there exists, and every relative link resolves.
 
 Each command is split as a shell would (quotes, ``\\`` continuations, ``# comments``). Hydra
 commands (``evaluate``, ``build_index``) must parse with Hydra's own override grammar, with
@@ -6,11 +7,14 @@ no sweep outside ``-m`` (``index.factory=IVF1024,Flat`` is one: "Ambiguous value
 a ``# indexes/...`` comment must name the folder the command writes. The other commands must
 get through their argument parser. The quick start's build and search run for real.
 Templates (``<args>``, ``...``, ``[--seed S]``) are not commands and are left out.
+A relative link (``[text](path)``, ``[text](path#anchor)``, ``[text](#anchor)``, images too)
+must name an existing file and, with an anchor, a heading of that file (GitHub's anchors).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import runpy
@@ -212,3 +216,104 @@ def test_quick_start_runs_as_printed(tmp_path: Path, holidays_dir: Path) -> None
         )
         assert done.returncode == 0, f"{line}\n{done.stderr[-1500:]}"
     assert done.stdout.splitlines()[1].split() == ["1", "0.000000", "100000.jpg"]
+
+
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+CODE_SPAN = re.compile(r"`[^`]*`")
+MODULE = re.compile(r"python3?\s+-m\s+([A-Za-z_][\w.]*)")
+EXTERNAL = ("http://", "https://", "mailto:")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case; letters, digits, ``_``, ``-`` and spaces kept;
+    each space a hyphen (so "Wang / Corel-1k" gives ``wang--corel-1k``)."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    """The anchors of a Markdown file's headings (outside code blocks), repeats numbered."""
+    counts: dict[str, int] = {}
+    found: set[str] = set()
+    for _, text, fenced in _block_lines(path):
+        if fenced or not re.match(r"#{1,6} ", text):
+            continue
+        base = slug(text.lstrip("#"))
+        count = counts.get(base, 0)
+        counts[base] = count + 1
+        found.add(f"{base}-{count}" if count else base)
+    return found
+
+
+def links(path: Path) -> list[tuple[int, str]]:
+    """(line, target) of every link of a Markdown file outside code blocks and code spans."""
+    found = []
+    for number, text, fenced in _block_lines(path):
+        if not fenced:
+            found += [(number, t) for t in LINK.findall(CODE_SPAN.sub("", text))]
+    return found
+
+
+def link_problem(path: Path, target: str) -> str | None:
+    """Why the link ``target`` of ``path`` does not resolve, or None (external links pass)."""
+    if target.startswith(EXTERNAL):
+        return None
+    file, _, anchor = target.partition("#")
+    dest = (path.parent / file).resolve() if file else path
+    if not dest.exists():
+        return f"no file {file}"
+    if anchor and (dest.suffix != ".md" or anchor not in anchors(dest)):
+        return f"no heading #{anchor} in {dest.name}"
+    return None
+
+
+def test_every_relative_link_resolves() -> None:
+    problems = [
+        f"{path.relative_to(REPO)}:{number}: ({target}) {problem}"
+        for path in DOCS
+        for number, target in links(path)
+        if (problem := link_problem(path, target))
+    ]
+    assert not problems, "\n".join(problems)
+    assert sum(len(links(p)) for p in DOCS) > 50  # the docs do link to each other
+
+
+def test_the_link_check_catches_bad_links(tmp_path: Path) -> None:
+    doc = tmp_path / "a.md"
+    doc.write_text("# A title: `x` / y\n\n## A title: x / y\n\n```\n# not a heading\n```\n")
+    assert anchors(doc) == {"a-title-x--y", "a-title-x--y-1"}
+    assert link_problem(doc, "#a-title-x--y-1") is None
+    assert link_problem(doc, "#not-a-heading") == "no heading #not-a-heading in a.md"
+    assert link_problem(doc, "a.md#a-title-x--y") is None
+    assert link_problem(doc, "missing.md") == "no file missing.md"
+    assert link_problem(doc, "https://example.org/x") is None
+    assert links(doc) == []
+    doc.write_text("[x](b.md#top) `[y](ignored.md)`\n")
+    assert links(doc) == [(1, "b.md#top")]
+
+
+def module_exists(name: str) -> bool:
+    """Whether ``python -m name`` would find a module to run (a package needs a ``__main__``)."""
+    try:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations is not None:
+            spec = importlib.util.find_spec(f"{name}.__main__")
+    except ModuleNotFoundError:  # a parent package that does not exist
+        return False
+    return spec is not None
+
+
+def test_every_python_m_module_named_exists() -> None:
+    """``python -m X`` anywhere in README and docs/ (prose included) names a module that exists."""
+    missing = sorted(
+        f"{path.relative_to(REPO)}: python -m {name}"
+        for path in DOCS
+        for name in set(MODULE.findall(path.read_text(encoding="utf-8")))
+        if not name.endswith(".") and not module_exists(name)  # "search_lab.<command>": a template
+    )
+    assert not missing, "\n".join(missing)
+    assert module_exists("search_lab.report.reference") and module_exists("search_lab.report")
+    assert not module_exists("search_lab.nope.x") and not module_exists("search_lab")
+    assert MODULE.findall("run python -m search_lab.nope\nor python -m\nsearch_lab.x") == [
+        "search_lab.nope",
+        "search_lab.x",
+    ]

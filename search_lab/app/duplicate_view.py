@@ -59,7 +59,7 @@ def show_duplicates(choice: app_indexes.IndexChoice, engine: SearchEngine) -> No
         f"Threshold ({metric} distance)", 0.0, top, default, step=top / 300, format="%.4f",
         key=f"dup_threshold_{choice.path.name}",
         help="two images closer than this are near-duplicates; the default is the value "
-        "calibrated for this feature on a planted set (README, Search your own photos)",
+        "calibrated for this feature on a planted set (docs/guide.md, Near-duplicates)",
     )  # fmt: skip
     pairs, seconds = _pairs(str(choice.path.resolve()), choice.mtime_ns, top, engine)
     keep = pairs.distance <= threshold

@@ -32,7 +32,7 @@ GRID = {
     "min_inliers": [6, 8, 10, 12, 15],
     "saturate": [20, 50, 100],
 }
-"""The settings tried (the two runs quoted in README, together)."""
+"""The settings tried (the two runs quoted in docs/results.md, together)."""
 
 
 def local(side: str, queries: int, unrelated: int) -> None:

@@ -4,7 +4,7 @@ Each registered class (or function) carries its own metadata, the timm way: ``la
 plain words, e.g. ``HSV colour histogram``), ``description`` (one line: what it does and when
 to pick it; a function's docstring's first line by default) and ``shown`` (the parameters
 worth showing beside its name, each with how its value reads, e.g. ``{"n_trees": "{} trees"}``).
-The app, the manifest description and the README tables read them through :meth:`describe`.
+The app, the manifest description and the docs tables read them through :meth:`describe`.
 """
 
 from __future__ import annotations

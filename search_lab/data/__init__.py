@@ -26,6 +26,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "distractors": ["NO_GROUP", "PREFIX", "SHARD"],
         "fetch": ["ARCHIVES", "Archive", "download", "fetch"],
         "images": ["ImageSource", "load_image", "shrink"],
+        "layouts": ["DATASETS"],
         "layouts.base": ["IMAGE_SUFFIXES"],
         "planted": ["EDITS", "ensure_planted", "read_truth"],
         "splits": ["check_groups", "group_subsets", "split_dataset"],

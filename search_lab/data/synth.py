@@ -9,7 +9,7 @@ Each image mixes, at random, a smooth colour field (a few random colours interpo
 the frame), filled shapes (ellipses, rectangles, stripes) and a noise texture (oriented
 gratings plus grain), at Holidays-small's size (325x243, landscape or portrait). All pixel
 work is whole-array numpy; synthetic images are far easier to tell from real photos than
-other real photos are, so they make a *mild* distractor set (see the README).
+other real photos are, so they make a *mild* distractor set (see docs/results.md).
 """
 
 from __future__ import annotations

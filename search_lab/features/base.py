@@ -33,9 +33,9 @@ class Extractor:
     label: ClassVar[str] = ""
     """The feature in a few plain words (the app's configuration line)."""
     description: ClassVar[str] = ""
-    """What it computes, in one line (README's Features table)."""
+    """What it computes, in one line (the Features table of docs/guide.md)."""
     shown: ClassVar[dict[str, str]] = {}
-    """Main parameters, each with how its value reads (README's Features table)."""
+    """Main parameters, each with how its value reads (the Features table of docs/guide.md)."""
     max_side: int | None = None
     spec: dict[str, Any]
     """The description it was created from (``{"name": ..., **params}``, set by :func:`create`):

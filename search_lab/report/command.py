@@ -150,7 +150,7 @@ def preamble(args: argparse.Namespace, record: dict[str, Any], seconds: float) -
         "interval excludes 0 and the sign-flip p-value is below 0.05. The report chooses "
         "nothing: it measures every listed setting on the whole collection (the named "
         "experiments `best` and `best_handcrafted` were tuned on holidays-small's tune side; "
-        "see the README's results for their test-side figures).",
+        "see docs/results.md for their test-side figures).",
     ]
 
 

@@ -10,7 +10,7 @@ the threshold is missed, with an approximate one recall is that of the index.
 
 The default threshold per feature was calibrated on a planted set (Wang photos and their
 edited copies) and checked on another (Holidays photos); see
-:mod:`search_lab.benchmarks.duplicates` and the README's "Search your own photos".
+:mod:`search_lab.benchmarks.duplicates` and docs/guide.md, "Near-duplicates".
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The app through AppTest with broken, damaged and edited indexes beside good ones.
 
-Each test copies the lab's two good indexes (see ``tests/test_app.py``) into a private
+Each test copies the lab's two good indexes (see ``tests/app/test_app.py``) into a private
 indexes folder, breaks a third copy in one way, and checks that the app shows that index as
 broken in one message while the good ones still answer.
 """

@@ -1,5 +1,5 @@
 """The Search page's loop through AppTest (issue 24): the default index, "more like this", the
-thumbnail picker and the calibrated weak-match mark, on the hsv lab of tests/test_app.py."""
+thumbnail picker and the calibrated weak-match mark, on the hsv lab of tests/app/test_app.py."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A real ``streamlit run app.py`` serves two indexes built from holidays-small (HOLIDAYS_DIR) in a
 temporary SEARCH_LAB_INDEXES, on 127.0.0.1 only. ``SESSIONS`` clients speak Streamlit's own
-browser protocol (tests/streamlit_client.py: a websocket each, protobuf messages, HTTP uploads),
+browser protocol (tests/app/streamlit_client.py: a websocket each, protobuf messages, HTTP uploads),
 so the measurement is of the server, not of 30 browser renderers sharing its CPU. Each session
 opens the Search page, switches to upload mode and picks its index (half hsv, half cnn); then
 for ``DURATION_S`` seconds it uploads a different holidays image in turn, waits until the script
@@ -12,7 +12,7 @@ under the same load), reported apart.
 Reported: queries done, p50/p95 latency as the sessions saw it (upload start to the finished
 run carrying the results), the engine's own query time, errors, the server's peak memory (RSS of
 its process tree, sampled every 0.25 s with psutil) and CPU use. Run it with
-``python -m pytest -m load tests/test_load.py -s``; the figures go to
+``python -m pytest -m load tests/app/test_load.py -s``; the figures go to
 ``test-artifacts/load.json`` and one summary line is printed.
 """
 

@@ -3,7 +3,7 @@
 Each measurement runs in a fresh Python: load an hsv engine, warm it up with a small query,
 then hand a 7000x7000 PNG's bytes to the app's query path (the thumbnail of the query and
 ``search_lab.app.queries.search``) and report the growth of the peak resident set size.
-``python tests/test_upload_memory.py`` prints the figures for every case.
+``python tests/app/test_upload_memory.py`` prints the figures for every case.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from search_lab.indexes.distances import pairwise
 from tests.conftest import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]
-CONF, README = ROOT / "conf", ROOT / "README.md"
+CONF, GUIDE = ROOT / "conf", ROOT / "docs" / "guide.md"
 
 
 def test_register_create_and_errors() -> None:
@@ -110,8 +110,8 @@ def test_every_registered_name_carries_its_metadata(group: str, name: str) -> No
 
 
 def _readme_table(heading: str, first_column: str) -> dict[str, list[str]]:
-    """Rows of the README table under ``heading`` whose header starts with ``first_column``."""
-    section = README.read_text().split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+    """Rows of the docs/guide.md table under ``heading``, header starting with ``first_column``."""
+    section = GUIDE.read_text().split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
     rows, inside = {}, False
     for line in section.splitlines():
         if line.startswith(f"| {first_column} |"):
