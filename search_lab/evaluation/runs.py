@@ -2,9 +2,10 @@
 
 :func:`load_runs` reads the runs into a ``pandas.DataFrame``, best mAP first, with every mAP's
 95% bootstrap interval (``map_ci_low``/``map_ci_high``) and each run's per-query APs in
-``attrs`` (for the paired tests of :mod:`search_lab.evaluation.comparison`). A run is named after the
-overrides Hydra saved for it (:func:`run_name`). Shared by ``python -m search_lab.compare``,
-sweeps' summaries and the app; no plotting, no command line here.
+``attrs`` (for the paired tests of :mod:`search_lab.evaluation.comparison`). A run is named
+after the overrides Hydra saved for it (:func:`run_name`). Shared by
+``python -m search_lab.compare``, sweeps' summaries and the app; no plotting, no command line
+here.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from search_lab.evaluation.run_scores import (
     map_interval,
     per_query,
 )
+from search_lab.retrieval import result_neutral
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,15 @@ def outputs_dir() -> Path:
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 """Where Hydra saves a job's command-line overrides, relative to its output folder."""
 
-NAME_EXCLUDED_KEYS = frozenset({"progress", "workers", "cache_dir", "dataset.root"})
-"""Override keys left out of a run's name: they do not change its results (or are paths)."""
+PATH_KEYS = frozenset({"dataset.root"})
+"""Override keys that are paths: left out of a run's name (and of a sweep job's folder name)."""
+
+
+def name_excluded(key: str) -> bool:
+    """Whether an override key stays out of run names, sweep folder names and parameter columns:
+    it cannot change a result (:func:`search_lab.retrieval.result_neutral`) or is a path."""
+    return result_neutral(key) or key in PATH_KEYS
+
 
 ID_COLUMNS = ("run", "name", "feature", "metric", "index")
 TIME_COLUMNS = ("extract_s", "build_s", "search_s")
@@ -104,10 +113,11 @@ def _read_overrides(run_dir: Path) -> list[tuple[str, str]]:
 def run_name(run_dir: Path, overrides: Sequence[tuple[str, str]]) -> str:
     """Short readable name of a run: its overrides (``feature=hsv,metric=cosine``) or folder name.
 
-    Keys that do not change results (``progress``, ``workers``, ``cache_dir``, ``dataset.root``)
-    are left out; so is ``experiment`` when other overrides remain.
+    Keys that cannot change results (:func:`search_lab.retrieval.result_neutral`: ``progress``,
+    ``workers``, ``executor``, ``feature.threads``, ...) and paths (:data:`PATH_KEYS`) are left
+    out; so is ``experiment`` when other overrides remain.
     """
-    kept = [(k, v) for k, v in overrides if k not in NAME_EXCLUDED_KEYS]
+    kept = [(k, v) for k, v in overrides if not name_excluded(k)]
     if any(k != "experiment" for k, _ in kept):
         kept = [(k, v) for k, v in kept if k != "experiment"]
     return ",".join(sorted(f"{k}={v}" for k, v in kept)) or run_dir.name  # as Hydra's dirname
@@ -226,7 +236,7 @@ def _row(
         row["img_per_s"] = metrics.get("n_images", 0) / metrics["extract_s"]  # cold extraction only
     params = []
     for key, value in overrides:
-        if "." in key and key not in NAME_EXCLUDED_KEYS and not key.startswith("hydra."):
+        if "." in key and not name_excluded(key) and not key.startswith("hydra."):
             found = _lookup(config, key)
             row[key] = _cell(found if found is not None else value)
             params.append(key)
