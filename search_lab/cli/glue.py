@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from search_lab.core import (
+    CONF_DIR,
     ConfigError,
     SearchLabError,
     die_with_parent,
@@ -37,7 +38,6 @@ from search_lab.core import (
 
 log = logging.getLogger(__name__)
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 MULTIRUN_FLAGS = frozenset({"-m", "--multirun"})
 LAUNCHER_PID_ENV = "SEARCH_LAB_LAUNCHER_PID"  # the pid of the command a sweep's jobs belong to
 _GROUP_CHOICE = re.compile(r"^[+~]{0,2}([A-Za-z_]\w*)=([\w.,-]+)$")

@@ -32,10 +32,11 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 
 from search_lab.core import DatasetError, temporary_dir
+from search_lab.data.layouts.holidays import HOLIDAYS_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+IMAGES = "/".join(sorted(HOLIDAYS_SUFFIXES))
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 ZIP_SUFFIXES = (".zip",)
 STAGING = ".partial-"
@@ -45,10 +46,10 @@ _CORRUPT = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zl
 def extract_images(archive: Path, root: Path) -> int:
     """Place the images of a .tar/.tar.gz/.tgz/.zip archive flat into ``root``, atomically.
 
-    Images (.jpg .jpeg .png, any case) are taken from any folder of the archive; other files,
-    hidden files and macOS ``__MACOSX`` entries are ignored. Members with absolute paths,
-    ``..`` leading outside, links or device types make the whole archive rejected. See
-    :func:`place_images`.
+    Images (:data:`HOLIDAYS_SUFFIXES`, any case: what the Holidays layout reads) are taken
+    from any folder of the archive; other files, hidden files and macOS ``__MACOSX`` entries
+    are ignored. Members with absolute paths, ``..`` leading outside, links or device types
+    make the whole archive rejected. See :func:`place_images`.
     """
     archive = Path(archive)
     if not archive.is_file():
@@ -132,7 +133,7 @@ def _extract_to(archive: Path, staging: Path) -> int:
             "and fetch again"
         ) from exc
     if count == 0:
-        raise DatasetError(f"{archive} holds no .jpg/.jpeg/.png image")
+        raise DatasetError(f"{archive} holds no {IMAGES} image")
     logger.info("%s: %d images", archive.name, count)
     return count
 
@@ -208,7 +209,7 @@ def _copy_folder(source: Path, staging: Path) -> int:
                     _write_new(src, staging / image, source)
                 count += 1
     if count == 0:
-        raise DatasetError(f"{source} holds no .jpg/.jpeg/.png image")
+        raise DatasetError(f"{source} holds no {IMAGES} image")
     return count
 
 
@@ -224,7 +225,7 @@ def _image_name(member: str) -> str | None:
     parts = PurePosixPath(member.replace("\\", "/")).parts
     if not parts or any(_skipped(part) for part in parts):
         return None
-    return parts[-1] if PurePosixPath(parts[-1]).suffix.lower() in IMAGE_SUFFIXES else None
+    return parts[-1] if PurePosixPath(parts[-1]).suffix.lower() in HOLIDAYS_SUFFIXES else None
 
 
 def _skipped(part: str) -> bool:
