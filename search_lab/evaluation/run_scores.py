@@ -1,8 +1,9 @@
 """Per-query scores of finished runs as table columns: each mAP's interval, paired tests.
 
-The comparison table (:mod:`search_lab.evaluation.runs`, :mod:`search_lab.evaluation.comparison`) and the app read
-runs' ``per_query_ap`` through this module: the 95% interval of each run's mAP and the paired
-comparison of every run with a baseline over the queries both share. The statistics are in
+The comparison table (:mod:`search_lab.evaluation.runs`,
+:mod:`search_lab.evaluation.comparison`) and the app read runs' ``per_query_ap`` through this
+module: the 95% interval of each run's mAP and the paired comparison of every run with a
+baseline over the queries both share. The statistics are in
 :mod:`search_lab.evaluation.stats`.
 """
 
@@ -10,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from search_lab.core import is_number
 from search_lab.evaluation.stats import bootstrap_ci, paired_comparison, shared_values
 
 log = logging.getLogger(__name__)
@@ -54,17 +55,12 @@ class RunScores(Mapping[str, Mapping[str, float]]):
         return self
 
 
-def finite(value: Any) -> bool:
-    """Whether ``value`` read from JSON is a finite number (not a bool, string or NaN)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def per_query(metrics_file: Path, metrics: Mapping[str, Any]) -> dict[str, float]:
     """The run's ``per_query_ap`` (query name -> AP); {} when absent or malformed (warned)."""
     aps = metrics.get("per_query_ap")
     if aps is None:
         return {}
-    if isinstance(aps, Mapping) and all(finite(v) for v in aps.values()):
+    if isinstance(aps, Mapping) and all(is_number(v) for v in aps.values()):
         return {str(k): float(v) for k, v in aps.items()}
     log.warning("%s: per_query_ap is not query -> number: no interval for this run", metrics_file)
     return {}
@@ -79,7 +75,7 @@ def map_interval(metrics: Mapping[str, Any], aps: Mapping[str, float]) -> list[f
     if (
         isinstance(saved, list)
         and len(saved) == 2
-        and all(finite(v) for v in saved)
+        and all(is_number(v) for v in saved)
         and saved[0] <= saved[1]
     ):
         return [float(saved[0]), float(saved[1])]
@@ -91,8 +87,9 @@ def paired_to_baseline(df: pd.DataFrame, pos: int) -> pd.DataFrame | None:
 
     Each run is paired with the baseline over the queries both have in ``per_query_ap``
     (matched by name): the 95% percentile bootstrap interval of the mean AP difference (row
-    minus baseline) and the two-sided sign-flip p-value (:func:`search_lab.evaluation.stats.paired_comparison`,
-    2000 resamples, seed 0), and the number of shared queries. A row without per-query APs
+    minus baseline) and the two-sided sign-flip p-value
+    (:func:`search_lab.evaluation.stats.paired_comparison`, 2000 resamples, seed 0), and the
+    number of shared queries. A row without per-query APs
     gets NaN everywhere; one that shares no query gets NaN and ``Δmap_shared`` 0. None when
     the baseline has no per-query APs (or ``df`` lacks ``attrs["per_query_ap"]``).
     """

@@ -21,12 +21,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from search_lab.core import METRICS_FILE, SearchLabError, read_json_object, readers
+from search_lab.core import METRICS_FILE, SearchLabError, is_number, read_json_object, readers
 from search_lab.evaluation.run_scores import (
     CI_COLUMNS,
     PER_QUERY_ATTR,
     RunScores,
-    finite,
     map_interval,
     per_query,
 )
@@ -197,14 +196,14 @@ def metrics_problem(metrics: Any) -> str | None:
         return "no 'map' in it, not a search_lab metrics file"
     for key in ("map", *LATENCY_COLUMNS, *TIME_COLUMNS, *COUNT_COLUMNS):
         value = metrics.get(key)
-        if value is not None and not finite(value):
+        if value is not None and not is_number(value):
             return f"{key!r} is not a number"
     if not isinstance(metrics.get("config") or {}, Mapping):
         return "'config' is not an object"
     for key in _AT_PREFIXES:
         values = metrics.get(key) or {}
         if not isinstance(values, Mapping) or not all(
-            v is None or finite(v) for v in values.values()
+            v is None or is_number(v) for v in values.values()
         ):
             return f"{key!r} is not an object of numbers keyed by k"
     return None
