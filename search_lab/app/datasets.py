@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search_lab.app.paths import CONF_DIR
 from search_lab.app.photos import allowed_roots
+from search_lab.core import CONF_DIR
 from search_lab.data import Dataset, default_root
 
 

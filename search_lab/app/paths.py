@@ -1,4 +1,4 @@
-"""Where the app finds things: index and output folders, config folder, commands, image paths."""
+"""Where the app finds things: index and output folders, commands, image paths."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ INDEXES_ENV = "SEARCH_LAB_INDEXES"
 DEFAULT_INDEX_ENV = "SEARCH_LAB_DEFAULT_INDEX"
 DEFAULT_INDEXES = Path("indexes")
 DEFAULT_INDEX_NAME = "hsv-cosine-exact"
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 BUILD_COMMAND = "python -m search_lab.build_index"
 FETCH_COMMAND = "python -m search_lab.data fetch"
 

@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search_lab.app.paths import CONF_DIR, indexes_dir
-from search_lab.core import ConfigError, SearchLabError
+from search_lab.app.paths import indexes_dir
+from search_lab.core import CONF_DIR, PROJECT_DIR, ConfigError, SearchLabError
 from search_lab.data import Dataset
 
 ROOTS_ENV = "SEARCH_LAB_ROOTS"
 APP_CONFIG = CONF_DIR / "app.yaml"
-PROJECT = CONF_DIR.parent
 FEATURES = ("hsv", "cnn")
 """Features the page offers: the fast colour histogram and the CNN (better, ~50x slower)."""
 
@@ -50,7 +49,7 @@ def _roots(env: str, mtime: int) -> tuple[Path, ...]:
         listed = [str(p) for p in OmegaConf.load(APP_CONFIG).get("roots") or []]
     else:
         listed = []
-    return tuple(dict.fromkeys((PROJECT / Path(p).expanduser()).resolve() for p in listed))
+    return tuple(dict.fromkeys((PROJECT_DIR / Path(p).expanduser()).resolve() for p in listed))
 
 
 def confine(text: str, roots: list[Path]) -> Path:
@@ -67,12 +66,12 @@ def confine(text: str, roots: list[Path]) -> Path:
     if "\x00" in text:
         raise ConfigError("a folder path cannot hold a NUL character")
     path = Path(text).expanduser()
-    resolved = (path if path.is_absolute() else PROJECT / path).resolve()
+    resolved = (path if path.is_absolute() else PROJECT_DIR / path).resolve()
     if not any(resolved.is_relative_to(root) for root in roots):
         shown = ", ".join(str(r) for r in roots) or "none"
         raise ConfigError(
             f"{text} is outside the folders this app may read ({shown}); "
-            f"add it to roots in {APP_CONFIG.relative_to(PROJECT)} (or {ROOTS_ENV})"
+            f"add it to roots in {APP_CONFIG.relative_to(PROJECT_DIR)} (or {ROOTS_ENV})"
         )
     if not resolved.is_dir():
         raise ConfigError(f"{text} is not a folder")

@@ -25,6 +25,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "register_resolvers",
             "run_job",
         ],
-        "sweep": ["RESULT_NEUTRAL_KEYS", "comparable_config", "finished_metrics", "job_subdir"],
+        "sweep": ["comparable_config", "finished_metrics", "job_subdir"],
     },
 )

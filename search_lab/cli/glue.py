@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from search_lab.core import (
+    CONF_DIR,
     ConfigError,
     SearchLabError,
     die_with_parent,
@@ -37,7 +38,6 @@ from search_lab.core import (
 
 log = logging.getLogger(__name__)
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 MULTIRUN_FLAGS = frozenset({"-m", "--multirun"})
 LAUNCHER_PID_ENV = "SEARCH_LAB_LAUNCHER_PID"  # the pid of the command a sweep's jobs belong to
 _GROUP_CHOICE = re.compile(r"^[+~]{0,2}([A-Za-z_]\w*)=([\w.,-]+)$")
@@ -55,6 +55,27 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("sweep_subdir", job_subdir)
     if not OmegaConf.has_resolver("index_folder"):
         OmegaConf.register_new_resolver("index_folder", index_folder)
+
+
+def folder_excluded_keys(conf_dir: Path = CONF_DIR) -> list[str]:
+    """The override keys a sweep job's folder is not named after: ``conf/config.yaml``'s
+    ``hydra.job.config.override_dirname.exclude_keys`` must be this list (a test checks it).
+
+    The keys that cannot change a result and the paths
+    (:func:`search_lab.evaluation.name_excluded`), each section among them spelled out key by
+    key as Hydra matches keys exactly (``executor.address``, ... from ``conf/executor/``),
+    and ``experiment``, whose own overrides name the job. Written out in the YAML rather than
+    through a resolver: Hydra resolves that list while it composes, so a resolver would break
+    every plain ``hydra.compose`` that has not registered it first.
+    """
+    from search_lab.evaluation import PATH_KEYS
+    from search_lab.retrieval import RESULT_NEUTRAL_KEYS
+
+    keys = {*RESULT_NEUTRAL_KEYS, *PATH_KEYS, "experiment", "+experiment"}
+    for section in RESULT_NEUTRAL_KEYS:
+        for option in sorted((conf_dir / section).glob("*.yaml")):
+            keys.update(f"{section}.{key}" for key in OmegaConf.load(option))
+    return sorted(keys)
 
 
 def group_defaults(group: str, option: str, conf_dir: Path = CONF_DIR) -> dict[str, Any]:

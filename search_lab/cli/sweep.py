@@ -25,11 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from search_lab.core import METRICS_FILE, read_json_object, write_text
+from search_lab.retrieval import result_neutral
 
 log = logging.getLogger(__name__)
-
-RESULT_NEUTRAL_KEYS = ("progress", "workers", "cache_dir", "executor")
-"""Top-level config keys that cannot change a job's results; resuming ignores them."""
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
@@ -64,11 +62,20 @@ def job_subdir(override_dirname: str, num: int) -> str:
 def comparable_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a resolved config that decides results, normalised as JSON would store it.
 
-    Drops :data:`RESULT_NEUTRAL_KEYS` and turns tuples into lists, so a config compares equal
-    to the ``config`` saved in its own ``metrics.json``.
+    Drops the keys that cannot change a result (:func:`search_lab.retrieval.result_neutral`:
+    ``progress``, ``executor``, ``feature.threads``, ...) and turns tuples into lists, so a
+    config compares equal to the ``config`` saved in its own ``metrics.json``.
     """
-    kept = {k: v for k, v in config.items() if k not in RESULT_NEUTRAL_KEYS}
-    return json.loads(json.dumps(kept, default=str))
+    return json.loads(json.dumps(_decisive(config), default=str))
+
+
+def _decisive(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``tree`` without its result-neutral keys, at every depth (``prefix``: the dotted path)."""
+    return {
+        k: _decisive(v, f"{prefix}{k}.") if isinstance(v, Mapping) else v
+        for k, v in tree.items()
+        if not result_neutral(f"{prefix}{k}")
+    }
 
 
 def finished_metrics(out_dir: str | Path, config: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -85,7 +92,7 @@ def finished_metrics(out_dir: str | Path, config: Mapping[str, Any]) -> dict[str
     -------
     dict or None
         The contents of ``out_dir/metrics.json`` if it exists and its ``config`` equals
-        ``config`` apart from :data:`RESULT_NEUTRAL_KEYS`; None otherwise (the job must run).
+        ``config`` apart from result-neutral keys; None otherwise (the job must run).
         ``metrics.json`` is written atomically and last, so its presence means the job ended.
     """
     path = Path(out_dir) / METRICS_FILE

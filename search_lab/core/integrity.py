@@ -15,6 +15,7 @@ same clock tick would leave their times unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -51,6 +52,13 @@ def file_digest(path: str | os.PathLike) -> str:
         while n := handle.readinto(buffer):
             state.update(view[:n])
     return state.hexdigest()
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file (:func:`hashlib.file_digest`): the digest a download publishes,
+    and the one index records held before XXH3 (:data:`HASH`) replaced it."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def record(directory: str | os.PathLike, skip: frozenset[str] = frozenset()) -> dict[str, Any]:

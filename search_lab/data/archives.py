@@ -1,9 +1,21 @@
 """Safe, atomic placement of images from archives and folders into one flat dataset folder.
 
-Used by :mod:`search_lab.data.fetch`. Archives are read member by member, never ``extractall``-ed
-(pooch's ``Untar``/``Unzip`` processors extract member paths as they are, without Python
-3.12's ``filter="data"`` on the Python we run): absolute paths, ``..``, links and device members
-make the whole archive rejected, and only image base names are ever written.
+Used by :mod:`search_lab.data.fetch` (pooch's ``Untar``/``Unzip`` processors extract member
+paths as they are, so they are not used). Tar archives go through :mod:`tarfile`'s own
+``filter="data"`` (:func:`tarfile.data_filter`, in the standard library since Python 3.11.4;
+the project runs 3.11.7): it refuses members that would land outside the folder (``..``),
+links to absolute paths or outside it, and device/fifo members, and drops owners and unsafe
+permission bits. What this module adds, because the library does not do it:
+
+- flat layout: only images are extracted, under their base name, and two images of one name
+  are refused (the library would extract every member at its path and overwrite duplicates);
+- an absolute member path (``/x.jpg``) is refused: the data filter strips the ``/`` and
+  extracts it;
+- every link is refused, also one inside the folder: a flat copy cannot keep it;
+- a truncated ``.tar.gz`` fails: tarfile stops quietly at a missing end-of-archive header;
+- zip: :mod:`zipfile` checks CRCs but, on extraction, silently rewrites ``..`` and absolute
+  names instead of refusing them, and has no symlink notion; members are read as streams and
+  their names checked here.
 """
 
 from __future__ import annotations
@@ -20,10 +32,11 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 
 from search_lab.core import DatasetError, temporary_dir
+from search_lab.data.layouts.holidays import HOLIDAYS_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+IMAGES = "/".join(sorted(HOLIDAYS_SUFFIXES))
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 ZIP_SUFFIXES = (".zip",)
 STAGING = ".partial-"
@@ -33,9 +46,10 @@ _CORRUPT = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zl
 def extract_images(archive: Path, root: Path) -> int:
     """Place the images of a .tar/.tar.gz/.tgz/.zip archive flat into ``root``, atomically.
 
-    Images (.jpg .jpeg .png, any case) are taken from any folder of the archive; other files,
-    hidden files and macOS ``__MACOSX`` entries are ignored. Members with absolute paths,
-    ``..``, links or device types make the whole archive rejected. See :func:`place_images`.
+    Images (:data:`HOLIDAYS_SUFFIXES`, any case: what the Holidays layout reads) are taken
+    from any folder of the archive; other files, hidden files and macOS ``__MACOSX`` entries
+    are ignored. Members with absolute paths, ``..`` leading outside, links or device types
+    make the whole archive rejected. See :func:`place_images`.
     """
     archive = Path(archive)
     if not archive.is_file():
@@ -119,36 +133,56 @@ def _extract_to(archive: Path, staging: Path) -> int:
             "and fetch again"
         ) from exc
     if count == 0:
-        raise DatasetError(f"{archive} holds no .jpg/.jpeg/.png image")
+        raise DatasetError(f"{archive} holds no {IMAGES} image")
     logger.info("%s: %d images", archive.name, count)
     return count
 
 
 def _extract_tar(archive: Path, staging: Path) -> int:
-    """Tar variant of :func:`_extract_to`: reads members as streams, never ``extract``s them.
-
-    Nothing is written from member paths (only from checked base names), so ``filter="data"``
-    is not needed; its checks are done by :func:`_check_member` instead.
-    """
-    count = 0
+    """Tar variant of :func:`_extract_to`: ``extractall`` with :class:`_FlatImages` as filter."""
+    flat = _FlatImages(archive)
     with tarfile.open(archive, "r:*") as tar:
-        for member in tar:
-            _check_member(member.name, archive)
-            if not (member.isfile() or member.isdir()):  # links, devices, fifos
-                raise DatasetError(f"{archive}: refusing link or special member {member.name!r}")
-            image = _image_name(member.name) if member.isfile() else None
-            if image is not None:
-                _write_new(tar.extractfile(member), staging / image, archive)
-                count += 1
+        tar.extractall(staging, filter=flat)  # iterates the members once, as it reads them
         # tarfile stops at the first empty header; reading the compressed stream to its end
         # makes a truncated or damaged .tar.gz fail (EOFError, CRC) instead of passing short.
         while tar.fileobj is not None and tar.fileobj.read(1 << 20):
             pass
-    return count
+    return len(flat.names)
+
+
+class _FlatImages:
+    """A :mod:`tarfile` extraction filter: ``filter="data"``, then images only, laid out flat.
+
+    Returns the member renamed to its base name for an image, None (skip) for anything else,
+    and raises :class:`DatasetError` for an unsafe member or a second image of one name.
+    """
+
+    def __init__(self, archive: Path) -> None:
+        self.archive = archive
+        self.names: set[str] = set()
+
+    def __call__(self, member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+        if member.name.startswith("/"):  # the data filter would strip the "/" and go on
+            raise DatasetError(f"{self.archive}: refusing unsafe member path {member.name!r}")
+        try:
+            member = tarfile.data_filter(member, dest)
+        except tarfile.FilterError as exc:
+            raise DatasetError(f"{self.archive}: refusing unsafe member: {exc}") from exc
+        if member.islnk() or member.issym():
+            raise DatasetError(f"{self.archive}: refusing link member {member.name!r}")
+        image = _image_name(member.name) if member.isfile() else None
+        if image is None:
+            return None
+        if image in self.names:
+            raise _duplicate(self.archive, image)
+        self.names.add(image)
+        return member.replace(name=image, deep=False)
 
 
 def _extract_zip(archive: Path, staging: Path) -> int:
-    """Zip variant of :func:`_extract_to`, refusing unsafe names and symlinks."""
+    """Zip variant of :func:`_extract_to`: members read as streams (zipfile checks their CRC),
+    unsafe names and symlinks refused here (zipfile would rewrite the one, has no notion of the
+    other)."""
     count = 0
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
@@ -175,7 +209,7 @@ def _copy_folder(source: Path, staging: Path) -> int:
                     _write_new(src, staging / image, source)
                 count += 1
     if count == 0:
-        raise DatasetError(f"{source} holds no .jpg/.jpeg/.png image")
+        raise DatasetError(f"{source} holds no {IMAGES} image")
     return count
 
 
@@ -191,7 +225,7 @@ def _image_name(member: str) -> str | None:
     parts = PurePosixPath(member.replace("\\", "/")).parts
     if not parts or any(_skipped(part) for part in parts):
         return None
-    return parts[-1] if PurePosixPath(parts[-1]).suffix.lower() in IMAGE_SUFFIXES else None
+    return parts[-1] if PurePosixPath(parts[-1]).suffix.lower() in HOLIDAYS_SUFFIXES else None
 
 
 def _skipped(part: str) -> bool:
@@ -207,9 +241,14 @@ def _write_new(src: BinaryIO | None, dst: Path, origin: Path) -> None:
         with dst.open("xb") as out:
             shutil.copyfileobj(src, out, 1 << 20)
     except FileExistsError as exc:
-        raise DatasetError(
-            f"{origin}: two images are named {dst.name}; the Holidays layout is one flat folder"
-        ) from exc
+        raise _duplicate(origin, dst.name) from exc
+
+
+def _duplicate(origin: Path, name: str) -> DatasetError:
+    """The error for two images of one name: a flat folder cannot hold both."""
+    return DatasetError(
+        f"{origin}: two images are named {name}; the Holidays layout is one flat folder"
+    )
 
 
 def _place(staging: Path, root: Path) -> int:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from search_lab.core import ConfigError, DatasetError
+from search_lab.core import ConfigError, DatasetError, is_int, require, require_seed
 from search_lab.data.datasets import Dataset, _utf8_names
 from search_lab.data.layouts import is_image
 
@@ -72,15 +72,13 @@ def seeded_order(names: Sequence[str], seed: int) -> list[str]:
 def check_counts(eval_cfg: dict[str, Any], folder: str | None) -> list[int] | None:
     """The checked, sorted ``eval.distractor_counts`` (None when unset); ConfigError if bad."""
     counts, seed = eval_cfg.get("distractor_counts"), eval_cfg.get("distractor_seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"eval.distractor_seed must be a non-negative integer, got {seed!r}")
+    require_seed("eval.distractor_seed", seed)
     if counts is None:
         return None
-    ok = isinstance(counts, list) and counts
-    if not ok or not all(isinstance(n, int) and not isinstance(n, bool) for n in counts):
-        raise ConfigError(f"eval.distractor_counts must be a list of integers >= 0, got {counts!r}")
-    if min(counts) < 0:
-        raise ConfigError(f"eval.distractor_counts must be >= 0, got {counts!r}")
+    name = "eval.distractor_counts"
+    ok = isinstance(counts, list) and bool(counts) and all(is_int(n) for n in counts)
+    require(name, counts, ok, "a list of integers >= 0")
+    require(name, counts, min(counts) >= 0, ">= 0")
     if folder is None:
         raise ConfigError("eval.distractor_counts needs dataset.distractors=<folder of images>")
     return sorted(set(counts))

@@ -13,7 +13,6 @@ interruptions and resumes it with an HTTP ``Range`` request (pooch itself always
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -31,7 +30,13 @@ import urllib3
 from filelock import FileLock
 from tqdm import tqdm
 
-from search_lab.core import RECORD_MAX_BYTES, DatasetError, atomic_write_json, read_json
+from search_lab.core import (
+    RECORD_MAX_BYTES,
+    DatasetError,
+    atomic_write_json,
+    integrity,
+    read_json,
+)
 from search_lab.data.archives import (
     count_images,
     extract_images,
@@ -146,7 +151,7 @@ def download(
     )
     _pooch_fetch(url, dest, sha256, fetcher, retries)
     if fetcher.transfers:
-        digest = sha256.lower() if sha256 else _sha256(dest)
+        digest = sha256.lower() if sha256 else integrity.sha256(dest)
         logger.info("%s: sha256 %s (%d bytes)", dest.name, digest, dest.stat().st_size)
     else:
         logger.info("%s: already downloaded", dest)
@@ -301,7 +306,7 @@ class ResumingDownloader:
         problem = None
         if self.size is not None and actual != self.size:
             problem = f"size is {actual} bytes, expected {self.size}"
-        elif self.digest_prefix and not _sha256(self.part).startswith(self.digest_prefix):
+        elif self.digest_prefix and not integrity.sha256(self.part).startswith(self.digest_prefix):
             problem = f"does not match the hash in its name ({self.digest_prefix})"
         if problem:
             self.part.unlink()
@@ -315,12 +320,6 @@ def _unreachable(url: str, reason: object) -> DatasetError:
         f"cannot download {url}: {reason}. Check the network and re-run (a partial download "
         f"resumes), {_HINT}"
     )
-
-
-def _sha256(path: Path) -> str:
-    """Hex sha256 digest of a file, read in blocks."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 # --------------------------------------------------------------------------- fetch

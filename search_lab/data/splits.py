@@ -13,7 +13,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from search_lab.core import ConfigError, DatasetError
+from search_lab.core import (
+    ConfigError,
+    DatasetError,
+    is_int,
+    require,
+    require_choice,
+    require_number,
+)
 from search_lab.data.datasets import Dataset
 
 SIDES = ("all", "tune", "test")
@@ -27,12 +34,9 @@ def on_tune_side(key: str, *, fraction: float, seed: int) -> bool:
 
 def check_split(side: str, fraction: float, seed: int) -> None:
     """ConfigError unless the split options make sense (checked before any work)."""
-    if side not in SIDES:
-        raise ConfigError(f"unknown dataset.split {side!r}; choose one of: {', '.join(SIDES)}")
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
-        raise ConfigError(f"dataset.split_fraction must be between 0 and 1, got {fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"dataset.split_seed must be an integer, got {seed!r}")
+    require_choice("dataset.split", side, SIDES)
+    require_number("dataset.split_fraction", fraction, 0.0, strict=True, below=1.0)
+    require("dataset.split_seed", seed, is_int(seed), "an integer")  # any: it only salts a hash
 
 
 def restrict(data: Dataset, keep: Sequence[int], queries: Sequence[int] | None = None) -> Dataset:

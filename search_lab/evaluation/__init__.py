@@ -41,6 +41,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         ],
         "runs": [
             "OUTPUTS_ENV",
+            "PATH_KEYS",
             "outputs_dir",
             "CompareError",
             "SKIPPED_ATTR",
@@ -48,6 +49,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "k_order",
             "load_runs",
             "metrics_problem",
+            "name_excluded",
             "name_items",
             "short_labels",
         ],

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from search_lab.core import is_number
 from search_lab.evaluation.stats import bootstrap_ci, paired_comparison, shared_values
 
 log = logging.getLogger(__name__)
@@ -54,17 +54,12 @@ class RunScores(Mapping[str, Mapping[str, float]]):
         return self
 
 
-def finite(value: Any) -> bool:
-    """Whether ``value`` read from JSON is a finite number (not a bool, string or NaN)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def per_query(metrics_file: Path, metrics: Mapping[str, Any]) -> dict[str, float]:
     """The run's ``per_query_ap`` (query name -> AP); {} when absent or malformed (warned)."""
     aps = metrics.get("per_query_ap")
     if aps is None:
         return {}
-    if isinstance(aps, Mapping) and all(finite(v) for v in aps.values()):
+    if isinstance(aps, Mapping) and all(is_number(v) for v in aps.values()):
         return {str(k): float(v) for k, v in aps.items()}
     log.warning("%s: per_query_ap is not query -> number: no interval for this run", metrics_file)
     return {}
@@ -79,7 +74,7 @@ def map_interval(metrics: Mapping[str, Any], aps: Mapping[str, float]) -> list[f
     if (
         isinstance(saved, list)
         and len(saved) == 2
-        and all(finite(v) for v in saved)
+        and all(is_number(v) for v in saved)
         and saved[0] <= saved[1]
     ):
         return [float(saved[0]), float(saved[1])]

@@ -20,15 +20,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from search_lab.core import METRICS_FILE, SearchLabError, read_json_object, readers
+from search_lab.core import METRICS_FILE, SearchLabError, is_number, read_json_object, readers
 from search_lab.evaluation.run_scores import (
     CI_COLUMNS,
     PER_QUERY_ATTR,
     RunScores,
-    finite,
     map_interval,
     per_query,
 )
+from search_lab.retrieval import result_neutral
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,15 @@ def outputs_dir() -> Path:
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 """Where Hydra saves a job's command-line overrides, relative to its output folder."""
 
-NAME_EXCLUDED_KEYS = frozenset({"progress", "workers", "cache_dir", "dataset.root"})
-"""Override keys left out of a run's name: they do not change its results (or are paths)."""
+PATH_KEYS = frozenset({"dataset.root"})
+"""Override keys that are paths: left out of a run's name (and of a sweep job's folder name)."""
+
+
+def name_excluded(key: str) -> bool:
+    """Whether an override key stays out of run names, sweep folder names and parameter columns:
+    it cannot change a result (:func:`search_lab.retrieval.result_neutral`) or is a path."""
+    return result_neutral(key) or key in PATH_KEYS
+
 
 ID_COLUMNS = ("run", "name", "feature", "metric", "index")
 TIME_COLUMNS = ("extract_s", "build_s", "search_s")
@@ -104,10 +111,11 @@ def _read_overrides(run_dir: Path) -> list[tuple[str, str]]:
 def run_name(run_dir: Path, overrides: Sequence[tuple[str, str]]) -> str:
     """Short readable name of a run: its overrides (``feature=hsv,metric=cosine``) or folder name.
 
-    Keys that do not change results (``progress``, ``workers``, ``cache_dir``, ``dataset.root``)
-    are left out; so is ``experiment`` when other overrides remain.
+    Keys that cannot change results (:func:`search_lab.retrieval.result_neutral`: ``progress``,
+    ``workers``, ``executor``, ``feature.threads``, ...) and paths (:data:`PATH_KEYS`) are left
+    out; so is ``experiment`` when other overrides remain.
     """
-    kept = [(k, v) for k, v in overrides if k not in NAME_EXCLUDED_KEYS]
+    kept = [(k, v) for k, v in overrides if not name_excluded(k)]
     if any(k != "experiment" for k, _ in kept):
         kept = [(k, v) for k, v in kept if k != "experiment"]
     return ",".join(sorted(f"{k}={v}" for k, v in kept)) or run_dir.name  # as Hydra's dirname
@@ -187,14 +195,14 @@ def metrics_problem(metrics: Any) -> str | None:
         return "no 'map' in it, not a search_lab metrics file"
     for key in ("map", *LATENCY_COLUMNS, *TIME_COLUMNS, *COUNT_COLUMNS):
         value = metrics.get(key)
-        if value is not None and not finite(value):
+        if value is not None and not is_number(value):
             return f"{key!r} is not a number"
     if not isinstance(metrics.get("config") or {}, Mapping):
         return "'config' is not an object"
     for key in _AT_PREFIXES:
         values = metrics.get(key) or {}
         if not isinstance(values, Mapping) or not all(
-            v is None or finite(v) for v in values.values()
+            v is None or is_number(v) for v in values.values()
         ):
             return f"{key!r} is not an object of numbers keyed by k"
     return None
@@ -226,7 +234,7 @@ def _row(
         row["img_per_s"] = metrics.get("n_images", 0) / metrics["extract_s"]  # cold extraction only
     params = []
     for key, value in overrides:
-        if "." in key and key not in NAME_EXCLUDED_KEYS and not key.startswith("hydra."):
+        if "." in key and not name_excluded(key) and not key.startswith("hydra."):
             found = _lookup(config, key)
             row[key] = _cell(found if found is not None else value)
             params.append(key)

@@ -12,7 +12,6 @@ the library raises then becomes one IndexMismatchError naming the file.
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -68,18 +67,9 @@ def padded(ids: np.ndarray, dists: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 def _differs(path: Path, n_bytes: int, kind: str, digest: str) -> bool:
     """Whether ``path`` is not the file recorded with this size and checksum."""
     if kind == "sha256":  # recorded before the XXH3 checksums
-        return path.stat().st_size != n_bytes or sha256(path) != digest
+        return path.stat().st_size != n_bytes or integrity.sha256(path) != digest
     recorded = {path.name: {"bytes": n_bytes, integrity.HASH: digest}}
     return integrity.problem(path.parent, recorded) is not None
-
-
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class FileIndex(Index):

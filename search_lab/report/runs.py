@@ -17,16 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search_lab.cli import RESULT_NEUTRAL_KEYS as NEUTRAL_KEYS
 from search_lab.cli import comparable_config, compose_config, finished_metrics, job_subdir
 from search_lab.core import SearchLabError, read_json_object, write_json
-from search_lab.retrieval import dataset_of_config, extract_files
+from search_lab.retrieval import dataset_of_config, extract_files, result_neutral
 
 log = logging.getLogger(__name__)
 
 COST_FILE = "extract_cost.json"
 NEUTRAL = ("progress=false",)
-"""Overrides every report run gets; they cannot change a result (sweep.RESULT_NEUTRAL_KEYS)."""
+"""Overrides every report run gets; they cannot change a result (retrieval.result_neutral)."""
 REUSE_ONLY_REASON = "not run: --quick cites it only once the full report has made it"
 _WEIGHTS_HINT = re.compile(r"feature\.weights=\S+")
 
@@ -67,7 +66,7 @@ class Outcome:
 
 def run_folder(root: Path, run: Run, dataset_overrides: tuple[str, ...]) -> Path:
     """The stable folder of ``run`` under ``root`` (its overrides, as a sweep names jobs)."""
-    kept = [o for o in dataset_overrides if o.split("=", 1)[0].lstrip("+~") not in NEUTRAL_KEYS]
+    kept = [o for o in dataset_overrides if not result_neutral(o.split("=", 1)[0])]
     name = job_subdir(",".join([*run.overrides, *kept]), 0)
     return root / ("defaults" if name == "job0" else name)
 

@@ -20,6 +20,7 @@ from search_lab.core import ImageLoadError, die_with_parent
 from search_lab.data import load_image
 from search_lab.features import Extractor, create
 from search_lab.retrieval.cache import FeatureCache, Features, cache_key
+from search_lab.retrieval.index_identity import RESULT_NEUTRAL_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,13 @@ _WORKER: dict[str, Any] = {}
 
 Progress = bool | Callable[[int, int], None]
 
-# Parameters that change how fast vectors are computed, not what they are: kept out of cache keys.
-# (``engine``: every fp32 engine gives torch's vectors, search_lab/features/engines.py.)
-RUNTIME_PARAMS = frozenset({"threads", "batch_size", "download", "device", "engine", "export_dir"})
+RUNTIME_PARAMS = frozenset(
+    key.removeprefix("feature.") for key in RESULT_NEUTRAL_KEYS if key.startswith("feature.")
+)
+"""Feature parameters that change how fast vectors are computed, not what they are: kept out
+of cache keys, also for the parts of a combined feature (the ``feature.*`` keys of
+:data:`search_lab.retrieval.index_identity.RESULT_NEUTRAL_KEYS`)."""
+
 # Parameters at a value that is the vectors' default: kept out of cache keys too, so caches
 # written before the parameter existed stay valid (``precision=int8`` keys its own features).
 NEUTRAL_PARAMS = {"precision": "fp32"}

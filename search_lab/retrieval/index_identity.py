@@ -24,16 +24,49 @@ from pathlib import Path
 from typing import Any
 
 from search_lab.core import MANIFEST, ConfigError, IndexMismatchError, manifest_of
-from search_lab.retrieval.extract import RUNTIME_PARAMS
 
 SECTIONS = ("feature", "post", "metric", "index")
 """Config sections that decide an index's contents (the dataset has its own prefix)."""
 
-NEUTRAL = frozenset(
-    {f"feature.{name}" for name in RUNTIME_PARAMS}
-    | {"index.threads", "index.n_jobs", "index.query_jobs"}
+RESULT_NEUTRAL_KEYS = frozenset(
+    {
+        # how a run goes, not what it finds (``executor``: local or Ray, every executor.* key)
+        "progress",
+        "workers",
+        "cache_dir",
+        "executor",
+        # how fast a feature's vectors are computed, not what they are (every fp32 engine
+        # gives torch's vectors, search_lab/features/engines.py)
+        "feature.threads",
+        "feature.batch_size",
+        "feature.download",
+        "feature.device",
+        "feature.engine",
+        "feature.export_dir",
+        # how fast an index is built or searched, not what it holds
+        "index.threads",
+        "index.n_jobs",
+        "index.query_jobs",
+    }
 )
-"""Parameters that change how fast an index is built or searched, not what it holds."""
+"""The one list of config keys (dotted, as overrides name them) that cannot change a result.
+
+A key stands for everything under it. Used by the feature cache key
+(:data:`search_lab.retrieval.extract.RUNTIME_PARAMS`), index names and the replace check
+(:func:`significant`), a sweep's resume check and job folder names, and run names.
+"""
+
+
+def result_neutral(key: str) -> bool:
+    """Whether config key ``key`` (``+``/``~`` prefixes ignored) cannot change a result.
+
+    True for a key of :data:`RESULT_NEUTRAL_KEYS` and every key under one:
+    ``result_neutral("executor.address")`` and ``result_neutral("+workers")`` are True,
+    ``result_neutral("feature.bins")`` is False.
+    """
+    key = key.lstrip("+~")
+    return any(key == k or key.startswith(f"{k}.") for k in RESULT_NEUTRAL_KEYS)
+
 
 DATASET_KEYS = ("root", "layout", "labels", "split", "split_fraction", "split_seed")
 """Dataset settings that make two indexes different (which files are indexed)."""
@@ -57,7 +90,7 @@ def flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def significant(cfg: Mapping[str, Any], sections: tuple[str, ...] = SECTIONS) -> dict[str, Any]:
     """The parameters of ``cfg`` that decide an index's contents, as dotted keys."""
     out = flat({s: cfg.get(s) or {} for s in sections})
-    return {k: v for k, v in out.items() if k not in NEUTRAL}
+    return {k: v for k, v in out.items() if not result_neutral(k)}
 
 
 def _dataset(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,8 +107,9 @@ def config_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | N
     """The differences between two index configurations in words, or None if they build the same.
 
     Compares feature, post-processing, metric, index and the dataset's folder, layout and
-    labels; speed-only settings (:data:`NEUTRAL`) are ignored. At most three differences are
-    named: ``index.factory 'HNSW32' → 'IVF1024,Flat'; feature.bins [8, 12, 3] → [16, 8, 4]``.
+    labels; speed-only settings (:data:`RESULT_NEUTRAL_KEYS`) are ignored. At most three
+    differences are named:
+    ``index.factory 'HNSW32' → 'IVF1024,Flat'; feature.bins [8, 12, 3] → [16, 8, 4]``.
     """
     a = {**significant(old), **_dataset(old)}
     b = {**significant(new), **_dataset(new)}

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from search_lab import indexes
-from search_lab.core import ConfigError
+from search_lab.core import (
+    ConfigError,
+    is_int,
+    require,
+    require_bool,
+    require_choice,
+    require_int,
+    require_positive_int,
+)
 from search_lab.data import Dataset, distractors, load_dataset, split_dataset
 from search_lab.features import Extractor, PostProcessor
 from search_lab.indexes import Index
@@ -30,16 +38,6 @@ from search_lab.retrieval.extract import (
     whole_features,
 )
 from search_lab.retrieval.rerank import RerankOptions
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _optional_positive(name: str, value: Any) -> int | None:
-    if value is not None and not _positive_int(value):
-        raise ConfigError(f"{name} must be a positive integer or null, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -60,21 +58,18 @@ class EvalOptions:
     def from_config(cls, ev: Mapping[str, Any], distractor_folder: str | None) -> EvalOptions:
         """The checked options (ConfigError naming the first bad value)."""
         ks = ev["k"]
-        if not isinstance(ks, list) or not ks or not all(_positive_int(k) for k in ks):
-            raise ConfigError(f"eval.k must be a list of positive integers, got {ks!r}")
-        if not isinstance(ev["rotations"], bool):
-            raise ConfigError(f"eval.rotations must be true or false, got {ev['rotations']!r}")
-        count, groups = ev["subsets"] or 0, ev["subset_groups"]
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ConfigError(f"eval.subsets must be a non-negative integer, got {count!r}")
-        if count and not _positive_int(groups):
-            raise ConfigError(f"eval.subset_groups must be a positive integer, got {groups!r}")
+        ok = isinstance(ks, list) and bool(ks) and all(is_int(k) and k > 0 for k in ks)
+        require("eval.k", ks, ok, "a list of positive integers")
+        require_bool("eval.rotations", ev["rotations"])
+        count, groups = require_int("eval.subsets", ev["subsets"] or 0, 0), ev["subset_groups"]
+        if count:
+            require_positive_int("eval.subset_groups", groups)
         counts = distractors.check_counts(ev, distractor_folder)
         return cls(
             k=tuple(ks),
             rotations=ev["rotations"],
-            depth=_optional_positive("eval.depth", ev["depth"]),
-            max_queries=_optional_positive("eval.max_queries", ev["max_queries"]),
+            depth=require_positive_int("eval.depth", ev["depth"], null=True),
+            max_queries=require_positive_int("eval.max_queries", ev["max_queries"], null=True),
             subsets=count,
             subset_groups=groups,
             subset_seed=ev["subset_seed"],
@@ -203,11 +198,7 @@ EXECUTORS: dict[str, Callable[[dict[str, Any]], Fetch]] = {
 def make_fetch(executor: Mapping[str, Any] | None) -> Fetch:
     """The features source of the configured executor (``executor=local``: this machine)."""
     ex = dict(executor or {"name": "local"})
-    if ex.get("name") not in EXECUTORS:
-        raise ConfigError(
-            f"unknown executor {ex.get('name')!r}; choose one of: {', '.join(sorted(EXECUTORS))}"
-        )
-    return EXECUTORS[ex["name"]](ex)
+    return EXECUTORS[require_choice("executor", ex.get("name"), sorted(EXECUTORS))](ex)
 
 
 def check_devices(feature: Mapping[str, Any], executor: Mapping[str, Any]) -> None:
@@ -237,7 +228,7 @@ def build_pipeline(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
     cfg = dict(cfg)
     dataset = DatasetSpec.from_config(cfg["dataset"])
     options = EvalOptions.from_config(cfg["eval"], dataset.distractors)
-    workers = _optional_positive("workers", cfg.get("workers"))
+    workers = require_positive_int("workers", cfg.get("workers"), null=True)
     extractor = build_extractor(cfg["feature"])
     index, post = make_index(cfg), make_post(cfg)
     rerank = RerankOptions.from_config(cfg.get("rerank"))

@@ -27,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from search_lab.core import (
+    PROJECT_DIR,
     ConfigError,
     SearchLabError,
     require_int,
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 
 CRASH_ENV = "SEARCH_LAB_RAY_CRASH_ONCE"
 """Fault injection for tests: a task finding this file deletes it and kills its worker."""
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 def _import_ray() -> Any:
@@ -95,7 +95,7 @@ def connect(ex: dict[str, Any]) -> Any:
     address = ex.get("address")
     if address not in (None, "auto"):
         _probe(str(address))
-    env = {"PYTHONPATH": str(PROJECT)}  # workers import search_lab from the same folder
+    env = {"PYTHONPATH": str(PROJECT_DIR)}  # workers import search_lab from the same folder
     if os.environ.get(CRASH_ENV):
         env[CRASH_ENV] = os.environ[CRASH_ENV]
     options = {"runtime_env": {"env_vars": env}, "include_dashboard": False}

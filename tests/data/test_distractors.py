@@ -17,6 +17,7 @@ from search_lab.cli import data as data_cli
 from search_lab.cli.evaluate import run
 from search_lab.core import ConfigError, DatasetError
 from search_lab.data import Dataset, distractors, load_image, synth
+from search_lab.retrieval import distractor_features
 from search_lab.retrieval.cache import Features
 from search_lab.retrieval.distractor_features import with_distractors
 
@@ -109,7 +110,7 @@ def test_map_against_distractor_count_on_holidays(
 ) -> None:
     """Count 0 is the plain run; adding distractors can only push relevant images down."""
     plain = run(make_config(), tmp_path / "plain")
-    monkeypatch.setattr(distractors, "SHARD", 20)
+    monkeypatch.setattr(distractor_features, "SHARD", 20)  # the shard size extraction reads
     cfg = make_config(f"dataset.distractors={synthetic}", "eval.distractor_counts=[0,20,60]")
     metrics = run(cfg, tmp_path / "curve")
     rows = metrics["distractors"]["rows"]

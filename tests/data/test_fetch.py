@@ -20,8 +20,7 @@ from PIL import Image
 
 from search_lab.core import DatasetError
 from search_lab.data import Archive, archives, download, fetch
-from search_lab.data import fetch as fetch_mod
-from search_lab.data.fetch import extract_images, import_local
+from search_lab.data.fetch import MARKER, extract_images, import_local
 
 ARCHIVE_1 = {"100000.jpg", "100001.jpg"}
 ARCHIVE_2 = {"100100.jpg"}
@@ -385,8 +384,10 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile
         _member("/tmp/evil.jpg"),
         _member("jpg/evil.jpg", tarfile.SYMTYPE, "/etc/passwd"),
         _member("jpg/evil.jpg", tarfile.LNKTYPE, "jpg/100000.jpg"),
+        _member("jpg/evil.jpg", tarfile.SYMTYPE, "100000.jpg"),
+        _member("jpg/evil.jpg", tarfile.CHRTYPE),
     ],
-    ids=["dotdot", "nested-dotdot", "absolute", "symlink", "hardlink"],
+    ids=["dotdot", "nested-dotdot", "absolute", "symlink", "hardlink", "inner-symlink", "device"],
 )
 def test_unsafe_tar_member_is_rejected(tmp_path: Path, bad: tarfile.TarInfo) -> None:
     archive = tmp_path / "bad.tar"
@@ -487,4 +488,4 @@ def test_interrupted_merge_rolls_back(
         fetch(root, archives=[Archive(archive.as_uri())], cache_dir=tmp_path / "cache")
     assert calls == ["100000.jpg", "100001.jpg"]  # the first file was moved in, then removed
     assert _images(root) == {"200000.jpg"}
-    assert not (root / fetch_mod.MARKER).exists()
+    assert not (root / MARKER).exists()

@@ -215,7 +215,7 @@ def test_a_folder_recorded_with_sha256_still_loads_and_is_checked(
     tmp_path: Path, items: np.ndarray
 ) -> None:
     from search_lab.core import read_json_object, write_json
-    from search_lab.indexes.files import sha256
+    from search_lab.core.integrity import sha256
 
     index = indexes.create("kdtree", metric="euclidean")
     index.build(items[:300])

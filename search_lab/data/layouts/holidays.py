@@ -7,7 +7,15 @@ from pathlib import Path
 
 from search_lab.data.layouts.base import DATASETS, Groups, Layout
 
-HOLIDAYS_NAME = re.compile(r"^(\d{4})(\d{2})\.(jpe?g|png)$", re.IGNORECASE)
+HOLIDAYS_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+"""The image types of a Holidays folder: the layout reads only these (INRIA's are all .jpg),
+so :mod:`search_lab.data.archives` places only these into one (a narrower set than
+:data:`~search_lab.data.layouts.base.IMAGE_SUFFIXES`, which the other layouts read)."""
+
+HOLIDAYS_NAME = re.compile(
+    r"^(\d{4})(\d{2})(" + "|".join(re.escape(s) for s in sorted(HOLIDAYS_SUFFIXES)) + ")$",
+    re.IGNORECASE,
+)
 
 
 @DATASETS.register("holidays")
