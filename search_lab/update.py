@@ -12,7 +12,8 @@ others (kd-tree, Annoy, NN-descent, Faiss HNSW) are rebuilt from the vectors, ne
 re-extracting, and so is any index once the images changed since its last build exceed
 ``refit_share`` of those it was built on (an HNSW graph keeps deleted items as waypoints, IVF
 lists and PQ codebooks keep their first training). The manifest's ``index_fit`` says when it
-was built and on how many images, ``update.index`` how this update changed it. A chain
+was built and on how many images, ``update`` what this update did (``index``: how it changed
+the index; ``update_s`` leaves out writing the folder it is in). A chain
 fitted on the collection (PCA, whitening, expansion) is refitted once the images changed
 since its fit exceed ``refit_share`` (default 0.2) of those it was fitted on; the manifest's
 ``post_fit`` says when it was fitted and on how many images. Every update (in place too: the
@@ -78,6 +79,7 @@ class Report:
     refitted: bool = False
     written: bool = True
     in_place: bool = False
+    index_s: float = 0.0  # changing or building the index alone
 
     def line(self) -> str:
         """``added A, changed C, removed R, unchanged U; extracted E images in S s; ...``."""
@@ -199,7 +201,9 @@ def _update(
         return SearchEngine.load(target), report
     raw = np.concatenate([old.raw[keep], fresh_raw]) if old is not None else fresh_raw
     post, fit_info, report.refitted = _post(pipe, target, old, raw, report)
+    started = time.perf_counter()
     index, sources, how = _index(pipe, target, old, keep, fresh_raw, post, report)
+    report.index_s = time.perf_counter() - started
     names = [old_names[i] if i >= 0 else fresh[-1 - i] for i in sources.tolist()]
     if old is not None and how["in_place"]:  # rows in the index's order
         rows = np.where(sources >= 0, sources, len(old.raw) - 1 - sources)
@@ -217,6 +221,7 @@ def _update(
     )  # fmt: skip
     manifest["post_fit"] = fit_info
     manifest["index_fit"] = how.pop("fit")
+    report.update_s = time.perf_counter() - start - extract_s  # the folder's write left out
     manifest["update"] = {**report.__dict__, "full": old is None, "index": how}
     engine = SearchEngine(manifest, index, post, pipe.extractor)
     _save(engine, target, raw, catalog)
@@ -347,7 +352,7 @@ def _index(
             how = {"in_place": True, "mode": mode, "dropped": len(edit.drop), "put": len(edit.put)}
             log.info("%s index changed in place (%s): %s", index.kind, mode, how)
             return index, edit.sources, {**how, "moved": edit.moved, "fit": fit}
-        why = f"this {index.kind} index cannot remove items"
+        why = f"{index.kind} index not changed in place: {index.why_not_in_place(len(sources))}"
     raw = np.concatenate([old.raw[keep], fresh_raw]) if old is not None else fresh_raw
     index = pipe.new_index()
     index.build(post.transform(raw))

@@ -113,3 +113,9 @@ def test_matching_names_sorts_filters_and_counts() -> None:
     assert app_queries.matching_names(names, "a jpg", 1) == (["A/y.JPG"], 1)
     assert app_queries.matching_names(names, "jpg", 2) == (["A/y.JPG", "b/x.jpg"], 3)
     assert app_queries.matching_names(names, "q", 5) == ([], 0)
+    nested = ["a/1.jpg", "a/10.jpg", "ba/1.jpg", "a/1.jpg.bak"]
+    assert app_queries.matching_names(nested, "ba/1.jpg ", 5) == (["ba/1.jpg"], 1)
+    assert app_queries.matching_names(nested, "A/1.jpg", 5) == (  # typed whole: first
+        ["a/1.jpg", "a/1.jpg.bak", "ba/1.jpg"],
+        3,
+    )

@@ -40,8 +40,8 @@ from websockets.exceptions import ConnectionClosed
 
 from search_lab.app import indexes as app_indexes
 from search_lab.app.widgets import UPLOAD
+from search_lab.benchmarks.streamlit_client import ProtocolError, StreamlitSession, Widget
 from search_lab.engine import build_engine
-from tests.streamlit_client import ProtocolError, StreamlitSession, Widget
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _need_chromium, app_env, serve_app
 
 pytestmark = pytest.mark.load

@@ -112,6 +112,10 @@ def test_graphs_and_adapted_ivf_lists_cannot_be_edited() -> None:
     assert ivf.built_factory == "IVF5,Flat"
     assert ivf.edit_mode(195) == SLOTS  # 195 // 39 = 5 lists still
     assert ivf.edit_mode(234) is None  # 234 // 39 = 6 lists: the record would not match
+    assert (
+        ivf.why_not_in_place(234) == "it was built as IVF5,Flat, at 234 items it would be IVF6,Flat"
+    )
+    assert graph.why_not_in_place(200) == "Faiss cannot remove items from HNSW16"
     assert create("kdtree", metric="euclidean").edit_mode(10) is None
 
 
@@ -206,7 +210,10 @@ def test_an_index_that_cannot_remove_or_changed_too_much_is_rebuilt_saying_why(
     build(tmp_path, photos, capsys, "index", *graph)
     update = _update_of(tmp_path / "index")
     assert update["in_place"] is False
-    assert update["index"]["why"] == "this faiss index cannot remove items"
+    assert (
+        update["index"]["why"]
+        == "faiss index not changed in place: Faiss cannot remove items from HNSW16"
+    )
     build(tmp_path, photos, capsys, "h", "index=hnsw", "refit_share=0.2")
     for i in range(3):
         (photos / f"2023/IMG_0{i}.jpg").unlink()  # 3 of the 9 left: 33% > 20%

@@ -21,10 +21,11 @@ def dataset_queries(dataset: Dataset, indexed: Sequence[str]) -> list[str]:
 
 
 def matching_names(names: Sequence[str], typed: str, limit: int) -> tuple[list[str], int]:
-    """The names (sorted) holding every word of ``typed``, ignoring case: the first ``limit``
-    of them, and how many match in all."""
-    words = typed.casefold().split()
+    """The names holding every word of ``typed``, ignoring case, sorted (a name typed whole
+    first): the first ``limit`` of them, and how many match in all."""
+    whole, words = typed.strip().casefold(), typed.casefold().split()
     found = sorted(n for n in names if all(w in n.casefold() for w in words))
+    found.sort(key=lambda n: n.casefold() != whole)  # stable: the rest stays sorted
     return found[:limit], len(found)
 
 

@@ -129,6 +129,10 @@ class Index:
         library cannot remove items (the index is then rebuilt from the vectors)."""
         return None
 
+    def why_not_in_place(self, size: int) -> str:
+        """Why :meth:`edit_mode` is None for ``size`` items (a few words, for the manifest)."""
+        return "the library cannot remove items from it"
+
     def edit(self, drop: np.ndarray, put: np.ndarray, vectors: np.ndarray) -> None:
         """Change the built index in place: remove items ``drop``, then set items ``put`` to
         the rows of ``vectors`` (see :class:`search_lab.indexes.editing.Edit`)."""

@@ -200,6 +200,13 @@ class FaissIndex(FileIndex):
             return COMPACT
         return SLOTS if isinstance(inner, faiss.IndexIVF) else None
 
+    def why_not_in_place(self, size: int) -> str:
+        """The IVF list count that would change, or the structure Faiss cannot remove from."""
+        adapted = adapt_nlist(self.factory, size, note=False)
+        if adapted != self.built_factory:
+            return f"it was built as {self.built_factory}, at {size} items it would be {adapted}"
+        return f"Faiss cannot remove items from {self.built_factory}"
+
     def edit(self, drop: np.ndarray, put: np.ndarray, vectors: np.ndarray) -> None:
         """Remove ids ``drop``, then add ``vectors`` with ids ``put`` (appended, when compact).
         Trained parts (IVF centroids, PQ codebooks) are kept from the build."""
