@@ -2,8 +2,9 @@
 
 A real ``streamlit run app.py`` serves two indexes built from holidays-small (HOLIDAYS_DIR) in a
 temporary SEARCH_LAB_INDEXES, on 127.0.0.1 only. ``SESSIONS`` clients speak Streamlit's own
-browser protocol (tests/streamlit_client.py: a websocket each, protobuf messages, HTTP uploads),
-so the measurement is of the server, not of 30 browser renderers sharing its CPU. Each session
+browser protocol (search_lab/benchmarks/streamlit_client.py: a websocket each, protobuf
+messages, HTTP uploads), so the measurement is of the server, not of 30 browser renderers
+sharing its CPU. Each session
 opens the Search page, switches to upload mode and picks its index (half hsv, half cnn); then
 for ``DURATION_S`` seconds it uploads a different holidays image in turn, waits until the script
 run finishes with that image ranked first, and fetches the thumbnails shown, as a browser does.
