@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ from search_lab.engine import SearchEngine
 from search_lab.indexes import create
 from search_lab.indexes.editing import COMPACT, SLOTS, plan_edit
 
+ROOT = Path(__file__).resolve().parents[1]
 IN_PLACE = {  # overrides -> the edit mode an update uses
     "hnsw": (("index=hnsw",), SLOTS),
     "faiss-flat": (("index=faiss", "index.factory=Flat"), COMPACT),
@@ -248,3 +252,50 @@ def test_an_in_place_update_that_fails_before_the_swap_leaves_the_old_index(
     line = build(tmp_path, photos, capsys, "index", "index=hnsw")  # the next run does the job
     assert line.startswith("added 1, changed 0, removed 1, unchanged 9")
     assert _update_of(tmp_path / "index")["in_place"] is True
+
+
+def test_kill_9_of_an_in_place_update_before_its_swap_then_rerun(
+    tmp_path: Path, photos: Path, holidays_dir: Path, capsys
+) -> None:
+    build(tmp_path, photos, capsys, "index", "index=hnsw")
+    before = answers(tmp_path / "index", photos)
+    (photos / "2023/IMG_03.jpg").unlink()
+    shutil.copy(holidays_dir / sorted(os.listdir(holidays_dir))[31], photos / "new.jpg")
+    staged = tmp_path / "staged"
+    code = f"""
+import sys, time, pathlib
+from search_lab import swap
+def held(new, directory):  # the changed index is written whole: stop right before the swap
+    pathlib.Path({str(staged)!r}).write_text(str(new))
+    time.sleep(300)
+swap.replace_dir = held
+from search_lab.cli.glue import entry
+from search_lab.cli.build_index import main
+sys.argv = ['build_index', *sys.argv[1:]]
+entry(main, 'build_index')
+"""
+    args = [
+        f"dataset.root={photos}", f"index_dir={tmp_path / 'index'}", "index=hnsw",
+        f"cache_dir={tmp_path / 'cache'}", "progress=false", "workers=1", "refit_share=1.0",
+        f"hydra.run.dir={tmp_path / 'out'}",
+    ]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not staged.exists():
+        assert proc.poll() is None, "the update ended before it could be killed"
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL, the new folder staged beside the old one
+    proc.wait()
+    assert Path(staged.read_text()).is_dir()  # left behind by the kill
+    old = SearchEngine.load(tmp_path / "index")  # the previous index, whole and unchanged
+    assert len(old.names) == 10 and "2023/IMG_03.jpg" in old.names
+    now = answers(tmp_path / "index", photos)
+    assert {k: v for k, v in now.items() if k in before} == {
+        k: v for k, v in before.items() if k in now
+    }
+    line = build(tmp_path, photos, capsys, "index", "index=hnsw")  # the next run does the job
+    assert line.startswith("added 1, changed 0, removed 1, unchanged 9; extracted 0 images")
+    assert _update_of(tmp_path / "index")["in_place"] is True
+    assert not Path(staged.read_text()).exists()  # the killed run's staging folder is gone
+    build(tmp_path, photos, capsys, "fresh", "index=hnsw", "rebuild=true")
+    assert answers(tmp_path / "index", photos) == answers(tmp_path / "fresh", photos)
