@@ -206,6 +206,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
              for f in args.features}  # fmt: skip
     photos = photo_files(args.photos, max(sizes.values()) + ADDED)
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_library."))
+    machine = extraction_machine()  # its load average: at the start
     if args.reuse:
         runs = [reused(f, photos, sizes[f], work, args.app_queries, args.json)
                 for f in args.features]  # fmt: skip
@@ -214,7 +215,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "photos": str(args.photos),
         "photos_kind": args.kind,
-        "machine": extraction_machine(),
+        "machine": machine,
+        "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
         "runs": runs,
     }
 
@@ -225,7 +227,8 @@ def report(result: dict[str, Any]) -> str:
         "# A photo library at scale: full build, update, search, duplicates",
         "",
         f"Photos: {result['photos_kind']} ({result['photos']}); load average at the start "
-        f"{result['machine'].get('load_avg_at_start')} on {result['machine']['cores']} cores.",
+        f"{result['machine'].get('load_avg_at_start')}, at the end "
+        f"{result.get('load_avg_at_end', 'not recorded')} on {result['machine']['cores']} cores.",
         "",
         "| feature | images | full build (s) | peak RSS (MB) | update +250 −100 (s) | "
         "update / full | search p50 / p95 (ms) | one search command (s) | duplicates (s) |",

@@ -64,6 +64,7 @@ def _how(index: Path) -> dict[str, Any]:
 def bench(args: argparse.Namespace) -> dict[str, Any]:
     """Full builds, then the same update in place and by rebuild, for every index type."""
     photos = photo_files(args.photos, args.count + ADDED)
+    machine = extraction_machine()  # its load average: at the start
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_update."))
     shutil.rmtree(work, ignore_errors=True)
     library, cache = work / "library", work / "cache"
@@ -94,7 +95,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "rebuild_index_s": round(rebuilt.index_s, 3), "rebuild_why": _how(copy).get("why"),
         })  # fmt: skip
     return {"photos": str(args.photos), "count": args.count, "feature": args.feature,
-            "added": ADDED, "removed": REMOVED, "machine": extraction_machine(),
+            "added": ADDED, "removed": REMOVED, "machine": machine,
             "load_avg_at_end": [round(x, 2) for x in os.getloadavg()], "rows": rows}  # fmt: skip
 
 
