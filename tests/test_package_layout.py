@@ -25,9 +25,9 @@ RANKED = (
     "retrieval",
     "evaluation",
     "cli",
-    "benchmarks",
     "report",
     "app",
+    "benchmarks",
 )
 """Bottom up: each sub-package may import only those before it (and itself)."""
 

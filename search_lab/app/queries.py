@@ -19,6 +19,15 @@ def dataset_queries(dataset: Dataset, indexed: Sequence[str]) -> list[str]:
     return [dataset.names[q] for q in dataset.queries if dataset.names[q] in held]
 
 
+def matching_names(names: Sequence[str], typed: str, limit: int) -> tuple[list[str], int]:
+    """The names holding every word of ``typed``, ignoring case, sorted (a name typed whole
+    first): the first ``limit`` of them, and how many match in all."""
+    whole, words = typed.strip().casefold(), typed.casefold().split()
+    found = sorted(n for n in names if all(w in n.casefold() for w in words))
+    found.sort(key=lambda n: n.casefold() != whole)  # stable: the rest stays sorted
+    return found[:limit], len(found)
+
+
 def relevant_names(dataset: Dataset, query: str) -> frozenset[str]:
     """Ground truth of a dataset query: the names of its relevant images (empty if not a query)."""
     qid = dataset.names.index(query) if query in dataset.names else -1

@@ -33,6 +33,9 @@ from search_lab.retrieval import SearchEngine
 GRID_COLUMNS = 5
 DATASET_QUERY = "Dataset query"
 UPLOAD = "Upload an image"
+COLLECTION_PHOTO = "Photo from the collection"
+PHOTO_CHOICES = 200
+"""Names a collection photo's select box lists at most (a filter narrows a large library)."""
 
 
 @contextmanager
@@ -223,11 +226,16 @@ def pick_index(key: str, default: str | None = None) -> app_indexes.IndexChoice 
 
 @dataclass(frozen=True)
 class Query:
-    """A chosen query: a dataset image (by name) or the bytes of an upload."""
+    """A chosen query: a dataset image (by name) or the bytes of an upload.
+
+    ``keep_self``: the indexed image is shown among its own results (a photo picked from a
+    plain collection is then found first, at distance 0, while its index is current).
+    """
 
     label: str
     data: bytes | None = None
     dataset_name: str | None = None
+    keep_self: bool = False
 
     def source(self, engine: SearchEngine) -> Path | bytes:
         """What to hand ``engine.query``: the upload's bytes or the indexed file's path."""
@@ -237,13 +245,16 @@ class Query:
 
 
 def pick_query(prefix: str, engine: SearchEngine, dataset: Dataset | None) -> Query | None:
-    """Radio between a dataset query and an upload; None until an image is chosen."""
+    """Radio between a dataset query (a collection photo when the collection has no queries)
+    and an upload; None until an image is chosen."""
     queries = app_queries.dataset_queries(dataset, engine.names) if dataset is not None else []
-    modes = [DATASET_QUERY, UPLOAD] if queries else [UPLOAD]
+    modes = [DATASET_QUERY, UPLOAD] if queries else [COLLECTION_PHOTO, UPLOAD]
     mode = st.radio("Query", modes, horizontal=True, key=f"{prefix}_source")
     if mode == DATASET_QUERY:
         name = st.selectbox("Dataset query", queries, key=f"{prefix}_query")
         return Query(name, dataset_name=name)
+    if mode == COLLECTION_PHOTO:
+        return collection_photo(prefix, engine)
     upload = st.file_uploader(
         "Image to search with (jpg, png or webp; drag and drop works)",
         type=list(app_uploads.UPLOAD_TYPES),
@@ -254,6 +265,20 @@ def pick_query(prefix: str, engine: SearchEngine, dataset: Dataset | None) -> Qu
         st.info("Upload an image to search the index with it.")
         return None
     return Query(app_text.safe_label(upload.name), data=upload.getvalue())
+
+
+def collection_photo(prefix: str, engine: SearchEngine) -> Query | None:
+    """An indexed photo picked by name: a filter box, then a select box of what it matches
+    (at most ``PHOTO_CHOICES``, so a library of 25,000 photos sends no 25,000 options)."""
+    typed = st.text_input("Filter the names", key=f"{prefix}_filter", placeholder="e.g. 2024/")
+    shown, total = app_queries.matching_names(engine.names, typed, PHOTO_CHOICES)
+    if not shown:
+        st.info(f"No indexed photo's name contains {app_text.plain(typed.strip())}.")
+        return None
+    if total > len(shown):
+        st.caption(f"{total:,} names match; the first {len(shown)} are listed: type more.")
+    name = st.selectbox("Photo", shown, key=f"{prefix}_photo")
+    return Query(name, dataset_name=name, keep_self=True)
 
 
 def query_thumb(query: Query, engine: SearchEngine) -> bytes | None:

@@ -11,6 +11,9 @@
   on Ray against the local executor.
 - :mod:`~search_lab.benchmarks.scale` (``python -m search_lab.bench_scale``): peak memory of an
   out-of-core index build.
+- :mod:`~search_lab.benchmarks.library` (``python -m search_lab.benchmarks.library``): a photo
+  library at scale (build, update, search from the command line and the app, duplicates);
+  :mod:`~search_lab.benchmarks.update_in_place`: index updates in place against rebuilds.
 - :mod:`~search_lab.benchmarks.ray_scale` (``python -m search_lab.bench_ray_scale``): a large
   collection indexed through Ray, killed half way and resumed, with every process's peak memory.
 
@@ -33,5 +36,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "rerank",
         "scale",
         "speed",
+        "update_in_place",
     ],
 )

@@ -1,5 +1,5 @@
 """A photo library at scale: ``python -m search_lab.benchmarks.library --photos DIR
-[--count 25000] [--features hsv cnn] [--cnn-count N] [--work DIR]``.
+[--count 25000] [--features hsv cnn] [--cnn-count N] [--work DIR] [--app-queries N] [--reuse]``.
 
 ``--photos`` is a folder of at least ``count + 250`` JPEGs (``python -m search_lab.data
 distractors --count 25250 --dest DIR`` writes synthetic ones; the report says which were
@@ -14,10 +14,16 @@ with an empty feature cache, each command in a fresh child process:
 - **search**: ``python -m search_lab.search --json`` over 50 library photos in one command:
   p50/p95 of the per-query milliseconds it reports (extraction + search), and the wall time
   of one single-image command (start-up and index checks included);
+- **app search**: the same photos queried in a real ``streamlit run app.py`` through the
+  browser's protocol, each picked by typing its name into the Search page's name filter
+  (:mod:`search_lab.benchmarks.app_latency`): p50/p95 from the keystroke to the results, and
+  to the results with their thumbnails fetched, and the load average around it;
 - **duplicates**: ``python -m search_lab.duplicates --index DIR --json`` timed when that
   command exists, else recorded as not available.
 
-Results go to ``bench/library.json`` and ``bench/library.md``.
+Results go to ``bench/library.json`` and ``bench/library.md``. ``--reuse`` measures only
+the searches and duplicates on the library and index a previous run left in ``--work``,
+keeping the build and update figures that run wrote to ``--json``.
 """
 
 from __future__ import annotations
@@ -107,7 +113,9 @@ def build_command(library: Path, index: Path, cache: Path, feature: str) -> list
     ]  # fmt: skip
 
 
-def one_feature(feature: str, photos: list[Path], count: int, work: Path) -> dict[str, Any]:
+def one_feature(
+    feature: str, photos: list[Path], count: int, work: Path, app_queries: int
+) -> dict[str, Any]:
     """Full build, update, search and duplicates on a library of ``count`` photos."""
     base = work / feature
     shutil.rmtree(base, ignore_errors=True)
@@ -123,11 +131,6 @@ def one_feature(feature: str, photos: list[Path], count: int, work: Path) -> dic
     log.info("%s: update (+%d, -%d)", feature, ADDED, REMOVED)
     update = run_child(command)
     summary = next(line for line in update["stdout"] if line.startswith("added "))
-    survivors = [p for p in placed if p.exists()]
-    queries = [str(p) for p in survivors[:: max(1, len(survivors) // QUERIES)][:QUERIES]]
-    searched = run_child(["-m", "search_lab.search", "--index", str(index), "--json", *queries])
-    ms = [json.loads(line)["ms"] for line in searched["stdout"] if line.startswith("{")]
-    single = run_child(["-m", "search_lab.search", "--index", str(index), queries[0]])
     return {
         "feature": feature,
         "images": count,
@@ -136,11 +139,54 @@ def one_feature(feature: str, photos: list[Path], count: int, work: Path) -> dic
         "update": {"added": ADDED, "removed": REMOVED, "summary": summary,
                    "wall_s": update["wall_s"], "peak_rss_mb": update["peak_rss_mb"],
                    "share_of_full": round(update["wall_s"] / full["wall_s"], 4)},
+        **searches(base, placed, app_queries),
+    }  # fmt: skip
+
+
+def searches(base: Path, placed: list[Path], app_queries: int) -> dict[str, Any]:
+    """CLI search, app search and duplicates on the updated index of ``base``."""
+    library, index = base / "library", base / "index"
+    survivors = [p for p in placed if p.exists()]
+    queries = [str(p) for p in survivors[:: max(1, len(survivors) // QUERIES)][:QUERIES]]
+    searched = run_child(["-m", "search_lab.search", "--index", str(index), "--json", *queries])
+    ms = [json.loads(line)["ms"] for line in searched["stdout"] if line.startswith("{")]
+    single = run_child(["-m", "search_lab.search", "--index", str(index), queries[0]])
+    names = [Path(q).relative_to(library).as_posix() for q in queries[:app_queries]]
+    return {
         "search_ms": {"queries": len(ms), "p50": round(float(np.percentile(ms, 50)), 1),
                       "p95": round(float(np.percentile(ms, 95)), 1)},
         "search_command_s": single["wall_s"],
+        "app_search": app_search(index, library, base / "cache", names),
         "duplicates": duplicates(index),
     }  # fmt: skip
+
+
+def app_search(index: Path, library: Path, cache: Path, names: list[str]) -> dict[str, Any]:
+    """The app's search latency on ``names`` (see :mod:`search_lab.benchmarks.app_latency`)."""
+    if not names:
+        return {"available": False, "note": "--app-queries 0"}
+    if find_spec("websockets") is None:
+        return {"available": False, "note": "websockets is not installed (requirements.txt)"}
+    from search_lab.benchmarks import app_latency
+
+    log.info("app: %d queries through a streamlit server on %s", len(names), index)
+    return {"available": True, **app_latency.measure(index, library, cache, names)}
+
+
+def reused(
+    feature: str, photos: list[Path], count: int, work: Path, app_queries: int, previous: Path
+) -> dict[str, Any]:
+    """The searches on the library a previous run left, with that run's build figures."""
+    base = work / feature
+    if not (base / "index" / "manifest.json").is_file():
+        raise SearchLabError(f"--reuse: {base / 'index'} holds no built index")
+    runs = json.loads(previous.read_text())["runs"] if previous.is_file() else []
+    before = next((r for r in runs if r["feature"] == feature and r["images"] == count), None)
+    if before is None:
+        raise SearchLabError(f"--reuse: {previous} has no {feature} run on {count} photos")
+    placed = [base / "library" / f"{i // PER_FOLDER:04d}" / p.name for i, p in
+              enumerate(photos[:count])]  # fmt: skip
+    return {**before, **searches(base, placed, app_queries), "reused": True}
 
 
 def duplicates(index: Path) -> dict[str, Any]:
@@ -160,11 +206,17 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
              for f in args.features}  # fmt: skip
     photos = photo_files(args.photos, max(sizes.values()) + ADDED)
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_library."))
-    runs = [one_feature(f, photos, sizes[f], work) for f in args.features]
+    machine = extraction_machine()  # its load average: at the start
+    if args.reuse:
+        runs = [reused(f, photos, sizes[f], work, args.app_queries, args.json)
+                for f in args.features]  # fmt: skip
+    else:
+        runs = [one_feature(f, photos, sizes[f], work, args.app_queries) for f in args.features]
     return {
         "photos": str(args.photos),
         "photos_kind": args.kind,
-        "machine": extraction_machine(),
+        "machine": machine,
+        "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
         "runs": runs,
     }
 
@@ -175,7 +227,8 @@ def report(result: dict[str, Any]) -> str:
         "# A photo library at scale: full build, update, search, duplicates",
         "",
         f"Photos: {result['photos_kind']} ({result['photos']}); load average at the start "
-        f"{result['machine'].get('load_avg_at_start')} on {result['machine']['cores']} cores.",
+        f"{result['machine'].get('load_avg_at_start')}, at the end "
+        f"{result.get('load_avg_at_end', 'not recorded')} on {result['machine']['cores']} cores.",
         "",
         "| feature | images | full build (s) | peak RSS (MB) | update +250 −100 (s) | "
         "update / full | search p50 / p95 (ms) | one search command (s) | duplicates (s) |",
@@ -192,7 +245,28 @@ def report(result: dict[str, Any]) -> str:
         )
     lines += ["", "Update summary lines:", ""]
     lines += [f"- {r['feature']}: `{r['update']['summary']}`" for r in result["runs"]]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + app_lines(result["runs"])) + "\n"
+
+
+def app_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """The app's search latency table (runs measured before it existed are left out)."""
+    rows = [r for r in runs if r.get("app_search", {}).get("available")]
+    lines = [
+        "", "Search in the app (a real `streamlit run app.py`, one session speaking the browser's "
+        "protocol; each photo picked by typing its name into the Search page's name filter):", "",
+        "| feature | queries | results p50 / p95 (ms) | with thumbnails p50 / p95 (ms) | "
+        "engine p50 / p95 (ms) | first page (s) | load average before → after |",
+        "|---|--:|--:|--:|--:|--:|---|",
+    ]  # fmt: skip
+    for r in rows:
+        a = r["app_search"]
+        lines.append(
+            f"| {r['feature']} | {a['queries']} | {a['results_ms']['p50']} / "
+            f"{a['results_ms']['p95']} | {a['shown_ms']['p50']} / {a['shown_ms']['p95']} | "
+            f"{a['engine_ms']['p50']} / {a['engine_ms']['p95']} | {a['first_page_s']} | "
+            f"{a['load_avg']['before']} → {a['load_avg']['after']} |"
+        )
+    return lines if rows else []
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -208,6 +282,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=None, help="folder for libraries, indexes")
     parser.add_argument("--json", type=Path, default=Path("bench/library.json"))
     parser.add_argument("--md", type=Path, default=Path("bench/library.md"))
+    parser.add_argument("--app-queries", type=int, default=QUERIES,
+                        help="queries through the app (0: no app measurement)")  # fmt: skip
+    parser.add_argument("--reuse", action="store_true",
+                        help="search again on the index a previous run left in --work")  # fmt: skip
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser.parse_args(argv)

@@ -123,6 +123,21 @@ class Index:
         """
         raise NotImplementedError(f"{self.kind} index cannot give its vectors back")
 
+    def edit_mode(self, size: int) -> str | None:
+        """How this built index can be changed in place to hold ``size`` items afterwards:
+        ``"compact"`` or ``"slots"`` (:mod:`search_lab.indexes.editing`), or None when the
+        library cannot remove items (the index is then rebuilt from the vectors)."""
+        return None
+
+    def why_not_in_place(self, size: int) -> str:
+        """Why :meth:`edit_mode` is None for ``size`` items (a few words, for the manifest)."""
+        return "the library cannot remove items from it"
+
+    def edit(self, drop: np.ndarray, put: np.ndarray, vectors: np.ndarray) -> None:
+        """Change the built index in place: remove items ``drop``, then set items ``put`` to
+        the rows of ``vectors`` (see :class:`search_lab.indexes.editing.Edit`)."""
+        raise NotImplementedError(f"{self.kind} index cannot be changed in place")
+
     def save(self, directory: Path) -> None:
         """Write the index's own files into an existing ``directory``."""
         raise NotImplementedError

@@ -12,6 +12,7 @@ import numpy as np
 from search_lab.core import IndexMismatchError, library_write, write_json
 from search_lab.indexes import exact_search
 from search_lab.indexes.base import Index, read_record, register
+from search_lab.indexes.editing import COMPACT
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,17 @@ class ExactIndex(Index):
         del out
         self.build(np.load(path, mmap_mode="r"))
         self._file = path
+
+    def edit_mode(self, size: int) -> str | None:
+        """Rows are kept in order and appended (a new matrix: the old one may be mapped)."""
+        return COMPACT
+
+    def edit(self, drop: np.ndarray, put: np.ndarray, vectors: np.ndarray) -> None:
+        """Keep the rows not in ``drop``, append ``vectors`` (``put`` are the appended ids)."""
+        kept = np.setdiff1d(np.arange(self.size), drop)
+        if not np.array_equal(put, np.arange(len(kept), len(kept) + len(vectors))):
+            raise ValueError("exact index: new rows can only be appended")
+        self.build(np.concatenate([self.vectors[kept], np.asarray(vectors, np.float32)]))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = self._check_queries(queries)

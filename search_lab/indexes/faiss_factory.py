@@ -12,6 +12,7 @@ import numpy as np
 
 from search_lab.core import ConfigError, IndexMismatchError, require
 from search_lab.indexes.base import REBUILD, Check, register
+from search_lab.indexes.editing import COMPACT, SLOTS
 from search_lab.indexes.files import FileIndex, padded, unit_rows
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,45 @@ class FaissIndex(FileIndex):
         if index is None or n != rows:
             raise ValueError(f"faiss index: {n} rows streamed, {rows} announced")
         self._index, self.size, self.dim, self._built = index, n, index.d, True
+
+    def edit_mode(self, size: int) -> str | None:
+        """``compact`` for code arrays (``Flat``, ``PQ``, ``SQ``, ``LSH``: Faiss renumbers on
+        removal), ``slots`` for IVF indexes (ids kept), both also behind a transform such as
+        ``PCA64,``; None for graphs (``HNSW``, ``NSG``: Faiss cannot remove from them) and
+        for an IVF whose list count would be adapted to another value at ``size`` items."""
+        if adapt_nlist(self.factory, size, note=False) != self.built_factory:
+            return None
+        faiss = self._faiss()
+        inner = faiss.downcast_index(self._index)
+        if isinstance(inner, faiss.IndexPreTransform):
+            inner = faiss.downcast_index(inner.index)
+        if isinstance(inner, faiss.IndexFlatCodes):
+            return COMPACT
+        return SLOTS if isinstance(inner, faiss.IndexIVF) else None
+
+    def why_not_in_place(self, size: int) -> str:
+        """The IVF list count that would change, or the structure Faiss cannot remove from."""
+        adapted = adapt_nlist(self.factory, size, note=False)
+        if adapted != self.built_factory:
+            return f"it was built as {self.built_factory}, at {size} items it would be {adapted}"
+        return f"Faiss cannot remove items from {self.built_factory}"
+
+    def edit(self, drop: np.ndarray, put: np.ndarray, vectors: np.ndarray) -> None:
+        """Remove ids ``drop``, then add ``vectors`` with ids ``put`` (appended, when compact).
+        Trained parts (IVF centroids, PQ codebooks) are kept from the build."""
+        self._require_built("edit()")
+        mode = self.edit_mode(self.size - len(drop) + len(put))
+        if len(drop):
+            self._index.remove_ids(np.ascontiguousarray(drop, dtype=np.int64))
+        if len(put):
+            rows = self._rows(vectors)
+            if mode == SLOTS:
+                self._index.add_with_ids(rows, np.ascontiguousarray(put, dtype=np.int64))
+            elif np.array_equal(put, np.arange(self._index.ntotal, self._index.ntotal + len(put))):
+                self._index.add(rows)
+            else:
+                raise ValueError(f"faiss index {self.built_factory!r}: rows can only be appended")
+        self.size = int(self._index.ntotal)
 
     def _training_rows(self, dim: int, rows: int) -> int:
         """Rows to train the factory's index for ``rows`` vectors on: 0 if it needs no training,

@@ -10,6 +10,7 @@ import numpy as np
 
 from search_lab.core import IndexMismatchError
 from search_lab.indexes.base import register
+from search_lab.indexes.editing import SLOTS
 from search_lab.indexes.files import FileIndex, padded
 
 SPACES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
@@ -57,6 +58,8 @@ class HNSWIndex(FileIndex):
         M=16, ef_construction=200, ef=50, seed=100, n_jobs=1, query_jobs=1
     )
     _graph: Any = None
+    slots = 0
+    """Items the graph holds, those marked deleted by in-place updates included."""
 
     streaming = True
 
@@ -76,6 +79,31 @@ class HNSWIndex(FileIndex):
         graph = self._new_graph(len(vectors), vectors.shape[1])
         graph.add_items(vectors, np.arange(len(vectors)), num_threads=self.n_jobs)
         self._graph, (self.size, self.dim), self._built = graph, vectors.shape, True
+        self.slots = self.size
+
+    def edit_mode(self, size: int) -> str | None:
+        """hnswlib keeps labels: removed ones are marked deleted, then reused."""
+        return SLOTS
+
+    def edit(self, drop: np.ndarray, put: np.ndarray, vectors: np.ndarray) -> None:
+        """Mark ``drop`` deleted, then insert ``vectors`` under labels ``put``: a deleted
+        label is revived with its new vector (hnswlib repairs its links), a new one is added
+        (the graph grows first if it must). Deleted items stay in the graph as waypoints."""
+        self._require_built("edit()")
+        for label in drop.tolist():
+            self._graph.mark_deleted(label)
+        if len(put):
+            need = int(put.max()) + 1
+            if need > self._graph.get_max_elements():
+                self._graph.resize_index(need)
+            rows = np.ascontiguousarray(vectors, dtype=np.float32)
+            self._graph.add_items(rows, put, num_threads=self.n_jobs)
+        self.size += len(put) - len(drop)
+        self.slots = self._graph.get_current_count()
+
+    def record(self) -> dict[str, Any]:
+        """The common record plus ``slots`` (items held, deleted ones included)."""
+        return {**super().record(), "slots": self.slots}
 
     def build_streaming(self, blocks: Iterable[np.ndarray], rows: int, directory: Path) -> None:
         """Insert block after block (hnswlib adds to a sized graph): the graph is the memory."""
@@ -89,6 +117,7 @@ class HNSWIndex(FileIndex):
         if graph is None or n != rows:
             raise ValueError(f"hnsw index: {n} rows streamed, {rows} announced")
         self._graph, self.size, self.dim, self._built = graph, n, graph.dim, True
+        self.slots = n
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Approximate top-k with ``max(ef, k)`` candidates; distances in the metric's units."""
@@ -129,9 +158,10 @@ class HNSWIndex(FileIndex):
 
         graph = hnswlib.Index(space=SPACES[self.metric][0], dim=self.dim)
         graph.load_index(str(path), max_elements=max(1, self.size))
-        if graph.get_current_count() != self.size:
+        self.slots = int(record.get("slots", self.size))
+        if graph.get_current_count() != self.slots:
             raise IndexMismatchError(
-                f"{path} holds {graph.get_current_count()} items, its record says {self.size}"
+                f"{path} holds {graph.get_current_count()} items, its record says {self.slots}"
             )
         self._mismatch(path, "M", graph.M, self.M)
         self._mismatch(path, "ef_construction", graph.ef_construction, self.ef_construction)

@@ -56,6 +56,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "rerank_engine": ["EngineReranker"],
         "shards": ["RECORD", "ShardSet", "write_shards"],
         "streaming_build": ["build_and_save", "in_memory_reason"],
-        "update": ["update_index"],
+        "update": ["Report", "update_index"],
     },
 )

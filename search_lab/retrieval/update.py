@@ -6,13 +6,20 @@ is compared with the index's :mod:`~search_lab.retrieval.catalog` (size and time
 hash), vectors of unchanged images come from the index's own ``raw.npy`` (the features before
 post-processing), renamed or copied photos and images extracted before (a killed run's work
 included) come from the content-keyed :mod:`~search_lab.retrieval.vector_store`, and only the rest
-is extracted. The exact index is updated in place (rows kept, rows appended); the other index types
-are rebuilt from the vectors, never re-extracting. A chain fitted on the collection (PCA, whitening,
-expansion) is refitted once the images changed since its fit exceed ``refit_share`` (default 0.2) of
-those it was fitted on; the manifest's ``post_fit`` says when it was fitted and on how many images.
-Every update is written as a new folder swapped in atomically (:meth:`SearchEngine.save`), under a
-lock, so a kill -9 at any moment leaves the previous index loadable, and a second build waits for
-the first.
+is extracted. Index types that can remove items are changed in place (:meth:`Index.edit`: the
+exact index, hnswlib, Faiss code arrays and IVF; see :mod:`search_lab.indexes.editing`); the
+others (kd-tree, Annoy, NN-descent, Faiss HNSW) are rebuilt from the vectors, never
+re-extracting, and so is any index once the images changed since its last build exceed
+``refit_share`` of those it was built on (an HNSW graph keeps deleted items as waypoints, IVF
+lists and PQ codebooks keep their first training). The manifest's ``index_fit`` says when it
+was built and on how many images, ``update`` what this update did (``index``: how it changed
+the index; ``update_s`` leaves out writing the folder it is in). A chain
+fitted on the collection (PCA, whitening, expansion) is refitted once the images changed
+since its fit exceed ``refit_share`` (default 0.2) of those it was fitted on; the manifest's
+``post_fit`` says when it was fitted and on how many images. Every update (in place too: the
+index is changed in memory) is written as a new folder swapped in atomically
+(:meth:`SearchEngine.save`), under a lock, so a kill -9 at any moment leaves the previous
+index loadable, and a second build waits for the first.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from search_lab.core import (
 )
 from search_lab.data import Dataset
 from search_lab.features import PostProcessor
+from search_lab.indexes import plan_edit
 from search_lab.retrieval.build import check_buildable, new_manifest
 from search_lab.retrieval.cache import Features, cache_key
 from search_lab.retrieval.catalog import CATALOG, Catalog, Entry, Plan, plan
@@ -51,7 +59,7 @@ from search_lab.retrieval.engine import SearchEngine
 from search_lab.retrieval.extract import feature_key
 from search_lab.retrieval.index_folder import staging_dir
 from search_lab.retrieval.index_identity import config_difference, refusal
-from search_lab.retrieval.pipeline import Pipeline, make_index
+from search_lab.retrieval.pipeline import Pipeline
 from search_lab.retrieval.post_state import read_post_state
 from search_lab.retrieval.vector_store import VectorStore, extract_missing
 
@@ -59,7 +67,6 @@ log = logging.getLogger(__name__)
 
 RAW = "raw.npy"  # the indexed images' features before post-processing, in row order
 REFIT_SHARE = 0.2  # default: refit PCA/whitening once 20% of the images changed since the fit
-IN_PLACE = frozenset({"exact"})  # index types updated by keeping and appending rows
 
 
 @dataclass
@@ -75,6 +82,8 @@ class Report:
     update_s: float
     refitted: bool = False
     written: bool = True
+    in_place: bool = False
+    index_s: float = 0.0  # changing or building the index alone
 
     def line(self) -> str:
         """``added A, changed C, removed R, unchanged U; extracted E images in S s; ...``."""
@@ -181,8 +190,7 @@ def _update(
         len(changes.added), len(changes.changed), len(changes.removed),
         len(changes.unchanged), extracted, extract_s, 0.0,
     )  # fmt: skip
-    names = [old_names[i] for i in keep] + fresh
-    if not names:
+    if not keep and not fresh:
         raise ConfigError(f"no image of {data.root} could be read")
     unchanged_entries = (
         old is not None
@@ -197,7 +205,13 @@ def _update(
         return SearchEngine.load(target), report
     raw = np.concatenate([old.raw[keep], fresh_raw]) if old is not None else fresh_raw
     post, fit_info, report.refitted = _post(pipe, target, old, raw, report)
-    index = _index(pipe, target, old, keep, raw, fresh_raw, post, report.refitted)
+    started = time.perf_counter()
+    index, sources, how = _index(pipe, target, old, keep, fresh_raw, post, report)
+    report.index_s = time.perf_counter() - started
+    names = [old_names[i] if i >= 0 else fresh[-1 - i] for i in sources.tolist()]
+    if old is not None and how["in_place"]:  # rows in the index's order
+        rows = np.where(sources >= 0, sources, len(old.raw) - 1 - sources)
+        raw = np.concatenate([old.raw, fresh_raw])[rows]
     before = old.manifest["skipped"] if old is not None else {}
     skipped_all = {n: before.get(n, "unreadable") for n in changes.still_skipped} | skipped
     catalog = Catalog(
@@ -210,7 +224,9 @@ def _update(
         build_s=time.perf_counter() - start - extract_s,
     )  # fmt: skip
     manifest["post_fit"] = fit_info
-    manifest["update"] = {**report.__dict__, "full": old is None}
+    manifest["index_fit"] = how.pop("fit")
+    report.update_s = time.perf_counter() - start - extract_s  # the folder's write left out
+    manifest["update"] = {**report.__dict__, "full": old is None, "index": how}
     engine = SearchEngine(manifest, index, post, pipe.extractor)
     _save(engine, target, raw, catalog)
     report.update_s = time.perf_counter() - start - extract_s
@@ -316,21 +332,53 @@ def _index(
     target: Path,
     old: Previous | None,
     keep: list[int],
-    raw: np.ndarray,
     fresh_raw: np.ndarray,
     post: PostProcessor,
-    refitted: bool,
-) -> Any:
-    """The index of the new collection: rows kept and appended (exact), or built anew."""
+    report: Report,
+) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """The index of the new collection, changed in place where it can be (see module doc),
+    else built from the vectors; with the old row (or ``-1 - j``: fresh row j) of each of its
+    rows and a record of what was done (``fit``: the manifest's ``index_fit``)."""
+    sources = np.concatenate([np.asarray(keep, np.int64), -1 - np.arange(len(fresh_raw))])
+    why = _why_rebuild(old, report, pipe_share(pipe)) if old is not None else "no index yet"
+    if why is None and old is not None:
+        index = pipe.new_index()
+        index.load(target)
+        mode = index.edit_mode(len(sources))
+        if mode is not None:
+            edit = plan_edit(mode, len(old.raw), keep, len(fresh_raw))
+            vectors = np.concatenate([old.raw, fresh_raw])
+            rows = np.where(edit.sources >= 0, edit.sources, len(old.raw) - 1 - edit.sources)
+            index.edit(edit.drop, edit.put, post.transform(vectors[rows[edit.put]]))
+            fit = dict(old.manifest.get("index_fit") or {"built": None, "images": len(old.raw)})
+            fit["changed_since"] = fit.get("changed_since", 0) + _moved(report)
+            report.in_place = True
+            how = {"in_place": True, "mode": mode, "dropped": len(edit.drop), "put": len(edit.put)}
+            log.info("%s index changed in place (%s): %s", index.kind, mode, how)
+            return index, edit.sources, {**how, "moved": edit.moved, "fit": fit}
+        why = f"{index.kind} index not changed in place: {index.why_not_in_place(len(sources))}"
+    raw = np.concatenate([old.raw[keep], fresh_raw]) if old is not None else fresh_raw
     index = pipe.new_index()
-    if old is not None and not refitted and index.kind in IN_PLACE:
-        previous_index = make_index(old.manifest["config"])
-        previous_index.load(target)
-        kept = np.asarray(previous_index.vectors[keep], np.float32)
-        index.build(np.concatenate([kept, post.transform(fresh_raw)]) if len(fresh_raw) else kept)
-        return index
     index.build(post.transform(raw))
-    return index
+    if old is not None:
+        log.info("%s index rebuilt from cached vectors: %s", index.kind, why)
+    fit = {"built": _now(), "images": len(raw), "changed_since": 0}
+    return index, sources, {"in_place": False, "mode": None, "why": why, "fit": fit}
+
+
+def _moved(report: Report) -> int:
+    return report.added + report.changed + report.removed
+
+
+def _why_rebuild(old: Previous, report: Report, share: float) -> str | None:
+    """Why the old index must be rebuilt rather than changed in place, or None."""
+    if report.refitted:
+        return "the post-processing chain was refitted"
+    fit = old.manifest.get("index_fit") or {"images": len(old.raw)}
+    since = fit.get("changed_since", 0) + _moved(report)
+    if since > share * fit["images"]:
+        return f"{since} images changed since it was built on {fit['images']} (over {share:g})"
+    return None
 
 
 def _save(engine: SearchEngine, target: Path, raw: np.ndarray, catalog: Catalog) -> None:

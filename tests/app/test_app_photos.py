@@ -3,6 +3,7 @@ its progress, the new index on the Search page, and the near-duplicates view."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -107,13 +108,21 @@ def test_index_a_folder_then_search_it_and_see_its_duplicates(photos: Path) -> N
     at.selectbox(key="search_index").set_value(job.index_dir.name).run()
     assert not at.exception and not at.error
     assert app_photos.NO_GROUND_TRUTH in [c.value for c in at.caption]
-    assert at.radio(key="search_source").options == ["Upload an image"]
+    assert at.radio(key="search_source").options == ["Photo from the collection", "Upload an image"]
+    assert at.selectbox(key="search_photo").value == ORIGINAL  # names: relative to the album
+    assert _captions_of_hits(at)[0].startswith(f"#1 {ORIGINAL} · d=0.0000")
     at.switch_page("search_lab/app/pages/dataset_page.py").run()
     source = next(s for s in at.selectbox(key="dataset_source").options if "album" in s)
     at.selectbox(key="dataset_source").set_value(source).run()
     assert not at.exception
     [info] = [i.value for i in at.info if "5 images" in i.value]
     assert app_photos.NO_GROUND_TRUTH in info
+
+
+def _captions_of_hits(at: AppTest) -> list[str]:
+    """Captions of the result thumbnails, their Markdown escapes removed."""
+    captions = [re.sub(r"\\(.)", r"\1", c) for image in at.image for c in image.captions]
+    return [c for c in captions if c.startswith("#")]
 
 
 def test_indexing_again_extracts_only_the_new_photo(photos: Path, holidays_dir: Path) -> None:

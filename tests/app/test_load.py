@@ -2,8 +2,9 @@
 
 A real ``streamlit run app.py`` serves two indexes built from holidays-small (HOLIDAYS_DIR) in a
 temporary SEARCH_LAB_INDEXES, on 127.0.0.1 only. ``SESSIONS`` clients speak Streamlit's own
-browser protocol (tests/app/streamlit_client.py: a websocket each, protobuf messages, HTTP uploads),
-so the measurement is of the server, not of 30 browser renderers sharing its CPU. Each session
+browser protocol (search_lab/benchmarks/streamlit_client.py: a websocket each, protobuf
+messages, HTTP uploads), so the measurement is of the server, not of 30 browser renderers
+sharing its CPU. Each session
 opens the Search page, switches to upload mode and picks its index (half hsv, half cnn); then
 for ``DURATION_S`` seconds it uploads a different holidays image in turn, waits until the script
 run finishes with that image ranked first, and fetches the thumbnails shown, as a browser does.
@@ -40,8 +41,8 @@ from websockets.exceptions import ConnectionClosed
 
 from search_lab.app import indexes as app_indexes
 from search_lab.app.widgets import UPLOAD
+from search_lab.benchmarks.streamlit_client import ProtocolError, StreamlitSession, Widget
 from search_lab.retrieval import build_engine
-from tests.app.streamlit_client import ProtocolError, StreamlitSession, Widget
 from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _need_chromium, app_env, serve_app
 
 pytestmark = pytest.mark.load

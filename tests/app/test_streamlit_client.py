@@ -15,8 +15,8 @@ import pytest
 
 from search_lab.app import indexes as app_indexes
 from search_lab.app.widgets import UPLOAD
+from search_lab.benchmarks.streamlit_client import ProtocolError, StreamlitSession
 from search_lab.retrieval import build_engine
-from tests.app.streamlit_client import ProtocolError, StreamlitSession
 from tests.app.test_browser import app_env, serve_app
 
 IMAGES = [f"1000{i:02d}.jpg" for i in range(3)] + [f"10{g}00.jpg" for g in range(10, 19)]

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from search_lab.core import ConfigError, Registry
-from search_lab.data import load_dataset
+from search_lab.data import DATASETS, load_dataset
 from search_lab.data.datasets import layouts
-from search_lab.data.layouts import DATASETS, Layout
+from search_lab.data.layouts import Layout
 from search_lab.features import FEATURES
 from search_lab.features import available as features
 from search_lab.indexes import DISTANCES, INDEXES

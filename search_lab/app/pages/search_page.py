@@ -52,9 +52,8 @@ with ui.user_errors():
     if query is None:
         progress.empty()
         st.stop()
-    result = app_queries.search(
-        engine, query.source(engine), k, dataset, query.dataset_name, reranker
-    )
+    indexed = None if query.keep_self else query.dataset_name  # left out of its results
+    result = app_queries.search(engine, query.source(engine), k, dataset, indexed, reranker)
     progress.empty()
     st.subheader(f"Results for {app_text.plain(query.label)}")
     image_col, metrics_col = st.columns([1, 3])
@@ -65,7 +64,7 @@ with ui.user_errors():
         ui.result_metrics(result)
         if result.relevant is not None:
             st.caption("✓ marks the images the ground truth calls relevant; the query is left out.")
-        else:
+        elif not app_photos.is_plain(dataset):
             st.caption(
                 "No ground truth for this image: pick a dataset query to see relevance and AP."
             )

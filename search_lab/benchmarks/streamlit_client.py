@@ -1,4 +1,4 @@
-"""A Streamlit client that speaks the browser's protocol, for load and protocol tests.
+"""A Streamlit client that speaks the browser's protocol, for load tests and benchmarks.
 
 One :class:`StreamlitSession` is one browser tab without the browser: a websocket to
 ``/_stcore/stream`` carrying ``BackMsg`` / ``ForwardMsg`` protobufs, plus the HTTP requests the
@@ -178,6 +178,12 @@ class StreamlitSession:
         if widget.kind not in STRING_WIDGETS or option not in widget.options:
             raise ProtocolError(f"{option!r} is not an option of {widget.kind} {widget.label!r}")
         return await self.rerun(WidgetState(id=widget.id, string_value=option))
+
+    async def type_text(self, widget: Widget, text: str) -> Run:
+        """Type ``text`` into a text input and press Enter; returns the new run."""
+        if widget.kind != "text_input":
+            raise ProtocolError(f"{widget.kind} {widget.label!r} is not a text input")
+        return await self.rerun(WidgetState(id=widget.id, string_value=text))
 
     async def upload(self, widget: Widget, path: Path) -> Run:
         """Put ``path`` into a single-file uploader as a drop does; returns the run it starts.
