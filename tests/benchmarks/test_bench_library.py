@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from search_lab import build_index
 from search_lab.benchmarks import app_latency
 from search_lab.benchmarks.library import app_lines, main
-from search_lab.cli import compose_config
+from search_lab.cli import build_index, compose_config
 
 REPO = Path(__file__).resolve().parents[2]
 
