@@ -85,9 +85,9 @@ def fingerprint(root: Path, names: Sequence[str]) -> str:
     The one fingerprint of a file list (datasets and distractor shards alike): it changes when
     any file does, and encodes any name the OS allows (``surrogateescape``).
     """
-    digest = hashlib.sha256()
+    digest, folder = hashlib.sha256(), str(root)
     for name in names:
-        stat = (root / name).stat()
+        stat = os.stat(os.path.join(folder, name))
         digest.update(
             f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape")
         )

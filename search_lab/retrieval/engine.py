@@ -171,6 +171,7 @@ class SearchEngine:
         verify: bool = True,
         rehash: bool = False,
         roots: list[str | os.PathLike] | None = None,
+        check_dataset: bool = True,
     ) -> SearchEngine:
         """Load and check an engine folder; ``expect`` may pin ``feature``, ``metric`` or ``dim``.
 
@@ -178,7 +179,9 @@ class SearchEngine:
         written (``verify=False``: sizes only, no byte read); files unchanged since they were
         last verified are not re-hashed unless ``rehash``. With ``roots``, the dataset
         folder must lie inside one of them or inside ``directory``; image names never lead
-        outside the dataset folder.
+        outside the dataset folder. ``check_dataset=False`` skips the warning about a dataset
+        folder changed since the build (a walk of the whole folder), for a caller that has just
+        compared them itself.
 
         Raises
         ------
@@ -208,7 +211,7 @@ class SearchEngine:
         post.state = read_post_state(directory)
         check_post(directory, post, manifest["dim"])
         engine = cls(manifest, index, post)
-        if engine.dataset_changed():
+        if check_dataset and engine.dataset_changed():
             log.warning(
                 "%s was built from %s as it was then; the files have changed since "
                 "(rebuild the index to include them)",

@@ -202,7 +202,7 @@ def _update(
     )
     if old is not None and not fresh and not changes.removed and unchanged_entries:
         report.written, report.update_s = False, time.perf_counter() - start - extract_s
-        return SearchEngine.load(target), report
+        return SearchEngine.load(target, check_dataset=False), report  # compared just now
     raw = np.concatenate([old.raw[keep], fresh_raw]) if old is not None else fresh_raw
     post, fit_info, report.refitted = _post(pipe, target, old, raw, report)
     started = time.perf_counter()

@@ -42,9 +42,10 @@ def walk_images(root: Path) -> list[str]:
     log line counting them.
     """
     real_root = root.resolve()
+    prefix = len(str(real_root).rstrip(os.sep)) + 1  # names are paths after the root's
     names: list[str] = []
     left_out = 0
-    stack = [real_root]
+    stack = [str(real_root)]
     while stack:
         folder = stack.pop()
         try:
@@ -57,20 +58,21 @@ def walk_images(root: Path) -> list[str]:
                 continue
             if entry.is_symlink():
                 if _is_image_name(entry.name) and _linked_inside(entry, real_root):
-                    names.append(_relative(entry, real_root))
+                    names.append(_posix(entry.path[prefix:]))
                 else:
                     left_out += 1
             elif entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
+                stack.append(entry.path)
             elif _is_image_name(entry.name) and entry.is_file(follow_symlinks=False):
-                names.append(_relative(entry, real_root))
+                names.append(_posix(entry.path[prefix:]))
     if left_out:
         log.info("%s: %d symbolic links left out (folders, or leading outside)", root, left_out)
     return sorted(names)
 
 
-def _relative(entry: os.DirEntry, real_root: Path) -> str:
-    return Path(entry.path).relative_to(real_root).as_posix()
+def _posix(relative: str) -> str:
+    """A relative path in POSIX form (string work: pathlib costs ~25 us a name at 25,000)."""
+    return relative if os.sep == "/" else relative.replace(os.sep, "/")
 
 
 def case_clashes(names: list[str]) -> list[list[str]]:
