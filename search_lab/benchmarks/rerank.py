@@ -4,7 +4,10 @@
 share of relevant pairs each verifies, the share of unrelated pairs, and the cost (what chose
 ``rerank.local``). ``merge``: the inliers of every query's top 100 under a recipe, counted
 once, then the mAP of every merge setting (what chose ``rerank.weight``, ``min_inliers``,
-``saturate``; run it on the tune side only).
+``saturate``; run it on the tune side only). ``chain``: on top of a recipe's chain, the mAP of
+every query-expansion setting of :data:`CHAIN_GRID`, each without re-ranking and with the default
+verification merged at a few weights (each pair's inliers counted once across settings; what
+chose the second round of ``recommended``, docs/results.md; tune side only).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from search_lab.cli import compose_config
 from search_lab.evaluation import pick_queries, ranked_ids, score_ranked
+from search_lab.features import expand_queries
 from search_lab.retrieval import (
     SV_DEFAULTS,
     RerankOptions,
@@ -33,6 +37,13 @@ GRID = {
     "saturate": [20, 50, 100],
 }
 """The settings tried (the two runs quoted in docs/results.md, together)."""
+
+CHAIN_GRID = {
+    "expand": [10, 20, 30, 40],
+    "expand_alpha": [1.0, 2.0, 3.0],
+    "expand_floor": [0.0, 0.1, 0.2, 0.3],
+}
+"""The expansion settings ``chain`` tries (``post.expand``, ``expand_alpha``, ``expand_floor``)."""
 
 
 def local(side: str, queries: int, unrelated: int) -> None:
@@ -66,38 +77,91 @@ def local(side: str, queries: int, unrelated: int) -> None:
         )
 
 
+def merged_order(
+    ids: np.ndarray, dists: np.ndarray, counts: np.ndarray, weight: float, least: int, sat: int
+) -> np.ndarray:
+    """``ids`` (queries x ranked rows) with each row's first ``counts.shape[1]`` results sorted
+    again by ``-distance + weight * min(inliers, sat) / sat`` (inliers below ``least``: 0), as
+    :func:`search_lab.retrieval.rerank_row` scores them; the rest keep their order."""
+    head = counts.shape[1]
+    new = ids.copy()
+    verified = np.where(counts >= least, np.minimum(counts, sat), 0)
+    for q in range(len(ids)):
+        order = np.argsort(-(-dists[q, :head] + weight * verified[q] / sat), kind="stable")
+        new[q, :head] = ids[q, :head][order]
+    return new
+
+
+class _Scorer:
+    """A recipe's collection and queries on one side, and the inliers of the pairs seen so far."""
+
+    def __init__(self, overrides: list[str]) -> None:
+        pipe = build_pipeline(compose_config([*overrides, "progress=false"]))
+        self.col = index_collection(pipe)
+        self.names = self.col.features.names
+        row = {n: i for i, n in enumerate(self.names)}
+        self.queries = pick_queries(self.col.data, set(row), None)
+        self.qrows = [row[self.col.data.names[q]] for q in self.queries]
+        self.opts = RerankOptions.from_config(
+            {**SV_DEFAULTS, "min_inliers": min(GRID["min_inliers"])}
+        )
+        self.seen: dict[tuple[int, int], int] = {}
+        self._kps = None
+
+    def counts(self, ids: np.ndarray, candidates: int) -> np.ndarray:
+        """Inliers of each query with its first ``candidates`` results (0 for itself)."""
+        if self._kps is None:
+            col = self.col
+            self._kps = collection_keypoints(
+                self.opts.local, col.data.root, self.names, col.fingerprint, col.cache
+            )
+        head = min(candidates + 1, len(self.names))
+        out = np.zeros((len(self.qrows), head), np.int64)
+        for q, qr in enumerate(self.qrows):
+            for j, c in enumerate(ids[q, :head].tolist()):
+                if c != qr and (qr, c) not in self.seen:
+                    self.seen[qr, c] = inliers(self._kps[qr], self._kps[c], self.opts)
+                out[q, j] = 0 if c == qr else self.seen[qr, c]
+        return out
+
+    def map(self, ids: np.ndarray) -> float:
+        col = self.col
+        ranked = ranked_ids(col.data, self.names, ids)
+        return score_ranked(
+            ranked, self.queries, col.data.relevant, [1], protocol=col.data.protocol
+        )["map"]
+
+
 def merge(overrides: list[str], candidates: int) -> None:
     """mAP of every merge setting of :data:`GRID`, from inliers counted once."""
-    pipe = build_pipeline(compose_config([*overrides, "progress=false"]))
-    col = index_collection(pipe)
-    names = col.features.names
-    row = {n: i for i, n in enumerate(names)}
-    queries = pick_queries(col.data, set(row), None)
-    qrows = [row[col.data.names[q]] for q in queries]
-    ids, dists = col.index.search(col.vectors[qrows], len(names))
-    opts = RerankOptions.from_config({**SV_DEFAULTS, "min_inliers": min(GRID["min_inliers"])})
-    kps = collection_keypoints(opts.local, col.data.root, names, col.fingerprint, col.cache)
-    head = min(candidates + 1, len(names))
-    counts = np.zeros((len(qrows), head), np.int64)
-    for q, qr in enumerate(qrows):
-        for j in range(head):
-            if ids[q, j] != qr:
-                counts[q, j] = inliers(kps[qr], kps[ids[q, j]], opts)
-
-    def score(weight: float, least: int, saturate: int) -> float:
-        new = ids.copy()
-        for q in range(len(qrows)):
-            v = np.where(counts[q] >= least, np.minimum(counts[q], saturate), 0)
-            order = np.argsort(-(-dists[q, :head] + weight * v / saturate), kind="stable")
-            new[q, :head] = ids[q, :head][order]
-        ranked = ranked_ids(col.data, names, new)
-        return score_ranked(ranked, queries, col.data.relevant, [1], protocol=col.data.protocol)[
-            "map"
-        ]
-
-    print(f"no re-ranking: mAP {score(0.0, 8, 50):.4f}")
+    sc = _Scorer(overrides)
+    ids, dists = sc.col.index.search(sc.col.vectors[sc.qrows], len(sc.names))
+    counts = sc.counts(ids, candidates)
+    print(f"no re-ranking: mAP {sc.map(ids):.4f}")
     for w, least, sat in itertools.product(*GRID.values()):
-        print(f"weight={w} min_inliers={least} saturate={sat}: mAP {score(w, least, sat):.4f}")
+        mean_ap = sc.map(merged_order(ids, dists, counts, w, least, sat))
+        print(f"weight={w} min_inliers={least} saturate={sat}: mAP {mean_ap:.4f}")
+
+
+def chain(overrides: list[str], candidates: int, weights: list[float]) -> None:
+    """mAP of every expansion setting of :data:`CHAIN_GRID` on the recipe's chain (its own
+    expansion switched off first), without re-ranking and with it at each merge ``weights``."""
+    sc = _Scorer([*overrides, "post.expand=0"])
+    base = sc.col.vectors.astype(np.float64)  # the chain up to the expansion: unit rows
+    defaults = SV_DEFAULTS["min_inliers"], SV_DEFAULTS["saturate"]
+    for k, alpha, floor in itertools.product(*CHAIN_GRID.values()):
+        x = expand_queries(base, base, k, alpha, floor)
+        sims = x[sc.qrows] @ x.T
+        ids = np.argsort(-sims, axis=1, kind="stable")
+        dists = 1.0 - np.take_along_axis(sims, ids, axis=1)
+        line = f"post.expand={k} post.expand_alpha={alpha} post.expand_floor={floor}: "
+        line += f"mAP {sc.map(ids):.4f}"
+        if weights:
+            counts = sc.counts(ids, candidates)
+            for w in weights:
+                reranked = merged_order(ids, dists, counts, w, *defaults)
+                line += f", rerank.weight={w} {sc.map(reranked):.4f}"
+        print(line, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,11 +174,21 @@ def main(argv: list[str] | None = None) -> None:
     two = sub.add_parser("merge", help="mAP of the merge settings from inliers counted once")
     two.add_argument("overrides", nargs="*", default=["+experiment=best", "dataset.split=tune"])
     two.add_argument("--candidates", type=int, default=100)
+    three = sub.add_parser("chain", help="mAP of expansion settings, without and with sv")
+    three.add_argument(
+        "overrides", nargs="*", default=["+experiment=recommended", "dataset.split=tune"]
+    )
+    three.add_argument("--candidates", type=int, default=100)
+    three.add_argument(
+        "--weights", type=float, nargs="*", default=[0.25], help="merge weights (none: no sv)"
+    )
     args = parser.parse_args(argv)
     if args.what == "local":
         local(args.side, args.queries, args.unrelated)
-    else:
+    elif args.what == "merge":
         merge(args.overrides, args.candidates)
+    else:
+        chain(args.overrides, args.candidates, args.weights)
 
 
 if __name__ == "__main__":

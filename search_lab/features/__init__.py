@@ -15,7 +15,7 @@ __getattr__, __dir__, _lazy = lazy_loader.attach(
     submod_attrs={
         "base": ["FEATURES"],
         "engines": ["engines_used"],
-        "postprocess": ["EXPAND_BASE", "PostProcessor"],
+        "postprocess": ["EXPAND_BASE", "PostProcessor", "expand_queries"],
     },
 )
 __all__ = [
@@ -26,5 +26,6 @@ __all__ = [
     "available",
     "create",
     "engines_used",
+    "expand_queries",
     "register",
 ]

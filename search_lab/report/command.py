@@ -105,17 +105,18 @@ def build(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     q1 = run_all(report_plan.features(args.quick), root, dataset)
     costs = {o.run.label: extraction_cost(o, COST_IMAGES[args.quick]) for o in q1}
     q2 = run_all(report_plan.search(args.quick), root, dataset)
+    q2_rerank = run_all(report_plan.rerank(args.quick), root, dataset)
     q3 = run_all(report_plan.metrics(args.quick), root, dataset)
     q4_runs, _ = report_plan.dimensions(args.quick)
     q4 = run_all(q4_runs, root, dataset)
     bench = read_bench(args.bench)
     sections = [
         features(q1, costs, dataset),
-        search(q2, bench, dataset),
+        search(q2, bench, dataset, q2_rerank),
         distances(q3, dataset),
         dimension(q4, bench, dataset),
     ]
-    everything = [*q1, *q2, *q3, *q4]
+    everything = [*q1, *q2, *q2_rerank, *q3, *q4]
     record = {
         "quick": args.quick,
         "overrides": list(dataset),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from search_lab.report import rerank
 from search_lab.report.cells import (
     MAP_COLUMN,
     RUN_COLUMN,
@@ -198,16 +199,25 @@ def _methods_table(outcomes: Sequence[Outcome], feature: str, dim: int) -> Table
 
 
 def search(
-    outcomes: Sequence[Outcome], bench: dict[str, Any] | None, dataset: tuple[str, ...]
+    outcomes: Sequence[Outcome],
+    bench: dict[str, Any] | None,
+    dataset: tuple[str, ...],
+    reranked: Sequence[Outcome] = (),
 ) -> Section:
-    """Q2: exhaustive vs approximate search, recall vs latency, and collection size."""
+    """Q2: exhaustive vs approximate search, recall vs latency, collection size, and geometric
+    re-ranking (``reranked``: one recipe without and with it, :func:`plan.rerank`)."""
     done = [o for o in outcomes if o.ok]
     exact = find(outcomes, "exact")
     first = done[0].metrics
     feature = first["config"]["feature"]["name"]
     answer = [_search_answer(done, exact, first, feature)]
-    section = Section(HEADINGS[1], answer, commands=commands(outcomes, dataset))
+    cited = [*outcomes, *(o for o in reranked if o.ok)]
+    section = Section(HEADINGS[1], answer, commands=commands(cited, dataset))
     section.tables.append(_methods_table(outcomes, feature, first["dim"]))
+    two = rerank.pair(reranked)
+    if two is not None:
+        section.answer.append(rerank.answer(*two))
+        section.tables.append(rerank.table(*two))
     series = {
         o.run.label: (
             [o.metrics["query_ms_p50"]],
