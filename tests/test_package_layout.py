@@ -16,6 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "search_lab"
+README = (ROOT / "README.md").read_text()
 
 RANKED = (
     "core",
@@ -145,6 +146,7 @@ def test_the_package_top_is_a_table_of_contents() -> None:
         text = path.read_text()
         assert text.startswith('"""Entry point only:'), f"{path.name} is not a thin entry point"
         assert len(text.splitlines()) <= 12, path.name
+        assert f"python -m search_lab.{path.stem}" in README, f"README does not show {path.stem}"
 
 
 def sub_package_imports() -> dict[tuple[str, str], set[str]]:
