@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from search_lab.core import ImageLoadError
-from search_lab.evaluation import OUTPUTS_ENV, outputs_dir  # noqa: F401  (the app's runs folder)
 
 INDEXES_ENV = "SEARCH_LAB_INDEXES"
 DEFAULT_INDEX_ENV = "SEARCH_LAB_DEFAULT_INDEX"

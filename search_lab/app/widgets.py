@@ -27,7 +27,7 @@ from search_lab.app import text as app_text
 from search_lab.app import uploads as app_uploads
 from search_lab.core import DatasetError, ImageLoadError, SearchLabError
 from search_lab.data import Dataset, default_root, load_dataset
-from search_lab.evaluation import PER_QUERY_ATTR, SKIPPED_ATTR, RunScores, load_runs
+from search_lab.evaluation import PER_QUERY_ATTR, SKIPPED_ATTR, RunScores, load_runs, outputs_dir
 from search_lab.retrieval import SearchEngine
 
 GRID_COLUMNS = 5
@@ -341,19 +341,19 @@ def _runs(
 
 def runs_table() -> pd.DataFrame:
     """Evaluation runs and sweeps under the outputs folder, best mAP first (maybe empty)."""
-    root = app_paths.outputs_dir()
+    root = outputs_dir()
     return _runs(str(root), app_runs.runs_signature(root))[0]
 
 
 def run_scores() -> RunScores:
     """Per-query APs of the runs in :func:`runs_table`, keyed by run folder."""
-    root = app_paths.outputs_dir()
+    root = outputs_dir()
     return _runs(str(root), app_runs.runs_signature(root))[1]
 
 
 def skipped_runs_warning() -> None:
     """One warning naming the run folders under the outputs folder that could not be read."""
-    root = app_paths.outputs_dir()
+    root = outputs_dir()
     skipped = _runs(str(root), app_runs.runs_signature(root))[2]
     if skipped:
         shown = "; ".join(f"{app_text.plain(k)}: {app_text.plain(v)}" for k, v in skipped.items())
@@ -367,5 +367,5 @@ def _run_map(signature: tuple[tuple[str, int], ...], config_json: str) -> float 
 
 def run_map(config: dict) -> float | None:
     """mAP of the newest evaluation run with the same search setup as ``config``, if any."""
-    signature = app_runs.runs_signature(app_paths.outputs_dir())
+    signature = app_runs.runs_signature(outputs_dir())
     return _run_map(signature, json.dumps(config, sort_keys=True)) if signature else None

@@ -34,6 +34,7 @@ import requests
 
 from search_lab.benchmarks.common import REPO
 from search_lab.core import SearchLabError
+from search_lab.evaluation import OUTPUTS_ENV
 
 START_TIMEOUT_S = 180.0
 QUERY_TIMEOUT_S = 300.0
@@ -93,7 +94,7 @@ def app_env(index: Path, roots: Path, cache: Path) -> dict[str, str]:
         **os.environ,
         app_paths.INDEXES_ENV: str(index.parent),
         app_paths.DEFAULT_INDEX_ENV: index.name,
-        app_paths.OUTPUTS_ENV: str(index.parent / "app-outputs"),
+        OUTPUTS_ENV: str(index.parent / "app-outputs"),
         app_photos.ROOTS_ENV: str(roots),
         "SEARCH_LAB_CACHE": str(cache),
     }

@@ -21,6 +21,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "check_ground_truth",
             "default_root",
             "fingerprint",
+            "fingerprint_of",
             "load_dataset",
         ],
         "distractors": ["NO_GROUP", "PREFIX", "SHARD"],

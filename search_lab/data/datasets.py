@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -85,12 +85,18 @@ def fingerprint(root: Path, names: Sequence[str]) -> str:
     The one fingerprint of a file list (datasets and distractor shards alike): it changes when
     any file does, and encodes any name the OS allows (``surrogateescape``).
     """
-    digest, folder = hashlib.sha256(), str(root)
-    for name in names:
-        stat = os.stat(os.path.join(folder, name))
-        digest.update(
-            f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape")
-        )
+    folder = str(root)
+    return fingerprint_of(
+        (name, (st := os.stat(os.path.join(folder, name))).st_size, st.st_mtime_ns)
+        for name in names
+    )
+
+
+def fingerprint_of(stats: Iterable[tuple[str, int, int]]) -> str:
+    """:func:`fingerprint` of ``(name, size, mtime_ns)`` triples a caller has already read."""
+    digest = hashlib.sha256()
+    for name, size, mtime_ns in stats:
+        digest.update(f"{name}\0{size}\0{mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:20]
 
 

@@ -18,6 +18,7 @@ from stat import S_ISREG
 from typing import Any
 
 from search_lab.core import IndexMismatchError, integrity
+from search_lab.data import Dataset, fingerprint_of
 
 CATALOG = "catalog.json"
 
@@ -108,3 +109,11 @@ def plan(root: Path, names: list[str], old: Catalog) -> Plan:
             result.added.append(name)
     result.removed = [n for n in old.indexed if n not in result.entries]
     return result
+
+
+def dataset_fingerprint(full: Dataset, changes: Plan) -> str:
+    """The dataset's fingerprint from the sizes and times the plan has just read (no second
+    ``stat`` of every file), unless the plan covers only one side of a split."""
+    if all(name in changes.entries for name in full.names):
+        return fingerprint_of((name, *changes.entries[name][:2]) for name in full.names)
+    return full.fingerprint()

@@ -53,7 +53,7 @@ from search_lab.features import PostProcessor
 from search_lab.indexes import plan_edit
 from search_lab.retrieval.build import check_buildable, new_manifest
 from search_lab.retrieval.cache import Features, cache_key
-from search_lab.retrieval.catalog import CATALOG, Catalog, Entry, Plan, plan
+from search_lab.retrieval.catalog import CATALOG, Catalog, Entry, Plan, dataset_fingerprint, plan
 from search_lab.retrieval.collection import fit_on_source, fitted_post
 from search_lab.retrieval.engine import SearchEngine
 from search_lab.retrieval.extract import feature_key
@@ -173,15 +173,16 @@ def update_index(
             raise DatasetError(f"{err}{kept}") from err
         data = pipe.dataset.side(full)
         old = None if rebuild else previous(pipe, target, data.root, overwrite)
-        return _update(pipe, target, data, full.fingerprint(), old, share)
+        return _update(pipe, target, full, data, old, share)
 
 
 def _update(
-    pipe: Pipeline, target: Path, data: Any, fingerprint: str, old: Previous | None, share: float
+    pipe: Pipeline, target: Path, full: Dataset, data: Dataset, old: Previous | None, share: float
 ) -> tuple[SearchEngine, Report]:
     """Plan, get the vectors, fit, index and save (under the lock)."""
     start = time.perf_counter()
     changes = plan(data.root, list(data.names), old.catalog if old else Catalog())
+    fingerprint = dataset_fingerprint(full, changes)
     old_names = old.manifest["names"] if old else []
     row_of = {name: i for i, name in enumerate(old_names)}
     keep = sorted(row_of[n] for n in changes.unchanged)

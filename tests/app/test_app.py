@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
 from search_lab.cli.evaluate import run as evaluate
-from search_lab.evaluation import paired_comparison, shared_values
+from search_lab.evaluation import OUTPUTS_ENV, paired_comparison, shared_values
 from search_lab.report.command import write_report
 from search_lab.report.render import Chart, Section, Table, bar_chart
 from search_lab.report.sections import HEADINGS
@@ -64,7 +64,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, holidays_dir: Path) -> Lab:
 def app(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     """The app pointed at the lab, run once on its default page (Search)."""
     monkeypatch.setenv(app_paths.INDEXES_ENV, str(lab.indexes))
-    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(lab.outputs))
+    monkeypatch.setenv(OUTPUTS_ENV, str(lab.outputs))
     monkeypatch.setenv("SEARCH_LAB_CACHE", str(lab.cache))
     monkeypatch.setenv("HOLIDAYS_DIR", str(lab.dataset))
     at = AppTest.from_file(str(APP), default_timeout=120).run()
@@ -250,7 +250,7 @@ def test_experiments_page_intervals_and_paired_verdict(
     common = [f"dataset.root={lab.dataset}", f"cache_dir={lab.cache}", "workers=1"]
     cfg = app_indexes.default_build_config(lab.indexes, [*common, "metric=manhattan"])
     better = evaluate(cfg, outputs / "runs" / "r2")  # L1 beats cosine on hsv (0.650 vs 0.569)
-    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(outputs))
+    monkeypatch.setenv(OUTPUTS_ENV, str(outputs))
     _page(app, "experiments_page")
     chart = json.loads(app.get("vega_lite_chart")[0].proto.spec)
     marks = [layer["mark"]["type"] for layer in chart["layer"]]
@@ -276,7 +276,7 @@ def test_experiments_page_intervals_and_paired_verdict(
 def test_experiments_page_without_runs(
     app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(tmp_path / "none"))
+    monkeypatch.setenv(OUTPUTS_ENV, str(tmp_path / "none"))
     _page(app, "experiments_page")
     assert any("python -m search_lab.evaluate" in i.value for i in app.info)
 
@@ -308,7 +308,7 @@ def _write_findings(outputs: Path, lab: Lab) -> Path:
 def test_findings_page_without_report(
     app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(tmp_path / "none"))
+    monkeypatch.setenv(OUTPUTS_ENV, str(tmp_path / "none"))
     _page(app, "findings_page")
     assert any("python -m search_lab.report" in i.value for i in app.info)
 
@@ -320,7 +320,7 @@ def test_findings_page_shows_latest_report(
     (outputs / "report" / "2000-01-01_00-00-00").mkdir(parents=True)  # older, incomplete
     (outputs / "report" / ".2099-01-01_00-00-00.tmp-1").mkdir()  # being written: ignored
     folder = _write_findings(outputs, lab)
-    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(outputs))
+    monkeypatch.setenv(OUTPUTS_ENV, str(outputs))
     _page(app, "findings_page")
     text = "\n".join(m.value for m in app.markdown)
     for heading in HEADINGS:

@@ -19,6 +19,7 @@ from search_lab.app import photos as app_photos
 from search_lab.app import queries as app_queries
 from search_lab.app import widgets
 from search_lab.cli import build_index, compose_config
+from search_lab.evaluation import OUTPUTS_ENV
 from search_lab.retrieval import SearchEngine
 from tests.app.test_app import APP, _result_captions, _unescape
 
@@ -47,7 +48,7 @@ def album(tmp_path: Path, wang_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     build_index.run(compose_config(overrides, "build_index"), tmp_path / "out")
     for name, value in {
         app_paths.INDEXES_ENV: tmp_path / "indexes",
-        app_paths.OUTPUTS_ENV: tmp_path / "outputs",
+        OUTPUTS_ENV: tmp_path / "outputs",
         app_paths.DEFAULT_INDEX_ENV: INDEX,
         app_photos.ROOTS_ENV: root,
         "SEARCH_LAB_CACHE": tmp_path / "cache",

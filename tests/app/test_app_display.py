@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
 from search_lab.app import text as app_text
+from search_lab.evaluation import OUTPUTS_ENV
 from search_lab.retrieval import build_engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,7 @@ def evil_lab(tmp_path_factory: pytest.TempPathFactory, holidays_dir: Path) -> Pa
 @pytest.fixture
 def evil_app(evil_lab: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv(app_paths.INDEXES_ENV, str(evil_lab / "indexes"))
-    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(evil_lab / "outputs"))
+    monkeypatch.setenv(OUTPUTS_ENV, str(evil_lab / "outputs"))
     monkeypatch.setenv("HOLIDAYS_DIR", str(evil_lab / "data"))
     at = AppTest.from_file(str(APP), default_timeout=120).run()
     assert not at.exception

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from search_lab.app import paths as app_paths
 from search_lab.core import read_json_object, write_json
+from search_lab.evaluation import OUTPUTS_ENV
 from tests.app.test_app import (  # noqa: F401
     APP,
     EASY_QUERY,
@@ -53,7 +54,7 @@ def _app(
     monkeypatch: pytest.MonkeyPatch,
 ) -> AppTest:
     monkeypatch.setenv(app_paths.INDEXES_ENV, str(indexes))
-    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(lab.outputs))
+    monkeypatch.setenv(OUTPUTS_ENV, str(lab.outputs))
     monkeypatch.setenv("SEARCH_LAB_CACHE", str(lab.cache))
     monkeypatch.setenv("HOLIDAYS_DIR", str(lab.dataset))
     return AppTest.from_file(str(APP), default_timeout=120)

@@ -18,6 +18,7 @@ from search_lab.app import datasets as app_datasets
 from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
 from search_lab.cli.evaluate import run as evaluate
+from search_lab.evaluation import OUTPUTS_ENV
 from search_lab.retrieval import build_engine
 from tests.app.test_app import _result_captions, _unescape
 
@@ -58,7 +59,7 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 def app(labelled: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch) -> AppTest:
     base, _ = labelled
     monkeypatch.setenv(app_paths.INDEXES_ENV, str(base / "indexes"))
-    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(base / "outputs"))
+    monkeypatch.setenv(OUTPUTS_ENV, str(base / "outputs"))
     monkeypatch.setenv("HOLIDAYS_DIR", str(base / "no-holidays-here"))
     monkeypatch.setenv("WANG_DIR", str(base))  # the app serves conf/dataset/wang.yaml's folders
     at = AppTest.from_file(str(APP), default_timeout=120).run()

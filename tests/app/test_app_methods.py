@@ -16,7 +16,7 @@ from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
 from search_lab.app import runs as app_runs
 from search_lab.cli.evaluate import run as evaluate
-from search_lab.evaluation import load_runs
+from search_lab.evaluation import OUTPUTS_ENV, load_runs, outputs_dir
 from search_lab.retrieval import build_engine
 from tests.app.test_app import APP, EASY_MATCH, EASY_QUERY, PAGES, _result_captions, _unescape
 
@@ -40,7 +40,7 @@ def app(
     patch = pytest.MonkeyPatch()
     for name, value in {
         app_paths.INDEXES_ENV: indexes,
-        app_paths.OUTPUTS_ENV: outputs,
+        OUTPUTS_ENV: outputs,
         "SEARCH_LAB_CACHE": cache,
         "HOLIDAYS_DIR": holidays_dir,
     }.items():
@@ -84,7 +84,7 @@ def test_experiments_chart_has_one_colour_per_method(app: tuple[AppTest, object]
     at, _ = app
     at.switch_page(f"{PAGES}/experiments_page.py").run()
     assert not at.exception
-    frame, column = app_runs.ann_vs_latency(load_runs([app_paths.outputs_dir()]))
+    frame, column = app_runs.ann_vs_latency(load_runs([outputs_dir()]))
     assert set(frame["method"]) == {"annoy", "hnsw"}  # the exact kd-tree run is left out
     assert frame[column].between(0, 1).all()
     specs = [chart.proto.spec for chart in at.get("vega_lite_chart")]

@@ -16,6 +16,7 @@ from search_lab.app import photos as app_photos
 from search_lab.app import text as app_text
 from search_lab.core import ConfigError
 from search_lab.data.planted import edited
+from search_lab.evaluation import OUTPUTS_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
@@ -36,7 +37,7 @@ def photos(tmp_path: Path, holidays_dir: Path, monkeypatch: pytest.MonkeyPatch) 
     (tmp_path / "outside").mkdir()
     monkeypatch.setenv(app_photos.ROOTS_ENV, str(root))
     monkeypatch.setenv(app_paths.INDEXES_ENV, str(tmp_path / "indexes"))
-    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(tmp_path / "outputs"))
+    monkeypatch.setenv(OUTPUTS_ENV, str(tmp_path / "outputs"))
     monkeypatch.setenv("SEARCH_LAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HOLIDAYS_DIR", str(holidays_dir))
     return root

@@ -15,6 +15,7 @@ from search_lab.app import paths as app_paths
 from search_lab.app import queries as app_queries
 from search_lab.app.search_view import PICKER_PAGE
 from search_lab.data import load_dataset
+from search_lab.evaluation import OUTPUTS_ENV
 from search_lab.retrieval import SearchEngine
 from tests.app.test_app import APP, EASY_QUERY, Lab, _result_captions, _unescape
 from tests.app.test_app import app as app  # the fixtures, used by name below
@@ -36,7 +37,7 @@ def test_search_opens_on_the_default_index(
     shutil.copytree(lab.indexes / "hsv-euclidean-exact", indexes / "aaa-first")
     for name, value in {
         app_paths.INDEXES_ENV: indexes,
-        app_paths.OUTPUTS_ENV: lab.outputs,
+        OUTPUTS_ENV: lab.outputs,
         "SEARCH_LAB_CACHE": lab.cache,
         "HOLIDAYS_DIR": lab.dataset,
     }.items():

@@ -19,6 +19,7 @@ from search_lab.app import text as app_text
 from search_lab.app import uploads as app_uploads
 from search_lab.core import ImageLoadError
 from search_lab.data import Dataset
+from search_lab.evaluation import OUTPUTS_ENV, outputs_dir
 from search_lab.retrieval import Hit
 
 CONFIG = {
@@ -56,13 +57,13 @@ class _FakeEngine:
 
 def test_dirs_follow_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(app_paths.INDEXES_ENV, raising=False)
-    monkeypatch.delenv(app_paths.OUTPUTS_ENV, raising=False)
+    monkeypatch.delenv(OUTPUTS_ENV, raising=False)
     assert app_paths.indexes_dir() == Path("indexes")
-    assert app_paths.outputs_dir() == Path("outputs")
+    assert outputs_dir() == Path("outputs")
     monkeypatch.setenv(app_paths.INDEXES_ENV, str(tmp_path / "i"))
-    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(tmp_path / "o"))
+    monkeypatch.setenv(OUTPUTS_ENV, str(tmp_path / "o"))
     assert app_paths.indexes_dir() == tmp_path / "i"
-    assert app_paths.outputs_dir() == tmp_path / "o"
+    assert outputs_dir() == tmp_path / "o"
 
 
 def test_plain_words_and_describe() -> None:

@@ -23,6 +23,7 @@ import pytest
 
 from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
+from search_lab.evaluation import OUTPUTS_ENV
 from search_lab.retrieval import build_engine
 
 pytestmark = pytest.mark.browser
@@ -90,7 +91,7 @@ def app_env(indexes: Path, cache: Path, outputs: Path, dataset: Path) -> dict[st
     return {
         **os.environ,
         app_paths.INDEXES_ENV: str(indexes),
-        app_paths.OUTPUTS_ENV: str(outputs),
+        OUTPUTS_ENV: str(outputs),
         "SEARCH_LAB_CACHE": str(cache),
         "HOLIDAYS_DIR": str(dataset),
     }

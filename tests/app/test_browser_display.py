@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from search_lab.app import paths as app_paths
+from search_lab.evaluation import OUTPUTS_ENV
 from tests.app.test_app_display import EVIL, evil_lab  # noqa: F401 - the fixture is used below
 from tests.app.test_browser import (
     _need_chromium,
@@ -30,7 +31,7 @@ def evil_server(evil_lab: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     env = {
         **os.environ,
         app_paths.INDEXES_ENV: str(evil_lab / "indexes"),
-        app_paths.OUTPUTS_ENV: str(evil_lab / "outputs"),
+        OUTPUTS_ENV: str(evil_lab / "outputs"),
         "HOLIDAYS_DIR": str(evil_lab / "data"),
     }
     with serve_app(env, tmp_path_factory.mktemp("log") / "streamlit.log") as (url, _):

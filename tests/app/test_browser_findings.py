@@ -17,6 +17,7 @@ import pytest
 
 from search_lab.app import indexes as app_indexes
 from search_lab.app import paths as app_paths
+from search_lab.evaluation import OUTPUTS_ENV
 from search_lab.report.sections import HEADINGS
 from search_lab.retrieval import build_engine
 from tests.app.test_browser import ROOT, _need_chromium, serve_app
@@ -40,7 +41,7 @@ def findings_server(tmp_path_factory: pytest.TempPathFactory, holidays_dir: Path
     env = {
         **os.environ,
         "SEARCH_LAB_CACHE": str(cache),
-        app_paths.OUTPUTS_ENV: str(outputs),
+        OUTPUTS_ENV: str(outputs),
         app_paths.INDEXES_ENV: str(indexes),
         "HOLIDAYS_DIR": str(holidays_dir),
     }

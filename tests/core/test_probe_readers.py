@@ -32,6 +32,7 @@ from search_lab.core import (
 )
 from search_lab.core.logs import ShownRecord
 from search_lab.data import load_dataset
+from search_lab.evaluation import OUTPUTS_ENV
 from search_lab.retrieval import FeatureCache
 from search_lab.retrieval.cache import Features
 from tests.core.test_readers_total import GOOD_METRICS, tiny_index  # noqa: F401 (a fixture)
@@ -128,7 +129,7 @@ def test_experiments_page_skips_a_bad_run_folder(
 
     deep, typed = _runs_with_two_bad(tmp_path / "outputs")
     monkeypatch.setenv(app_paths.INDEXES_ENV, str(tmp_path / "indexes"))
-    monkeypatch.setenv(app_paths.OUTPUTS_ENV, str(tmp_path / "outputs"))
+    monkeypatch.setenv(OUTPUTS_ENV, str(tmp_path / "outputs"))
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
     at.switch_page("search_lab/app/pages/experiments_page.py").run()
     assert not at.exception and not at.error

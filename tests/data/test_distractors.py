@@ -17,6 +17,7 @@ from search_lab.cli import data as data_cli
 from search_lab.cli.evaluate import run
 from search_lab.core import ConfigError, DatasetError
 from search_lab.data import Dataset, distractors, load_image, synth
+from search_lab.evaluation import OUTPUTS_ENV
 from search_lab.retrieval import distractor_features
 from search_lab.retrieval.cache import Features
 from search_lab.retrieval.distractor_features import with_distractors
@@ -251,7 +252,7 @@ def test_experiments_page_charts_map_against_collection_size(
     rows = run(cfg, outputs / "runs" / "curve")["distractors"]["rows"]
     run(make_config(), outputs / "runs" / "plain")  # no distractors: not in the chart
     for name, value in {
-        app_paths.OUTPUTS_ENV: outputs,
+        OUTPUTS_ENV: outputs,
         app_paths.INDEXES_ENV: tmp_path / "indexes",
         "HOLIDAYS_DIR": holidays_dir,
     }.items():

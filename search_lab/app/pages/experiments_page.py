@@ -7,17 +7,17 @@ for the metric picked, and ANN recall against latency per approximate method.
 import streamlit as st
 
 from search_lab.app import charts, run_table
-from search_lab.app import paths as app_paths
 from search_lab.app import photos as app_photos
 from search_lab.app import runs as app_runs
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
 from search_lab.app.distractor_view import show_distractors
+from search_lab.evaluation import outputs_dir
 
 st.title("Experiments")
 st.caption(app_photos.EVALUATED_ONLY)
 with ui.user_errors():
-    root = app_paths.outputs_dir()
+    root = outputs_dir()
     runs = ui.runs_table()
     ui.skipped_runs_warning()
     if runs.empty:

@@ -2,15 +2,15 @@
 
 import streamlit as st
 
-from search_lab.app import paths as app_paths
 from search_lab.app import text as app_text
+from search_lab.evaluation import outputs_dir
 from search_lab.report import HTML_FILE, MD_FILE, blocks, latest_report
 
 st.title("Findings")
-folder = latest_report(app_paths.outputs_dir())
+folder = latest_report(outputs_dir())
 if folder is None:
     st.info(
-        f"No findings report in {app_text.plain(app_paths.outputs_dir() / 'report')} yet. "
+        f"No findings report in {app_text.plain(outputs_dir() / 'report')} yet. "
         "Make one with "
         "`python -m search_lab.report` (every feature, search method, metric and dimension on "
         "your dataset; runs already made are reused), or `python -m search_lab.report --quick` "
