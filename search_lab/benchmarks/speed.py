@@ -47,7 +47,7 @@ from search_lab.benchmarks.speed_images import camera_set, link_subset, whole_gr
 from search_lab.benchmarks.speed_report import check_targets, fmt, markdown
 from search_lab.benchmarks.speed_service import camera_map, evaluate_command, query_latency
 from search_lab.benchmarks.speed_timing import bench_set, draft_comparison, feature_configs
-from search_lab.core import SearchLabError, write_json, write_text
+from search_lab.core import SearchLabError, cache_root, write_json, write_text
 from search_lab.data import Dataset, default_root, load_dataset
 from search_lab.retrieval import build_extractor
 
@@ -60,7 +60,7 @@ QUICK_OUT = Path(".cache/search_lab/bench/speed-quick.json")
 
 def _parser() -> argparse.ArgumentParser:
     """The options of ``python -m search_lab.bench``."""
-    cache = Path(os.environ.get("SEARCH_LAB_CACHE", ".cache/search_lab"))
+    cache = cache_root()
     p = argparse.ArgumentParser(
         prog="python -m search_lab.bench",
         description=__doc__,

@@ -12,11 +12,14 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra import compose, initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.hydra import Hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
@@ -145,8 +148,9 @@ def entry(main: Callable[[], Any], config_name: str) -> None:
     """Run a Hydra ``main`` from the command line: resolvers, a one-line check, then Hydra."""
     register_resolvers()
     install()  # every log line escapes names (Hydra's handlers come later: records are ours)
-    check_overrides(sys.argv[1:], config_name)
-    main()
+    checked = check_overrides(sys.argv[1:], config_name)
+    with nullcontext() if checked else _composed_once():
+        main()
 
 
 def check_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
@@ -171,29 +175,81 @@ def check_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
                 sys.exit(2)
 
 
-def check_overrides(argv: list[str], config_name: str) -> None:
-    """Exit with one line if the command-line overrides do not compose into a config.
+def check_overrides(argv: list[str], config_name: str) -> bool:
+    """Exit with one line if the command-line overrides do not compose into a config; True if
+    they were checked here, False if a plain run leaves it to Hydra's first composition.
 
-    Hydra reports a typo'd key (``feature.binz=...``) or an unknown option in several lines; this
-    composes the config once before Hydra runs and prints the first line of the problem. For a
-    multirun (``-m``) it composes the sweep's first job. Hydra's other flags (``--cfg``,
-    ``--help``, ...) are left to Hydra.
+    Hydra reports a typo'd key (``feature.binz=...``) or an unknown option in several lines.
+    For a multirun (``-m``) this composes the sweep's first job and prints the first line of
+    the problem; a plain run is checked by :func:`_composed_once` instead, which saves two
+    compositions (about 0.4 s of every command). Hydra's other flags (``--cfg``, ``--help``,
+    ...) are left to Hydra.
     """
     os.environ[LAUNCHER_PID_ENV] = str(os.getpid())  # inherited by joblib's worker processes
     check_choices(argv)
     flags = {arg for arg in argv if arg.startswith("-")}
     if flags - MULTIRUN_FLAGS:
-        return
-    overrides = [arg for arg in argv if not arg.startswith("-")]
+        return True
+    if not flags:
+        return False
     try:
-        if flags:
-            overrides = first_job(overrides)
+        overrides = first_job([arg for arg in argv if not arg.startswith("-")])
         composed(overrides, config_name, hydra=True)
     except (HydraException, OmegaConfBaseException) as err:
-        lines = str(err).strip().splitlines()
-        hint = f" {lines[1]}" if len(lines) > 1 and lines[1].startswith("To ") else ""
-        print(f"error: {lines[0]}{hint}", file=sys.stderr)
-        sys.exit(2)
+        _exit_one_line(err)
+    return True
+
+
+def _exit_one_line(err: Exception) -> NoReturn:
+    """Print the first line of a Hydra composition error (and its "To ..." hint); exit 2."""
+    lines = str(err).strip().splitlines()
+    hint = f" {lines[1]}" if len(lines) > 1 and lines[1].startswith("To ") else ""
+    print(f"error: {lines[0]}{hint}", file=sys.stderr)
+    sys.exit(2)
+
+
+@contextmanager
+def _composed_once() -> Iterator[None]:
+    """Compose a plain run's config once, and end the command in one line if that fails.
+
+    Hydra (1.3) composes a plain run's config twice: first only to learn the run mode,
+    swallowing any error, then to run it, reporting an error in several lines. Within this
+    context the first composition is done as the run's own (an error ends the command in one
+    line) and the run is handed that same config instead of composing it again.
+    """
+    original_load, original_mode = ConfigLoaderImpl.load_configuration, Hydra.get_mode
+    kept: dict[tuple[Any, ...], DictConfig] = {}
+
+    def load_configuration(
+        loader: ConfigLoaderImpl,
+        config_name: str | None,
+        overrides: list[str],
+        run_mode: RunMode,
+        from_shell: bool = True,
+        validate_sweep_overrides: bool = True,
+    ) -> DictConfig:
+        key = (config_name, tuple(overrides), run_mode, from_shell, validate_sweep_overrides)
+        cfg = kept.pop(key, None)
+        if cfg is None:
+            cfg = original_load(loader, config_name, overrides, run_mode, from_shell,
+                                validate_sweep_overrides)  # fmt: skip
+        return cfg
+
+    def get_mode(hydra: Hydra, config_name: str | None, overrides: list[str]) -> RunMode:
+        try:
+            cfg = original_load(hydra.config_loader, config_name, overrides, RunMode.RUN)
+        except (HydraException, OmegaConfBaseException) as err:
+            _exit_one_line(err)
+        kept[(config_name, tuple(overrides), RunMode.RUN, True, True)] = cfg
+        return cfg.hydra.mode or RunMode.RUN  # RUN: Hydra then adds no override, so keys match
+
+    ConfigLoaderImpl.load_configuration = load_configuration  # type: ignore[method-assign]
+    Hydra.get_mode = get_mode  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ConfigLoaderImpl.load_configuration = original_load  # type: ignore[method-assign]
+        Hydra.get_mode = original_mode  # type: ignore[method-assign]
 
 
 def _guard_worker(hydra_cfg: DictConfig) -> None:

@@ -44,7 +44,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "path_in",
             "root_problem",
         ],
-        "paths": ["CONF_DIR", "PROJECT_DIR"],
+        "paths": ["CACHE_ENV", "CONF_DIR", "PROJECT_DIR", "cache_root"],
         "params": [
             "is_int",
             "is_number",

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 import xxhash
 from filelock import FileLock
 
-from search_lab.core import ConfigError, atomic_write_bytes, atomic_write_json, integrity
+from search_lab.core import (
+    ConfigError,
+    atomic_write_bytes,
+    atomic_write_json,
+    cache_root,
+    integrity,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -43,7 +49,7 @@ EXPORT_FORMAT = 1  # bump when the exported graph changes for the same inputs
 
 def default_folder() -> Path:
     """Where exports live without ``feature.export_dir``: ``$SEARCH_LAB_CACHE/engines``."""
-    return Path(os.environ.get("SEARCH_LAB_CACHE", ".cache/search_lab")) / "engines"
+    return cache_root() / "engines"
 
 
 def weights_digest(module: torch.nn.Module) -> str:

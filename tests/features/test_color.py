@@ -94,3 +94,48 @@ def test_bad_parameters(params: dict) -> None:
 def test_unknown_feature_lists_the_valid_ones() -> None:
     with pytest.raises(ConfigError, match=r"choose one of: .*hsv"):
         create("colour")
+
+
+def test_lookup_table_is_stored_once_and_read_back_verified(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from search_lab.features import color
+
+    monkeypatch.setenv("SEARCH_LAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(color, "_TABLES", {})
+    bins = (4, 2, 2)
+    built = color.bin_lut(bins)
+    path = color.table_path(bins)
+    assert path.parent == tmp_path / "tables" and path.stat().st_size == 32 + 2 * (1 << 21)
+    # white is hue 0, saturation 0, top value bin; pure red hue 0, top saturation and value
+    assert built[(1 << 21) - 1] == 1 and built[127 << 14] == 3
+    monkeypatch.setattr(color, "_TABLES", {})
+    read = color.bin_lut(bins)
+    assert not read.flags.writeable and np.array_equal(read, built)  # from the file, not built
+
+    data = bytearray(path.read_bytes())
+    data[1000] ^= 1  # one flipped bit in the entries
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(color, "_TABLES", {})
+    with caplog.at_level("INFO", logger="search_lab.features.color"):
+        assert np.array_equal(color.bin_lut(bins), built)
+    assert any("is damaged: building it again" in r.getMessage() for r in caplog.records)
+    assert path.read_bytes()[32:] == built.tobytes()  # stored again, whole
+
+    path.write_bytes(path.read_bytes()[:-2])  # truncated
+    monkeypatch.setattr(color, "_TABLES", {})
+    assert np.array_equal(color.bin_lut(bins), built)
+    assert path.stat().st_size == 32 + 2 * (1 << 21)
+
+
+def test_lookup_table_is_built_when_the_cache_cannot_hold_it(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from search_lab.features import color
+
+    (tmp_path / "tables").write_text("a file where the folder should be")
+    monkeypatch.setenv("SEARCH_LAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(color, "_TABLES", {})
+    table = color.bin_lut((4, 2, 2))
+    assert table.shape == (1 << 21,) and table[(1 << 21) - 1] == 1
+    assert (tmp_path / "tables").read_text() == "a file where the folder should be"
