@@ -101,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--engine-images", type=int, default=64, help="images of the engines table (0: skip it)"
     )
+    p.add_argument(
+        "--engine-real-images",
+        type=int,
+        default=320,
+        help="images of the engines table's real extraction path (the network pool starts at "
+        "64: fewer are extracted in one process)",
+    )
     p.add_argument("--note", default="", help="a sentence added to the report")
     p.add_argument(
         "--integrity-items",
@@ -120,6 +127,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.camera_images, args.queries, args.rounds = min(args.camera_images, 4), 5, 1
         args.integrity_items = min(args.integrity_items, 20_000)
         args.engine_images = min(args.engine_images, 4)
+        args.engine_real_images = min(args.engine_real_images, 4)
     args.out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
     for name in ("images", "queries", "rounds", "cnn_size", "engine_size"):
         value = getattr(args, name)
@@ -156,8 +164,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         if args.engine_images and not args.no_cnn:
             log.info("CNN engines side by side")
             cnn = compose(["feature=cnn", f"feature.size={args.engine_size}"])["feature"]
-            names = data.names[: args.engine_images]
-            report["engines"] = engines_table(data.root, names, cnn, args.rounds)
+            names = full.names[: args.engine_images]
+            real = full.names[: args.engine_real_images]
+            report["engines"] = engines_table(full.root, names, cnn, args.rounds, real_names=real)
         if args.camera_images:
             report.update(camera_stages(data, feats, args, work))
         log.info("query latency")

@@ -13,8 +13,10 @@ from search_lab.features.base import Extractor, available, create, register
 __getattr__, __dir__, _lazy = lazy_loader.attach(
     __name__,
     submod_attrs={
+        "backbones": ["packaged_lite"],
         "base": ["FEATURES"],
         "engines": ["engines_used"],
+        "pooling": ["pool"],
         "postprocess": ["EXPAND_BASE", "PostProcessor", "expand_queries"],
     },
 )
@@ -27,5 +29,7 @@ __all__ = [
     "create",
     "engines_used",
     "expand_queries",
+    "packaged_lite",
+    "pool",
     "register",
 ]

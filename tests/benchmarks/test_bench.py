@@ -106,17 +106,26 @@ def test_quick_run_writes_a_consistent_report(holidays_dir: Path, tmp_path: Path
     assert 0.0 <= ev["cold"]["map"] <= 1.0 and ev["warm"]["map"] == pytest.approx(ev["cold"]["map"])
 
     engines = report["engines"]["engines"]
-    assert set(engines) == {"torch", "onnxruntime", "openvino"}
+    assert set(engines) == {"torch", "onnxruntime", "openvino", "torch as loaded"}
     assert engines["torch"]["real_path"]["x_torch"] == pytest.approx(1.0)
-    for rec in engines.values():
-        for mode in ("one_process_b1", "one_process_b16", "real_path"):
+    torch_before = engines["torch"]["all_cores"]["images_per_s"]
+    for name, rec in engines.items():
+        modes = ["one_process_b1", "one_process_b16"]
+        if name != "torch as loaded":  # the baseline is timed in one process only
+            modes += ["all_cores", "real_path"]
+            assert rec["real_path"]["x_torch_all_cores"] == pytest.approx(
+                rec["real_path"]["images_per_s"] / torch_before
+            )
+        for mode in modes:
             assert rec[mode]["images_per_s"] > 0 and rec[mode]["ratio_to_decode"] > 0
         assert rec["peak_rss_mb"] > 0
+    assert "real_path" not in engines["torch as loaded"]
     assert [t["name"] for t in report["targets"]] == list(speed_report.TARGETS)
     assert all(isinstance(t["met"], bool) for t in report["targets"])
     table = out.with_suffix(".md").read_text()
     assert m["cpu"] in table and "| **hsv** |" in table and "## Targets" in table
     assert "### CNN engines" in table and "| onnxruntime |" in table
+    assert "| torch as loaded |" in table
 
 
 def test_whole_groups_never_split_a_group(tmp_path: Path) -> None:
