@@ -161,7 +161,9 @@ class CNNFeature(Extractor):
     batch_size : int
         Images per forward pass (images are grouped by input shape).
     threads : int or None
-        ``torch.set_num_threads`` during extraction; None keeps torch's default.
+        ``torch.set_num_threads`` (or the engine's threads) during extraction in this process.
+        None keeps the default, and lets ``extract_files`` hand 64 images or more to a pool of
+        one-thread worker processes (``retrieval/extract.py``).
     download : bool
         Allow downloading torchvision weights missing from the torch hub cache.
     device : {"cpu", "cuda", "auto"}
