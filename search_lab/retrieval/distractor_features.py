@@ -19,6 +19,7 @@ import numpy as np
 from search_lab.core import DatasetError
 from search_lab.data import NO_GROUP, PREFIX, SHARD, Dataset, fingerprint
 from search_lab.retrieval.cache import Features
+from search_lab.retrieval.extract import workers_kept
 
 if TYPE_CHECKING:
     from search_lab.retrieval.pipeline import Pipeline
@@ -30,11 +31,13 @@ def distractor_features(pipe: Pipeline, folder: Path, names: Sequence[str]) -> F
     """Features of ``names`` (seeded order kept), one cache entry per shard of ``SHARD``."""
     parts = []
     n_shards = -(-len(names) // SHARD)
-    for i, start in enumerate(range(0, len(names), SHARD)):
-        shard = list(names[start : start + SHARD])
-        feats, hit = pipe.features(folder, shard, fingerprint(folder, shard))
-        log.debug("distractor shard %d/%d %s", i + 1, n_shards, "cached" if hit else "extracted")
-        parts.append(feats)
+    with workers_kept():  # a CNN's worker processes start once, not once per shard
+        for i, start in enumerate(range(0, len(names), SHARD)):
+            shard = list(names[start : start + SHARD])
+            feats, hit = pipe.features(folder, shard, fingerprint(folder, shard))
+            how = "cached" if hit else "extracted"
+            log.debug("distractor shard %d/%d %s", i + 1, n_shards, how)
+            parts.append(feats)
     if not any(f.names for f in parts):
         raise DatasetError(f"no distractor image of {folder} could be read")
     return Features(

@@ -7,10 +7,13 @@ and returned in ``Features.skipped``: one bad file never aborts a run.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -183,22 +186,69 @@ def _network_pool(
     Per image this is the cheapest way to run the CNN here (``python -m search_lab.bench``,
     engines table): activations of one image stay in the cache, and no core waits for another
     inside a forward pass or for the decoding. Fresh interpreters (``spawn``), not forks: a
-    fork of a process whose torch or ONNX Runtime threads ran can hang.
+    fork of a process whose torch or ONNX Runtime threads ran can hang. Inside
+    :func:`workers_kept` the pool serves every call with the same feature.
     """
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
     spec = {**extractor.spec, "threads": 1, "batch_size": 1}
     chunks = [paths[i : i + NETWORK_CHUNK] for i in range(0, len(paths), NETWORK_CHUNK)]
-    init_args = (spec, rotation, os.getpid())
     log.info("%s: %d images in %d worker processes, one thread each", extractor.name,
              len(paths), workers)  # fmt: skip
-    with ProcessPoolExecutor(workers, get_context("spawn"), _init_worker, init_args) as pool:
+    pool, kept = _pool(spec, rotation, workers)
+    try:
         for engine_used, results in pool.map(_extract_chunk, chunks):
             if getattr(extractor, "engine_used", None) is None:  # metrics.json names it
                 extractor.engine_used = engine_used
                 log.info("%s: the workers run the network with %s", extractor.name, engine_used)
             yield from results
+    except BaseException:
+        _close_kept()  # a broken or interrupted pool is never handed out again
+        pool.shutdown(cancel_futures=True)
+        raise
+    if not kept:
+        pool.shutdown()
+
+
+_KEPT = threading.local()  # this thread's kept pool: depth, key, pool (the app indexes in threads)
+
+
+@contextmanager
+def workers_kept() -> Iterator[None]:
+    """Within this block, the network pool outlives each ``extract_files`` call, so a
+    collection extracted chunk by chunk (the vector store, distractor shards) starts its
+    workers once, not once per chunk (about 2 s each); they end with the block."""
+    _KEPT.depth = getattr(_KEPT, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _KEPT.depth -= 1
+        if not _KEPT.depth:
+            _close_kept()
+
+
+def _pool(spec: dict[str, Any], rotation: int, workers: int) -> tuple[Any, bool]:
+    """(a process pool of ``workers`` extractors of ``spec``, whether it is kept): the kept
+    one when it is for the same work, else a new one (kept inside :func:`workers_kept`)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    key = (json.dumps(spec, sort_keys=True, default=str), rotation, workers)
+    kept = getattr(_KEPT, "depth", 0) > 0
+    if kept and getattr(_KEPT, "key", None) == key:
+        return _KEPT.pool, True
+    init_args = (spec, rotation, os.getpid())
+    pool = ProcessPoolExecutor(workers, get_context("spawn"), _init_worker, init_args)
+    if kept:
+        _close_kept()
+        _KEPT.key, _KEPT.pool = key, pool
+    return pool, kept
+
+
+def _close_kept() -> None:
+    """Shut this thread's kept pool down, if any."""
+    pool = getattr(_KEPT, "pool", None)
+    _KEPT.key = _KEPT.pool = None
+    if pool is not None:
+        pool.shutdown(cancel_futures=True)
 
 
 NETWORK_CHUNK = 4  # images per task of the network pool: progress stays smooth

@@ -21,7 +21,7 @@ import numpy as np
 from search_lab.core import atomic_write_bytes, owner_tag, remove_leftovers
 from search_lab.features import Extractor
 from search_lab.retrieval.cache import cache_key
-from search_lab.retrieval.extract import Progress, cached_features, feature_key
+from search_lab.retrieval.extract import Progress, cached_features, feature_key, workers_kept
 
 log = logging.getLogger(__name__)
 
@@ -109,21 +109,22 @@ def extract_missing(
     pending = [(name, digest) for digest, name in missing.items()]
     skipped: dict[str, str] = {}
     start = time.perf_counter()
-    for first in range(0, len(pending), CHUNK):
-        chunk = pending[first : first + CHUNK]
-        feats, _ = cached_features(
-            None,
-            root,
-            [name for name, _ in chunk],
-            "",
-            extractor,
-            workers=workers,
-            progress=_offset(progress, first, len(pending)),
-            fetch=fetch,
-        )
-        digest_of = dict(chunk)
-        store.put([digest_of[n] for n in feats.names], feats.vectors)
-        skipped.update(feats.skipped)
+    with workers_kept():  # a CNN's worker processes start once, not once per chunk
+        for first in range(0, len(pending), CHUNK):
+            chunk = pending[first : first + CHUNK]
+            feats, _ = cached_features(
+                None,
+                root,
+                [name for name, _ in chunk],
+                "",
+                extractor,
+                workers=workers,
+                progress=_offset(progress, first, len(pending)),
+                fetch=fetch,
+            )
+            digest_of = dict(chunk)
+            store.put([digest_of[n] for n in feats.names], feats.vectors)
+            skipped.update(feats.skipped)
     return skipped, len(pending), time.perf_counter() - start
 
 

@@ -66,3 +66,24 @@ def test_pool_is_used_only_when_it_pays(params: dict, workers: int, images: int)
     assert not extract._network_pays(feature, images, workers)
     assert extract._network_pays(build_extractor({"name": "cnn"}), 64, 2)
     assert not extract._network_pays(build_extractor({"name": "hsv"}), 1000, 2)
+
+
+def test_workers_are_started_once_inside_workers_kept(
+    photos: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, names = photos
+    good = [n for n in names if n != "broken.jpg"]
+    monkeypatch.setattr(extract, "NETWORK_POOL_MIN", 3)
+    cfg = {"name": "cnn", "engine": "torch", "size": 160}
+    alone = extract_files(root, good, {**cfg, "threads": 1}, progress=False)
+    with extract.workers_kept():
+        first = extract_files(root, good[:4], cfg, workers=2, progress=False)
+        pool = extract._KEPT.pool
+        pids = set(pool._processes)
+        second = extract_files(root, good[4:], cfg, workers=2, progress=False)
+        assert extract._KEPT.pool is pool and set(pool._processes) == pids  # the same workers
+        extract_files(root, good[:3], {**cfg, "size": 128}, workers=2, progress=False)
+        assert extract._KEPT.pool is not pool  # another feature: other workers
+    assert extract._KEPT.pool is None  # ended with the block
+    got = np.concatenate([first.vectors, second.vectors])
+    np.testing.assert_allclose(got, alone.vectors, rtol=0, atol=1e-6)
