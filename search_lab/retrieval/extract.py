@@ -170,11 +170,29 @@ loaded and checked: about 2 s, in parallel) costs more than the pool saves."""
 
 
 def _network_pays(extractor: Extractor, n_images: int, workers: int) -> bool:
-    """Whether a network feature's images (an extractor with ``threads`` and ``batch_size``)
-    go to :func:`_network_pool`: several cores, enough images, and no thread count set by
-    hand (``feature.threads`` keeps one process)."""
+    """Whether a network feature's images go to :func:`_network_pool`: several cores, enough
+    images, and no thread count set by hand (``feature.threads`` keeps one process)."""
+    return _is_network(extractor) and workers > 1 and n_images >= NETWORK_POOL_MIN
+
+
+def _is_network(extractor: Extractor) -> bool:
+    """A network feature (an extractor with ``threads`` and ``batch_size``) whose thread count
+    is left to this module."""
     network = hasattr(extractor, "threads") and hasattr(extractor, "batch_size")
-    return network and workers > 1 and n_images >= NETWORK_POOL_MIN and extractor.threads is None
+    return network and extractor.threads is None
+
+
+def one_core(feature: Extractor | Mapping[str, Any]) -> Extractor:
+    """``feature`` as a process that owns one core runs it best: a network feature on one
+    thread, one image per forward pass (what the network pool's workers run; Ray's tasks);
+    anything else as it is. Same vectors: both settings are runtime parameters."""
+    extractor = as_extractor(feature)
+    if _is_network(extractor):
+        return build_extractor({**extractor.spec, **ONE_CORE})
+    return extractor
+
+
+ONE_CORE = {"threads": 1, "batch_size": 1}
 
 
 def _network_pool(
@@ -189,7 +207,7 @@ def _network_pool(
     fork of a process whose torch or ONNX Runtime threads ran can hang. Inside
     :func:`workers_kept` the pool serves every call with the same feature.
     """
-    spec = {**extractor.spec, "threads": 1, "batch_size": 1}
+    spec = {**extractor.spec, **ONE_CORE}
     chunks = [paths[i : i + NETWORK_CHUNK] for i in range(0, len(paths), NETWORK_CHUNK)]
     log.info("%s: %d images in %d worker processes, one thread each", extractor.name,
              len(paths), workers)  # fmt: skip

@@ -35,7 +35,7 @@ from search_lab.core import (
     require_positive_int,
 )
 from search_lab.retrieval.cache import FeatureCache, Features, cache_key
-from search_lab.retrieval.extract import Progress, extract_files, identity
+from search_lab.retrieval.extract import Progress, extract_files, identity, one_core
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +212,8 @@ class RayExecutor:
             num_cpus=self.ex["cpus_per_task"], num_gpus=self.ex.get("gpus_per_task") or 0,
             max_retries=self.ex["max_retries"],
         )  # fmt: skip
+        if self.ex["cpus_per_task"] == 1:  # a task owns one core: a CNN on one thread
+            feature_cfg = one_core(feature_cfg).spec
         pending = {task.remote(str(root), shards[i][0], feature_cfg, rotation): i for i in todo}
         total = sum(len(shards[i][0]) for i in todo)
         bar = tqdm(total=total, unit="img", desc="extract on Ray", disable=progress is not True)

@@ -87,3 +87,10 @@ def test_workers_are_started_once_inside_workers_kept(
     assert extract._KEPT.pool is None  # ended with the block
     got = np.concatenate([first.vectors, second.vectors])
     np.testing.assert_allclose(got, alone.vectors, rtol=0, atol=1e-6)
+
+
+def test_one_core_runs_a_network_on_one_thread_one_image_at_a_time() -> None:
+    cnn = extract.one_core({"name": "cnn", "size": 160})
+    assert (cnn.threads, cnn.batch_size, cnn.size) == (1, 1, 160)
+    assert extract.one_core({"name": "cnn", "threads": 2}).threads == 2  # set by hand: kept
+    assert extract.one_core({"name": "hsv"}).spec == {"name": "hsv"}
