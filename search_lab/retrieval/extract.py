@@ -167,6 +167,7 @@ NETWORK_POOL_MIN = 64
 """Images from which a network feature (CNN) is extracted by a pool of one-thread worker
 processes rather than here; below it the workers' start-up (a fresh interpreter, the network
 loaded and checked: about 2 s, in parallel) costs more than the pool saves."""
+NETWORK_CHUNK = 4  # images per task of the network pool: progress stays smooth
 
 
 def _network_pays(extractor: Extractor, n_images: int, workers: int) -> bool:
@@ -267,9 +268,6 @@ def _close_kept() -> None:
     _KEPT.key = _KEPT.pool = None
     if pool is not None:
         pool.shutdown(cancel_futures=True)
-
-
-NETWORK_CHUNK = 4  # images per task of the network pool: progress stays smooth
 
 
 def _extract_chunk(
