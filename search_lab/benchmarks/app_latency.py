@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import requests
 
-from search_lab.benchmarks.common import REPO
-from search_lab.core import SearchLabError
+from search_lab.benchmarks.common import REPO, load_avg
+from search_lab.core import CACHE_ENV, SearchLabError
 from search_lab.evaluation import OUTPUTS_ENV
 
 START_TIMEOUT_S = 180.0
@@ -96,7 +96,7 @@ def app_env(index: Path, roots: Path, cache: Path) -> dict[str, str]:
         app_paths.DEFAULT_INDEX_ENV: index.name,
         OUTPUTS_ENV: str(index.parent / "app-outputs"),
         app_photos.ROOTS_ENV: str(roots),
-        "SEARCH_LAB_CACHE": str(cache),
+        CACHE_ENV: str(cache),
     }
 
 
@@ -144,7 +144,7 @@ def _summary(values: list[float]) -> dict[str, float]:
 def measure(index: Path, roots: Path, cache: Path, names: Sequence[str]) -> dict[str, Any]:
     """Latency figures of ``names`` (paths relative to the collection) queried in the app."""
     log = index.parent / "app-server.log"
-    load_before = os.getloadavg()
+    load_before = load_avg()
     started = time.perf_counter()
     with serve(app_env(index, roots, cache), log) as url:
         server_s = time.perf_counter() - started
@@ -157,6 +157,5 @@ def measure(index: Path, roots: Path, cache: Path, names: Sequence[str]) -> dict
         "results_ms": _summary(figures["results"]),
         "shown_ms": _summary(figures["shown"]),
         "engine_ms": _summary(figures["engine"]),
-        "load_avg": {"before": [round(x, 2) for x in load_before],
-                     "after": [round(x, 2) for x in os.getloadavg()]},
+        "load_avg": {"before": load_before, "after": load_avg()},
     }  # fmt: skip

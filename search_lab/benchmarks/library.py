@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from search_lab.benchmarks.common import REPO, extraction_machine, measure_and_report
+from search_lab.benchmarks.common import REPO, extraction_machine, load_avg, measure_and_report
 from search_lab.benchmarks.memory import peak_rss_mb
 from search_lab.core import SearchLabError
 
@@ -167,10 +167,16 @@ def app_search(index: Path, library: Path, cache: Path, names: list[str]) -> dic
         return {"available": False, "note": "--app-queries 0"}
     if find_spec("websockets") is None:
         return {"available": False, "note": "websockets is not installed (requirements.txt)"}
+    from websockets.exceptions import WebSocketException
+
     from search_lab.benchmarks import app_latency
 
     log.info("app: %d queries through a streamlit server on %s", len(names), index)
-    return {"available": True, **app_latency.measure(index, library, cache, names)}
+    try:
+        return {"available": True, **app_latency.measure(index, library, cache, names)}
+    except (SearchLabError, RuntimeError, OSError, WebSocketException) as err:  # keep the rest
+        log.warning("app latency not measured: %s", err)
+        return {"available": False, "note": f"failed: {str(err).splitlines()[0][:300]}"}
 
 
 def reused(
@@ -216,7 +222,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "photos": str(args.photos),
         "photos_kind": args.kind,
         "machine": machine,
-        "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
+        "load_avg_at_end": load_avg(),
         "runs": runs,
     }
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from search_lab.benchmarks.common import extraction_machine, measure_and_report
+from search_lab.benchmarks.common import extraction_machine, load_avg, measure_and_report
 from search_lab.benchmarks.library import ADDED, REMOVED, photo_files, place
 from search_lab.retrieval import Report, build_pipeline, update_index
 
@@ -65,10 +64,12 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     photos = photo_files(args.photos, args.count + ADDED)
     machine = extraction_machine()  # its load average: at the start
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_update."))
-    shutil.rmtree(work, ignore_errors=True)
     library, cache = work / "library", work / "cache"
-    placed = [place(p, library, i) for i, p in enumerate(photos[: args.count])]
     folders = {label: work / label.replace(" ", "-").replace(",", "") for label in INDEXES}
+    for folder in [library, cache, *folders.values()]:  # what an earlier run left; nothing else
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder.with_name(folder.name + "-rb"), ignore_errors=True)
+    placed = [place(p, library, i) for i, p in enumerate(photos[: args.count])]
     full = {}
     for label, extra in INDEXES.items():
         log.info("%s: full build of %d photos", label, args.count)
@@ -95,7 +96,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         })  # fmt: skip
     return {"photos": str(args.photos), "count": args.count, "feature": args.feature,
             "added": ADDED, "removed": REMOVED, "machine": machine,
-            "load_avg_at_end": [round(x, 2) for x in os.getloadavg()], "rows": rows}  # fmt: skip
+            "load_avg_at_end": load_avg(), "rows": rows}  # fmt: skip
 
 
 def report(result: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
 
+from hydra import __version__ as HYDRA_VERSION
 from hydra import compose, initialize_config_dir
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.hydra import Hydra
@@ -190,11 +191,11 @@ def check_overrides(argv: list[str], config_name: str) -> bool:
     flags = {arg for arg in argv if arg.startswith("-")}
     if flags - MULTIRUN_FLAGS:
         return True
-    if not flags:
+    if not flags and HYDRA_VERSION.startswith(COMPOSED_ONCE_FOR):
         return False
     try:
-        overrides = first_job([arg for arg in argv if not arg.startswith("-")])
-        composed(overrides, config_name, hydra=True)
+        overrides = [arg for arg in argv if not arg.startswith("-")]
+        composed(first_job(overrides) if flags else overrides, config_name, hydra=True)
     except (HydraException, OmegaConfBaseException) as err:
         _exit_one_line(err)
     return True
@@ -206,6 +207,11 @@ def _exit_one_line(err: Exception) -> NoReturn:
     hint = f" {lines[1]}" if len(lines) > 1 and lines[1].startswith("To ") else ""
     print(f"error: {lines[0]}{hint}", file=sys.stderr)
     sys.exit(2)
+
+
+COMPOSED_ONCE_FOR = "1.3."
+"""The Hydra versions whose internals :func:`_composed_once` relies on (requirements.txt pins
+1.3.8); with another, a plain run's overrides are checked by a composition of their own."""
 
 
 @contextmanager

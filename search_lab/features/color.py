@@ -63,8 +63,8 @@ def hsv_channels(
 _TABLES: dict[tuple[int, int, int], np.ndarray] = {}
 _DIRECT: dict[tuple[int, int, int], int] = {}
 DIRECT_IMAGES = 4
-"""Images per process binned colour by colour before the whole table is built: a one-image
-query (``python -m search_lab.search``) then never pays the table's ~0.3 s."""
+"""Images per process binned colour by colour before the whole table is needed: a one-image
+query (``python -m search_lab.search``) then never builds it (0.12 s) nor reads it back."""
 
 
 def _bins_of_codes(codes: np.ndarray, bins: tuple[int, int, int]) -> np.ndarray:

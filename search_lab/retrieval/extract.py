@@ -126,8 +126,9 @@ def _parallel(paths: Sequence[Path], extractor: Extractor, rotation: int, worker
     if workers > 1 and len(paths) > PROBE:
         yield _extract_one(extractor, rotation, paths[0])  # warms the decoder up: not timed
         start = time.perf_counter()
-        yield from (_extract_one(extractor, rotation, path) for path in paths[1:PROBE])
+        probed = [_extract_one(extractor, rotation, path) for path in paths[1:PROBE]]
         done, per_image = PROBE, (time.perf_counter() - start) / (PROBE - 1)
+        yield from probed  # timed before yielding: the caller's time per item is not counted
         if per_image * (len(paths) - PROBE) < POOL_START_S * workers / (workers - 1):
             workers = 1
     if workers <= 1:
@@ -177,10 +178,11 @@ def _network_pays(extractor: Extractor, n_images: int, workers: int) -> bool:
 
 
 def _is_network(extractor: Extractor) -> bool:
-    """A network feature (an extractor with ``threads`` and ``batch_size``) whose thread count
-    is left to this module."""
+    """A network feature (an extractor with ``threads`` and ``batch_size``) on the CPU whose
+    thread count is left to this module (``device=cuda`` or ``auto`` keeps one process)."""
     network = hasattr(extractor, "threads") and hasattr(extractor, "batch_size")
-    return network and extractor.threads is None
+    on_cpu = getattr(extractor, "device", "cpu") == "cpu"  # a GPU wants batches, one process
+    return network and on_cpu and extractor.threads is None
 
 
 def one_core(feature: Extractor | Mapping[str, Any]) -> Extractor:

@@ -212,7 +212,7 @@ class RayExecutor:
             num_cpus=self.ex["cpus_per_task"], num_gpus=self.ex.get("gpus_per_task") or 0,
             max_retries=self.ex["max_retries"],
         )  # fmt: skip
-        if self.ex["cpus_per_task"] == 1:  # a task owns one core: a CNN on one thread
+        if self.ex["cpus_per_task"] == 1 and not self.ex.get("gpus_per_task"):  # one core each
             feature_cfg = one_core(feature_cfg).spec
         pending = {task.remote(str(root), shards[i][0], feature_cfg, rotation): i for i in todo}
         total = sum(len(shards[i][0]) for i in todo)

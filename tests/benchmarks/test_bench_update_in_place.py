@@ -38,6 +38,8 @@ def test_update_in_place_benchmark_on_300_photos(tmp_path: Path, holidays_dir: P
     out = tmp_path / "u.json"
     argv = ["--photos", str(holidays_dir), "--count", "300", "--work", str(tmp_path / "w"),
             "--json", str(out), "--md", str(tmp_path / "u.md")]  # fmt: skip
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "notes.txt").write_text("the user's own")  # --work may hold other files
     assert main([*argv, "--refit-share", "2"]) == 0  # 350 changes of 300: in place all the same
     rows = {r["index"]: r for r in json.loads(out.read_text())["rows"]}
     assert list(rows) == list(INDEXES)
@@ -50,3 +52,4 @@ def test_update_in_place_benchmark_on_300_photos(tmp_path: Path, holidays_dir: P
     assert main(argv) == 0  # the default share 0.2: 350 of 300 changed, every index rebuilt
     rows = json.loads(out.read_text())["rows"]
     assert not any(r["in_place"] for r in rows)
+    assert (tmp_path / "w" / "notes.txt").read_text() == "the user's own"  # never deleted

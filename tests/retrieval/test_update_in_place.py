@@ -227,6 +227,20 @@ def test_an_index_that_cannot_remove_or_changed_too_much_is_rebuilt_saying_why(
     assert (fit["images"], fit["changed_since"]) == (6, 0)
 
 
+def _kept_then_finished(tmp_path: Path, photos: Path, capsys, before: dict, removed: str) -> str:
+    """Check that the failed update left the previous index whole (``removed`` still in it, the
+    same answers), then rerun it in place; returns the rerun's summary line."""
+    old = SearchEngine.load(tmp_path / "index")
+    assert len(old.names) == 10 and removed in old.names
+    now = answers(tmp_path / "index", photos)
+    assert {k: v for k, v in now.items() if k in before} == {
+        k: v for k, v in before.items() if k in now
+    }
+    line = build(tmp_path, photos, capsys, "index", "index=hnsw")  # the next run does the job
+    assert _update_of(tmp_path / "index")["in_place"] is True
+    return line
+
+
 def test_an_in_place_update_that_fails_before_the_swap_leaves_the_old_index(
     tmp_path: Path, photos: Path, holidays_dir: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -242,15 +256,8 @@ def test_an_in_place_update_that_fails_before_the_swap_leaves_the_old_index(
     with pytest.raises(OSError, match="the previous index is kept"):
         build(tmp_path, photos, capsys, "index", "index=hnsw")
     monkeypatch.undo()
-    old = SearchEngine.load(tmp_path / "index")  # whole, and as it was
-    assert len(old.names) == 10 and "2024/IMG_08.jpg" in old.names
-    now = answers(tmp_path / "index", photos)
-    assert {k: v for k, v in now.items() if k in before} == {
-        k: v for k, v in before.items() if k in now
-    }
-    line = build(tmp_path, photos, capsys, "index", "index=hnsw")  # the next run does the job
+    line = _kept_then_finished(tmp_path, photos, capsys, before, "2024/IMG_08.jpg")
     assert line.startswith("added 1, changed 0, removed 1, unchanged 9")
-    assert _update_of(tmp_path / "index")["in_place"] is True
 
 
 def test_kill_9_of_an_in_place_update_before_its_swap_then_rerun(
@@ -286,15 +293,8 @@ entry(main, 'build_index')
     proc.kill()  # SIGKILL, the new folder staged beside the old one
     proc.wait()
     assert Path(staged.read_text()).is_dir()  # left behind by the kill
-    old = SearchEngine.load(tmp_path / "index")  # the previous index, whole and unchanged
-    assert len(old.names) == 10 and "2023/IMG_03.jpg" in old.names
-    now = answers(tmp_path / "index", photos)
-    assert {k: v for k, v in now.items() if k in before} == {
-        k: v for k, v in before.items() if k in now
-    }
-    line = build(tmp_path, photos, capsys, "index", "index=hnsw")  # the next run does the job
+    line = _kept_then_finished(tmp_path, photos, capsys, before, "2023/IMG_03.jpg")
     assert line.startswith("added 1, changed 0, removed 1, unchanged 9; extracted 0 images")
-    assert _update_of(tmp_path / "index")["in_place"] is True
     assert not Path(staged.read_text()).exists()  # the killed run's staging folder is gone
     build(tmp_path, photos, capsys, "fresh", "index=hnsw", "rebuild=true")
     assert answers(tmp_path / "index", photos) == answers(tmp_path / "fresh", photos)
