@@ -9,6 +9,7 @@ of another configuration is refused unless ``overwrite=true``.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from omegaconf import DictConfig
 
 from search_lab.cli.glue import CONF_DIR, run_job
 from search_lab.retrieval import (
+    EngineReranker,
+    RerankOptions,
     SearchEngine,
     build_and_save,
     build_engine,
@@ -45,7 +48,7 @@ def run(cfg: dict[str, Any], out_dir: Path) -> Path:
         rebuild = bool(cfg.get("rebuild"))
         engine, report = update_index(pipe, target, rebuild=rebuild, overwrite=overwrite)
         print(report.line())
-        return _summary(engine, target)
+        return _summary(_with_local_features(engine, cfg), target)
     check_target(target, pipe.config, overwrite=overwrite)
     if reason is None:
         engine = build_and_save(pipe, target)
@@ -54,7 +57,19 @@ def run(cfg: dict[str, Any], out_dir: Path) -> Path:
             log.info("building the index in memory: %s", reason)
         engine = build_engine(pipe)
         engine.save(target)
-    return _summary(engine, target)
+    return _summary(_with_local_features(engine, cfg), target)
+
+
+def _with_local_features(engine: SearchEngine, cfg: dict[str, Any]) -> SearchEngine:
+    """With ``rerank=sv``, the collection's local features computed now, at indexing (and
+    cached), so that the first query of ``search`` or the app does not pay for them."""
+    opts = RerankOptions.from_config(cfg.get("rerank"))
+    if opts.enabled:
+        start = time.perf_counter()
+        count = len(EngineReranker(engine, opts).keypoints)
+        print(f"local features ({opts.local.name}) of {count} images for rerank={opts.name} "
+              f"in {time.perf_counter() - start:.1f} s")  # fmt: skip
+    return engine
 
 
 def _summary(engine: SearchEngine, target: Path) -> Path:

@@ -26,6 +26,7 @@ import numpy as np
 from search_lab.core import ConfigError, DatasetError, ImageLoadError, atomic_write_bytes, integrity
 from search_lab.data import load_image
 from search_lab.retrieval.cache import FeatureCache, cache_key
+from search_lab.retrieval.catalog import stat_of
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class LocalSpec:
 
     name: str = "sift"
     max_side: int = 512
-    max_keypoints: int = 500
+    max_keypoints: int = 1000
 
     def __post_init__(self) -> None:
         if self.name not in DETECTORS:
@@ -141,25 +142,47 @@ def collection_keypoints(
     fingerprint: str,
     cache: FeatureCache | None,
 ) -> list[Keypoints]:
-    """Keypoints of every ``root / name`` (cache first); an unreadable image gets none."""
+    """Keypoints of every ``root / name`` (cache first); an unreadable image gets none.
+
+    On a cache miss (a new or changed collection), the photos whose name, size and
+    modification time equal those of the last collection of the same root and settings reuse
+    its keypoints, so an update extracts only what was added or changed.
+    """
     check_on_disk(root, names)
     if cache is None:
         return [_safe(spec, root / n) for n in names]
-    key = cache_key(
-        fingerprint=fingerprint,
-        names=cache_key(names=list(names)),
-        local=vars(spec),
-        library=library_version(spec.name),
-        v=LOCAL_VERSION,
-    )
+    settings = {"local": vars(spec), "library": library_version(spec.name), "v": LOCAL_VERSION}
+    key = cache_key(fingerprint=fingerprint, names=cache_key(names=list(names)), **settings)
     path = cache.directory / f"local-{key}.npz"
+    latest = cache.directory / f"local-latest-{cache_key(root=str(root), **settings)}.json"
     with cache.lock(f"local-{key}"):
         found = _read(path, spec, len(names))
         if found is None:
-            log.info("local features (%s) of %d images", spec.name, len(names))
-            found = [_safe(spec, root / n) for n in names]
-            _write(path, found)
+            files = [[n, *(stat_of(root / n) or (-1, -1))] for n in names]
+            previous = _previous(latest, spec)
+            found = [previous.get(tuple(f)) or _safe(spec, root / f[0]) for f in files]
+            reused = sum(tuple(f) in previous for f in files)
+            log.info(
+                "local features (%s) of %d images (%d reused from the previous collection)",
+                spec.name, len(names) - reused, reused,
+            )  # fmt: skip
+            _write(path, found, files)
+            atomic_write_bytes(latest, json.dumps({"file": path.name}).encode())
         return found
+
+
+def _previous(latest: Path, spec: LocalSpec) -> dict[tuple, Keypoints]:
+    """``{(name, size, mtime ns): keypoints}`` of the last collection written for this root
+    and these settings (empty if none, or if it is gone or damaged)."""
+    try:
+        target = latest.parent / str(json.loads(latest.read_text())["file"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    files = _read_files(target)
+    sets = _read(target, spec, len(files)) if files else None
+    if sets is None:
+        return {}
+    return {tuple(f): k for f, k in zip(files, sets, strict=True)}
 
 
 def _safe(spec: LocalSpec, path: Path) -> Keypoints:
@@ -171,8 +194,9 @@ def _safe(spec: LocalSpec, path: Path) -> Keypoints:
         return Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, 0), np.uint8), binary)
 
 
-def _write(path: Path, sets: list[Keypoints]) -> None:
-    """All images' keypoints in one npz: concatenated rows, offsets, and a checksum."""
+def _write(path: Path, sets: list[Keypoints], files: list[list[Any]]) -> None:
+    """All images' keypoints in one npz: concatenated rows, offsets, a checksum, and each
+    image's ``[name, size, mtime ns]`` (what a later collection may reuse them by)."""
     offsets = np.cumsum([0] + [len(s) for s in sets]).astype(np.int64)
     width = max((s.descriptors.shape[1] for s in sets if len(s)), default=0)
     points = np.concatenate([s.points for s in sets] or [np.zeros((0, 2))]).astype(np.float32)
@@ -180,7 +204,11 @@ def _write(path: Path, sets: list[Keypoints]) -> None:
         [s.descriptors.reshape(len(s), width) for s in sets if len(s)]
         or [np.zeros((0, width), np.uint8)]
     ).astype(np.uint8)
-    meta = {"binary": bool(sets and sets[0].binary), integrity.HASH: _digest(points, desc)}
+    meta = {
+        "binary": bool(sets and sets[0].binary),
+        integrity.HASH: _digest(points, desc),
+        "files": files,
+    }
     buffer = io.BytesIO()
     np.savez(
         buffer,
@@ -195,6 +223,16 @@ def _write(path: Path, sets: list[Keypoints]) -> None:
 def _digest(points: np.ndarray, desc: np.ndarray) -> str:
     data = np.ascontiguousarray(points).tobytes() + np.ascontiguousarray(desc).tobytes()
     return integrity.digest(data)
+
+
+def _read_files(path: Path) -> list[tuple]:
+    """The ``(name, size, mtime ns)`` rows a local-feature file was written for ([] if none)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["meta"]).decode())
+        return [(str(n), int(size), int(mtime)) for n, size, mtime in meta.get("files", [])]
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
+        return []
 
 
 def _read(path: Path, spec: LocalSpec, count: int) -> list[Keypoints] | None:

@@ -35,7 +35,7 @@ SV_DEFAULTS: dict[str, Any] = {
     "candidates": 100,
     "local": "sift",
     "max_side": 512,
-    "max_keypoints": 500,
+    "max_keypoints": 1000,
     "ratio": 0.8,
     "ransac_px": 8.0,
     "min_inliers": 8,

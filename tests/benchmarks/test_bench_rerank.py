@@ -36,8 +36,8 @@ def test_saturation_caps_the_bonus() -> None:
 
 
 def test_chain_grid_holds_the_shipped_settings() -> None:
-    """The grid includes recommended's expansion (20, alpha 3, floor 0.3) and the defaults'
+    """The grid includes recommended's expansion (20, alpha 2, floor 0) and the defaults'
     merge is what `chain` applies."""
-    assert 20 in CHAIN_GRID["expand"] and 3.0 in CHAIN_GRID["expand_alpha"]
-    assert 0.3 in CHAIN_GRID["expand_floor"]
+    assert 20 in CHAIN_GRID["expand"] and 2.0 in CHAIN_GRID["expand_alpha"]
+    assert 0.0 in CHAIN_GRID["expand_floor"]
     assert (SV_DEFAULTS["min_inliers"], SV_DEFAULTS["saturate"]) == (8, 50)

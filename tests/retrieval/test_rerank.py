@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def test_verified_candidate_moves_up_by_the_merged_score(pair) -> None:
     # query: -0 (not verified: skipped); copy: -0.3 + 0.25 * 50/50 = -0.05; unrelated: -0.1
     assert out.tolist() == [0, 2, 1, 5]  # row 3 (beyond the candidates) keeps its place
     assert d.tolist() == [0.0, 0.30, 0.10, 0.40]
-    assert counts[1] >= OPTS.saturate and counts[0] == counts[2] == 0
+    assert counts[1] >= OPTS.saturate and counts[0] == 0  # the query itself: not verified
+    assert counts[2] < OPTS.min_inliers  # the unrelated photo: a few chance inliers at most
     assert (stats.pairs, stats.verified, stats.fallback_queries) == (2, 1, 0)
 
 
@@ -166,3 +168,55 @@ def test_evaluate_and_search_rerank_end_to_end(folder: Path, tmp_path: Path, cap
         f"error: rerank: {folder / '1000/100000.jpg'} is no longer on disk (the index was "
         "built from it); restore the images or rebuild the index"
     )
+
+
+def test_build_index_with_rerank_computes_local_features_at_indexing(
+    folder: Path, tmp_path: Path, capsys, monkeypatch, caplog
+) -> None:
+    from search_lab.cli import build_index
+    from search_lab.retrieval import EngineReranker, SearchEngine
+
+    monkeypatch.delenv("SEARCH_LAB_CACHE", raising=False)  # the index's own cache_dir serves
+    cache = tmp_path / "c"
+    overrides = [f"dataset.root={folder}", f"cache_dir={cache}", "progress=false", "rerank=sv"]
+    build_index.run(
+        compose_config([*overrides, f"index_dir={tmp_path / 'ix'}"], "build_index"), tmp_path
+    )
+    assert "local features (sift) of 6 images for rerank=sv" in capsys.readouterr().out
+    assert len(list(cache.glob("local-*.npz"))) == 1
+    engine = SearchEngine.load(tmp_path / "ix")
+    reranker = EngineReranker(engine, RerankOptions.from_config(engine.config["rerank"]))
+    assert len(reranker.keypoints) == 6 and all(
+        len(k) > OPTS.min_inliers for k in reranker.keypoints
+    )
+    # an update extracts the local features of the added photo only
+    shutil.copy(folder / "1000/100000.jpg", folder / "1000/added.jpg")
+    with caplog.at_level(logging.INFO):
+        build_index.run(
+            compose_config([*overrides, f"index_dir={tmp_path / 'ix'}"], "build_index"), tmp_path
+        )
+    assert "local features (sift) of 7 images for rerank=sv" in capsys.readouterr().out
+    assert "of 1 images (6 reused from the previous collection)" in caplog.text
+
+
+def test_a_changed_collection_reuses_the_keypoints_of_unchanged_photos(
+    folder: Path, tmp_path: Path, caplog
+) -> None:
+    from search_lab.retrieval import FeatureCache
+
+    cache, spec = FeatureCache(tmp_path / "cache"), LocalSpec("sift", 256, 100)
+    names = ["1000/100000.jpg", "1001/100100.jpg"]
+    with caplog.at_level(logging.INFO):
+        first = collection_keypoints(spec, folder, names, "fp1", cache)
+    assert "of 2 images (0 reused" in caplog.text
+    shutil.copy(folder / "1000/100000.jpg", folder / "1000/copy.jpg")  # added
+    edited = folder / "1001/100100.jpg"
+    os.utime(edited, ns=(edited.stat().st_atime_ns, edited.stat().st_mtime_ns + 10**9))
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        again = collection_keypoints(spec, folder, [*names, "1000/copy.jpg"], "fp2", cache)
+    # the untouched photo reused; the touched one and the new one extracted
+    assert "of 2 images (1 reused from the previous collection)" in caplog.text
+    assert np.array_equal(first[0].descriptors, again[0].descriptors)
+    assert np.array_equal(first[1].descriptors, again[1].descriptors)  # same pixels
+    assert np.array_equal(again[2].descriptors, first[0].descriptors)  # a copy of the first

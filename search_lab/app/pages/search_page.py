@@ -17,8 +17,12 @@ from search_lab.retrieval import SV_DEFAULTS, EngineReranker, RerankOptions, Sea
 
 @st.cache_resource(show_spinner="Local features of the collection (once, then cached) ...")
 def reranker_of(_engine: SearchEngine, index: str) -> EngineReranker:
-    """Geometric re-ranking (``rerank=sv`` defaults) for the index ``index``."""
-    reranker = EngineReranker(_engine, RerankOptions.from_config(SV_DEFAULTS))
+    """Geometric re-ranking for the index ``index``: its own ``rerank`` settings when it was
+    built with them (``+experiment=recommended``), else the ``rerank=sv`` defaults."""
+    opts = RerankOptions.from_config(_engine.config.get("rerank"))
+    reranker = EngineReranker(
+        _engine, opts if opts.enabled else RerankOptions.from_config(SV_DEFAULTS)
+    )
     _ = reranker.keypoints  # computed now, under the spinner
     return reranker
 
@@ -42,6 +46,7 @@ with ui.user_errors():
         k = st.slider("Results shown", 1, k_max, min(10, k_max), key="search_k")
         rerank = st.checkbox(
             "Geometric re-ranking",
+            value=(engine.config.get("rerank") or {}).get("name", "none") != "none",
             key="search_rerank",
             help="Re-score the top 100 results by SIFT matches a RANSAC-fitted transform "
             "verifies (rerank=sv): finds the same scene turned, cropped or seen from elsewhere.",
