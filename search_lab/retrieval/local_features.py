@@ -15,6 +15,7 @@ import io
 import itertools
 import json
 import logging
+import re
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from search_lab.retrieval.catalog import stat_of
 log = logging.getLogger(__name__)
 
 LOCAL_VERSION = 1  # bump when a detector's output changes meaning
+LOCAL_FILE = re.compile(r"local-[0-9a-f]+\.npz")  # what a folder's pointer may name
 
 
 @dataclass
@@ -160,7 +162,7 @@ def collection_keypoints(
         if found is None:
             files = [[n, *(stat_of(root / n) or (-1, -1))] for n in names]
             previous = _previous(latest, spec)
-            found = [previous.get(tuple(f)) or _safe(spec, root / f[0]) for f in files]
+            found = [_reused_or_new(previous, f, spec, root) for f in files]
             reused = sum(tuple(f) in previous for f in files)
             log.info(
                 "local features (%s) of %d images (%d reused from the previous collection)",
@@ -175,9 +177,13 @@ def _previous(latest: Path, spec: LocalSpec) -> dict[tuple, Keypoints]:
     """``{(name, size, mtime ns): keypoints}`` of the last collection written for this root
     and these settings (empty if none, or if it is gone or damaged)."""
     try:
-        target = latest.parent / str(json.loads(latest.read_text())["file"])
+        name = json.loads(latest.read_text())["file"]
     except (OSError, ValueError, KeyError, TypeError):
         return {}
+    if not isinstance(name, str) or not LOCAL_FILE.fullmatch(name):
+        log.warning("local feature pointer %s is damaged: extracting every image", latest)
+        return {}
+    target = latest.parent / name
     files = _read_files(target)
     sets = _read(target, spec, len(files)) if files else None
     if sets is None:
@@ -225,12 +231,22 @@ def _digest(points: np.ndarray, desc: np.ndarray) -> str:
     return integrity.digest(data)
 
 
+def _reused_or_new(
+    previous: dict[tuple, Keypoints], file: list[Any], spec: LocalSpec, root: Path
+) -> Keypoints:
+    """The previous collection's keypoints of ``[name, size, mtime]`` (even an empty set: an
+    unreadable or blank photo is not tried again), else the file's own, extracted now."""
+    found = previous.get(tuple(file))
+    return found if found is not None else _safe(spec, root / file[0])
+
+
 def _read_files(path: Path) -> list[tuple]:
     """The ``(name, size, mtime ns)`` rows a local-feature file was written for ([] if none)."""
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]).decode())
-        return [(str(n), int(size), int(mtime)) for n, size, mtime in meta.get("files", [])]
+        files = meta.get("files", []) if isinstance(meta, dict) else []
+        return [(str(n), int(size), int(mtime)) for n, size, mtime in files]
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
         return []
 
@@ -243,6 +259,8 @@ def _read(path: Path, spec: LocalSpec, count: int) -> list[Keypoints] | None:
         with np.load(path, allow_pickle=False) as data:
             offsets, points, desc = data["offsets"], data["points"], data["desc"]
             meta: dict[str, Any] = json.loads(bytes(data["meta"]).decode())
+        if not isinstance(meta, dict):
+            raise ValueError("its metadata is not an object")
         if meta[integrity.HASH] != _digest(points, desc) or len(offsets) != count + 1:
             raise ValueError("checksum or size mismatch")
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:

@@ -196,6 +196,7 @@ def _update(
     unchanged_entries = (
         old is not None
         and old.manifest["fingerprint"] == fingerprint
+        and old.manifest["config"].get("rerank") == pipe.config.get("rerank")  # what `search` does
         and all(
             changes.entries[n] == old.catalog.indexed.get(n, old.catalog.skipped.get(n))
             for n in changes.entries

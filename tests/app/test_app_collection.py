@@ -119,3 +119,21 @@ def test_matching_names_sorts_filters_and_counts() -> None:
         ["a/1.jpg", "a/1.jpg.bak", "ba/1.jpg"],
         3,
     )
+
+
+def test_re_ranking_starts_at_each_index_own_setting(album: Path, tmp_path: Path) -> None:
+    """An index built with ``rerank=sv`` (as ``+experiment=recommended`` is) opens with the
+    Search page's re-ranking ticked; one built without it, unticked; switching follows."""
+    manifest = SearchEngine.load(album).manifest
+    overrides = [
+        f"dataset.root={manifest['root']}", "dataset.layout=plain", "rerank=sv",
+        f"index_dir={tmp_path / 'indexes' / 'album-sv'}", f"cache_dir={tmp_path / 'cache'}",
+        "progress=false", "workers=1",
+    ]  # fmt: skip
+    build_index.run(compose_config(overrides, "build_index"), tmp_path / "out")
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    assert not at.exception and at.checkbox(key=f"search_rerank:{INDEX}").value is False
+    at.selectbox(key="search_index").set_value("album-sv").run()
+    assert not at.exception and not at.error
+    assert at.checkbox(key="search_rerank:album-sv").value is True
+    assert _hits(at)[0][1:] == ("2023/africa/0.jpg", 0.0)  # re-ranked: the photo itself first

@@ -62,9 +62,11 @@ def test_recommended_beats_cnn_on_the_wang_test_side(
 def test_recommended_beats_cnn_on_every_small_collection(
     make_config, cache: Path, tmp_path: Path
 ) -> None:
-    """On 5 random 60-group collections of holidays-small (chain fitted on each), never worse."""
+    """On 5 random 60-group collections of holidays-small (chain fitted on each), never worse.
+    Subset scores are the global search's (``eval.subsets`` does not re-rank), so the run on
+    the whole collection leaves re-ranking out: the same subset figures, a minute sooner."""
     subsets = ("eval.subsets=5", "eval.subset_groups=60", "eval.subset_seed=7")
-    ours = _holidays(make_config, cache, tmp_path / "a", RECOMMENDED, *subsets)
+    ours = _holidays(make_config, cache, tmp_path / "a", RECOMMENDED, "rerank=none", *subsets)
     cnn = _holidays(make_config, cache, tmp_path / "b", "feature=cnn", *subsets)
     for i, (a, b) in enumerate(zip(ours["subsets"]["map"], cnn["subsets"]["map"], strict=True)):
         assert a >= b, f"subset {i}: recommended mAP {a:.4f} < feature=cnn {b:.4f}"

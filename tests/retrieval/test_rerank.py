@@ -220,3 +220,69 @@ def test_a_changed_collection_reuses_the_keypoints_of_unchanged_photos(
     assert np.array_equal(first[0].descriptors, again[0].descriptors)
     assert np.array_equal(first[1].descriptors, again[1].descriptors)  # same pixels
     assert np.array_equal(again[2].descriptors, first[0].descriptors)  # a copy of the first
+
+
+def test_a_rerank_change_alone_rewrites_the_index_manifest(
+    folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from search_lab.cli import build_index
+    from search_lab.retrieval import SearchEngine
+
+    monkeypatch.delenv("SEARCH_LAB_CACHE", raising=False)
+    base = [f"dataset.root={folder}", f"cache_dir={tmp_path / 'c'}", "progress=false"]
+    base.append(f"index_dir={tmp_path / 'ix'}")
+    build_index.run(compose_config(base, "build_index"), tmp_path)
+    assert SearchEngine.load(tmp_path / "ix").config["rerank"] == {"name": "none"}
+    build_index.run(compose_config([*base, "rerank=sv"], "build_index"), tmp_path)
+    assert SearchEngine.load(tmp_path / "ix").config["rerank"] == SV_DEFAULTS  # search re-ranks
+    build_index.run(compose_config(base, "build_index"), tmp_path)
+    assert SearchEngine.load(tmp_path / "ix").config["rerank"] == {"name": "none"}
+
+
+@pytest.mark.parametrize(
+    "pointer",
+    [b'{"file": "/etc/passwd"}', b'{"file": "../local-00.npz"}', b"[1]", b"\xff\xfe", b"{}"],
+)
+def test_a_damaged_pointer_means_extracting_again(
+    folder: Path, tmp_path: Path, pointer: bytes, caplog
+) -> None:
+    from search_lab.retrieval import FeatureCache
+
+    cache, spec = FeatureCache(tmp_path / "cache"), LocalSpec("sift", 256, 100)
+    names = ["1000/100000.jpg", "1001/100100.jpg"]
+    first = collection_keypoints(spec, folder, names, "fp1", cache)
+    (latest,) = (tmp_path / "cache").glob("local-latest-*.json")
+    latest.write_bytes(pointer)
+    with caplog.at_level(logging.INFO):
+        again = collection_keypoints(spec, folder, names[:1], "fp2", cache)
+    assert "of 1 images (0 reused" in caplog.text
+    assert np.array_equal(first[0].descriptors, again[0].descriptors)
+
+
+def test_a_tampered_npz_meta_means_extracting_again(folder: Path, tmp_path: Path, caplog) -> None:
+    from search_lab.retrieval import FeatureCache
+
+    cache, spec = FeatureCache(tmp_path / "cache"), LocalSpec("sift", 256, 100)
+    names = ["1000/100000.jpg"]
+    collection_keypoints(spec, folder, names, "fp1", cache)
+    (path,) = (tmp_path / "cache").glob("local-*.npz")
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    np.savez(path.with_suffix(""), **{**arrays, "meta": np.frombuffer(b"[]", np.uint8)})
+    with caplog.at_level(logging.INFO):
+        assert len(collection_keypoints(spec, folder, names, "fp1", cache)[0]) > 0  # same key
+        collection_keypoints(spec, folder, [*names, "1001/100100.jpg"], "fp2", cache)
+    assert "is corrupt (its metadata is not an object): extracting again" in caplog.text
+    assert "of 1 images (1 reused" in caplog.text  # the rewritten file serves the next one
+
+
+def test_a_photo_without_keypoints_is_not_tried_again(folder: Path, tmp_path: Path, caplog) -> None:
+    from search_lab.retrieval import FeatureCache
+
+    cache, spec = FeatureCache(tmp_path / "cache"), LocalSpec("sift", 256, 100)
+    Image.new("RGB", (64, 48), (128, 128, 128)).save(folder / "1000/blank.png")
+    names = ["1000/blank.png", "1000/100000.jpg"]
+    assert len(collection_keypoints(spec, folder, names, "fp1", cache)[0]) == 0
+    with caplog.at_level(logging.INFO):
+        collection_keypoints(spec, folder, [*names, "1001/100100.jpg"], "fp2", cache)
+    assert "of 1 images (2 reused from the previous collection)" in caplog.text

@@ -47,9 +47,10 @@ with ui.user_errors():
         rerank = st.checkbox(
             "Geometric re-ranking",
             value=(engine.config.get("rerank") or {}).get("name", "none") != "none",
-            key="search_rerank",
-            help="Re-score the top 100 results by SIFT matches a RANSAC-fitted transform "
-            "verifies (rerank=sv): finds the same scene turned, cropped or seen from elsewhere.",
+            key=f"search_rerank:{choice.path.name}",  # each index starts at its own setting
+            help="Re-score the top results by SIFT matches a RANSAC-fitted transform verifies "
+            "(rerank=sv; the index's own settings when it was built with them): finds the same "
+            "scene turned, cropped or seen from elsewhere.",
         )
     reranker = reranker_of(engine, str(choice)) if rerank else None
     with left:
