@@ -15,10 +15,12 @@ import io
 import itertools
 import json
 import logging
+import os
 import re
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from search_lab.retrieval.catalog import stat_of
 log = logging.getLogger(__name__)
 
 LOCAL_VERSION = 1  # bump when a detector's output changes meaning
+POOL_MIN = 64  # fewer images are extracted in this process (a pool starts in about a second)
 LOCAL_FILE = re.compile(r"local-[0-9a-f]+\.npz")  # what a folder's pointer may name
 
 
@@ -152,7 +155,7 @@ def collection_keypoints(
     """
     check_on_disk(root, names)
     if cache is None:
-        return [_safe(spec, root / n) for n in names]
+        return list(_extract_all(spec, [root / n for n in names]))
     settings = {"local": vars(spec), "library": library_version(spec.name), "v": LOCAL_VERSION}
     key = cache_key(fingerprint=fingerprint, names=cache_key(names=list(names)), **settings)
     path = cache.directory / f"local-{key}.npz"
@@ -162,7 +165,8 @@ def collection_keypoints(
         if found is None:
             files = [[n, *(stat_of(root / n) or (-1, -1))] for n in names]
             previous = _previous(latest, spec)
-            found = [_reused_or_new(previous, f, spec, root) for f in files]
+            new = _extract_all(spec, [root / f[0] for f in files if tuple(f) not in previous])
+            found = [previous[tuple(f)] if tuple(f) in previous else next(new) for f in files]
             reused = sum(tuple(f) in previous for f in files)
             log.info(
                 "local features (%s) of %d images (%d reused from the previous collection)",
@@ -231,13 +235,24 @@ def _digest(points: np.ndarray, desc: np.ndarray) -> str:
     return integrity.digest(data)
 
 
-def _reused_or_new(
-    previous: dict[tuple, Keypoints], file: list[Any], spec: LocalSpec, root: Path
-) -> Keypoints:
-    """The previous collection's keypoints of ``[name, size, mtime]`` (even an empty set: an
-    unreadable or blank photo is not tried again), else the file's own, extracted now."""
-    found = previous.get(tuple(file))
-    return found if found is not None else _safe(spec, root / file[0])
+def _extract_all(spec: LocalSpec, paths: list[Path]) -> Iterator[Keypoints]:
+    """Keypoints of ``paths`` in order: on every core from :data:`POOL_MIN` images on (spawned
+    workers, one OpenCV thread each), else in this process."""
+    workers = os.cpu_count() or 1
+    if workers < 2 or len(paths) < POOL_MIN:
+        return iter([_safe(spec, p) for p in paths])
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(workers, get_context("spawn"), _one_thread) as pool:
+        return iter(list(pool.map(partial(_safe, spec), paths, chunksize=16)))
+
+
+def _one_thread() -> None:
+    """A pool worker's OpenCV runs on one thread: the pool already uses every core."""
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 def _read_files(path: Path) -> list[tuple]:

@@ -286,3 +286,18 @@ def test_a_photo_without_keypoints_is_not_tried_again(folder: Path, tmp_path: Pa
     with caplog.at_level(logging.INFO):
         collection_keypoints(spec, folder, [*names, "1001/100100.jpg"], "fp2", cache)
     assert "of 1 images (2 reused from the previous collection)" in caplog.text
+
+
+def test_the_worker_pool_gives_the_keypoints_of_one_process(
+    holidays_dir: Path, monkeypatch
+) -> None:
+    from search_lab.retrieval import local_features
+
+    names = sorted(p.name for p in holidays_dir.glob("*.jpg"))[: local_features.POOL_MIN + 2]
+    spec = LocalSpec("sift", 256, 100)
+    pooled = collection_keypoints(spec, holidays_dir, names, "fp", None)  # spawned workers
+    monkeypatch.setattr(local_features, "POOL_MIN", 10**9)
+    alone = collection_keypoints(spec, holidays_dir, names, "fp", None)
+    assert len(pooled) == len(alone) == len(names)
+    for a, b in zip(pooled, alone, strict=True):
+        assert np.array_equal(a.points, b.points) and np.array_equal(a.descriptors, b.descriptors)
