@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -155,29 +155,30 @@ def collection_keypoints(
     """
     check_on_disk(root, names)
     if cache is None:
-        return list(_extract_all(spec, [root / n for n in names]))
+        return _extract_all(spec, [root / n for n in names])
     settings = {"local": vars(spec), "library": library_version(spec.name), "v": LOCAL_VERSION}
     key = cache_key(fingerprint=fingerprint, names=cache_key(names=list(names)), **settings)
     path = cache.directory / f"local-{key}.npz"
     latest = cache.directory / f"local-latest-{cache_key(root=str(root), **settings)}.json"
     with cache.lock(f"local-{key}"):
-        found = _read(path, spec, len(names))
-        if found is None:
-            files = [[n, *(stat_of(root / n) or (-1, -1))] for n in names]
-            previous = _previous(latest, spec)
-            new = _extract_all(spec, [root / f[0] for f in files if tuple(f) not in previous])
-            found = [previous[tuple(f)] if tuple(f) in previous else next(new) for f in files]
-            reused = sum(tuple(f) in previous for f in files)
-            log.info(
-                "local features (%s) of %d images (%d reused from the previous collection)",
-                spec.name, len(names) - reused, reused,
-            )  # fmt: skip
-            _write(path, found, files)
-            atomic_write_bytes(latest, json.dumps({"file": path.name}).encode())
-        return found
+        found = _read(path, len(names))
+        if found is not None:
+            return found[0]
+        files = [(n, *(stat_of(root / n) or (-1, -1))) for n in names]
+        known = _previous(latest)
+        todo = [f for f in files if f not in known]
+        known.update(zip(todo, _extract_all(spec, [root / f[0] for f in todo]), strict=True))
+        log.info(
+            "local features (%s) of %d images (%d reused from the previous collection)",
+            spec.name, len(todo), len(files) - len(todo),
+        )  # fmt: skip
+        sets = [known[f] for f in files]
+        _write(path, sets, files)
+        atomic_write_bytes(latest, json.dumps({"file": path.name}).encode())
+        return sets
 
 
-def _previous(latest: Path, spec: LocalSpec) -> dict[tuple, Keypoints]:
+def _previous(latest: Path) -> dict[tuple, Keypoints]:
     """``{(name, size, mtime ns): keypoints}`` of the last collection written for this root
     and these settings (empty if none, or if it is gone or damaged)."""
     try:
@@ -187,12 +188,8 @@ def _previous(latest: Path, spec: LocalSpec) -> dict[tuple, Keypoints]:
     if not isinstance(name, str) or not LOCAL_FILE.fullmatch(name):
         log.warning("local feature pointer %s is damaged: extracting every image", latest)
         return {}
-    target = latest.parent / name
-    files = _read_files(target)
-    sets = _read(target, spec, len(files)) if files else None
-    if sets is None:
-        return {}
-    return {tuple(f): k for f, k in zip(files, sets, strict=True)}
+    found = _read(latest.parent / name)
+    return dict(zip(found[1], found[0], strict=True)) if found else {}
 
 
 def _safe(spec: LocalSpec, path: Path) -> Keypoints:
@@ -204,7 +201,7 @@ def _safe(spec: LocalSpec, path: Path) -> Keypoints:
         return Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, 0), np.uint8), binary)
 
 
-def _write(path: Path, sets: list[Keypoints], files: list[list[Any]]) -> None:
+def _write(path: Path, sets: list[Keypoints], files: list[tuple]) -> None:
     """All images' keypoints in one npz: concatenated rows, offsets, a checksum, and each
     image's ``[name, size, mtime ns]`` (what a later collection may reuse them by)."""
     offsets = np.cumsum([0] + [len(s) for s in sets]).astype(np.int64)
@@ -235,17 +232,17 @@ def _digest(points: np.ndarray, desc: np.ndarray) -> str:
     return integrity.digest(data)
 
 
-def _extract_all(spec: LocalSpec, paths: list[Path]) -> Iterator[Keypoints]:
+def _extract_all(spec: LocalSpec, paths: list[Path]) -> list[Keypoints]:
     """Keypoints of ``paths`` in order: on every core from :data:`POOL_MIN` images on (spawned
     workers, one OpenCV thread each), else in this process."""
     workers = os.cpu_count() or 1
     if workers < 2 or len(paths) < POOL_MIN:
-        return iter([_safe(spec, p) for p in paths])
+        return [_safe(spec, p) for p in paths]
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     with ProcessPoolExecutor(workers, get_context("spawn"), _one_thread) as pool:
-        return iter(list(pool.map(partial(_safe, spec), paths, chunksize=16)))
+        return list(pool.map(partial(_safe, spec), paths, chunksize=16))
 
 
 def _one_thread() -> None:
@@ -255,19 +252,9 @@ def _one_thread() -> None:
     cv2.setNumThreads(1)
 
 
-def _read_files(path: Path) -> list[tuple]:
-    """The ``(name, size, mtime ns)`` rows a local-feature file was written for ([] if none)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(bytes(data["meta"]).decode())
-        files = meta.get("files", []) if isinstance(meta, dict) else []
-        return [(str(n), int(size), int(mtime)) for n, size, mtime in files]
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
-        return []
-
-
-def _read(path: Path, spec: LocalSpec, count: int) -> list[Keypoints] | None:
-    """The cached keypoints, or None if absent; a corrupt or mismatched file is removed."""
+def _read(path: Path, count: int | None = None) -> tuple[list[Keypoints], list[tuple]] | None:
+    """The cached keypoints and the ``(name, size, mtime ns)`` of each image (``count`` of
+    them when given), or None if absent; a corrupt or mismatched file is removed."""
     if not path.is_file():
         return None
     try:
@@ -276,11 +263,14 @@ def _read(path: Path, spec: LocalSpec, count: int) -> list[Keypoints] | None:
             meta: dict[str, Any] = json.loads(bytes(data["meta"]).decode())
         if not isinstance(meta, dict):
             raise ValueError("its metadata is not an object")
-        if meta[integrity.HASH] != _digest(points, desc) or len(offsets) != count + 1:
+        files = [(str(n), int(size), int(mtime)) for n, size, mtime in meta.get("files", [])]
+        size = len(offsets) - 1
+        if meta[integrity.HASH] != _digest(points, desc) or size != (count or len(files)):
             raise ValueError("checksum or size mismatch")
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as err:
         log.warning("local feature cache %s is corrupt (%s): extracting again", path, err)
         path.unlink(missing_ok=True)
         return None
     binary = bool(meta["binary"])
-    return [Keypoints(points[a:b], desc[a:b], binary) for a, b in itertools.pairwise(offsets)]
+    sets = [Keypoints(points[a:b], desc[a:b], binary) for a, b in itertools.pairwise(offsets)]
+    return sets, files

@@ -15,11 +15,16 @@ from search_lab.app import widgets as ui
 from search_lab.retrieval import SV_DEFAULTS, EngineReranker, RerankOptions, SearchEngine
 
 
+def own_rerank(engine: SearchEngine) -> RerankOptions:
+    """The re-ranking the index was built with (``name: none`` when it was built without)."""
+    return RerankOptions.from_config(engine.config.get("rerank"))
+
+
 @st.cache_resource(show_spinner="Local features of the collection (once, then cached) ...")
 def reranker_of(_engine: SearchEngine, index: str) -> EngineReranker:
     """Geometric re-ranking for the index ``index``: its own ``rerank`` settings when it was
     built with them (``+experiment=recommended``), else the ``rerank=sv`` defaults."""
-    opts = RerankOptions.from_config(_engine.config.get("rerank"))
+    opts = own_rerank(_engine)
     reranker = EngineReranker(
         _engine, opts if opts.enabled else RerankOptions.from_config(SV_DEFAULTS)
     )
@@ -46,7 +51,7 @@ with ui.user_errors():
         k = st.slider("Results shown", 1, k_max, min(10, k_max), key="search_k")
         rerank = st.checkbox(
             "Geometric re-ranking",
-            value=(engine.config.get("rerank") or {}).get("name", "none") != "none",
+            value=own_rerank(engine).enabled,
             key=f"search_rerank:{choice.path.name}",  # each index starts at its own setting
             help="Re-score the top results by SIFT matches a RANSAC-fitted transform verifies "
             "(rerank=sv; the index's own settings when it was built with them): finds the same "
