@@ -7,7 +7,9 @@ once, then the mAP of every merge setting (what chose ``rerank.weight``, ``min_i
 ``saturate``; run it on the tune side only). ``chain``: on top of a recipe's chain, the mAP of
 every query-expansion setting of :data:`CHAIN_GRID`, each without re-ranking and with the default
 verification merged at a few weights (each pair's inliers counted once across settings; what
-chose the second round of ``recommended``, docs/results.md; tune side only).
+chose the second round of ``recommended``, docs/results.md; tune side only). ``gate``: expansion
+switched per query by how strongly its first results verify (tried for a fourth round, not
+kept: docs/results.md).
 """
 
 from __future__ import annotations
@@ -148,20 +150,71 @@ def chain(overrides: list[str], candidates: int, weights: list[float]) -> None:
     expansion switched off first), without re-ranking and with it at each merge ``weights``."""
     sc = _Scorer([*overrides, "post.expand=0"])
     base = sc.col.vectors.astype(np.float64)  # the chain up to the expansion: unit rows
-    defaults = SV_DEFAULTS["min_inliers"], SV_DEFAULTS["saturate"]
     for k, alpha, floor in itertools.product(*CHAIN_GRID.values()):
         x = expand_queries(base, base, k, alpha, floor)
         sims = x[sc.qrows] @ x.T
-        ids = np.argsort(-sims, axis=1, kind="stable")
-        dists = 1.0 - np.take_along_axis(sims, ids, axis=1)
-        line = f"post.expand={k} post.expand_alpha={alpha} post.expand_floor={floor}: "
-        line += f"mAP {sc.map(ids):.4f}"
-        if weights:
-            counts = sc.counts(ids, candidates)
-            for w in weights:
-                reranked = merged_order(ids, dists, counts, w, *defaults)
-                line += f", rerank.weight={w} {sc.map(reranked):.4f}"
-        print(line, flush=True)
+        label = f"post.expand={k} post.expand_alpha={alpha} post.expand_floor={floor}"
+        _print_chain(sc, label, _ranked(sims), sims, weights, candidates)
+
+
+GATES = [12, 15, 20, 30]
+"""``gate``: the fewest inliers of a query's strongest match in its top 20 that mark it as an
+instance query."""
+
+
+def gate(overrides: list[str], weights: list[float]) -> None:
+    """Query expansion gated by verification, per query: a query whose strongest match in its
+    first 20 results without expansion has at least ``t`` inliers is taken for an instance
+    query and searched without expansion on either side (``none``) or expanded with its
+    verified matches only (``verified``); any other query keeps the recipe's chain (queries
+    and collection expanded over 20 neighbours by cos^alpha). Then the default verification is
+    merged at each of ``weights``. Tune side only."""
+    sc = _Scorer([*overrides, "post.expand=0"])
+    base = sc.col.vectors.astype(np.float64)  # the chain up to the expansion: unit rows
+    least = SV_DEFAULTS["min_inliers"]
+    qrows = np.asarray(sc.qrows)
+    plain = base[qrows] @ base.T
+    ids0 = np.argsort(-plain, axis=1, kind="stable")
+    top = sc.counts(ids0, 20)
+    strongest = top.max(axis=1)
+    shares = ", ".join(f">= {t}: {np.mean(strongest >= t):.3f}" for t in GATES)
+    print(f"share of queries whose strongest match in the top 20 has inliers {shares}")
+    for alpha in (2.0, 3.0):
+        x = expand_queries(base, base, 20, alpha, 0.0)
+        recipe = x[qrows] @ x.T
+        _print_chain(sc, f"alpha={alpha} ungated", _ranked(recipe), recipe, weights)
+        for t, mode in itertools.product(GATES, ["none", "verified"]):
+            sims = recipe.copy()
+            for q in np.flatnonzero(strongest >= t):
+                v = ids0[q, : top.shape[1]][top[q] >= least] if mode == "verified" else []
+                y = base[qrows[q]] + np.maximum(base[v] @ base[qrows[q]], 0) ** alpha @ base[v]
+                sims[q] = (y / np.linalg.norm(y)) @ base.T
+            _print_chain(sc, f"alpha={alpha} gate={t} {mode}", _ranked(sims), sims, weights)
+
+
+def _ranked(sims: np.ndarray) -> np.ndarray:
+    return np.argsort(-sims, axis=1, kind="stable")
+
+
+def _print_chain(
+    sc: _Scorer,
+    label: str,
+    ids: np.ndarray,
+    sims: np.ndarray,
+    weights: list[float],
+    candidates: int = 100,
+) -> None:
+    """One line: mAP of a ranking without re-ranking, then with it merged at each weight."""
+    dists = 1.0 - np.take_along_axis(sims, ids, axis=1)
+    line = f"{label}: mAP {sc.map(ids):.4f}"
+    if weights:
+        counts = sc.counts(ids, candidates)
+        defaults = SV_DEFAULTS["min_inliers"], SV_DEFAULTS["saturate"]
+        for w in weights:
+            line += (
+                f", rerank.weight={w} {sc.map(merged_order(ids, dists, counts, w, *defaults)):.4f}"
+            )
+    print(line, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -182,13 +235,20 @@ def main(argv: list[str] | None = None) -> None:
     three.add_argument(
         "--weights", type=float, nargs="*", default=[0.25], help="merge weights (none: no sv)"
     )
+    four = sub.add_parser("gate", help="expansion gated per query by its verified matches")
+    four.add_argument(
+        "overrides", nargs="*", default=["+experiment=recommended", "dataset.split=tune"]
+    )
+    four.add_argument("--weights", type=float, nargs="*", default=[0.25, 0.5])
     args = parser.parse_args(argv)
     if args.what == "local":
         local(args.side, args.queries, args.unrelated)
     elif args.what == "merge":
         merge(args.overrides, args.candidates)
-    else:
+    elif args.what == "chain":
         chain(args.overrides, args.candidates, args.weights)
+    else:
+        gate(args.overrides, args.weights)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,10 @@ shared machine hits every engine alike. Per engine:
   ratio to decode-only time (``load_image`` at the CNN's ``max_side``), the start-up (network
   load, export or verified export, fidelity check) and the peak resident memory (``VmHWM``).
 
-A last row, **torch as loaded**, is the issue's baseline: the weight package's network as it
-loads (no BatchNorm folding, no channels-last), ``inference_mode``, one thread, GeM-pooled.
+On a CPU with native bf16 (AMX, AVX512_BF16) a row **openvino bf16** (``feature.precision=bf16``:
+vectors of its own, cosine about 0.998 to torch's) follows the fp32 engines. A last row, **torch
+as loaded**, is the issue's baseline: the weight package's network as it loads (no BatchNorm
+folding, no channels-last), ``inference_mode``, one thread, GeM-pooled.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 
 ENGINES = ("torch", "onnxruntime", "openvino")
 AS_LOADED = "torch as loaded"
+BF16 = "openvino bf16"
+ROW_CONFIG = {AS_LOADED: {"engine": "torch"}, BF16: {"engine": "openvino", "precision": "bf16"}}
+"""Feature settings of the rows that are not an fp32 engine of that name."""
 BATCH_SIZES = (1, 16)  # a single query (app, `search`), and bulk extraction
 
 
@@ -155,20 +160,20 @@ def engines_table(
     extraction before the network pool (``x_torch_all_cores``)."""
     ctx = get_context("spawn")  # a fresh interpreter: no torch threads or memory inherited
     real_names = list(real_names or names)
-    rows = (
-        [*ENGINES, AS_LOADED]
-        if cnn_cfg.get("backbone", "").startswith("efficientnet_lite")
-        else list(ENGINES)
-    )
+    rows = [*ENGINES, *([BF16] if _native_bf16() else [])]
+    if cnn_cfg.get("backbone", "").startswith("efficientnet_lite"):
+        rows.append(AS_LOADED)
     got: dict[str, list[dict[str, Any]]] = {e: [] for e in rows}
     load = {"before": load_1m()}
     for r in range(rounds):
         for engine in rows:
             log.info("engines: round %d/%d, %s", r + 1, rounds, engine)
-            cfg = {**cnn_cfg, "engine": "torch" if engine == AS_LOADED else engine}
+            cfg = {**cnn_cfg, **ROW_CONFIG.get(engine, {"engine": engine})}
             args = (engine == AS_LOADED, str(root), list(names), cfg, batch_sizes, real_names)
             with ProcessPoolExecutor(1, ctx) as pool:
                 got[engine].append(pool.submit(_child, *args).result())
+    with ProcessPoolExecutor(1, ctx) as pool:
+        bound = pool.submit(_machine_bound, cnn_cfg, str(root), names[0]).result()
     load["after"] = load_1m()
     n = len(names)
     table: dict[str, Any] = {}
@@ -207,7 +212,59 @@ def engines_table(
         "rounds": rounds,
         "load_1m": load,
         "engines": table,
+        "machine_bound": bound,
     }
+
+
+GEMM_SIDE = 2048  # the square fp32 matrix product that measures one core's arithmetic rate
+
+
+def _machine_bound(cfg: dict[str, Any], root: str, name: str) -> dict[str, Any]:
+    """Pool task: the network's multiply-adds on one image (``name``, at its network input)
+    and one core's fp32 matrix-product rate: how close each engine is to the machine."""
+    import torch
+
+    from search_lab.data import load_image
+    from search_lab.retrieval import build_extractor
+
+    torch.set_num_threads(1)
+    feature = build_extractor({**cfg, "engine": "torch", "threads": 1})
+    feature.prepare()
+    x = feature._input(load_image(Path(root) / name, max_side=feature.max_side), feature.size)
+    macs = {"dense": 0, "depthwise": 0}
+
+    def count(conv: torch.nn.Conv2d, _: object, out: torch.Tensor) -> None:
+        per_output = conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1]
+        macs["depthwise" if conv.groups > 1 else "dense"] += out.numel() * per_output
+
+    module = getattr(feature._forward, "__self__", feature._forward)
+    hooks = [
+        m.register_forward_hook(count) for m in module.modules() if isinstance(m, torch.nn.Conv2d)
+    ]
+    with torch.inference_mode():
+        feature._forward(x[None])
+    for hook in hooks:
+        hook.remove()
+    a = torch.rand(GEMM_SIDE, GEMM_SIDE)
+    torch.mm(a, a)  # warm-up
+    wall, _ = _timed(lambda: [torch.mm(a, a) for _ in range(5)])
+    return {
+        "input_shape": list(x.shape[1:]),
+        "gmac_dense": macs["dense"] / 1e9,
+        "gmac_depthwise": macs["depthwise"] / 1e9,
+        "gemm_gflops_one_core": 5 * 2 * GEMM_SIDE**3 / wall / 1e9,
+    }
+
+
+def _native_bf16() -> bool:
+    """Whether OpenVINO is installed and runs bf16 natively here (the bf16 row's condition)."""
+    from search_lab.core import ConfigError
+    from search_lab.features.engines import import_engine, native_bf16
+
+    try:
+        return native_bf16(import_engine("openvino").Core())
+    except ConfigError:
+        return False
 
 
 def _cell(m: dict[str, Any] | None) -> list[str]:
@@ -262,6 +319,30 @@ def engines_markdown(part: dict[str, Any]) -> list[str]:
         )
         cells += [f"{r['startup_s']:.1f}", f"{r['peak_rss_mb']:.0f}"]
         used = r["engine_used"]
-        label = engine if used in (engine, AS_LOADED) else f"{engine} ({used})"
+        label = engine if used in (engine.split()[0], AS_LOADED) else f"{engine} ({used})"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+    return [*lines, "", *_bound_lines(part)]
+
+
+def _bound_lines(part: dict[str, Any]) -> list[str]:
+    """What one core can do, against what each engine does at one thread and batch 1."""
+    bound = part.get("machine_bound")
+    if not bound:
+        return []
+    gflop = 2 * (bound["gmac_dense"] + bound["gmac_depthwise"])
+    peak = bound["gemm_gflops_one_core"]
+    rates = [
+        f"{engine} {gflop * r['one_process_b1']['images_per_s']:.0f} GFLOP/s "
+        f"({gflop * r['one_process_b1']['images_per_s'] / peak:.0%})"
+        for engine, r in part["engines"].items()
+        if "one_process_b1" in r
+    ]
+    h, w = bound["input_shape"]
+    return [
+        f"Machine bound: the network does {gflop:.2f} GFLOP on one {w}x{h} input "
+        f"({bound['gmac_dense']:.3f} G multiply-adds in dense convolutions, "
+        f"{bound['gmac_depthwise']:.3f} G in depthwise ones); one core multiplies "
+        f"{GEMM_SIDE}x{GEMM_SIDE} fp32 matrices at {peak:.0f} GFLOP/s (`torch.mm`, one "
+        "thread). At one thread and batch 1: " + ", ".join(rates) + ".",
+        "",
+    ]

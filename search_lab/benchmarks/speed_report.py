@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from search_lab.benchmarks.integrity import markdown_lines
-from search_lab.benchmarks.speed_engines import engines_markdown
+from search_lab.benchmarks.speed_engines import BF16, ENGINES, engines_markdown
 from search_lab.benchmarks.speed_images import CAMERA_QUALITY, CAMERA_SIZE
 from search_lab.benchmarks.speed_timing import FULL_SIDE
 
@@ -15,6 +15,7 @@ TARGETS = {  # name -> (comparison, threshold)
     "camera_hsv_draft_speedup": (">=", 4.0),
     "camera_map_difference": ("<=", 0.01),
     "cnn_engine_x_torch": (">=", 3.0),
+    "cnn_bf16_x_torch": (">=", 3.0),
 }
 
 
@@ -30,18 +31,17 @@ def target_values(report: dict[str, Any]) -> dict[str, float | None]:
         ),
         "camera_map_difference": report["camera_map"]["difference"] if cam else None,
         "cnn_engine_x_torch": engine_speedup(report),
+        "cnn_bf16_x_torch": engine_speedup(report, BF16),
     }
 
 
-def engine_speedup(report: dict[str, Any]) -> float | None:
-    """Real-path images/s of the fastest engine over the torch engine's on the same path
-    (engines table), or None."""
-    table = (report.get("engines") or {}).get("engines")
-    if not table:
-        return None
-    return max(
-        r["real_path"]["x_torch"] for e, r in table.items() if e != "torch" and "real_path" in r
-    )
+def engine_speedup(report: dict[str, Any], row: str | None = None) -> float | None:
+    """Real-path images/s over the torch engine's on the same path (engines table): of the
+    fastest fp32 engine, or of ``row``; None when not measured."""
+    table = (report.get("engines") or {}).get("engines") or {}
+    rows = [row] if row else [e for e in ENGINES if e != "torch"]
+    found = [table[e]["real_path"]["x_torch"] for e in rows if "real_path" in table.get(e, {})]
+    return max(found) if found else None
 
 
 def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:

@@ -114,9 +114,10 @@ def preprocess(
 # --------------------------------------------------------------------------------------------
 
 
-PRECISIONS = ("fp32", "int8")
-"""``feature.precision``: fp32 (every engine gives torch's vectors) or int8 (onnxruntime's static
-quantisation, calibrated on ``calibrate_on``: :mod:`search_lab.features.quantize`)."""
+PRECISIONS = ("fp32", "int8", "bf16")
+"""``feature.precision``: fp32 (every engine gives torch's vectors), int8 (onnxruntime's static
+quantisation, calibrated on ``calibrate_on``: :mod:`search_lab.features.quantize`) or bf16
+(openvino on a CPU with native bf16, e.g. AMX: about twice fp32's speed there)."""
 DEVICES = ("cpu", "cuda", "auto")
 """``feature.device``: ``auto`` is the GPU when torch sees one, else the CPU."""
 
@@ -172,8 +173,9 @@ class CNNFeature(Extractor):
         What runs the network on the CPU (:mod:`search_lab.features.engines`); ``auto``: the
         fastest installed engine that reproduces torch's vectors, else torch. Not part of the
         feature cache's key: every fp32 engine gives the same vectors.
-    precision : {"fp32", "int8"}
-        int8 runs on onnxruntime only, with vectors (and cached features) of its own.
+    precision : {"fp32", "int8", "bf16"}
+        int8 runs on onnxruntime only, bf16 on openvino only, each with vectors (and cached
+        features) of its own.
     calibrate_on : str or None
         int8 only: folder of images (the collection's) static quantisation calibrates on.
     export_dir : str or None
@@ -251,6 +253,10 @@ class CNNFeature(Extractor):
                 "cnn: feature.precision=int8 runs on feature.engine=onnxruntime (or auto) and "
                 "calibrates on feature.calibrate_on=<folder of the collection's images>"
             )
+        if precision == "bf16" and engine not in ("openvino", "auto"):
+            raise ConfigError(
+                "cnn: feature.precision=bf16 runs on feature.engine=openvino (or auto)"
+            )
         self.square = layer in FC_LAYERS
         self.mean, self.std = spec.mean, spec.std
         self.dim = spec.layers[layer]
@@ -281,8 +287,9 @@ class CNNFeature(Extractor):
                 f"cnn: feature.engine={self.engine} runs on the CPU, but feature.device="
                 f"{self.device} puts the network on the GPU; use feature.engine=torch or auto"
             )
-        if self.precision == "int8":  # onnxruntime or nothing: never torch's fp32 silently
-            return "onnxruntime", feature_runner(self, "onnxruntime")
+        if self.precision != "fp32":  # its one engine or nothing: never torch's fp32 silently
+            engine = "onnxruntime" if self.precision == "int8" else "openvino"
+            return engine, feature_runner(self, engine)
         if self.engine == "auto" and (self._device != "cpu" or self.weights is None):
             return "torch", None  # a GPU, or a random network (tests): nothing worth exporting
         return choose(self.engine, lambda engine: feature_runner(self, engine))

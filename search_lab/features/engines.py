@@ -38,6 +38,7 @@ both at 1.6x to 2.5x less CPU per image than torch; onnxruntime first: the cheap
 for a single query there, and the one that also runs int8."""
 PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 FIDELITY = 1e-4  # largest relative difference to torch an fp32 engine may show
+BF16_MIN_COSINE = 0.99  # bf16 vectors further from torch's than this are broken (0.998 seen)
 
 Runner = Callable[[np.ndarray], np.ndarray]
 """(N, 3, H, W) float32 network inputs -> (N, D) float32 pooled (unnormalised) descriptors."""
@@ -93,16 +94,33 @@ def onnxruntime_runner(path: Path, threads: int | None) -> Runner:
     return run
 
 
-def openvino_runner(path: Path, threads: int | None) -> Runner:
-    """An OpenVINO CPU model compiled from ``path`` in f32 (its default, bf16/f16 hints, is not
-    faithful: 2e-2 away from torch), latency-oriented; one infer request per call (thread-safe)."""
+def openvino_runner(path: Path, threads: int | None, precision: str = "fp32") -> Runner:
+    """An OpenVINO CPU model compiled from ``path`` in f32 (its default on CPUs with bf16, bf16,
+    is not faithful: 2e-2 away from torch) or, for ``precision="bf16"``, in bf16 (refused on a
+    CPU without native bf16, where OpenVINO would quietly run f32); latency-oriented; one infer
+    request per call (thread-safe).
+
+    Threads are not pinned: OpenVINO pins a one-thread model to the first core, so the network
+    pool's two workers shared one core (half the throughput; ``tests/features/test_engines.py``).
+    """
     ov = import_engine("openvino")
-    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    config: dict[str, Any] = {
+        "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        "PERFORMANCE_HINT": "LATENCY",
+        "ENABLE_CPU_PINNING": False,
+    }
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     try:
         core = ov.Core()
+        if precision == "bf16" and not native_bf16(core):
+            raise ConfigError(
+                "cnn: feature.precision=bf16 needs a CPU with native bf16 (AVX512_BF16 or AMX); "
+                "this one has none: use feature.precision=fp32"
+            )
         compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+    except ConfigError:
+        raise
     except Exception as err:  # OpenVINO raises its own untyped errors
         raise ConfigError(f"cnn: openvino cannot load {path}: {err}") from err
 
@@ -114,7 +132,12 @@ def openvino_runner(path: Path, threads: int | None) -> Runner:
     return run
 
 
-RUNNERS: dict[str, Callable[[Path, int | None], Runner]] = {
+def native_bf16(core: Any) -> bool:
+    """Whether OpenVINO's CPU plugin runs bf16 natively on this CPU."""
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+RUNNERS: dict[str, Callable[..., Runner]] = {
     "onnxruntime": onnxruntime_runner,
     "openvino": openvino_runner,
 }
@@ -136,12 +159,14 @@ def engine_runner(
     reference: Callable[[np.ndarray], np.ndarray],
     probes: Sequence[np.ndarray],
     calibration: Callable[[], Sequence[np.ndarray]] | None = None,
+    bf16: bool = False,
 ) -> Runner:
     """A runner of ``engine`` (not torch) that passed the fidelity check; ConfigError if not.
 
     ``key`` describes the network (without the engine); ``graph()`` builds the module to
     export; ``reference`` is torch's own runner, compared on the ``probes`` batches.
-    ``calibration`` (int8 only) gives the inputs static quantisation measures ranges on.
+    ``calibration`` (int8 only) gives the inputs static quantisation measures ranges on;
+    ``bf16`` (openvino only) runs the fp32 graph in bf16.
     """
     full_key = {**key, "opset": OPSET, "engine": engine, "engine_version": engine_version(engine)}
     full_key["torch"] = _torch_version()
@@ -155,16 +180,19 @@ def engine_runner(
 
         return quantized(fp32, calibration())
 
-    runner = RUNNERS[engine](exports.get(full_key, build), threads)
-    if calibration is not None:
+    path = exports.get(full_key, build)
+    runner = openvino_runner(path, threads, "bf16") if bf16 else RUNNERS[engine](path, threads)
+    if calibration is not None or bf16:
         from search_lab.features.quantize import INT8_MIN_COSINE, min_cosine
 
+        precision, least = ("bf16", BF16_MIN_COSINE) if bf16 else ("int8", INT8_MIN_COSINE)
         cos = min(min_cosine(reference(p), runner(p)) for p in probes)
-        log.info("int8 %s: cosine to torch's vectors >= %.4f on the probe images", engine, cos)
-        if not cos >= INT8_MIN_COSINE:
+        log.info("%s %s: cosine to torch's vectors >= %.4f on the probe images", precision,
+                 engine, cos)  # fmt: skip
+        if not cos >= least:
             raise ConfigError(
-                f"cnn: the int8 graph of {key.get('backbone')} gives vectors at cosine {cos:.3f}"
-                f" to torch's (at least {INT8_MIN_COSINE:g}): use feature.precision=fp32"
+                f"cnn: {precision} {engine} gives vectors of {key.get('backbone')} at cosine "
+                f"{cos:.3f} to torch's (at least {least:g}): use feature.precision=fp32"
             )
         return runner
     worst = max(relative_difference(reference(p), runner(p)) for p in probes)
@@ -227,8 +255,8 @@ def feature_runner(feature: Any, engine: str) -> Runner:
         "weights": weights_digest(getattr(forward, "__self__", forward)),
         "pooling": feature.pooling if conv else None,
         "gem_p": feature.gem_p if conv and feature.pooling == "gem" else None,
-        "precision": feature.precision,
-    }
+        "precision": "fp32" if feature.precision == "bf16" else feature.precision,
+    }  # bf16 runs the fp32 graph: one export for both
     pooling = (lambda y: pool(y, feature.pooling, feature.gem_p)) if conv else None
     calibration = None
     if feature.precision == "int8":
@@ -242,6 +270,7 @@ def feature_runner(feature: Any, engine: str) -> Runner:
         fixed_side=None if conv else FC_INPUT, exports=Exports(feature.export_dir),
         threads=feature.threads, reference=feature._torch_describe,
         probes=probe_batches(feature), calibration=calibration,
+        bf16=feature.precision == "bf16",
     )  # fmt: skip
 
 

@@ -45,13 +45,13 @@ NEUTRAL_PARAMS = {"precision": "fp32"}
 
 def identity(params: Mapping[str, Any]) -> dict[str, Any]:
     """What of a feature's parameters decides its vectors (cache keys, index compatibility)."""
-    fp32 = params.get("precision", "fp32") == "fp32"  # calibration only shapes int8 vectors
+    int8 = params.get("precision", "fp32") == "int8"  # calibration only shapes int8 vectors
     return {
         k: v
         for k, v in params.items()
         if k not in RUNTIME_PARAMS
         and not (k in NEUTRAL_PARAMS and NEUTRAL_PARAMS[k] == v)
-        and not (k == "calibrate_on" and fp32)
+        and not (k == "calibrate_on" and not int8)
     }
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from search_lab.benchmarks import speed, speed_images, speed_report, speed_timing
+from search_lab.benchmarks import speed, speed_engines, speed_images, speed_report, speed_timing
 from search_lab.core import read_json_object
 from search_lab.data import load_dataset
 
@@ -106,7 +106,8 @@ def test_quick_run_writes_a_consistent_report(holidays_dir: Path, tmp_path: Path
     assert 0.0 <= ev["cold"]["map"] <= 1.0 and ev["warm"]["map"] == pytest.approx(ev["cold"]["map"])
 
     engines = report["engines"]["engines"]
-    assert set(engines) == {"torch", "onnxruntime", "openvino", "torch as loaded"}
+    bf16 = ["openvino bf16"] if speed_engines._native_bf16() else []  # AMX, AVX512_BF16
+    assert set(engines) == {"torch", "onnxruntime", "openvino", "torch as loaded", *bf16}
     assert engines["torch"]["real_path"]["x_torch"] == pytest.approx(1.0)
     torch_before = engines["torch"]["all_cores"]["images_per_s"]
     for name, rec in engines.items():
@@ -178,6 +179,7 @@ def test_targets_are_judged_in_the_right_direction() -> None:
     def report(ratio: float, cnn: float, speedup: float, diff: float) -> dict:
         engines = {"torch": {"real_path": {"x_torch": 1.0}}}
         engines["onnxruntime"] = {"real_path": {"x_torch": 3.2 if ratio < 2 else 2.9}}
+        engines["openvino bf16"] = {"real_path": {"x_torch": 3.1 if ratio < 2 else 2.0}}
         return {
             "engines": {"engines": engines},
             "holidays": {
@@ -198,6 +200,15 @@ def test_targets_are_judged_in_the_right_direction() -> None:
     del skipped["camera"]
     verdicts = {t["name"]: t["met"] for t in speed_report.check_targets(skipped)}
     assert verdicts["camera_hsv_draft_speedup"] is None and verdicts["hsv_over_decode"] is True
+    # the fp32 target is over fp32 engines only: a faster bf16 row does not meet it
+    mixed = report(1.0, 30.0, 9.0, 0.0)
+    mixed["engines"]["engines"]["onnxruntime"]["real_path"]["x_torch"] = 1.6
+    mixed["engines"]["engines"]["openvino bf16"]["real_path"]["x_torch"] = 3.4
+    verdicts = {t["name"]: t["met"] for t in speed_report.check_targets(mixed)}
+    assert verdicts["cnn_engine_x_torch"] is False and verdicts["cnn_bf16_x_torch"] is True
+    del mixed["engines"]["engines"]["openvino bf16"]  # a CPU without bf16: not measured
+    verdicts = {t["name"]: t["met"] for t in speed_report.check_targets(mixed)}
+    assert verdicts["cnn_bf16_x_torch"] is None
 
 
 def test_quick_defaults_never_overwrite_the_real_report() -> None:
@@ -211,3 +222,26 @@ def test_rate_record() -> None:
     rec = speed_timing.rate(10, 2.0, workers=2)
     assert rec == {"images": 10, "seconds": 2.0, "images_per_s": 5.0, "workers": 2}
     assert np.isfinite(rec["images_per_s"])
+
+
+def test_machine_bound_counts_the_network_by_hand(tmp_path: Path) -> None:
+    """EfficientNet-Lite0's convolutions: every stride halves a side of 224 or 448 exactly, so
+    twice the side is four times the multiply-adds; at 224 the count is near the published
+    0.4 G (407 M "FLOPs", which also count the classifier and element-wise work)."""
+    pytest.importorskip("torch")
+    for side in (224, 448):
+        Image.fromarray(np.full((side, side, 3), 128, np.uint8)).save(tmp_path / f"{side}.png")
+    small, large = (
+        speed_engines._machine_bound({"name": "cnn", "size": s}, str(tmp_path), f"{s}.png")
+        for s in (224, 448)
+    )
+    assert small["input_shape"] == [224, 224] and large["input_shape"] == [448, 448]
+    for part in ("gmac_dense", "gmac_depthwise"):
+        assert large[part] == pytest.approx(4 * small[part], rel=1e-12)
+    assert 0.37 <= small["gmac_dense"] + small["gmac_depthwise"] <= 0.41
+    assert small["gemm_gflops_one_core"] > 1.0
+    lines = speed_engines._bound_lines(
+        {"machine_bound": small, "engines": {"torch": {"one_process_b1": {"images_per_s": 100.0}}}}
+    )
+    gflop = 2 * (small["gmac_dense"] + small["gmac_depthwise"])
+    assert f"torch {gflop * 100:.0f} GFLOP/s" in lines[0] and "224x224" in lines[0]

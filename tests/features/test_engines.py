@@ -3,12 +3,15 @@ fp32 engine, the export's checksum and rebuild, concurrent export, read-only fol
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +89,47 @@ def test_engine_matches_torch_on_real_photos(
         np.argsort(-vectors @ vectors[0]).tolist()
         == np.argsort(-torch_vectors @ torch_vectors[0]).tolist()
     )
+
+
+def _thread_affinities(during: Callable[[], object]) -> set[int]:
+    """The CPU counts of the affinity masks of the calling thread and of the threads started
+    while ``during`` runs, sampled meanwhile (threads of other engines are left out: ONNX
+    Runtime pins its own pool of every-core threads, one per core, as it should)."""
+    seen: set[int] = set()
+    done = threading.Event()
+    others = {int(t.name) for t in Path("/proc/self/task").iterdir()} - {threading.get_native_id()}
+
+    def watch() -> None:
+        while not done.is_set():
+            for task in Path("/proc/self/task").iterdir():
+                if int(task.name) not in others:
+                    with contextlib.suppress(OSError):
+                        seen.add(len(os.sched_getaffinity(int(task.name))))
+            time.sleep(0.0005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        during()
+    finally:
+        done.set()
+        watcher.join()
+    return seen
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_openvino_one_thread_is_not_pinned(export_dir: str) -> None:
+    """The network pool's one-thread workers must not all be pinned to the first core: with
+    OpenVINO's default pinning two workers shared one core (half the throughput)."""
+    if not installed("openvino"):
+        pytest.skip("openvino is not installed")
+    feature = create("cnn", engine="openvino", threads=1, size=160, export_dir=export_dir)
+    feature.prepare()
+    batch = np.zeros((1, 3, 120, 160), np.float32)
+    runner = feature._runner
+    assert feature.engine_used == "openvino" and runner is not None
+    cores = len(os.sched_getaffinity(0))
+    assert _thread_affinities(lambda: [runner(batch) for _ in range(40)]) == {cores}
 
 
 @pytest.mark.parametrize("pooling", ["max", pytest.param("avg", marks=pytest.mark.long)])
@@ -309,3 +353,47 @@ def test_int8_graph_is_close_to_torch_and_cached_apart(
     metas = [json.loads(p.read_text())["key"] for p in Path(export_dir).glob("*.json")]
     assert {m["precision"] for m in metas} >= {"fp32", "int8"}
     assert all("calibration" in m for m in metas if m["precision"] == "int8")
+
+
+# --------------------------------------------------------------------------------------------
+# bf16
+# --------------------------------------------------------------------------------------------
+
+
+def native_bf16() -> bool:
+    return installed("openvino") and eng.native_bf16(eng.import_engine("openvino").Core())
+
+
+def test_bf16_needs_openvino_and_keys_its_own_vectors() -> None:
+    for engine in ("torch", "onnxruntime"):
+        with pytest.raises(ConfigError, match=r"precision=bf16 runs on feature\.engine=openvino"):
+            create("cnn", precision="bf16", engine=engine)
+    bf16 = {"name": "cnn", "precision": "bf16", "calibrate_on": "/a"}
+    assert identity(bf16) == {"name": "cnn", "precision": "bf16"}  # calibration: int8 only
+    assert feature_key(create("cnn", precision="bf16")) != feature_key(create("cnn"))
+
+
+def test_bf16_is_refused_on_a_cpu_without_it(
+    monkeypatch: pytest.MonkeyPatch, export_dir: str
+) -> None:
+    """OpenVINO would quietly run f32 there; this CPU's capability is the one thing faked."""
+    if not installed("openvino"):
+        pytest.skip("openvino is not installed")
+    monkeypatch.setattr(eng, "native_bf16", lambda core: False)
+    feature = create("cnn", precision="bf16", size=96, export_dir=export_dir)
+    with pytest.raises(ConfigError, match="needs a CPU with native bf16"):
+        feature.prepare()
+
+
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16 (or no openvino)")
+def test_bf16_is_close_to_torch_on_real_photos(
+    export_dir: str, photos: list[np.ndarray], torch_vectors: np.ndarray
+) -> None:
+    feature = create("cnn", precision="bf16", export_dir=export_dir, **TWO_SCALES)
+    vectors = feature.extract_batch(photos)
+    assert feature.engine_used == "openvino"
+    cosines = (vectors * torch_vectors).sum(axis=1)
+    assert cosines.min() >= eng.BF16_MIN_COSINE  # 0.998 on Holidays photos here
+    assert eng.relative_difference(torch_vectors, vectors) > eng.FIDELITY  # really bf16, not f32
+    metas = [json.loads(p.read_text())["key"] for p in Path(export_dir).glob("*.json")]
+    assert all(m["precision"] in ("fp32", "int8") for m in metas)  # bf16 runs the fp32 graph
