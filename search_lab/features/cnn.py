@@ -39,7 +39,7 @@ from search_lab.features.backbones import (  # noqa: F401  (TF_MEAN, TF_STD: par
     load_model,
 )
 from search_lab.features.base import Extractor, register
-from search_lab.features.engines import ENGINES, Runner, choose, feature_runner
+from search_lab.features.engines import ENGINES, Runner, choose, engine_version, feature_runner
 from search_lab.features.pooling import FC_INPUT, POOLINGS, pool
 
 if TYPE_CHECKING:
@@ -282,17 +282,36 @@ class CNNFeature(Extractor):
 
     def _choose_engine(self) -> tuple[str, Runner | None]:
         """The engine ``feature.engine`` names (or ``auto`` finds) for this network."""
+        if self.precision != "fp32":  # its one engine or nothing: never torch's fp32 silently
+            return self._reduced_precision_engine()
         if self.engine not in ("torch", "auto") and self._device != "cpu":
             raise ConfigError(
                 f"cnn: feature.engine={self.engine} runs on the CPU, but feature.device="
                 f"{self.device} puts the network on the GPU; use feature.engine=torch or auto"
             )
-        if self.precision != "fp32":  # its one engine or nothing: never torch's fp32 silently
-            engine = "onnxruntime" if self.precision == "int8" else "openvino"
-            return engine, feature_runner(self, engine)
         if self.engine == "auto" and (self._device != "cpu" or self.weights is None):
             return "torch", None  # a GPU, or a random network (tests): nothing worth exporting
         return choose(self.engine, lambda engine: feature_runner(self, engine))
+
+    def _reduced_precision_engine(self) -> tuple[str, Runner]:
+        """int8 on onnxruntime, bf16 on openvino, both on the CPU; ConfigError (one line)
+        naming what to do when that engine is missing or the network is on a GPU."""
+        engine = "onnxruntime" if self.precision == "int8" else "openvino"
+        fix = f"install {engine} (pip install -r requirements.txt) or use feature.precision=fp32"
+        if self._device != "cpu":
+            raise ConfigError(
+                f"cnn: feature.precision={self.precision} runs on the CPU ({engine}), but "
+                f"feature.device={self.device} puts the network on the GPU; use "
+                "feature.precision=fp32"
+            )
+        try:
+            engine_version(engine)
+        except ConfigError as err:
+            raise ConfigError(
+                f"cnn: feature.precision={self.precision} runs on {engine}, which is not "
+                f"installed: {fix}"
+            ) from err
+        return engine, feature_runner(self, engine)
 
     def extract(self, image: np.ndarray) -> np.ndarray:
         """Descriptor of one (H, W, 3) uint8 RGB image: L2-normalised float32, shape (dim,)."""

@@ -108,7 +108,7 @@ def ensure(run: Run, root: Path, dataset_overrides: tuple[str, ...]) -> Outcome:
 def extraction_cost(outcome: Outcome, n_images: int) -> float | None:
     """Extraction ms per image of the run's feature, timed once on its first ``n_images``.
 
-    One process (hand-crafted features) or torch's threads (CNN), after one warm-up image, so
+    One process (hand-crafted features) or the CNN engine's threads, after one warm-up image, so
     features compare on the same footing whatever the cache holds. Saved beside the run's
     ``metrics.json`` and reused while the feature configuration is the same.
     """

@@ -81,7 +81,8 @@ def _cost_sentence(fams: list[Outcome], costs: dict[str, float | None]) -> str:
     return (
         f"Cost: extraction takes from {lo:.2f} ms per image ({cheap}) to {hi:.2f} ms ({dear}) "
         "(each timed apart, in one process, on the collection's first images; the CNN on "
-        "torch's threads; saved as extract_cost.json in each run's folder)."
+        "the engine feature.engine picks, on every core; saved as extract_cost.json in each "
+        "run's folder)."
     )
 
 
@@ -142,7 +143,7 @@ def features(
         HEADINGS[0], _features_answer(outcomes, costs), commands=commands(outcomes, dataset)
     )
     note = (
-        "extract ms/image: one process (the CNN on torch's threads), the collection's first "
+        "extract ms/image: one process (the CNN on its engine's threads), the collection's first "
         "images, timed once when the run was first made; on a shared machine these vary with "
         "its load."
     )

@@ -39,7 +39,7 @@ of cache keys, also for the parts of a combined feature (the ``feature.*`` keys 
 :data:`search_lab.retrieval.index_identity.RESULT_NEUTRAL_KEYS`)."""
 
 # Parameters at a value that is the vectors' default: kept out of cache keys too, so caches
-# written before the parameter existed stay valid (``precision=int8`` keys its own features).
+# written before the parameter existed stay valid (int8 and bf16 key their own features).
 NEUTRAL_PARAMS = {"precision": "fp32"}
 
 

@@ -91,13 +91,17 @@ def test_engine_matches_torch_on_real_photos(
     )
 
 
-def _thread_affinities(during: Callable[[], object]) -> set[int]:
-    """The CPU counts of the affinity masks of the calling thread and of the threads started
-    while ``during`` runs, sampled meanwhile (threads of other engines are left out: ONNX
-    Runtime pins its own pool of every-core threads, one per core, as it should)."""
+def _thread_ids() -> set[int]:
+    return {int(t.name) for t in Path("/proc/self/task").iterdir()}
+
+
+def _thread_affinities(during: Callable[[], object], others: set[int]) -> set[int]:
+    """The CPU counts of the affinity masks of this process's threads but ``others``, sampled
+    while ``during`` runs (``others``: threads that existed before the engine was loaded, such
+    as ONNX Runtime's pool of every-core threads, one pinned per core, as it should be)."""
     seen: set[int] = set()
     done = threading.Event()
-    others = {int(t.name) for t in Path("/proc/self/task").iterdir()} - {threading.get_native_id()}
+    others = others - {threading.get_native_id()}
 
     def watch() -> None:
         while not done.is_set():
@@ -123,13 +127,14 @@ def test_openvino_one_thread_is_not_pinned(export_dir: str) -> None:
     OpenVINO's default pinning two workers shared one core (half the throughput)."""
     if not installed("openvino"):
         pytest.skip("openvino is not installed")
+    before = _thread_ids()  # OpenVINO's own threads, started from here on, are watched too
     feature = create("cnn", engine="openvino", threads=1, size=160, export_dir=export_dir)
     feature.prepare()
     batch = np.zeros((1, 3, 120, 160), np.float32)
     runner = feature._runner
     assert feature.engine_used == "openvino" and runner is not None
     cores = len(os.sched_getaffinity(0))
-    assert _thread_affinities(lambda: [runner(batch) for _ in range(40)]) == {cores}
+    assert _thread_affinities(lambda: [runner(batch) for _ in range(40)], before) == {cores}
 
 
 @pytest.mark.parametrize("pooling", ["max", pytest.param("avg", marks=pytest.mark.long)])
@@ -380,9 +385,27 @@ def test_bf16_is_refused_on_a_cpu_without_it(
     if not installed("openvino"):
         pytest.skip("openvino is not installed")
     monkeypatch.setattr(eng, "native_bf16", lambda core: False)
-    feature = create("cnn", precision="bf16", size=96, export_dir=export_dir)
+    exports = Path(export_dir) / "bf16-refused"
+    feature = create("cnn", precision="bf16", size=96, export_dir=str(exports))
     with pytest.raises(ConfigError, match="needs a CPU with native bf16"):
         feature.prepare()
+    assert not list(exports.glob("*.onnx"))  # refused before anything was exported
+
+
+def test_reduced_precision_without_its_engine_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Neither engine=torch nor auto can help there: the line names the engine to install."""
+    from search_lab.features import cnn
+
+    def missing(engine: str) -> str:
+        raise ConfigError(f"cnn: feature.engine={engine} is not installed")
+
+    monkeypatch.setattr(cnn, "engine_version", missing)
+    for precision, engine in (("bf16", "openvino"), ("int8", "onnxruntime")):
+        feature = create("cnn", precision=precision, size=96, calibrate_on="/nowhere")
+        with pytest.raises(ConfigError, match=f"install {engine} .* or use feature.precision=fp32"):
+            feature.prepare()
 
 
 @pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16 (or no openvino)")
