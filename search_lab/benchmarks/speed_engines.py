@@ -37,6 +37,7 @@ from typing import Any
 
 from search_lab.benchmarks.common import load_1m
 from search_lab.benchmarks.memory import peak_rss_mb
+from search_lab.features import bf16_available
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def engines_table(
     extraction before the network pool (``x_torch_all_cores``)."""
     ctx = get_context("spawn")  # a fresh interpreter: no torch threads or memory inherited
     real_names = list(real_names or names)
-    rows = [*ENGINES, *([BF16] if _native_bf16() else [])]
+    rows = [*ENGINES, *([BF16] if bf16_available() else [])]
     if cnn_cfg.get("backbone", "").startswith("efficientnet_lite"):
         rows.append(AS_LOADED)
     got: dict[str, list[dict[str, Any]]] = {e: [] for e in rows}
@@ -254,17 +255,6 @@ def _machine_bound(cfg: dict[str, Any], root: str, name: str) -> dict[str, Any]:
         "gmac_depthwise": macs["depthwise"] / 1e9,
         "gemm_gflops_one_core": 5 * 2 * GEMM_SIDE**3 / wall / 1e9,
     }
-
-
-def _native_bf16() -> bool:
-    """Whether OpenVINO is installed and runs bf16 natively here (the bf16 row's condition)."""
-    from search_lab.core import ConfigError
-    from search_lab.features.engines import import_engine, native_bf16
-
-    try:
-        return native_bf16(import_engine("openvino").Core())
-    except ConfigError:
-        return False
 
 
 def _cell(m: dict[str, Any] | None) -> list[str]:

@@ -15,7 +15,7 @@ __getattr__, __dir__, _lazy = lazy_loader.attach(
     submod_attrs={
         "backbones": ["packaged_lite"],
         "base": ["FEATURES"],
-        "engines": ["engines_used"],
+        "engines": ["bf16_available", "engines_used"],
         "pooling": ["pool"],
         "postprocess": ["EXPAND_BASE", "PostProcessor", "expand_queries"],
     },
@@ -26,6 +26,7 @@ __all__ = [
     "Extractor",
     "PostProcessor",
     "available",
+    "bf16_available",
     "create",
     "engines_used",
     "expand_queries",

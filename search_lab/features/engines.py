@@ -129,6 +129,14 @@ def native_bf16(core: Any) -> bool:
     return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
+def bf16_available() -> bool:
+    """Whether ``feature.precision=bf16`` can run here: openvino installed, native bf16."""
+    try:
+        return native_bf16(import_engine("openvino").Core())
+    except ConfigError:
+        return False
+
+
 def require_native_bf16() -> None:
     """ConfigError (one line) on a CPU without native bf16, where OpenVINO would quietly run
     f32 under a bf16 hint: checked before anything is exported."""

@@ -15,6 +15,7 @@ from PIL import Image
 from search_lab.benchmarks import speed, speed_engines, speed_images, speed_report, speed_timing
 from search_lab.core import read_json_object
 from search_lab.data import load_dataset
+from search_lab.features import bf16_available
 
 REL = 1e-9
 
@@ -106,7 +107,7 @@ def test_quick_run_writes_a_consistent_report(holidays_dir: Path, tmp_path: Path
     assert 0.0 <= ev["cold"]["map"] <= 1.0 and ev["warm"]["map"] == pytest.approx(ev["cold"]["map"])
 
     engines = report["engines"]["engines"]
-    bf16 = ["openvino bf16"] if speed_engines._native_bf16() else []  # AMX, AVX512_BF16
+    bf16 = ["openvino bf16"] if bf16_available() else []  # AMX, AVX512_BF16
     assert set(engines) == {"torch", "onnxruntime", "openvino", "torch as loaded", *bf16}
     assert engines["torch"]["real_path"]["x_torch"] == pytest.approx(1.0)
     torch_before = engines["torch"]["all_cores"]["images_per_s"]

@@ -365,10 +365,6 @@ def test_int8_graph_is_close_to_torch_and_cached_apart(
 # --------------------------------------------------------------------------------------------
 
 
-def native_bf16() -> bool:
-    return installed("openvino") and eng.native_bf16(eng.import_engine("openvino").Core())
-
-
 def test_bf16_needs_openvino_and_keys_its_own_vectors() -> None:
     for engine in ("torch", "onnxruntime"):
         with pytest.raises(ConfigError, match=r"precision=bf16 runs on feature\.engine=openvino"):
@@ -408,7 +404,7 @@ def test_reduced_precision_without_its_engine_says_what_to_do(
             feature.prepare()
 
 
-@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16 (or no openvino)")
+@pytest.mark.skipif(not eng.bf16_available(), reason="this CPU has no native bf16 (or no openvino)")
 def test_bf16_is_close_to_torch_on_real_photos(
     export_dir: str, photos: list[np.ndarray], torch_vectors: np.ndarray
 ) -> None:
