@@ -174,7 +174,7 @@ def gate(overrides: list[str], weights: list[float]) -> None:
     least = SV_DEFAULTS["min_inliers"]
     qrows = np.asarray(sc.qrows)
     plain = base[qrows] @ base.T
-    ids0 = np.argsort(-plain, axis=1, kind="stable")
+    ids0 = _ranked(plain)
     top = sc.counts(ids0, 20)
     strongest = top.max(axis=1)
     shares = ", ".join(f">= {t}: {np.mean(strongest >= t):.3f}" for t in GATES)

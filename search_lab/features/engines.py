@@ -140,7 +140,7 @@ def bf16_available() -> bool:
 def require_native_bf16() -> None:
     """ConfigError (one line) on a CPU without native bf16, where OpenVINO would quietly run
     f32 under a bf16 hint: checked before anything is exported."""
-    if not native_bf16(import_engine("openvino").Core()):
+    if not bf16_available():
         raise ConfigError(
             "cnn: feature.precision=bf16 needs a CPU with native bf16 (AVX512_BF16 or AMX); "
             "this one has none: use feature.precision=fp32"
