@@ -114,7 +114,7 @@ def _as_loaded_round(
     images = [load_image(Path(root) / n, max_side=feature.max_side) for n in names]
     out["decode_s"] = time.perf_counter() - start
     side = feature.sides[0]
-    inputs = [feature._input(image, side) for image in images]
+    inputs = [torch.from_numpy(feature._input(image, side)) for image in images]
 
     def run(batch: list[torch.Tensor]) -> None:
         with torch.inference_mode():
@@ -231,7 +231,8 @@ def _machine_bound(cfg: dict[str, Any], root: str, name: str) -> dict[str, Any]:
     torch.set_num_threads(1)
     feature = build_extractor({**cfg, "engine": "torch", "threads": 1})
     feature.prepare()
-    x = feature._input(load_image(Path(root) / name, max_side=feature.max_side), feature.size)
+    image = load_image(Path(root) / name, max_side=feature.max_side)
+    x = torch.from_numpy(feature._input(image, feature.size))
     macs = {"dense": 0, "depthwise": 0}
 
     def count(conv: torch.nn.Conv2d, _: object, out: torch.Tensor) -> None:

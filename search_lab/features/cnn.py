@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -39,11 +39,15 @@ from search_lab.features.backbones import (  # noqa: F401  (TF_MEAN, TF_STD: par
     load_model,
 )
 from search_lab.features.base import Extractor, register
-from search_lab.features.engines import ENGINES, Runner, choose, engine_version, feature_runner
+from search_lab.features.engines import (
+    ENGINES,
+    Runner,
+    choose,
+    engine_version,
+    feature_runner,
+    recorded_runner,
+)
 from search_lab.features.pooling import FC_INPUT, POOLINGS, pool
-
-if TYPE_CHECKING:
-    import torch
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +78,9 @@ def preprocess(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     square: bool = False,
-) -> torch.Tensor:
-    """Network input of one image: resized, scaled to [0, 1], normalised per channel.
+) -> np.ndarray:
+    """Network input of one image: resized, scaled to [0, 1], normalised per channel (numpy
+    only: an engine's process never needs torch).
 
     Parameters
     ----------
@@ -91,9 +96,8 @@ def preprocess(
 
     Returns
     -------
-    torch.Tensor, shape (3, h, w), float32
+    np.ndarray, shape (3, h, w), float32
     """
-    import torch
     from PIL import Image
 
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -105,7 +109,7 @@ def preprocess(
     mean_ = np.asarray(mean, np.float32)
     std_ = np.asarray(std, np.float32)
     array = (image.astype(np.float32) * scale - mean_) / std_
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,20 +269,27 @@ class CNNFeature(Extractor):
         self._device = "cpu"  # the torch device prepare() resolves ``device`` to
         self._runner: Runner | None = None  # the engine's, when it is not torch
         self.engine_used: str | None = None  # the engine prepare() chose
+        self._prepared = False
 
     def prepare(self) -> None:
         """Load the network and its weights (ConfigError naming ``feature.weights`` if missing).
 
         Construction does not import torch, so a process that only describes the feature
-        (a Ray driver, the app listing indexes) never pays for it.
+        (a Ray driver, the app listing indexes) never pays for it; nor does preparing an engine
+        that already passed its fidelity check on this machine (:func:`recorded_runner`).
         """
-        if self._forward is None:
+        if self._prepared:
+            return
+        recorded = recorded_runner(self)
+        if recorded is None:
             self._device = _torch_device(self.device)
             self._forward = load_model(
                 self.backbone, weights=self.weights, layer=self.layer, download=self.download,
                 device=self._device,
             )  # fmt: skip
-            self.engine_used, self._runner = self._choose_engine()
+            recorded = self._choose_engine()
+        self.engine_used, self._runner = recorded
+        self._prepared = True
 
     def _choose_engine(self) -> tuple[str, Runner | None]:
         """The engine ``feature.engine`` names (or ``auto`` finds) for this network."""
@@ -323,46 +334,41 @@ class CNNFeature(Extractor):
         Images whose network inputs have the same shape share forward passes of up to
         ``batch_size``; the result equals extracting the images one by one.
         """
-        import torch
-
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
         out = np.zeros((len(images), self.dim), np.float32)
-        with torch.inference_mode():
-            for side in self.sides:
-                # group by network input shape; resize only a batch at a time (bounded memory)
-                groups: dict[tuple[int, int], list[int]] = {}
-                for i, image in enumerate(images):
-                    h, w = image.shape[:2]
-                    shape = (side, side) if self.square else resized_shape(h, w, side)
-                    groups.setdefault(shape, []).append(i)
-                for members in groups.values():
-                    for start in range(0, len(members), self.batch_size):
-                        chunk = members[start : start + self.batch_size]
-                        batch = torch.stack([self._input(images[i], side) for i in chunk])
-                        out[chunk] += _l2n(self._describe(batch))
+        for side in self.sides:
+            # group by network input shape; resize only a batch at a time (bounded memory)
+            groups: dict[tuple[int, int], list[int]] = {}
+            for i, image in enumerate(images):
+                h, w = image.shape[:2]
+                shape = (side, side) if self.square else resized_shape(h, w, side)
+                groups.setdefault(shape, []).append(i)
+            for members in groups.values():
+                for start in range(0, len(members), self.batch_size):
+                    chunk = members[start : start + self.batch_size]
+                    batch = np.stack([self._input(images[i], side) for i in chunk])
+                    out[chunk] += _l2n(self._describe(batch))
         return _l2n(out)
 
-    def _input(self, image: np.ndarray, side: int) -> torch.Tensor:
+    def _input(self, image: np.ndarray, side: int) -> np.ndarray:
         return preprocess(image, side=side, mean=self.mean, std=self.std, square=self.square)
 
-    def _describe(self, batch: torch.Tensor) -> np.ndarray:
+    def _describe(self, batch: np.ndarray) -> np.ndarray:
         """(N, dim) unnormalised descriptors of one batch of same-shape inputs."""
         self.prepare()
         if self._runner is not None:
-            return self._runner(batch.numpy())
+            return self._runner(batch)
         return self._torch_describe(batch)
 
-    def _torch_describe(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
+    def _torch_describe(self, batch: np.ndarray) -> np.ndarray:
         """:meth:`_describe` with torch (the reference every engine is checked against)."""
         import torch
 
         assert self._forward is not None
-        if isinstance(batch, np.ndarray):
-            batch = torch.from_numpy(batch)
+        if self.threads is not None and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
         with torch.inference_mode():
-            batch = batch.to(device=self._device, memory_format=torch.channels_last)
-            features = self._forward(batch)
+            x = torch.from_numpy(batch).to(device=self._device, memory_format=torch.channels_last)
+            features = self._forward(x)
             if features.ndim == 4:
                 features = pool(features, self.pooling, self.gem_p)
             return features.cpu().float().numpy()

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from search_lab.core import ConfigError
+from search_lab.features import checked
 from search_lab.features.export import OPSET, Exports, export_onnx
 
 if TYPE_CHECKING:
@@ -170,13 +171,15 @@ def engine_runner(
     probes: Sequence[np.ndarray],
     calibration: Callable[[], Sequence[np.ndarray]] | None = None,
     bf16: bool = False,
+    passed: Callable[[dict[str, Any], str], None] | None = None,
 ) -> Runner:
     """A runner of ``engine`` (not torch) that passed the fidelity check; ConfigError if not.
 
     ``key`` describes the network (without the engine); ``graph()`` builds the module to
     export; ``reference`` is torch's own runner, compared on the ``probes`` batches.
     ``calibration`` (int8 only) gives the inputs static quantisation measures ranges on;
-    ``bf16`` (openvino only) runs the fp32 graph in bf16.
+    ``bf16`` (openvino only) runs the fp32 graph in bf16. ``passed(export key, what was
+    measured)`` is called once the engine passes (:mod:`search_lab.features.checked`).
     """
     full_key = {**key, "opset": OPSET, "engine": engine, "engine_version": engine_version(engine)}
     full_key["torch"] = _torch_version()
@@ -206,6 +209,8 @@ def engine_runner(
                 f"cnn: {precision} {engine} gives vectors of {key.get('backbone')} at cosine "
                 f"{cos:.3f} to torch's (at least {least:g}): use feature.precision=fp32"
             )
+        if passed is not None:
+            passed(full_key, f"cosine >= {cos:.6f}")
         return runner
     worst = max(relative_difference(reference(p), runner(p)) for p in probes)
     if not worst <= FIDELITY:
@@ -215,6 +220,8 @@ def engine_runner(
             "use feature.engine=torch"
         )
     log.info("%s agrees with torch to %.2g (relative) on the probe images", engine, worst)
+    if passed is not None:
+        passed(full_key, f"relative difference {worst:.3g}")
     return runner
 
 
@@ -255,7 +262,8 @@ PROBES = 3  # synthetic images every engine must reproduce torch's vectors on
 
 def feature_runner(feature: Any, engine: str) -> Runner:
     """A faithful runner of ``engine`` for a prepared :class:`~search_lab.features.cnn.CNNFeature`
-    (its torch network loaded); ConfigError if the engine cannot be used for it."""
+    (its torch network loaded); ConfigError if the engine cannot be used for it. A pass is
+    recorded (:mod:`search_lab.features.checked`) for :func:`recorded_runner`."""
     from search_lab.features.export import graph_module, weights_digest
     from search_lab.features.pooling import FC_INPUT, pool
 
@@ -277,13 +285,94 @@ def feature_runner(feature: Any, engine: str) -> Runner:
         files = quantize.calibration_files(feature.calibrate_on)
         key["calibration"] = quantize.calibration_digest(files)
         calibration = lambda: quantize.calibration_batches(feature, files)  # noqa: E731
+    exports = Exports(feature.export_dir)
+    network = network_description(feature)
+
+    def passed(export_key: dict[str, Any], measured: str) -> None:
+        if network is not None:
+            record = checked.record_key(network, engine, feature.threads, check_bound(feature))
+            checked.Checks(exports.folder).add(record, export_key, measured)
+
     return engine_runner(
         engine, key=key, graph=lambda: graph_module(forward, pooling),
-        fixed_side=None if conv else FC_INPUT, exports=Exports(feature.export_dir),
+        fixed_side=None if conv else FC_INPUT, exports=exports,
         threads=feature.threads, reference=feature._torch_describe,
         probes=probe_batches(feature), calibration=calibration,
-        bf16=feature.precision == "bf16",
+        bf16=feature.precision == "bf16", passed=passed,
     )  # fmt: skip
+
+
+def network_description(feature: Any) -> dict[str, Any] | None:
+    """What a CNN feature's network is, found without torch: its settings and a digest of its
+    weights file; None when that file cannot be found without torch (torchvision's hub cache)
+    or there is none (random weights)."""
+    from search_lab.core import integrity
+    from search_lab.features.backbones import weights_file
+
+    file = weights_file(feature.backbone, feature.weights)
+    if file is None:
+        return None
+    conv = not feature.square
+    network = {
+        "backbone": feature.backbone,
+        "layer": feature.layer,
+        "weights_file": str(file),
+        "weights_digest": integrity.file_digest(file),
+        "pooling": feature.pooling if conv else None,
+        "gem_p": feature.gem_p if conv and feature.pooling == "gem" else None,
+        "precision": feature.precision,
+        "sides": list(feature.sides),  # the check runs at each: a record is for these only
+        "square": feature.square,
+    }
+    if feature.precision == "int8":
+        from search_lab.features import quantize
+
+        network["calibration"] = quantize.calibration_digest(
+            quantize.calibration_files(feature.calibrate_on)
+        )
+    return network
+
+
+def check_bound(feature: Any) -> float:
+    """The bound the fidelity check holds ``feature``'s engine to (recorded with each pass)."""
+    from search_lab.features.quantize import INT8_MIN_COSINE
+
+    return {"int8": INT8_MIN_COSINE, "bf16": BF16_MIN_COSINE}.get(feature.precision, FIDELITY)
+
+
+def recorded_runner(feature: Any) -> tuple[str, Runner] | None:
+    """(engine, runner) of the engine a process on this machine already checked for this
+    network, loaded without torch; None when the full path must decide (no record, an engine
+    not yet checked, a damaged export, torch asked for, a GPU, random weights)."""
+    if feature.device != "cpu" or feature.weights is None or feature.engine == "torch":
+        return None
+    engine = {"int8": "onnxruntime", "bf16": "openvino"}.get(feature.precision, feature.engine)
+    if engine == "auto":  # the first installed one: what the full path tries first
+        engine = next((e for e in AUTO_ORDER if checked.package_version(PACKAGES[e])), "")
+    try:
+        network = network_description(feature)
+    except ConfigError:
+        return None  # e.g. int8's calibration folder is gone: the full path says so
+    if not engine or network is None or (feature.precision == "bf16" and not bf16_available()):
+        return None
+    exports = Exports(feature.export_dir)
+    export_key = checked.Checks(exports.folder).export_key(
+        checked.record_key(network, engine, feature.threads, check_bound(feature))
+    )
+    path = exports.valid(exports.folder, export_key)[0] if export_key else None
+    if path is None:
+        return None
+    try:
+        if feature.precision == "bf16":
+            runner = openvino_runner(path, feature.threads, "bf16")
+        else:
+            runner = RUNNERS[engine](path, feature.threads)
+    except ConfigError as err:
+        log.info("%s cannot run the checked export (%s): checking again", engine, err)
+        return None
+    log.info("%s: %s passed the fidelity check on this machine before: running %s without "
+             "torch", feature.name, engine, path.name)  # fmt: skip
+    return engine, runner
 
 
 def probe_batches(feature: Any) -> list[np.ndarray]:
@@ -297,7 +386,7 @@ def probe_batches(feature: Any) -> list[np.ndarray]:
     for side in feature.sides:
         groups: dict[tuple[int, ...], list[np.ndarray]] = {}
         for image in images:
-            x = feature._input(image, side).numpy()
+            x = feature._input(image, side)
             groups.setdefault(x.shape, []).append(x)
         out += [np.stack(g) for g in groups.values()]
     return out

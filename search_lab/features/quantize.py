@@ -63,7 +63,7 @@ def calibration_batches(feature: Any, files: Sequence[Path]) -> list[np.ndarray]
         except ImageLoadError as err:
             log.warning("int8 calibration: skipping %s", err)
             continue
-        batches += [feature._input(image, side).numpy()[None] for side in feature.sides]
+        batches += [feature._input(image, side)[None] for side in feature.sides]
     return batches
 
 

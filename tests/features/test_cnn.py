@@ -119,13 +119,13 @@ def test_resized_shape_keeps_aspect_ratio() -> None:
 def test_preprocess_shape_and_normalisation() -> None:
     white = np.full((200, 400, 3), 255, np.uint8)
     x = cnn.preprocess(white, side=224)
-    assert x.shape == (3, 112, 224) and x.dtype == torch.float32
+    assert x.shape == (3, 112, 224) and x.dtype == np.float32
     expected = (1.0 - np.asarray(cnn.IMAGENET_MEAN)) / np.asarray(cnn.IMAGENET_STD)
-    np.testing.assert_allclose(x[:, 50, 100].numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(x[:, 50, 100], expected, rtol=1e-6)
     assert cnn.preprocess(white, side=224, square=True).shape == (3, 224, 224)
     grey = np.full((8, 8, 3), 127, np.uint8)  # TF EfficientNet-Lite inputs: (127 - 127) / 128
     x = cnn.preprocess(grey, side=8, mean=cnn.TF_MEAN, std=cnn.TF_STD)
-    np.testing.assert_allclose(x.numpy(), 0.0, atol=1e-6)
+    np.testing.assert_allclose(x, 0.0, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -369,10 +369,11 @@ def test_crop_is_closer_than_an_unrelated_photo(holidays_dir: Path) -> None:
 
 
 def test_describing_a_cnn_feature_does_not_import_torch() -> None:
-    """A Ray driver or the app's index list builds the extractor: the network loads on use."""
+    """A Ray driver or the app's index list builds the extractor: the network loads on use
+    (an engine checked here before needs no torch at all: ``test_checked.py``)."""
     code = (
         "import sys; from search_lab.features import create; "
-        "f = create('cnn'); assert 'torch' not in sys.modules, 'torch imported'; "
+        "f = create('cnn', engine='torch'); assert 'torch' not in sys.modules, 'torch imported'; "
         "f.prepare(); assert 'torch' in sys.modules"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
