@@ -78,9 +78,7 @@ def _prepared(export_dir: Path, **params: object) -> object:
     return feature
 
 
-def test_tampered_record_is_checked_again(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_tampered_record_is_checked_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     _prepared(tmp_path)
     (record,) = records(tmp_path)
     data = json.loads(record.read_text())
