@@ -165,10 +165,16 @@ _MODELS_LOCK = threading.Lock()
 
 
 def _weights_key(weights: str | None) -> str | None:
-    """Cache key of a ``weights`` value: files by resolved path, names as they are."""
+    """Cache key of a ``weights`` value: names as they are, files by resolved path, size and
+    modification time (a file overwritten in a long-lived process is loaded again)."""
     if weights is None or weights == "DEFAULT" or re.fullmatch(r"[A-Z0-9_]+", weights):
         return weights
-    return str(Path(weights).expanduser().resolve())
+    path = Path(weights).expanduser().resolve()
+    try:
+        stat = path.stat()
+    except OSError:
+        return str(path)  # loading it says what is wrong
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _lite_package_file(backbone: str) -> Path:

@@ -29,16 +29,30 @@ from search_lab.core import atomic_write_json, integrity
 log = logging.getLogger(__name__)
 
 RECORD_FORMAT = 1
-CODE = ("backbones.py", "checked.py", "engines.py", "export.py", "pooling.py", "quantize.py")
-"""Modules (of this package) whose code decides what is exported and how it is checked."""
+CODE = (
+    "data/synth.py",
+    "features/backbones.py",
+    "features/checked.py",
+    "features/cnn.py",
+    "features/engines.py",
+    "features/export.py",
+    "features/pooling.py",
+    "features/quantize.py",
+)
+"""Modules (under ``search_lab/``) whose code decides what is exported, what torch's reference
+is, which probe images the check runs on, and how it is checked."""
+ENVIRONMENT = ("ONEDNN_", "DNNL_", "OV_", "ORT_")
+"""Prefixes of environment variables that can change an engine's kernels (e.g.
+``ONEDNN_MAX_CPU_ISA``): part of the key. Not ``OMP_``: loading torch sets its wait policy."""
 
 
 @cache
 def code_digest() -> str:
     """XXH3-128 of the :data:`CODE` modules' source: editing any of them voids every record."""
+    package = Path(__file__).resolve().parents[1]
     h = xxhash.xxh3_128()
     for name in CODE:
-        h.update((Path(__file__).with_name(name)).read_bytes())
+        h.update(name.encode() + b"\0" + (package / name).read_bytes())
     return h.hexdigest()
 
 
@@ -57,7 +71,7 @@ def cpu_identity() -> str:
                     break  # the first processor tells
     except OSError:
         pass
-    text = json.dumps([platform.machine(), platform.processor(), sorted(fields.items())])
+    text = json.dumps([platform.machine(), sorted(fields.items())])
     return xxhash.xxh3_128(text.encode()).hexdigest()
 
 
@@ -87,8 +101,10 @@ def record_key(
         "torch": package_version("torch"),
         "torchvision": package_version("torchvision"),
         "efficientnet_lite": package_version("efficientnet-lite-pytorch"),
+        "onnx": package_version("onnx"),
         "threads": threads,
         "cpu": cpu_identity(),
+        "environment": sorted((k, v) for k, v in os.environ.items() if k.startswith(ENVIRONMENT)),
         "code": code_digest(),
     }
 

@@ -286,7 +286,11 @@ def feature_runner(feature: Any, engine: str) -> Runner:
         key["calibration"] = quantize.calibration_digest(files)
         calibration = lambda: quantize.calibration_batches(feature, files)  # noqa: E731
     exports = Exports(feature.export_dir)
-    network = network_description(feature)
+    try:
+        network = network_description(feature)
+    except (OSError, ConfigError) as err:  # the pass is then not recorded: nothing else changes
+        log.info("%s: the engine's check cannot be recorded (%s)", feature.name, err)
+        network = None
 
     def passed(export_key: dict[str, Any], measured: str) -> None:
         if network is not None:
@@ -343,33 +347,44 @@ def check_bound(feature: Any) -> float:
 def recorded_runner(feature: Any) -> tuple[str, Runner] | None:
     """(engine, runner) of the engine a process on this machine already checked for this
     network, loaded without torch; None when the full path must decide (no record, an engine
-    not yet checked, a damaged export, torch asked for, a GPU, random weights)."""
+    not yet checked, a damaged export, torch asked for, a GPU, random weights, any error)."""
     if feature.device != "cpu" or feature.weights is None or feature.engine == "torch":
         return None
+    try:
+        return _recorded(feature)
+    except Exception as err:  # any doubt: the full path checks again, or says what is wrong
+        log.info("%s: no checked engine used (%s): checking against torch", feature.name, err)
+        return None
+
+
+def _recorded(feature: Any) -> tuple[str, Runner] | None:
+    """:func:`recorded_runner` once the settings allow a record."""
     engine = {"int8": "onnxruntime", "bf16": "openvino"}.get(feature.precision, feature.engine)
     if engine == "auto":  # the first installed one: what the full path tries first
         engine = next((e for e in AUTO_ORDER if checked.package_version(PACKAGES[e])), "")
-    try:
-        network = network_description(feature)
-    except ConfigError:
-        return None  # e.g. int8's calibration folder is gone: the full path says so
+    network = network_description(feature)
     if not engine or network is None or (feature.precision == "bf16" and not bf16_available()):
         return None
     exports = Exports(feature.export_dir)
     export_key = checked.Checks(exports.folder).export_key(
         checked.record_key(network, engine, feature.threads, check_bound(feature))
     )
-    path = exports.valid(exports.folder, export_key)[0] if export_key else None
+    graph = {  # what the export of these settings is: a record pointing elsewhere is void
+        **{k: network[k] for k in ("backbone", "layer", "pooling", "gem_p")},
+        "engine": engine,
+        "engine_version": checked.package_version(PACKAGES[engine]),
+        "precision": "fp32" if feature.precision == "bf16" else feature.precision,
+        "calibration": network.get("calibration"),
+    }
+    if not isinstance(export_key, dict) or any(export_key.get(k) != v for k, v in graph.items()):
+        return None
+    path = exports.valid(exports.folder, export_key)[0]
     if path is None:
         return None
-    try:
-        if feature.precision == "bf16":
-            runner = openvino_runner(path, feature.threads, "bf16")
-        else:
-            runner = RUNNERS[engine](path, feature.threads)
-    except ConfigError as err:
-        log.info("%s cannot run the checked export (%s): checking again", engine, err)
-        return None
+    if feature.precision == "bf16":
+        runner = openvino_runner(path, feature.threads, "bf16")
+    else:
+        runner = RUNNERS[engine](path, feature.threads)
     log.info("%s: %s passed the fidelity check on this machine before: running %s without "
              "torch", feature.name, engine, path.name)  # fmt: skip
     return engine, runner

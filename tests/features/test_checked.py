@@ -160,3 +160,44 @@ def test_a_folder_that_cannot_hold_records_only_costs_the_check(
         feature = _prepared(tmp_path)
     assert feature.engine_used == "onnxruntime"
     assert "engine check not recorded" in caplog.text
+
+
+def test_a_record_runs_only_the_export_its_settings_allow(tmp_path: Path) -> None:
+    """A record (checksum and all) pointing at another valid export, here max pooling's for
+    GeM's settings, is not followed."""
+    gem = _prepared(tmp_path)
+    key = checked.record_key(eng.network_description(gem), "onnxruntime", None, eng.FIDELITY)
+    maxed = _prepared(tmp_path, pooling="max")
+    network = eng.network_description(maxed)
+    checks = checked.Checks(tmp_path)
+    max_export = checks.export_key(checked.record_key(network, "onnxruntime", None, eng.FIDELITY))
+    assert max_export is not None and max_export["pooling"] == "max"
+    checks.add(key, max_export, "relative difference 0")
+    assert eng.recorded_runner(create("cnn", export_dir=str(tmp_path), **SMALL)) is None
+    checks.add(key, ["not", "a", "key"], "relative difference 0")  # type: ignore[arg-type]
+    assert eng.recorded_runner(create("cnn", export_dir=str(tmp_path), **SMALL)) is None
+
+
+def test_an_overwritten_weights_file_is_loaded_again(tmp_path: Path) -> None:
+    """The loaded-model cache keys a weights file by its size and modification time too, so
+    a file overwritten in a long-lived process is never checked through its old network."""
+    from search_lab.features.backbones import _weights_key
+
+    state = tmp_path / "w.pth"
+    state.write_bytes(b"one")
+    before = _weights_key(str(state))
+    state.write_bytes(b"three")
+    assert _weights_key(str(state)) != before
+    assert _weights_key("DEFAULT") == "DEFAULT"
+
+
+@pytest.mark.skipif(not eng.bf16_available(), reason="this CPU has no native bf16 (or no openvino)")
+def test_bf16_is_recorded_apart_from_fp32(tmp_path: Path) -> None:
+    fp32 = _prepared(tmp_path)
+    bf16 = _prepared(tmp_path, engine="auto", precision="bf16")
+    assert bf16.engine_used == "openvino" and bf16._forward is not None  # checked: no record
+    again = _prepared(tmp_path, engine="auto", precision="bf16")
+    assert again.engine_used == "openvino" and again._forward is None  # its own record
+    x = np.random.default_rng(0).random((1, 3, 96, 128), dtype=np.float32)
+    np.testing.assert_array_equal(again._runner(x), bf16._runner(x))
+    assert len(records(tmp_path)) == 2 and fp32.engine_used == "onnxruntime"

@@ -389,7 +389,7 @@ def test_bf16_is_refused_on_a_cpu_without_it(
 
 
 def test_reduced_precision_without_its_engine_says_what_to_do(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Neither engine=torch nor auto can help there: the line names the engine to install."""
     from search_lab.features import cnn
@@ -399,7 +399,9 @@ def test_reduced_precision_without_its_engine_says_what_to_do(
 
     monkeypatch.setattr(cnn, "engine_version", missing)
     for precision, engine in (("bf16", "openvino"), ("int8", "onnxruntime")):
-        feature = create("cnn", precision=precision, size=96, calibrate_on="/nowhere")
+        feature = create(
+            "cnn", precision=precision, size=96, calibrate_on="/nowhere", export_dir=str(tmp_path)
+        )  # an empty export folder: no engine checked here before
         with pytest.raises(ConfigError, match=f"install {engine} .* or use feature.precision=fp32"):
             feature.prepare()
 
