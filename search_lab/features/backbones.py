@@ -164,10 +164,16 @@ _TRUNKS: dict[tuple[str, str | None, str, str], Forward] = {}  # ... and layer -
 _MODELS_LOCK = threading.Lock()
 
 
+def _is_name(weights: str) -> bool:
+    """Whether a ``weights`` value names weights (``DEFAULT``, a torchvision enum member)
+    rather than a file."""
+    return re.fullmatch(r"[A-Z0-9_]+", weights) is not None
+
+
 def _weights_key(weights: str | None) -> str | None:
     """Cache key of a ``weights`` value: names as they are, files by resolved path, size and
     modification time (a file overwritten in a long-lived process is loaded again)."""
-    if weights is None or weights == "DEFAULT" or re.fullmatch(r"[A-Z0-9_]+", weights):
+    if weights is None or _is_name(weights):
         return weights
     path = Path(weights).expanduser().resolve()
     try:
@@ -200,7 +206,7 @@ def weights_file(backbone: str, weights: str | None) -> Path | None:
             return _lite_package_file(backbone)
         except ConfigError:
             return None
-    if re.fullmatch(r"[A-Z0-9_]+", weights):  # a torchvision enum name: in torch's hub cache
+    if _is_name(weights):  # a torchvision name: in torch's hub cache
         return None
     path = Path(weights).expanduser()
     return path.resolve() if path.is_file() else None

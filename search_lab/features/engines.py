@@ -154,6 +154,19 @@ RUNNERS: dict[str, Callable[..., Runner]] = {
 }
 
 
+def load_runner(engine: str, path: Path, threads: int | None, bf16: bool = False) -> Runner:
+    """``engine``'s runner of the export at ``path`` (``bf16``: openvino in bf16)."""
+    return openvino_runner(path, threads, "bf16") if bf16 else RUNNERS[engine](path, threads)
+
+
+def check_bound(precision: str) -> float:
+    """What the fidelity check holds an engine to: fp32's largest relative difference, or
+    int8's / bf16's smallest cosine to torch's vectors (recorded with each pass too)."""
+    from search_lab.features.quantize import INT8_MIN_COSINE
+
+    return {"int8": INT8_MIN_COSINE, "bf16": BF16_MIN_COSINE}.get(precision, FIDELITY)
+
+
 # --------------------------------------------------------------------------------------------
 # Choosing an engine
 # --------------------------------------------------------------------------------------------
@@ -196,11 +209,12 @@ def engine_runner(
         return quantized(fp32, calibration())
 
     path = exports.get(full_key, build)
-    runner = openvino_runner(path, threads, "bf16") if bf16 else RUNNERS[engine](path, threads)
+    runner = load_runner(engine, path, threads, bf16)
     if calibration is not None or bf16:
-        from search_lab.features.quantize import INT8_MIN_COSINE, min_cosine
+        from search_lab.features.quantize import min_cosine
 
-        precision, least = ("bf16", BF16_MIN_COSINE) if bf16 else ("int8", INT8_MIN_COSINE)
+        precision = "bf16" if bf16 else "int8"
+        least = check_bound(precision)
         cos = min(min_cosine(reference(p), runner(p)) for p in probes)
         log.info("%s %s: cosine to torch's vectors >= %.4f on the probe images", precision,
                  engine, cos)  # fmt: skip
@@ -268,16 +282,11 @@ def feature_runner(feature: Any, engine: str) -> Runner:
     from search_lab.features.pooling import FC_INPUT, pool
 
     forward = feature._forward
-    conv = not feature.square
     key = {
-        "backbone": feature.backbone,
-        "layer": feature.layer,
+        **graph_settings(feature),
         "weights": weights_digest(getattr(forward, "__self__", forward)),
-        "pooling": feature.pooling if conv else None,
-        "gem_p": feature.gem_p if conv and feature.pooling == "gem" else None,
-        "precision": "fp32" if feature.precision == "bf16" else feature.precision,
-    }  # bf16 runs the fp32 graph: one export for both
-    pooling = (lambda y: pool(y, feature.pooling, feature.gem_p)) if conv else None
+    }
+    pooling = None if feature.square else (lambda y: pool(y, feature.pooling, feature.gem_p))
     calibration = None
     if feature.precision == "int8":
         from search_lab.features import quantize
@@ -287,61 +296,65 @@ def feature_runner(feature: Any, engine: str) -> Runner:
         calibration = lambda: quantize.calibration_batches(feature, files)  # noqa: E731
     exports = Exports(feature.export_dir)
     try:
-        network = network_description(feature)
+        network = network_description(feature, key.get("calibration"))
     except (OSError, ConfigError) as err:  # the pass is then not recorded: nothing else changes
         log.info("%s: the engine's check cannot be recorded (%s)", feature.name, err)
         network = None
 
     def passed(export_key: dict[str, Any], measured: str) -> None:
         if network is not None:
-            record = checked.record_key(network, engine, feature.threads, check_bound(feature))
+            bound = check_bound(feature.precision)
+            record = checked.record_key(network, engine, feature.threads, bound)
             checked.Checks(exports.folder).add(record, export_key, measured)
 
     return engine_runner(
         engine, key=key, graph=lambda: graph_module(forward, pooling),
-        fixed_side=None if conv else FC_INPUT, exports=exports,
+        fixed_side=FC_INPUT if feature.square else None, exports=exports,
         threads=feature.threads, reference=feature._torch_describe,
         probes=probe_batches(feature), calibration=calibration,
         bf16=feature.precision == "bf16", passed=passed,
     )  # fmt: skip
 
 
-def network_description(feature: Any) -> dict[str, Any] | None:
-    """What a CNN feature's network is, found without torch: its settings and a digest of its
-    weights file; None when that file cannot be found without torch (torchvision's hub cache)
-    or there is none (random weights)."""
+def graph_settings(feature: Any) -> dict[str, Any]:
+    """What of a CNN feature's settings its exported graph depends on (weights apart): bf16
+    runs the fp32 graph, so one export serves both."""
+    conv = not feature.square
+    return {
+        "backbone": feature.backbone,
+        "layer": feature.layer,
+        "pooling": feature.pooling if conv else None,
+        "gem_p": feature.gem_p if conv and feature.pooling == "gem" else None,
+        "precision": "fp32" if feature.precision == "bf16" else feature.precision,
+    }
+
+
+def network_description(feature: Any, calibration: str | None = None) -> dict[str, Any] | None:
+    """What a CNN feature's network is, found without torch: its graph's settings, precision,
+    input sides and a digest of its weights file (and int8's ``calibration`` digest, computed
+    here when not given); None when that file cannot be found without torch (torchvision's hub
+    cache) or there is none (random weights)."""
     from search_lab.core import integrity
     from search_lab.features.backbones import weights_file
 
     file = weights_file(feature.backbone, feature.weights)
     if file is None:
         return None
-    conv = not feature.square
     network = {
-        "backbone": feature.backbone,
-        "layer": feature.layer,
+        **graph_settings(feature),
+        "precision": feature.precision,
         "weights_file": str(file),
         "weights_digest": integrity.file_digest(file),
-        "pooling": feature.pooling if conv else None,
-        "gem_p": feature.gem_p if conv and feature.pooling == "gem" else None,
-        "precision": feature.precision,
         "sides": list(feature.sides),  # the check runs at each: a record is for these only
         "square": feature.square,
     }
     if feature.precision == "int8":
         from search_lab.features import quantize
 
-        network["calibration"] = quantize.calibration_digest(
+        network["calibration"] = calibration or quantize.calibration_digest(
             quantize.calibration_files(feature.calibrate_on)
         )
     return network
-
-
-def check_bound(feature: Any) -> float:
-    """The bound the fidelity check holds ``feature``'s engine to (recorded with each pass)."""
-    from search_lab.features.quantize import INT8_MIN_COSINE
-
-    return {"int8": INT8_MIN_COSINE, "bf16": BF16_MIN_COSINE}.get(feature.precision, FIDELITY)
 
 
 def recorded_runner(feature: Any) -> tuple[str, Runner] | None:
@@ -362,18 +375,17 @@ def _recorded(feature: Any) -> tuple[str, Runner] | None:
     engine = {"int8": "onnxruntime", "bf16": "openvino"}.get(feature.precision, feature.engine)
     if engine == "auto":  # the first installed one: what the full path tries first
         engine = next((e for e in AUTO_ORDER if checked.package_version(PACKAGES[e])), "")
+    bf16 = feature.precision == "bf16"
     network = network_description(feature)
-    if not engine or network is None or (feature.precision == "bf16" and not bf16_available()):
+    if not engine or network is None or (bf16 and not bf16_available()):
         return None
+    key = checked.record_key(network, engine, feature.threads, check_bound(feature.precision))
     exports = Exports(feature.export_dir)
-    export_key = checked.Checks(exports.folder).export_key(
-        checked.record_key(network, engine, feature.threads, check_bound(feature))
-    )
+    export_key = checked.Checks(exports.folder).export_key(key)
     graph = {  # what the export of these settings is: a record pointing elsewhere is void
-        **{k: network[k] for k in ("backbone", "layer", "pooling", "gem_p")},
+        **graph_settings(feature),
         "engine": engine,
-        "engine_version": checked.package_version(PACKAGES[engine]),
-        "precision": "fp32" if feature.precision == "bf16" else feature.precision,
+        "engine_version": key["engine_version"],
         "calibration": network.get("calibration"),
     }
     if not isinstance(export_key, dict) or any(export_key.get(k) != v for k, v in graph.items()):
@@ -381,10 +393,7 @@ def _recorded(feature: Any) -> tuple[str, Runner] | None:
     path = exports.valid(exports.folder, export_key)[0]
     if path is None:
         return None
-    if feature.precision == "bf16":
-        runner = openvino_runner(path, feature.threads, "bf16")
-    else:
-        runner = RUNNERS[engine](path, feature.threads)
+    runner = load_runner(engine, path, feature.threads, bf16)
     log.info("%s: %s passed the fidelity check on this machine before: running %s without "
              "torch", feature.name, engine, path.name)  # fmt: skip
     return engine, runner
