@@ -8,8 +8,10 @@ once, then the mAP of every merge setting (what chose ``rerank.weight``, ``min_i
 every query-expansion setting of :data:`CHAIN_GRID`, each without re-ranking and with the default
 verification merged at a few weights (each pair's inliers counted once across settings; what
 chose the second round of ``recommended``, docs/results.md; tune side only). ``gate``: expansion
-switched per query by how strongly its first results verify (tried for a fourth round, not
-kept: docs/results.md).
+switched per query by how strongly its first results verify; ``variants``: expansion kept to
+k-reciprocal neighbours, fused with the unexpanded similarity, or with more weight on the image
+itself, and diffusion over the k-NN graph (both tried for a fourth round, not kept:
+docs/results.md).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import itertools
 import os
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -192,6 +195,97 @@ def gate(overrides: list[str], weights: list[float]) -> None:
             _print_chain(sc, f"alpha={alpha} gate={t} {mode}", _ranked(sims), sims, weights)
 
 
+VARIANTS = {
+    "reciprocal": {"kr": [5, 10, 20, 30], "alpha": [1.0, 2.0, 3.0]},
+    "fused": {"beta": [0.25, 0.5, 0.75], "alpha": [1.0, 2.0, 3.0]},
+    "self": {"weight": [3.0, 4.0], "alpha": [1.0, 2.0, 3.0]},
+    "diffusion": {"k": [20, 50, 100], "alpha": [0.8, 0.9], "kq": [5, 10]},
+}
+"""``variants``: the settings tried for each kind of expansion (over 20 neighbours) and of
+diffusion (graph neighbours ``k``, ``alpha``, the query's neighbours ``kq``)."""
+
+
+def _neighbour_weights(sims: np.ndarray, k: int, alpha: float, kr: int = 0) -> np.ndarray:
+    """``max(cos, 0) ** alpha`` on each row's ``k`` most similar columns, 0 elsewhere; with
+    ``kr``, only on columns whose own ``kr`` most similar (square ``sims``) hold the row."""
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    picked = np.take_along_axis(sims, top, axis=1)
+    kept = np.maximum(picked, 0.0) ** alpha
+    if kr:
+        kth = -np.sort(-sims, axis=1)[:, kr - 1]
+        kept = np.where(picked >= kth[top] - 1e-9, kept, 0.0)
+    weights = np.zeros_like(sims)
+    np.put_along_axis(weights, top, kept, axis=1)
+    return weights
+
+
+def self_weighted_expansion(x: np.ndarray, k: int, alpha: float, weight: float) -> np.ndarray:
+    """Unit rows ``x`` expanded over themselves with ``x`` itself counted ``weight`` times:
+    ``(weight - 2) * x`` added to the recipe's ``x + sum`` before normalising (2: the recipe)."""
+    out = (weight - 1) * x + _neighbour_weights(x @ x.T, k, alpha) @ x
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def reciprocal_expansion(x: np.ndarray, k: int, alpha: float, kr: int) -> np.ndarray:
+    """Unit rows ``x`` expanded as :func:`search_lab.features.expand_queries` does (over
+    themselves), keeping of each row's ``k`` nearest only those that have the row among their
+    own ``kr`` nearest (itself counted first): k-reciprocal neighbours."""
+    out = x + _neighbour_weights(x @ x.T, k, alpha, kr) @ x
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def diffusion_scores(
+    base: np.ndarray, rows: np.ndarray, k: int, alpha: float, kq: int, gamma: float = 3.0
+) -> np.ndarray:
+    """Diffusion over the mutual k-NN graph of the unit rows ``base`` (edges ``cos ** gamma``,
+    symmetrically normalised to ``S``), from each of ``rows``' ``kq`` nearest (``y``): the
+    solution ``f`` of ``f = alpha * S f + y``, scaled to a maximum of 1 per query."""
+    sims = base @ base.T
+    graph = _neighbour_weights(sims, k, gamma)
+    np.fill_diagonal(graph, 0.0)
+    graph = np.minimum(graph, graph.T)
+    degree = np.sqrt(np.maximum(graph.sum(axis=1), 1e-12))
+    transition = graph / degree[:, None] / degree[None, :]
+    start = _neighbour_weights(sims[rows], kq, gamma)
+    f = np.linalg.solve(np.eye(len(base)) - alpha * transition, start.T).T
+    return f / f.max(axis=1, keepdims=True)
+
+
+def variant_similarities(base: np.ndarray, rows: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    """(label, similarities of ``rows`` of the unit vectors ``base`` to all of them) for no
+    expansion, the recipe's (20 neighbours, alpha 2) and every setting of :data:`VARIANTS`.
+
+    ``fused``: ``(1 - beta) * cos(x, y) + beta * cos(expanded x, expanded y)``, the cosine of
+    the two vectors side by side; ``self``: each vector counted ``weight`` times in its own
+    expansion instead of twice (the recipe's ``x + sum``, whose sum holds ``x`` itself);
+    ``diffusion``: :func:`diffusion_scores` (re-ranking merges ``1 - score`` as the distance).
+    """
+    plain = base[rows] @ base.T
+    yield "no expansion", plain
+    shipped = expand_queries(base, base, 20, 2.0)
+    yield "the recipe (20, alpha 2)", shipped[rows] @ shipped.T
+    for kr, alpha in itertools.product(*VARIANTS["reciprocal"].values()):
+        x = reciprocal_expansion(base, 20, alpha, kr)
+        yield f"reciprocal kr={kr} alpha={alpha}", x[rows] @ x.T
+    for beta, alpha in itertools.product(*VARIANTS["fused"].values()):
+        x = expand_queries(base, base, 20, alpha)
+        yield f"fused beta={beta} alpha={alpha}", (1 - beta) * plain + beta * (x[rows] @ x.T)
+    for weight, alpha in itertools.product(*VARIANTS["self"].values()):
+        x = self_weighted_expansion(base, 20, alpha, weight)
+        yield f"self weight={weight} alpha={alpha}", x[rows] @ x.T
+    for k, alpha, kq in itertools.product(*VARIANTS["diffusion"].values()):
+        yield f"diffusion k={k} alpha={alpha} kq={kq}", diffusion_scores(base, rows, k, alpha, kq)
+
+
+def variants(overrides: list[str], weights: list[float]) -> None:
+    """mAP of every expansion variant of :data:`VARIANTS` on the recipe's chain, without
+    re-ranking and with the default verification merged at each of ``weights``. Tune side only."""
+    sc = _Scorer([*overrides, "post.expand=0"])
+    base = sc.col.vectors.astype(np.float64)  # the chain up to the expansion: unit rows
+    for label, sims in variant_similarities(base, np.asarray(sc.qrows)):
+        _print_chain(sc, label, _ranked(sims), sims, weights)
+
+
 def _ranked(sims: np.ndarray) -> np.ndarray:
     return np.argsort(-sims, axis=1, kind="stable")
 
@@ -240,6 +334,11 @@ def main(argv: list[str] | None = None) -> None:
         "overrides", nargs="*", default=["+experiment=recommended", "dataset.split=tune"]
     )
     four.add_argument("--weights", type=float, nargs="*", default=[0.25, 0.5])
+    five = sub.add_parser("variants", help="other expansions, and diffusion, without and with sv")
+    five.add_argument(
+        "overrides", nargs="*", default=["+experiment=recommended", "dataset.split=tune"]
+    )
+    five.add_argument("--weights", type=float, nargs="*", default=[0.25, 0.5])
     args = parser.parse_args(argv)
     if args.what == "local":
         local(args.side, args.queries, args.unrelated)
@@ -247,8 +346,10 @@ def main(argv: list[str] | None = None) -> None:
         merge(args.overrides, args.candidates)
     elif args.what == "chain":
         chain(args.overrides, args.candidates, args.weights)
-    else:
+    elif args.what == "gate":
         gate(args.overrides, args.weights)
+    else:
+        variants(args.overrides, args.weights)
 
 
 if __name__ == "__main__":
