@@ -16,6 +16,12 @@
   :mod:`~search_lab.benchmarks.update_in_place`: index updates in place against rebuilds.
 - :mod:`~search_lab.benchmarks.ray_scale` (``python -m search_lab.bench_ray_scale``): a large
   collection indexed through Ray, killed half way and resumed, with every process's peak memory.
+- :mod:`~search_lab.benchmarks.rerank` (``python -m search_lab.benchmarks.rerank
+  {local,merge,chain,gate,variants}``): re-ranking's local feature and merge, and the
+  ``recommended`` recipe's expansion and its alternatives, scored on the tune sides.
+- :mod:`~search_lab.benchmarks.backbones`: milliseconds per image of the EfficientNet-Lite
+  backbones; :mod:`~search_lab.benchmarks.duplicates`: near-duplicate finding on planted sets
+  against imagededup's perceptual hash.
 
 Shared pieces: :mod:`~search_lab.benchmarks.common` (machine, load, configuration, the
 command-line frame) and :mod:`~search_lab.benchmarks.memory` (peak resident memory).
