@@ -24,9 +24,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from search_lab.benchmarks.common import exit_status
 from search_lab.cli import compose_config
 from search_lab.evaluation import pick_queries, ranked_ids, score_ranked
-from search_lab.features import expand_queries
+from search_lab.features import expand_queries, neighbour_weights
 from search_lab.retrieval import (
     SV_DEFAULTS,
     RerankOptions,
@@ -206,16 +207,12 @@ diffusion (graph neighbours ``k``, ``alpha``, the query's neighbours ``kq``)."""
 
 
 def _neighbour_weights(sims: np.ndarray, k: int, alpha: float, kr: int = 0) -> np.ndarray:
-    """``max(cos, 0) ** alpha`` on each row's ``k`` most similar columns, 0 elsewhere; with
-    ``kr``, only on columns whose own ``kr`` most similar (square ``sims``) hold the row."""
-    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    picked = np.take_along_axis(sims, top, axis=1)
-    kept = np.maximum(picked, 0.0) ** alpha
+    """:func:`search_lab.features.neighbour_weights`; with ``kr``, kept only on columns whose
+    own ``kr`` most similar (square ``sims``) hold the row: k-reciprocal neighbours."""
+    weights = neighbour_weights(sims, k, alpha)
     if kr:
-        kth = -np.sort(-sims, axis=1)[:, kr - 1]
-        kept = np.where(picked >= kth[top] - 1e-9, kept, 0.0)
-    weights = np.zeros_like(sims)
-    np.put_along_axis(weights, top, kept, axis=1)
+        kth = -np.sort(-sims, axis=1)[:, min(kr, sims.shape[1]) - 1]
+        weights[sims < kth[None, :] - 1e-9] = 0.0
     return weights
 
 
@@ -311,7 +308,8 @@ def _print_chain(
     print(line, flush=True)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; bad input (configuration, dataset folder) is one line and exit 2."""
     parser = argparse.ArgumentParser(prog="python -m search_lab.benchmarks.rerank")
     sub = parser.add_subparsers(dest="what", required=True)
     one = sub.add_parser("local", help="SIFT against ORB on a sample of queries")
@@ -340,17 +338,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     five.add_argument("--weights", type=float, nargs="*", default=[0.25, 0.5])
     args = parser.parse_args(argv)
-    if args.what == "local":
-        local(args.side, args.queries, args.unrelated)
-    elif args.what == "merge":
-        merge(args.overrides, args.candidates)
-    elif args.what == "chain":
-        chain(args.overrides, args.candidates, args.weights)
-    elif args.what == "gate":
-        gate(args.overrides, args.weights)
-    else:
-        variants(args.overrides, args.weights)
+    commands = {
+        "local": lambda: local(args.side, args.queries, args.unrelated),
+        "merge": lambda: merge(args.overrides, args.candidates),
+        "chain": lambda: chain(args.overrides, args.candidates, args.weights),
+        "gate": lambda: gate(args.overrides, args.weights),
+        "variants": lambda: variants(args.overrides, args.weights),
+    }
+    return exit_status(commands[args.what])
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -17,7 +17,7 @@ __getattr__, __dir__, _lazy = lazy_loader.attach(
         "base": ["FEATURES"],
         "engines": ["bf16_available", "engines_used"],
         "pooling": ["pool"],
-        "postprocess": ["EXPAND_BASE", "PostProcessor", "expand_queries"],
+        "postprocess": ["EXPAND_BASE", "PostProcessor", "expand_queries", "neighbour_weights"],
     },
 )
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "create",
     "engines_used",
     "expand_queries",
+    "neighbour_weights",
     "packaged_lite",
     "pool",
     "register",

@@ -199,18 +199,25 @@ def expand_queries(
     similar ``base`` rows whose ``cos_j >= floor`` (a row of ``base`` itself included, with
     weight 1), in chunks of ``chunk`` rows so memory stays ``chunk x len(base)``.
     """
-    k = min(k, len(base))
     out = np.empty((len(x), base.shape[1]), dtype=np.float64)
     for start in range(0, len(x), chunk):
         rows = np.asarray(x[start : start + chunk], dtype=np.float64)
-        sims = rows @ base.T
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        weights = np.zeros_like(sims)
-        picked = np.take_along_axis(sims, top, axis=1)
-        kept = np.where(picked >= floor, np.maximum(picked, 0.0) ** alpha, 0.0)
-        np.put_along_axis(weights, top, kept, axis=1)
-        out[start : start + chunk] = rows + weights @ base
+        out[start : start + chunk] = rows + neighbour_weights(rows @ base.T, k, alpha, floor) @ base
     return l2n(out)
+
+
+def neighbour_weights(sims: np.ndarray, k: int, alpha: float, floor: float = 0.0) -> np.ndarray:
+    """``max(cos, 0) ** alpha`` on each row's ``k`` most similar columns of ``sims`` whose
+    ``cos >= floor``, 0 elsewhere (all columns when there are fewer than ``k``): the weights
+    :func:`expand_queries` sums neighbours by."""
+    k = min(k, sims.shape[1])
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    picked = np.take_along_axis(sims, top, axis=1)
+    weights = np.zeros_like(sims)
+    np.put_along_axis(
+        weights, top, np.where(picked >= floor, np.maximum(picked, 0.0) ** alpha, 0.0), axis=1
+    )
+    return weights
 
 
 def _principal_axes(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,11 +7,13 @@ re-sort every query's head for many merge settings; these hand-made rankings pin
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from search_lab.benchmarks.rerank import (
     CHAIN_GRID,
     VARIANTS,
     diffusion_scores,
+    main,
     merged_order,
     reciprocal_expansion,
     self_weighted_expansion,
@@ -121,3 +123,20 @@ def test_diffusion_solves_its_fixed_point_and_stays_in_the_query_s_component() -
         f = 0.8 * f @ s.T + y
     np.testing.assert_allclose(got, f / f.max(axis=1, keepdims=True), atol=1e-10)
     assert got[0, 3:].tolist() == [0.0, 0.0] and got[1, :3].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_variants_run_on_a_collection_smaller_than_their_neighbourhoods() -> None:
+    """12 images, below every k (20, 50, 100) and kr (up to 30): all of them are taken."""
+    x = np.random.default_rng(3).normal(size=(12, 8))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    got = dict(variant_similarities(x, np.array([0, 1])))
+    assert all(s.shape == (2, 12) and np.isfinite(s).all() for s in got.values())
+    np.testing.assert_allclose(
+        got["reciprocal kr=30 alpha=2.0"], got["the recipe (20, alpha 2)"], atol=1e-12
+    )
+
+
+def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["variants", "dataset.split=bogus", "--weights"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: unknown dataset.split 'bogus'; choose one of: all, tune, test"
