@@ -1,8 +1,7 @@
 """Entry point only: ``python -m search_lab.build_index`` runs
-``search_lab.cli.build_index.main``."""
+``search_lab.cli.build_index.cli``."""
 
 if __name__ == "__main__":
-    from search_lab.cli.build_index import main
-    from search_lab.cli.glue import entry
+    from search_lab.cli.build_index import cli
 
-    entry(main, "build_index")
+    cli()

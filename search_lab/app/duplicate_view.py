@@ -16,14 +16,14 @@ from search_lab.app import indexes as app_indexes
 from search_lab.app import photos as app_photos
 from search_lab.app import text as app_text
 from search_lab.app import widgets as ui
-from search_lab.core import ConfigError
 from search_lab.retrieval import (
+    DuplicateSpace,
     Pairs,
     SearchEngine,
     close_pairs,
     components,
     counted,
-    default_threshold,
+    duplicate_space,
 )
 
 GROUPS_SHOWN = 30
@@ -32,38 +32,42 @@ FALLBACK_MAX = {"cosine": 0.3, "euclidean": 1.0, "manhattan": 4.0, "chi2": 1.0}
 """Slider's largest value where no calibrated threshold exists, per metric."""
 
 
+@st.cache_resource(max_entries=4, show_spinner="Colour histograms of the photos (once)…")
+def _space(path: str, mtime_ns: int, _engine: SearchEngine) -> DuplicateSpace:
+    """Where the index at ``path`` (version ``mtime_ns``) finds its near-duplicates."""
+    return duplicate_space(_engine)
+
+
 @st.cache_resource(max_entries=4, show_spinner="Searching the index for near-duplicates…")
-def _pairs(path: str, mtime_ns: int, cap: float, _engine: SearchEngine) -> tuple[Pairs, float]:
+def _pairs(path: str, mtime_ns: int, cap: float, _space: DuplicateSpace) -> tuple[Pairs, float]:
     """Every pair within ``cap`` of the index at ``path`` (version ``mtime_ns``), and seconds."""
     start = time.perf_counter()
-    pairs = close_pairs(_engine.index, cap)
+    pairs = close_pairs(_space.index, cap)
     return pairs, time.perf_counter() - start
 
 
-def slider_range(engine: SearchEngine) -> tuple[float, float]:
+def slider_range(space: DuplicateSpace, metric: str) -> tuple[float, float]:
     """(default, largest) threshold of the slider: the calibrated default and 3 times it."""
-    try:
-        default = default_threshold(engine.config)
-    except ConfigError:
-        metric = engine.config["metric"]["name"]
+    if space.threshold is None:
         top = FALLBACK_MAX.get(metric, 1.0)
         return top / 6, top
-    return default, 3 * default
+    return space.threshold, 3 * space.threshold
 
 
 def show_duplicates(choice: app_indexes.IndexChoice, engine: SearchEngine) -> None:
     """The slider, the cost line and the first groups as rows of thumbnails."""
-    default, top = slider_range(engine)
-    metric = engine.config["metric"]["name"]
+    version = (str(choice.path.resolve()), choice.mtime_ns)
+    space = _space(*version, engine)
+    default, top = slider_range(space, engine.config["metric"]["name"])
     threshold = st.slider(
-        f"Threshold ({metric} distance)", 0.0, top, default, step=top / 300, format="%.4f",
+        f"Threshold ({space.distance})", 0.0, top, default, step=top / 300, format="%.4f",
         key=f"dup_threshold_{choice.path.name}",
         help="two images closer than this are near-duplicates; the default is the value "
-        "calibrated for this feature on a planted set (docs/guide.md, Near-duplicates)",
+        "calibrated on a planted set (docs/guide.md, Near-duplicates)",
     )  # fmt: skip
-    pairs, seconds = _pairs(str(choice.path.resolve()), choice.mtime_ns, top, engine)
+    pairs, seconds = _pairs(*version, top, space)
     keep = pairs.distance <= threshold
-    groups = components(len(engine.names), pairs.left[keep], pairs.right[keep])
+    groups = components(len(space.names), pairs.left[keep], pairs.right[keep])
     st.caption(
         f"{counted(len(groups), 'group')} of {sum(map(len, groups))} images from "
         f"{counted(int(keep.sum()), 'pair')} within {threshold:.4f}. "
@@ -74,7 +78,7 @@ def show_duplicates(choice: app_indexes.IndexChoice, engine: SearchEngine) -> No
     if not groups:
         st.info("No near-duplicates at this threshold.")
     for number, group in enumerate(groups[:GROUPS_SHOWN], start=1):
-        names = sorted(engine.names[i] for i in group)
+        names = sorted(space.names[i] for i in group)
         st.markdown(f"**Group {number}** · {len(names)} images")
         for row in app_text.chunked(names, PER_ROW):
             for cell, name in zip(st.columns(PER_ROW), row, strict=False):
@@ -89,10 +93,13 @@ def show_duplicates(choice: app_indexes.IndexChoice, engine: SearchEngine) -> No
 
 def show_job(job: app_photos.Job) -> None:
     """One job: a progress bar with images per second while it runs, then its outcome."""
-    where = app_text.plain(f"{job.folder} ({job.feature})")
+    where = app_text.plain(f"{job.folder} ({job.recipe})")
     rate = f"{job.rate():.1f} images/s"
     if job.state == "starting":
         st.progress(0.0, text=app_text.plain(f"{job.folder}: reading the folder (sizes, hashes)"))
+    elif job.state == "local":
+        text = f"{job.folder}: local features for re-ranking (once per photo, then cached)"
+        st.progress(1.0, text=app_text.plain(text))
     elif job.running:
         text = f"{job.folder}: {job.done}/{job.total} images extracted, {rate}"
         st.progress(job.fraction(), text=app_text.plain(text))

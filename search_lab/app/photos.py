@@ -27,8 +27,21 @@ from search_lab.data import Dataset
 
 ROOTS_ENV = "SEARCH_LAB_ROOTS"
 APP_CONFIG = CONF_DIR / "app.yaml"
-FEATURES = ("hsv", "cnn")
-"""Features the page offers: the fast colour histogram and the CNN (better, ~50x slower)."""
+RECIPES = {
+    "recommended": ["+experiment=recommended"],
+    "hsv": ["feature=hsv"],
+    "cnn": ["feature=cnn"],
+}
+"""What the page offers, as build_index overrides: the recommended recipe (CNN, colour and
+geometric re-ranking), the fast colour histogram, and the plain CNN descriptor."""
+
+
+def recipes() -> list[str]:
+    """The recipes offered here, the default first: ``recommended`` when its CNN can run,
+    else the colour histogram alone (:func:`search_lab.cli.recipes.cnn_missing`)."""
+    from search_lab.cli import cnn_missing
+
+    return list(RECIPES) if cnn_missing() is None else ["hsv"]
 
 
 def allowed_roots() -> list[Path]:
@@ -78,22 +91,22 @@ def confine(text: str, roots: list[Path]) -> Path:
     return resolved
 
 
-def index_name(folder: Path, feature: str) -> str:
-    """The index folder's name: ``photos-<folder name>-<hash of its path>-<feature>``."""
+def index_name(folder: Path, recipe: str) -> str:
+    """The index folder's name: ``photos-<folder name>-<hash of its path>-<recipe>``."""
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", folder.name).strip("_")[:40] or "root"
     digest = hashlib.sha256(str(folder).encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    return f"photos-{slug}-{digest}-{feature}-cosine-exact"
+    return f"photos-{slug}-{digest}-{recipe}-cosine-exact"
 
 
-def build_config(folder: Path, feature: str) -> dict[str, Any]:
-    """The build_index configuration for ``folder`` (plain layout) and ``feature``."""
-    if feature not in FEATURES:
-        raise ConfigError(f"unknown feature {feature!r}; choose one of: {', '.join(FEATURES)}")
+def build_config(folder: Path, recipe: str) -> dict[str, Any]:
+    """The build_index configuration for ``folder`` (plain layout) and ``recipe``."""
+    if recipe not in RECIPES:
+        raise ConfigError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
     from search_lab.cli import compose_config
 
-    target = indexes_dir() / index_name(folder, feature)
+    target = indexes_dir() / index_name(folder, recipe)
     cfg = compose_config(
-        ["progress=false", "dataset.layout=plain", f"feature={feature}"], "build_index"
+        ["progress=false", "dataset.layout=plain", *RECIPES[recipe]], "build_index"
     )
     cfg["dataset"]["root"] = str(folder)  # set here: a path may hold '=' or quotes
     cfg["index_dir"] = str(target)
@@ -105,9 +118,9 @@ class Job:
     """An indexing job: its folder and target, and how far it got (read by the page)."""
 
     folder: Path
-    feature: str
+    recipe: str
     index_dir: Path
-    state: str = "starting"  # starting (reading the folder) | extracting | done | failed
+    state: str = "starting"  # starting (reading the folder) | extracting | local | done | failed
     done: int = 0
     total: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -156,14 +169,14 @@ def jobs() -> list[Job]:
         return sorted(_JOBS.values(), key=lambda j: -j.started)
 
 
-def start(folder: Path, feature: str) -> Job:
+def start(folder: Path, recipe: str) -> Job:
     """Start indexing ``folder`` in a background thread, or return its job if it is running."""
-    cfg = build_config(folder, feature)
+    cfg = build_config(folder, recipe)
     key = cfg["index_dir"]
     with _LOCK:
         if key in _JOBS and _JOBS[key].running:
             return _JOBS[key]
-        job = _JOBS[key] = Job(folder, feature, Path(key))
+        job = _JOBS[key] = Job(folder, recipe, Path(key))
     threading.Thread(target=_run, args=(job, cfg), daemon=True, name=f"index {key}").start()
     return job
 
@@ -171,8 +184,9 @@ def start(folder: Path, feature: str) -> Job:
 def _run(job: Job, cfg: dict[str, Any]) -> None:
     """Build or update the index (only new and changed photos are extracted, chunk by chunk
     into the content-keyed store: a job cut short resumes where it stopped), recording
-    progress and the outcome on ``job``."""
-    from search_lab.retrieval import build_pipeline, update_index
+    progress and the outcome on ``job``; with re-ranking, the local features too, so that the
+    first search does not wait for them."""
+    from search_lab.retrieval import EngineReranker, RerankOptions, build_pipeline, update_index
 
     def on_image(done: int, total: int) -> None:
         if job.first is None:
@@ -181,6 +195,10 @@ def _run(job: Job, cfg: dict[str, Any]) -> None:
 
     try:
         engine, report = update_index(build_pipeline(cfg, on_image), job.index_dir)
+        opts = RerankOptions.from_config(cfg.get("rerank"))
+        if opts.enabled:
+            job.state = "local"
+            _ = EngineReranker(engine, opts).keypoints  # computed once, then cached
         skipped = len(engine.manifest["skipped"])
         job.message = f"{len(engine.names)} images indexed ({skipped} files skipped): " + (
             report.line()

@@ -49,6 +49,11 @@ from search_lab.retrieval import (
 PHASH_DEFAULT = 10
 """imagededup's own default ``max_distance_threshold`` for hashes."""
 
+RECIPES = {"recommended": ["+experiment=recommended", "rerank=none"]}
+"""Names ``--features`` also takes: a named recipe's overrides, to score its own vectors (the
+re-ranking left out: it does not change them). ``duplicates`` judges an index fitted on its
+collection by colour histogram instead (:mod:`search_lab.retrieval.duplicate_space`)."""
+
 
 def sources(name: str, holidays: Path, wang: Path) -> list[Path]:
     """The photos a set is planted from: Wang's images, or the first image of each Holidays
@@ -101,11 +106,13 @@ def f1_at(n: int, names: list[str], pairs: tuple, truth: list[list[str]], t: flo
 
 
 def ours(folder: Path, feature: str, cap: float) -> dict[str, Any]:
-    """The exact cosine index of a planted set (features from the cache when there), its
-    pairs up to ``cap``; ``extract_s`` is the extraction's own time, as measured when run."""
+    """The exact cosine index of a planted set (features from the cache when there) for a
+    feature or a recipe of :data:`RECIPES`, its pairs up to ``cap``; ``extract_s`` is the
+    extraction's own time, as measured when run."""
     cfg = compose(
-        [f"feature={feature}", "dataset.layout=labels", f"dataset.root={folder / 'images'}",
-         f"dataset.labels={folder / 'labels.csv'}", "progress=false"]
+        [*RECIPES.get(feature, [f"feature={feature}"]), "dataset.layout=labels",
+         f"dataset.root={folder / 'images'}", f"dataset.labels={folder / 'labels.csv'}",
+         "progress=false"]
     )  # fmt: skip
     engine = build_engine(cfg)
     pairs = close_pairs(engine.index, cap)
@@ -122,7 +129,8 @@ def run_ours(sets: dict[str, Path], feature: str, cap: float) -> dict[str, Any]:
     found = find_duplicates(test["engine"].index, threshold)
     names = test["engine"].names
     groups = [[names[i] for i in g] for g in found.groups]
-    return {"tool": f"search_lab {feature} (cosine, exact)", "threshold": threshold,
+    own = "'s own vectors" if feature in RECIPES else ""
+    return {"tool": f"search_lab {feature}{own} (cosine, exact)", "threshold": threshold,
             "unit": "cosine distance", "tune_f1": dict(points)[threshold],
             "test": scored(groups, truth, edits), "cost": found.cost(),
             "features_s": test["extract_s"], "search_s": found.seconds,
@@ -209,7 +217,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--wang", type=Path, default=None, help="default $WANG_DIR")
     parser.add_argument("--originals", type=int, default=60, help="photos copied per set")
     parser.add_argument("--unrelated", type=int, default=180, help="photos left alone per set")
-    parser.add_argument("--features", nargs="+", default=["hsv", "cnn"])
+    parser.add_argument(
+        "--features", nargs="+", default=["hsv", "cnn"],
+        help=f"features, or recipes ({', '.join(RECIPES)}: their own vectors), to calibrate",
+    )  # fmt: skip
     parser.add_argument("--cap", type=float, default=0.3, help="largest cosine distance tried")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="folder for the planted sets")

@@ -25,6 +25,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "register_resolvers",
             "run_job",
         ],
+        "recipes": ["RECOMMENDED", "cnn_missing", "folder_recipe", "names_recipe"],
         "sweep": ["comparable_config", "finished_metrics", "job_subdir"],
     },
 )

@@ -9,6 +9,7 @@ of another configuration is refused unless ``overwrite=true``.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,15 @@ def main(cfg: DictConfig) -> None:
     run_job(run, cfg)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m search_lab.build_index``: a plain photo folder named with no recipe gets the
+    recommended one (:func:`search_lab.cli.recipes.folder_recipe`), then Hydra runs :func:`main`."""
     from search_lab.cli.glue import entry
+    from search_lab.cli.recipes import folder_recipe
 
+    sys.argv[1:] = folder_recipe(sys.argv[1:])
     entry(main, "build_index")
+
+
+if __name__ == "__main__":
+    cli()

@@ -17,8 +17,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from search_lab.cli.search import shown
-from search_lab.core import run_command
-from search_lab.retrieval import DuplicateGroups, SearchEngine, default_threshold, find_duplicates
+from search_lab.core import ConfigError, run_command
+from search_lab.retrieval import (
+    DuplicateGroups,
+    DuplicateSpace,
+    SearchEngine,
+    duplicate_space,
+    find_duplicates,
+)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -30,8 +36,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--threshold",
         type=float,
         default=None,
-        help="largest distance between two duplicates, in the index metric's units "
-        "(default: the value calibrated for the index's feature)",
+        help="largest distance between two duplicates, in the index metric's units, or for an "
+        "index fitted on its collection (PCA, expansion) in the cosine distance of its photos' "
+        "colour histograms (default: the calibrated value)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object instead of lines")
     parser.add_argument(
@@ -42,9 +49,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def named(engine: SearchEngine, found: DuplicateGroups) -> list[list[str]]:
+def named(space: DuplicateSpace, found: DuplicateGroups) -> list[list[str]]:
     """The groups as file names, each group sorted by name."""
-    return [sorted(engine.names[i] for i in group) for group in found.groups]
+    return [sorted(space.names[i] for i in group) for group in found.groups]
 
 
 def cost_record(found: DuplicateGroups) -> dict[str, Any]:
@@ -58,17 +65,19 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """List the groups of ``args.index`` on ``out`` (stdout) and the cost on stderr."""
     out = out or sys.stdout
     engine = SearchEngine.load(args.index, verify=not args.sizes_only)
-    threshold = default_threshold(engine.config) if args.threshold is None else args.threshold
-    found = find_duplicates(engine.index, threshold)
-    groups = named(engine, found)
+    space = duplicate_space(engine)
+    threshold = space.threshold if args.threshold is None else args.threshold
+    if threshold is None:
+        raise ConfigError(space.no_default)
+    found = find_duplicates(space.index, threshold)
+    groups = named(space, found)
     if args.json:
         record = {"threshold": found.threshold, "groups": groups, "cost": cost_record(found)}
         out.write(json.dumps(record) + "\n")
     else:
         for group in groups:
             out.write("\t".join(shown(name) for name in group) + "\n")
-    metric = engine.config["metric"]["name"]
-    print(f"{found.cost()} ({metric} distance)", file=sys.stderr)
+    print(f"{found.cost()} ({space.distance})", file=sys.stderr)
     return 0
 
 

@@ -22,6 +22,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "default_root",
             "fingerprint",
             "fingerprint_of",
+            "layout_of",
             "load_dataset",
         ],
         "distractors": ["NO_GROUP", "PREFIX", "SHARD"],

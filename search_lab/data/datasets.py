@@ -115,13 +115,21 @@ def layouts() -> tuple[str, ...]:
 _SAID_PLAIN: set[str] = set()
 
 
-def _detect_layout(root: Path) -> str:
-    """The first layout whose ``detect`` accepts ``root``, in ``auto_rank`` order.
+def layout_of(root: Path, layout: str = "auto") -> str:
+    """The layout ``root`` is read in: ``layout`` itself, or for ``auto`` the first whose
+    ``detect`` accepts it, in ``auto_rank`` order (said nowhere: :func:`load_dataset` says it).
 
     ``holidays`` when the root holds GGGGNN images directly, ``folders`` when it holds one
-    folder of images per group and nothing deeper, else ``plain`` (said in one log line).
+    folder of images per group and nothing deeper, else ``plain``.
     """
-    found = next(cls for cls in _auto_order() if cls.detect(root))
+    if layout != "auto" or not root.is_dir():
+        return layout
+    return next(cls.name for cls in _auto_order() if cls.detect(root))
+
+
+def _detect_layout(root: Path) -> str:
+    """:func:`layout_of` for ``auto``, and one log line when ``root`` is read as a plain folder."""
+    found = DATASETS.get(layout_of(root))
     if not found.ground_truth and str(root) not in _SAID_PLAIN:
         _SAID_PLAIN.add(str(root))  # once per folder and process (an index load re-reads it)
         benchmarks = ", ".join(c.name for c in _auto_order() if c.ground_truth)

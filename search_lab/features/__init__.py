@@ -13,7 +13,7 @@ from search_lab.features.base import Extractor, available, create, register
 __getattr__, __dir__, _lazy = lazy_loader.attach(
     __name__,
     submod_attrs={
-        "backbones": ["packaged_lite"],
+        "backbones": ["packaged_lite", "weights_file"],
         "base": ["FEATURES"],
         "engines": ["bf16_available", "engines_used"],
         "pooling": ["pool"],
@@ -34,4 +34,5 @@ __all__ = [
     "packaged_lite",
     "pool",
     "register",
+    "weights_file",
 ]

@@ -9,7 +9,8 @@
   ``post_state``: its folder on disk, its name and identity, its saved post-processing.
 - ``update``, ``catalog``, ``vector_store``: incremental updates of an index folder.
 - ``rerank``, ``rerank_engine``, ``local_features``: geometric re-ranking.
-- ``duplicates``: near-duplicate groups through the index's own neighbour search.
+- ``duplicates``, ``duplicate_space``: near-duplicate groups through a neighbour search, on
+  the index's own vectors or, for a chain fitted on the collection, its photos' histograms.
 """
 
 import lazy_loader
@@ -20,6 +21,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "build": ["build_engine", "dataset_of_config"],
         "cache": ["FeatureCache"],
         "collection": ["Collection", "as_pipeline", "fit_and_index", "index_collection"],
+        "duplicate_space": ["DuplicateSpace", "duplicate_space"],
         "duplicates": [
             "DuplicateGroups",
             "Pairs",

@@ -17,6 +17,7 @@ from search_lab.app import text as app_text
 from search_lab.core import ConfigError
 from search_lab.data.planted import edited
 from search_lab.evaluation import OUTPUTS_ENV
+from search_lab.retrieval import SearchEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
@@ -83,7 +84,9 @@ def test_a_folder_outside_the_roots_is_refused_in_one_line(photos: Path, tmp_pat
 def test_index_a_folder_then_search_it_and_see_its_duplicates(photos: Path) -> None:
     at = _page()
     at.text_input(key="photos_folder").input(str(photos / "album"))
-    at.radio(key="photos_feature").set_value("hsv")
+    assert at.radio(key="photos_recipe").value == "recommended"  # the CNN is installed
+    assert len(at.radio(key="photos_recipe").options) == 3
+    at.radio(key="photos_recipe").set_value("hsv")
     at.button(key="photos_index").click().run()
     assert not at.exception
     job = next(j for j in app_photos.jobs() if j.folder == (photos / "album").resolve())
@@ -138,6 +141,27 @@ def test_indexing_again_extracts_only_the_new_photo(photos: Path, holidays_dir: 
     assert "added 1, changed 0, removed 0, unchanged 5; extracted 1 images" in again.message
 
 
+def test_the_recommended_recipe_is_indexed_and_its_duplicates_judged_by_histogram(
+    photos: Path,
+) -> None:
+    """The page's default recipe: CNN, colour and re-ranking (its local features computed in
+    the job); its near-duplicates come from the photos' colour histograms (a chain fitted on
+    five photos has no threshold of its own)."""
+    job = app_photos.start((photos / "album").resolve(), "recommended")
+    _wait(job, 300)
+    assert job.state == "done", job.message
+    assert job.index_dir.name.endswith("-recommended-cosine-exact")
+    config = SearchEngine.load(job.index_dir).config
+    assert config["rerank"]["name"] == "sv" and config["post"]["expand"] == 20
+    at = _page()
+    at.selectbox(key="dup_index").set_value(job.index_dir.name).run()
+    slider = at.slider(key=f"dup_threshold_{job.index_dir.name}")
+    assert slider.value == pytest.approx(app_photos_default())
+    assert slider.label == "Threshold (cosine distance of colour histograms)"
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("1 group of 2 images from 1 pair") for c in captions), captions
+
+
 def _wait(job: app_photos.Job, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while job.running and time.monotonic() < deadline:
@@ -172,5 +196,7 @@ def test_a_running_job_shows_its_progress_and_images_per_second() -> None:
     assert bar.proto.text == app_text.plain(expected)
     at = AppTest.from_function(_job_view, args=("starting", 0, 0)).run()
     assert "reading the folder" in at.get("progress")[0].proto.text
+    at = AppTest.from_function(_job_view, args=("local", 200, 200)).run()
+    assert app_text.plain("local features for re-ranking") in at.get("progress")[0].proto.text
     at = AppTest.from_function(_job_view, args=("failed", 3, 9, "disk full")).run()
     assert at.error[0].value.endswith(": disk full")

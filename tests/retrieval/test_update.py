@@ -185,8 +185,8 @@ def _command(tmp_path: Path, root: Path, *extra: str) -> list[str]:
     args = [
         f"dataset.root={root}", f"index_dir={tmp_path / 'index'}",
         f"cache_dir={tmp_path / 'cache'}", "progress=false", "workers=1",
-        f"hydra.run.dir={tmp_path / 'out'}", *extra,
-    ]  # fmt: skip
+        f"hydra.run.dir={tmp_path / 'out'}", "feature=hsv", *extra,
+    ]  # fmt: skip  (feature named: a plain folder would get the recommended recipe)
     return [sys.executable, "-m", "search_lab.build_index", *args]
 
 

@@ -16,7 +16,11 @@ from search_lab.app import widgets as ui
 from search_lab.app.duplicate_view import show_duplicates, show_job
 from search_lab.core import ConfigError
 
-FEATURE_WORDS = {"hsv": "colour histogram (fast)", "cnn": "CNN descriptor (finer, slower)"}
+RECIPE_WORDS = {
+    "recommended": "CNN, colour and geometric re-ranking (best; slowest)",
+    "hsv": "colour histogram (fast; best for near-duplicates)",
+    "cnn": "CNN descriptor",
+}
 
 
 @st.fragment(run_every=1.0)
@@ -41,16 +45,16 @@ with ui.user_errors():
     folder_text = st.text_input(
         "Folder on the server", key="photos_folder", placeholder=str(roots[0]) if roots else ""
     )
-    feature = st.radio(
-        "Feature",
-        app_photos.FEATURES,
-        format_func=lambda f: f"{f}: {FEATURE_WORDS[f]}",
+    recipe = st.radio(
+        "Recipe",
+        app_photos.recipes(),
+        format_func=lambda r: f"{r}: {RECIPE_WORDS[r]}",
         horizontal=True,
-        key="photos_feature",
+        key="photos_recipe",
     )
     if st.button("Index this folder", key="photos_index", type="primary"):
         try:
-            app_photos.start(app_photos.confine(folder_text, roots), feature)
+            app_photos.start(app_photos.confine(folder_text, roots), recipe)
         except ConfigError as err:
             st.error(app_text.plain(err), icon=":material/block:")
     if any(job.running for job in app_photos.jobs()):
