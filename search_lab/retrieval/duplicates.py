@@ -78,7 +78,7 @@ def default_threshold(config: dict[str, Any]) -> float:
     reason = None
     if feature not in CALIBRATED:
         reason = f"feature {feature!r} has no calibrated threshold (only {', '.join(CALIBRATED)})"
-    elif post.get("pca_dim") or post.get("expand") or float(post.get("power", 1.0)) != 1.0:
+    elif fitted_on_collection(config) or float(post.get("power", 1.0)) != 1.0:
         reason = "the index's post-processing (PCA, power or expansion) changes its distances"
     elif metric not in ("cosine", "euclidean") or (metric == "euclidean" and not post.get("l2")):
         reason = f"metric {metric!r} on these vectors was not calibrated"
@@ -86,6 +86,13 @@ def default_threshold(config: dict[str, Any]) -> float:
         raise ConfigError(f"{reason}; give the distance with --threshold")
     cosine = CALIBRATED[feature]
     return cosine if metric == "cosine" else math.sqrt(2.0 * cosine)  # unit rows: ‖a-b‖² = 2(1-cos)
+
+
+def fitted_on_collection(config: dict[str, Any]) -> bool:
+    """Whether the index's chain is learned from a collection (PCA, whitening or expansion:
+    its own, or ``post.fit_on``'s), which scales its distances."""
+    post = config.get("post") or {}
+    return bool(post.get("pca_dim") or post.get("expand"))
 
 
 def check_threshold(value: float) -> float:

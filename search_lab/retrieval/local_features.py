@@ -130,12 +130,13 @@ def library_version(name: str) -> str:
         return "unknown"
 
 
-def check_on_disk(root: Path, names: Sequence[str]) -> None:
-    """DatasetError naming the first of ``names`` no longer under ``root`` (before any work)."""
+def check_on_disk(root: Path, names: Sequence[str], by: str = "rerank") -> None:
+    """DatasetError naming the first of ``names`` no longer under ``root`` (before any work);
+    ``by`` names what needs them."""
     for name in names:
         if not (root / name).is_file():
             raise DatasetError(
-                f"rerank: {root / name} is no longer on disk (the index was built from it); "
+                f"{by}: {root / name} is no longer on disk (the index was built from it); "
                 "restore the images or rebuild the index"
             )
 

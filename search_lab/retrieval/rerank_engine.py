@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,3 +66,16 @@ class EngineReranker:
             for r, (i, d) in enumerate(zip(ids, dists, strict=True))
         ]
         return top[:k], time.perf_counter() - start
+
+
+def index_local_features(engine: SearchEngine, section: Mapping[str, Any] | None) -> str | None:
+    """With a ``rerank`` config section that re-ranks, the collection's local features computed
+    now (and cached) so that the first query does not wait for them; the line saying so, or
+    None without re-ranking."""
+    opts = RerankOptions.from_config(section)
+    if not opts.enabled:
+        return None
+    start = time.perf_counter()
+    count = len(EngineReranker(engine, opts).keypoints)
+    return (f"local features ({opts.local.name}) of {count} images for rerank={opts.name} "
+            f"in {time.perf_counter() - start:.1f} s")  # fmt: skip

@@ -153,6 +153,7 @@ def test_the_recommended_recipe_is_indexed_and_its_duplicates_judged_by_histogra
     assert job.index_dir.name.endswith("-recommended-cosine-exact")
     config = SearchEngine.load(job.index_dir).config
     assert config["rerank"]["name"] == "sv" and config["post"]["expand"] == 20
+    assert "local features (sift) of 5 images for rerank=sv" in job.message  # in the job
     at = _page()
     at.selectbox(key="dup_index").set_value(job.index_dir.name).run()
     slider = at.slider(key=f"dup_threshold_{job.index_dir.name}")
@@ -160,6 +161,18 @@ def test_the_recommended_recipe_is_indexed_and_its_duplicates_judged_by_histogra
     assert slider.label == "Threshold (cosine distance of colour histograms)"
     captions = [c.value for c in at.caption]
     assert any(c.startswith("1 group of 2 images from 1 pair") for c in captions), captions
+    slider.set_value(0.0).run()  # the copy is re-encoded: not at distance 0
+    assert any("No near-duplicates at this threshold" in i.value for i in at.info)
+
+
+def test_without_the_cnn_the_page_offers_the_colour_histogram(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import search_lab.cli
+
+    assert app_photos.recipes() == ["recommended", "hsv", "cnn"]
+    monkeypatch.setattr(search_lab.cli, "cnn_missing", lambda: "torch is not installed")
+    assert app_photos.recipes() == ["hsv"]
 
 
 def _wait(job: app_photos.Job, seconds: float = 60) -> None:

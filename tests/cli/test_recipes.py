@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from search_lab.cli import recipes
+from search_lab.cli import build_index, recipes
 from search_lab.cli.recipes import RECOMMENDED, cnn_missing, folder_recipe, names_recipe
 from search_lab.data.planted import edited
 from search_lab.retrieval import SearchEngine
@@ -37,10 +37,13 @@ def folder(tmp_path: Path, holidays_dir: Path) -> Path:
 def test_names_recipe_on_hand_made_command_lines() -> None:
     assert not names_recipe([])
     assert not names_recipe(["dataset.root=/p", "index=annoy", "metric=euclidean", "index_dir=x"])
-    for named in (["feature=hsv"], ["feature.bins=[4,4,4]"], ["post.pca_dim=8"], ["rerank=sv"],
+    for named in (["feature=hsv"], ["feature.bins=[4,4,4]"], ["post.pca_dim=8"],
                   ["+experiment=best"], ["~post.expand"], ["++feature.size=224"]):  # fmt: skip
         assert names_recipe(named), named
     assert not names_recipe(["features_dir=x", "postfix=y"])  # a prefix is not the key
+    speed_only = ["feature.threads=2", "feature.engine=torch", "+feature.batch_size=8"]
+    assert not names_recipe(speed_only)  # how fast, not what: the recipe still applies
+    assert not names_recipe(["rerank=none"])  # the recipe's global part
 
 
 def test_a_plain_folder_named_without_a_recipe_gets_recommended(
@@ -50,16 +53,19 @@ def test_a_plain_folder_named_without_a_recipe_gets_recommended(
     assert folder_recipe(argv) == [*argv, RECOMMENDED]
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("plain photo folder: indexed with the recommended recipe")
-    assert folder_recipe(["-m", *argv]) == ["-m", *argv, RECOMMENDED]  # a sweep: each job
+    for more in (["-m"], ["--cfg", "job"], ["rerank=none"]):
+        assert folder_recipe([*more, *argv]) == [*more, *argv, RECOMMENDED], more
     capsys.readouterr()
     unchanged = [
         [*argv, "feature=hsv"],  # a recipe named
         [*argv, "post.expand=0"],
-        [*argv, "--cfg", "job"],  # Hydra's own flags
+        [*argv, "--help"],  # Hydra's own flags, other than a sweep or --cfg
         [f"dataset.root={holidays_dir}"],  # a benchmark layout
         [f"dataset.root={folder}", "dataset.layout=labels"],
         [f"dataset.root={folder / 'missing'}"],  # the build says what is wrong
         [f"dataset.root={folder}", "no_such_key=1"],
+        [f"dataset.root={folder}/a=b"],  # Hydra's parse error, said by Hydra
+        ["dataset.root=null"],  # the default root: $HOLIDAYS_DIR
     ]
     for args in unchanged:
         assert folder_recipe(args) == args, args
@@ -70,16 +76,43 @@ def test_without_the_cnn_a_plain_folder_keeps_the_colour_histogram(
     folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     missing = {"backbone": "efficientnet_lite0", "weights": str(tmp_path / "none.pth")}
-    assert cnn_missing(missing) == (
-        f"the weights of efficientnet_lite0 ({tmp_path / 'none.pth'}) are not installed"
-    )
+    assert cnn_missing(missing) == f"the weights file {tmp_path / 'none.pth'} is not installed"
     assert cnn_missing() is None  # installed here (requirements.txt)
     monkeypatch.setattr(recipes, "cnn_missing", lambda: cnn_missing(missing))
     argv = [f"dataset.root={folder}"]
     assert folder_recipe(argv) == argv
     [line] = capsys.readouterr().err.splitlines()
-    assert line.startswith("plain photo folder: the weights of efficientnet_lite0")
+    assert line.startswith(f"plain photo folder: the weights file {tmp_path / 'none.pth'}")
     assert line.endswith("so it is indexed by colour histogram")
+
+
+def test_an_index_of_another_recipe_keeps_its_recipe(folder: Path, tmp_path: Path, capsys) -> None:
+    """An index built by colour histogram before this default is still updated by the same
+    command; ``overwrite=true`` (asked for) lets the recipe replace it."""
+    from tests.conftest import compose_config
+
+    index = tmp_path / "my-photos"
+    overrides = [f"dataset.root={folder}", f"index_dir={index}", "feature=hsv",
+                 f"cache_dir={tmp_path / 'cache'}", "progress=false"]  # fmt: skip
+    cfg = compose_config(overrides, "build_index")
+    build_index.run(cfg, tmp_path / "out")
+    capsys.readouterr()
+    argv = [f"dataset.root={folder}", f"index_dir={index}"]
+    assert folder_recipe(argv) == argv
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (f"plain photo folder: {index} holds an index built with another recipe "
+                    f"(feature=hsv), so none is chosen for it; add {RECOMMENDED} "
+                    "overwrite=true to rebuild it with the recommended one")  # fmt: skip
+    assert folder_recipe([*argv, "overwrite=true"]) == [*argv, "overwrite=true", RECOMMENDED]
+
+
+def test_a_root_hydra_cannot_parse_is_still_one_line(folder: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [f"dataset.root={folder}/a=b", f"hydra.run.dir={tmp_path / 'out'}"]
+    done = subprocess.run([sys.executable, "-m", "search_lab.build_index", *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.startswith("error: "), done.stderr
+    assert len(done.stderr.splitlines()) == 1
 
 
 def _run(module: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

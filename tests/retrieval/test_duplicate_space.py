@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from search_lab.cli import duplicates as cli
+from search_lab.core import DatasetError
 from search_lab.data.planted import edited
 from search_lab.retrieval import build_engine, duplicate_space, find_duplicates
 from search_lab.retrieval.duplicates import CALIBRATED
@@ -31,8 +32,8 @@ def album(tmp_path_factory: pytest.TempPathFactory, holidays_dir: Path) -> Path:
 
 
 def _engine(album: Path, cache: Path, *overrides: str):
-    return build_engine(compose_config([f"dataset.root={album}", "dataset.layout=plain",
-                                        f"cache_dir={cache}", "progress=false", *overrides]))  # fmt: skip
+    common = [f"dataset.root={album}", "dataset.layout=plain", f"cache_dir={cache}"]
+    return build_engine(compose_config([*common, "progress=false", *overrides]))
 
 
 def test_a_recipe_fitted_on_its_collection_is_judged_on_colour_histograms(
@@ -56,9 +57,7 @@ def test_a_recipe_fitted_on_its_collection_is_judged_on_colour_histograms(
     np.testing.assert_allclose(space.index.stored_rows(0, 5), hsv.index.stored_rows(0, 5),
                                atol=1e-6)  # fmt: skip
     found = find_duplicates(space.index, space.threshold)
-    assert [[space.names[i] for i in g] for g in found.groups] == [
-        ["edits/copy70.jpg", ORIGINAL]
-    ]
+    assert [[space.names[i] for i in g] for g in found.groups] == [["edits/copy70.jpg", ORIGINAL]]
 
 
 def test_other_indexes_are_judged_on_their_own_vectors(album: Path, tmp_path: Path) -> None:
@@ -79,3 +78,26 @@ def test_the_cli_says_in_one_line_when_there_is_no_default(
     assert line.startswith("error: feature 'lbp' has no calibrated threshold")
     assert line.endswith("give the distance with --threshold")
     assert cli.main(["--index", str(folder), "--threshold", "0.5"]) == 0
+
+
+def test_histograms_follow_the_photos_on_disk(
+    album: Path, tmp_path: Path, holidays_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing photo is one line naming it; histograms are keyed by the files as they are
+    now, so a copy replaced by another photo is no longer its original's duplicate."""
+    photos = tmp_path / "photos"
+    shutil.copytree(album, photos)
+    monkeypatch.setenv("SEARCH_LAB_CACHE", str(tmp_path / "cache"))
+    engine = _engine(photos, tmp_path / "cache", "feature=hsv", "post.expand=2")
+    assert len(duplicate_space(engine).names) == 5
+    copy = photos / "edits" / "copy70.jpg"
+    kept = copy.read_bytes()
+    copy.unlink()
+    with pytest.raises(DatasetError, match=r"^duplicates: .*copy70.jpg is no longer on disk"):
+        duplicate_space(engine)
+    copy.write_bytes(kept)
+    space = duplicate_space(engine)
+    assert find_duplicates(space.index, space.threshold).groups != []
+    shutil.copyfile(holidays_dir / "100500.jpg", copy)  # the same name, another photo
+    space = duplicate_space(engine)
+    assert find_duplicates(space.index, space.threshold).groups == []

@@ -182,11 +182,12 @@ def test_odd_files_and_names(tmp_path: Path, photos: Path, holidays_dir: Path, c
 
 
 def _command(tmp_path: Path, root: Path, *extra: str) -> list[str]:
+    """The build_index command line (feature named: a plain folder would get the recipe)."""
     args = [
         f"dataset.root={root}", f"index_dir={tmp_path / 'index'}",
         f"cache_dir={tmp_path / 'cache'}", "progress=false", "workers=1",
         f"hydra.run.dir={tmp_path / 'out'}", "feature=hsv", *extra,
-    ]  # fmt: skip  (feature named: a plain folder would get the recommended recipe)
+    ]  # fmt: skip
     return [sys.executable, "-m", "search_lab.build_index", *args]
 
 
