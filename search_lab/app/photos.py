@@ -200,11 +200,8 @@ def _run(job: Job, cfg: dict[str, Any]) -> None:
         job.extracted, job.state = time.monotonic(), "local"
         local = index_local_features(engine, cfg.get("rerank"))  # None without re-ranking
         skipped = len(engine.manifest["skipped"])
-        job.message = (
-            f"{len(engine.names)} images indexed ({skipped} files skipped): "
-            + (report.line())
-            + (f"; {local}" if local else "")
-        )
+        done = f"{len(engine.names)} images indexed ({skipped} files skipped): {report.line()}"
+        job.message = done + (f"; {local}" if local else "")
         job.state = "done"
     except SearchLabError as err:
         job.message, job.state = str(err), "failed"
