@@ -22,27 +22,25 @@ from omegaconf.errors import OmegaConfBaseException
 from search_lab.cli.glue import MULTIRUN_FLAGS, compose_config, first_job
 from search_lab.core import MANIFEST, IndexMismatchError, SearchLabError, manifest_of
 from search_lab.data import layout_of
-from search_lab.retrieval import result_neutral, significant
+from search_lab.retrieval import significant
 
 RECOMMENDED = "+experiment=recommended"
 RECIPE_KEYS = ("feature", "post", "experiment")
-"""Config keys that make a recipe: a command line naming one (or a key under one that changes
-results) chose its own. ``rerank`` is not one: ``rerank=none`` keeps the recipe's global part."""
+"""Config keys that make a recipe: a command line naming one (or a key under one) chose its
+own. ``rerank`` is not one: ``rerank=none`` keeps the recipe's global part."""
 
 SHOWING_FLAGS = frozenset({"--cfg", "-c", "--package", "-p"})
 """Hydra flags that show the configuration instead of running (each takes a value): the
 configuration shown is the one that would run, recipe included."""
 
+PLAIN_FLAGS = MULTIRUN_FLAGS | {"--resolve"}
+"""Hydra flags without a value that still compose the run's configuration."""
+
 
 def names_recipe(overrides: Sequence[str]) -> bool:
-    """Whether ``overrides`` name a feature, post-processing or experiment setting that changes
-    results (``feature.threads=2`` does not: :func:`search_lab.retrieval.result_neutral`)."""
+    """Whether ``overrides`` name a feature, post-processing or experiment setting."""
     keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
-    return any(
-        (k == r or k.startswith(f"{r}.")) and not result_neutral(k)
-        for k in keys
-        for r in RECIPE_KEYS
-    )
+    return any(k == r or k.startswith(f"{r}.") for k in keys for r in RECIPE_KEYS)
 
 
 @functools.lru_cache(maxsize=1)
@@ -80,8 +78,11 @@ def folder_recipe(argv: Sequence[str], config_name: str = "build_index") -> list
     Arguments that do not compose are returned as they are: the command says what is wrong.
     """
     argv = list(argv)
-    overrides = _overrides(argv)
-    if overrides is None or names_recipe(overrides):
+    where = _override_positions(argv)
+    if where is None:
+        return argv
+    overrides = [argv[i] for i in where]
+    if names_recipe(overrides):
         return argv
     try:
         cfg = compose_config([*first_job(overrides), RECOMMENDED], config_name)
@@ -102,24 +103,26 @@ def folder_recipe(argv: Sequence[str], config_name: str = "build_index") -> list
         return argv
     _say(f"indexed with the recommended recipe ({RECOMMENDED}; name a feature, e.g. "
          "feature=hsv, for another)")  # fmt: skip
-    return [*argv, RECOMMENDED]
+    after = where[-1] + 1 if where else len(argv)  # beside the others: argparse wants them together
+    return [*argv[:after], RECOMMENDED, *argv[after:]]
 
 
-def _overrides(argv: list[str]) -> list[str] | None:
-    """The overrides of ``argv`` without Hydra's flags, or None when a flag other than a sweep
-    or a configuration shown (``--help``, ``--info``, ``-cd``, ...) leaves the run to Hydra."""
-    overrides, flag_value = [], False
-    for arg in argv:
+def _override_positions(argv: list[str]) -> list[int] | None:
+    """Where ``argv``'s overrides are (Hydra's flags and their values left out), or None when a
+    flag other than a sweep or a configuration shown (``--help``, ``--info``, ``-cd``, ...)
+    leaves the run to Hydra."""
+    where, flag_value = [], False
+    for i, arg in enumerate(argv):
         if flag_value:
             flag_value = False
         elif arg in SHOWING_FLAGS:
             flag_value = True
         elif arg.startswith("-"):
-            if arg not in MULTIRUN_FLAGS:
+            if arg not in PLAIN_FLAGS:
                 return None
         else:
-            overrides.append(arg)
-    return overrides
+            where.append(i)
+    return where
 
 
 def _other_recipe(target: Path, cfg: Mapping[str, Any]) -> str | None:

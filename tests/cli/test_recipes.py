@@ -41,8 +41,6 @@ def test_names_recipe_on_hand_made_command_lines() -> None:
                   ["+experiment=best"], ["~post.expand"], ["++feature.size=224"]):  # fmt: skip
         assert names_recipe(named), named
     assert not names_recipe(["features_dir=x", "postfix=y"])  # a prefix is not the key
-    speed_only = ["feature.threads=2", "feature.engine=torch", "+feature.batch_size=8"]
-    assert not names_recipe(speed_only)  # how fast, not what: the recipe still applies
     assert not names_recipe(["rerank=none"])  # the recipe's global part
 
 
@@ -53,8 +51,10 @@ def test_a_plain_folder_named_without_a_recipe_gets_recommended(
     assert folder_recipe(argv) == [*argv, RECOMMENDED]
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("plain photo folder: indexed with the recommended recipe")
-    for more in (["-m"], ["--cfg", "job"], ["rerank=none"]):
+    for more in (["-m"], ["rerank=none"]):
         assert folder_recipe([*more, *argv]) == [*more, *argv, RECOMMENDED], more
+    shown = [*argv, "--cfg", "job", "--resolve"]  # the recipe goes beside the other overrides
+    assert folder_recipe(shown) == [*argv, RECOMMENDED, "--cfg", "job", "--resolve"]
     capsys.readouterr()
     unchanged = [
         [*argv, "feature=hsv"],  # a recipe named
