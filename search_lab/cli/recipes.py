@@ -20,9 +20,9 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from search_lab.cli.glue import MULTIRUN_FLAGS, compose_config, first_job
-from search_lab.core import MANIFEST, IndexMismatchError, SearchLabError, manifest_of
+from search_lab.core import SearchLabError
 from search_lab.data import layout_of
-from search_lab.retrieval import significant
+from search_lab.retrieval import saved_config, significant
 
 RECOMMENDED = "+experiment=recommended"
 RECIPE_KEYS = ("feature", "post", "experiment")
@@ -91,7 +91,7 @@ def folder_recipe(argv: Sequence[str], config_name: str = "build_index") -> list
             return argv
     except (SearchLabError, HydraException, OmegaConfBaseException):
         return argv
-    missing = cnn_missing()
+    missing = cnn_missing(cfg["feature"]["cnn"])  # the recipe just composed
     if missing:
         _say(f"{missing}, so it is indexed by colour histogram")
         return argv
@@ -128,14 +128,9 @@ def _override_positions(argv: list[str]) -> list[int] | None:
 def _other_recipe(target: Path, cfg: Mapping[str, Any]) -> str | None:
     """The feature of the index in ``target`` when its recipe (feature and post-processing
     settings) is not ``cfg``'s, else None (no index there, or the same recipe)."""
-    if not (target / MANIFEST).is_file():
-        return None
-    try:
-        old = manifest_of(target)["config"]
-    except IndexMismatchError:
-        return None  # the build says what is wrong with the folder
+    old = saved_config(target)
     sections = ("feature", "post")
-    if significant(old, sections) == significant(cfg, sections):
+    if old is None or significant(old, sections) == significant(cfg, sections):
         return None
     return f"feature={old.get('feature', {}).get('name', '?')}"
 

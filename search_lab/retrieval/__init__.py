@@ -41,6 +41,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "check_target",
             "index_folder_name",
             "result_neutral",
+            "saved_config",
             "significant",
             "summary_config",
         ],

@@ -182,15 +182,21 @@ def check_target(target: Path, cfg: Mapping[str, Any], *, overwrite: bool = Fals
         configuration is rebuilt in place; one without a readable manifest is left to
         :meth:`SearchEngine.save`'s own checks.
     """
-    if overwrite or not (target / MANIFEST).is_file():
-        return
-    try:
-        old = manifest_of(target)["config"]
-    except IndexMismatchError:
-        return
-    diff = config_difference(old, cfg)
+    old = None if overwrite else saved_config(target)
+    diff = config_difference(old, cfg) if old is not None else None
     if diff:
         raise refusal(target, diff)
+
+
+def saved_config(target: Path) -> dict[str, Any] | None:
+    """The configuration of the index saved in ``target``, or None: no index there, or a
+    manifest that :meth:`SearchEngine.save`'s own checks will refuse."""
+    if not (target / MANIFEST).is_file():
+        return None
+    try:
+        return manifest_of(target)["config"]
+    except IndexMismatchError:
+        return None
 
 
 def refusal(target: Path, diff: str) -> ConfigError:

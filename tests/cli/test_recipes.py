@@ -78,7 +78,7 @@ def test_without_the_cnn_a_plain_folder_keeps_the_colour_histogram(
     missing = {"backbone": "efficientnet_lite0", "weights": str(tmp_path / "none.pth")}
     assert cnn_missing(missing) == f"the weights file {tmp_path / 'none.pth'} is not installed"
     assert cnn_missing() is None  # installed here (requirements.txt)
-    monkeypatch.setattr(recipes, "cnn_missing", lambda: cnn_missing(missing))
+    monkeypatch.setattr(recipes, "cnn_missing", lambda cnn=None: cnn_missing(missing))
     argv = [f"dataset.root={folder}"]
     assert folder_recipe(argv) == argv
     [line] = capsys.readouterr().err.splitlines()
