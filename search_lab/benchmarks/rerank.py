@@ -10,8 +10,9 @@ verification merged at a few weights (each pair's inliers counted once across se
 chose the second round of ``recommended``, docs/results.md; tune side only). ``gate``: expansion
 switched per query by how strongly its first results verify; ``variants``: expansion kept to
 k-reciprocal neighbours, fused with the unexpanded similarity, or with more weight on the image
-itself, and diffusion over the k-NN graph (both tried for a fourth round, not kept:
-docs/results.md).
+itself, and diffusion over the k-NN graph (both tried on the third round's recipe, Lite0 over 20
+neighbours, and not kept: docs/results.md). ``chain`` with ``feature.cnn.backbone=...`` is
+what chose the fourth round's backbone and expansion.
 """
 
 from __future__ import annotations
@@ -170,9 +171,9 @@ def gate(overrides: list[str], weights: list[float]) -> None:
     """Query expansion gated by verification, per query: a query whose strongest match in its
     first 20 results without expansion has at least ``t`` inliers is taken for an instance
     query and searched without expansion on either side (``none``) or expanded with its
-    verified matches only (``verified``); any other query keeps the recipe's chain (queries
-    and collection expanded over 20 neighbours by cos^alpha). Then the default verification is
-    merged at each of ``weights``. Tune side only."""
+    verified matches only (``verified``); any other query keeps the third round's chain
+    (queries and collection expanded over 20 neighbours by cos^alpha). Then the default
+    verification is merged at each of ``weights``. Tune side only."""
     sc = _Scorer([*overrides, "post.expand=0"])
     base = sc.col.vectors.astype(np.float64)  # the chain up to the expansion: unit rows
     least = SV_DEFAULTS["min_inliers"]

@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from search_lab.cli.glue import MULTIRUN_FLAGS, compose_config, first_job
 from search_lab.core import SearchLabError
 from search_lab.data import layout_of
-from search_lab.retrieval import saved_config, significant
+from search_lab.retrieval import saved_config
 
 RECOMMENDED = "+experiment=recommended"
 RECIPE_KEYS = ("feature", "post", "experiment")
@@ -126,13 +126,19 @@ def _override_positions(argv: list[str]) -> list[int] | None:
 
 
 def _other_recipe(target: Path, cfg: Mapping[str, Any]) -> str | None:
-    """The feature of the index in ``target`` when its recipe (feature and post-processing
-    settings) is not ``cfg``'s, else None (no index there, or the same recipe)."""
+    """The feature of the index in ``target`` when it is not ``cfg``'s recipe, else None: no
+    index there, the same recipe, or an earlier version of it (the same feature parts), whose
+    settings the build then names in its refusal."""
     old = saved_config(target)
-    sections = ("feature", "post")
-    if old is None or significant(old, sections) == significant(cfg, sections):
+    if old is None or _parts(old) == _parts(cfg):
         return None
     return f"feature={old.get('feature', {}).get('name', '?')}"
+
+
+def _parts(cfg: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """A configuration's feature and, for a combination, its parts."""
+    feature = cfg.get("feature") or {}
+    return feature.get("name", "?"), list(feature.get("parts") or [])
 
 
 def _say(text: str) -> None:

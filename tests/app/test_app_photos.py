@@ -152,7 +152,7 @@ def test_the_recommended_recipe_is_indexed_and_its_duplicates_judged_by_histogra
     assert job.state == "done", job.message
     assert job.index_dir.name.endswith("-recommended-cosine-exact")
     config = SearchEngine.load(job.index_dir).config
-    assert config["rerank"]["name"] == "sv" and config["post"]["expand"] == 20
+    assert config["rerank"]["name"] == "sv" and config["post"]["expand"] == 10
     assert "local features (sift) of 5 images for rerank=sv" in job.message  # in the job
     at = _page()
     at.selectbox(key="dup_index").set_value(job.index_dir.name).run()

@@ -47,10 +47,15 @@ def test_saturation_caps_the_bonus() -> None:
 
 
 def test_chain_grid_holds_the_shipped_settings() -> None:
-    """The grid includes recommended's expansion (20, alpha 2, floor 0) and the defaults'
-    merge is what `chain` applies."""
-    assert 20 in CHAIN_GRID["expand"] and 2.0 in CHAIN_GRID["expand_alpha"]
-    assert 0.0 in CHAIN_GRID["expand_floor"]
+    """The grid includes recommended's expansion, as its file sets it (10, alpha 2, floor 0),
+    and the defaults' merge is what `chain` applies."""
+    from search_lab.cli import compose_config
+
+    post = compose_config(["+experiment=recommended"])["post"]
+    assert (post["expand"], post["expand_alpha"], post["expand_floor"]) == (10, 2.0, 0.0)
+    assert post["expand"] in CHAIN_GRID["expand"]
+    assert post["expand_alpha"] in CHAIN_GRID["expand_alpha"]
+    assert post["expand_floor"] in CHAIN_GRID["expand_floor"]
     assert (SV_DEFAULTS["min_inliers"], SV_DEFAULTS["saturate"]) == (8, 50)
 
 

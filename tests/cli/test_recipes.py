@@ -106,6 +106,28 @@ def test_an_index_of_another_recipe_keeps_its_recipe(folder: Path, tmp_path: Pat
     assert folder_recipe([*argv, "overwrite=true"]) == [*argv, "overwrite=true", RECOMMENDED]
 
 
+def test_an_index_of_an_earlier_recommended_recipe_is_named_not_replaced(
+    folder: Path, tmp_path: Path, capsys
+) -> None:
+    """An index built by the recipe before its fourth round (Lite0, 20 neighbours) gets the
+    recipe, and the build refuses it naming what changed instead of indexing by histogram."""
+    from search_lab.core import ConfigError
+    from tests.conftest import compose_config
+
+    index = tmp_path / "my-photos"
+    argv = [f"dataset.root={folder}", f"index_dir={index}", f"cache_dir={tmp_path / 'cache'}",
+            "progress=false", "rerank=none"]  # fmt: skip
+    earlier = ["feature.cnn.backbone=efficientnet_lite0", "post.expand=20"]
+    build_index.run(compose_config([*argv, RECOMMENDED, *earlier], "build_index"), tmp_path / "a")
+    capsys.readouterr()
+    assert folder_recipe(argv) == [*argv, RECOMMENDED]
+    assert capsys.readouterr().err.startswith("plain photo folder: indexed with the recommended")
+    with pytest.raises(ConfigError) as refused:
+        build_index.run(compose_config([*argv, RECOMMENDED], "build_index"), tmp_path / "b")
+    assert ("(feature.cnn.backbone efficientnet_lite0 → efficientnet_lite1; post.expand 20 → 10)"
+            in str(refused.value))  # fmt: skip
+
+
 def test_a_root_hydra_cannot_parse_is_still_one_line(folder: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     args = [f"dataset.root={folder}/a=b", f"hydra.run.dir={tmp_path / 'out'}"]
@@ -131,7 +153,8 @@ def test_build_then_duplicates_then_search_a_plain_folder(folder: Path, tmp_path
     assert "plain photo folder: indexed with the recommended recipe" in built.stderr
     assert "local features (sift) of 6 images for rerank=sv" in built.stdout
     config = SearchEngine.load(index).config
-    assert config["feature"]["parts"] == ["cnn", "hsv"] and config["post"]["expand"] == 20
+    assert config["feature"]["parts"] == ["cnn", "hsv"] and config["post"]["expand"] == 10
+    assert config["feature"]["cnn"]["backbone"] == "efficientnet_lite1"
     assert config["rerank"]["name"] == "sv"
     dups = _run("search_lab.duplicates", "--index", str(index), "--json", env=env)
     record = json.loads(dups.stdout)

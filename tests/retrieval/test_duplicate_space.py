@@ -40,7 +40,7 @@ def test_a_recipe_fitted_on_its_collection_is_judged_on_colour_histograms(
     album: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """In a five-photo folder the recipe's own vectors live in four PCA dimensions and are
-    expanded over the whole folder (the copy is 0.016 from its original there, missed at the
+    expanded over the whole folder (the copy is 0.024 from its original there, missed at the
     0.0136 of a 540-photo set); it is found on the photos' histograms, which are exactly an
     hsv index's vectors."""
     monkeypatch.setenv("SEARCH_LAB_CACHE", str(tmp_path / "cache"))
@@ -48,7 +48,7 @@ def test_a_recipe_fitted_on_its_collection_is_judged_on_colour_histograms(
     assert engine.index.dim == 4  # the PCA of five photos
     own = engine.index.stored_rows(0, 5)
     copy, original = engine.names.index("edits/copy70.jpg"), engine.names.index(ORIGINAL)
-    assert 1 - own[copy] @ own[original] == pytest.approx(0.016, abs=1e-3)
+    assert 1 - own[copy] @ own[original] == pytest.approx(0.024, abs=1e-3)
     space = duplicate_space(engine)
     assert space.distance == "cosine distance of colour histograms"
     assert space.threshold == CALIBRATED["hsv"] and space.names == engine.names
