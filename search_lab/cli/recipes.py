@@ -130,15 +130,18 @@ def _other_recipe(target: Path, cfg: Mapping[str, Any]) -> str | None:
     index there, the same recipe, or an earlier version of it (the same feature parts), whose
     settings the build then names in its refusal."""
     old = saved_config(target)
-    if old is None or _parts(old) == _parts(cfg):
+    if old is None or (parts := _parts(old)) == _parts(cfg):
         return None
-    return f"feature={old.get('feature', {}).get('name', '?')}"
+    return f"feature={parts[0]}"
 
 
 def _parts(cfg: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """A configuration's feature and, for a combination, its parts."""
-    feature = cfg.get("feature") or {}
-    return feature.get("name", "?"), list(feature.get("parts") or [])
+    """A configuration's feature and, for a combination, its parts ("?" for a section that
+    is not a mapping: a saved configuration is read back, not trusted)."""
+    feature = cfg.get("feature")
+    if not isinstance(feature, Mapping):
+        return "?", []
+    return str(feature.get("name", "?")), list(feature.get("parts") or [])
 
 
 def _say(text: str) -> None:
